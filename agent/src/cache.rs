@@ -1,0 +1,287 @@
+//! The verdict cache: one scan per file version, shared by concurrent events.
+//!
+//! Owns the map from a file version ([`FileKey`]: device, inode, size, mtime, ctime
+//! and the content generation) to its [`Cached`] verdict, and the in-flight table
+//! that makes a second event for a file already being scanned wait for that scan
+//! instead of starting another (an exec raises `FAN_OPEN_EXEC_PERM` then
+//! `FAN_OPEN_PERM`). It does not answer events: the worker does, with what this
+//! returns.
+//!
+//! Eviction is two-generational: when the young map is full it becomes the old map
+//! and the previous old map is dropped. Lookups check both and promote; this bounds
+//! memory at twice the capacity with O(1) work and keeps recently used entries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use nix::sys::stat::FileStat;
+use vigil_policy::Decision;
+
+use crate::respond::lock;
+
+/// One version of one file under one content generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    generation: u64,
+}
+
+impl FileKey {
+    /// The key of the file `st` describes, under content `generation`. Any write
+    /// changes mtime/ctime (and usually size), so a modified file misses.
+    pub fn new(st: &FileStat, generation: u64) -> FileKey {
+        FileKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            generation,
+        }
+    }
+}
+
+/// What a scan concluded about a file version.
+#[derive(Debug)]
+pub struct Cached {
+    /// The decision (verdict, action, reasons).
+    pub decision: Decision,
+    /// SHA-256 of the content, when it was read (not for files above the size cap).
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// The answer to [`VerdictCache::begin`].
+pub enum Lookup {
+    /// A verdict for this file version exists.
+    Hit(Arc<Cached>),
+    /// Nobody is scanning it: the caller must, then call [`Ticket::complete`].
+    Miss(Ticket),
+    /// Another worker is scanning it: wait on the slot.
+    Wait(Arc<Slot>),
+}
+
+/// A scan in progress that other events can wait on.
+#[derive(Debug, Default)]
+pub struct Slot {
+    result: Mutex<SlotState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+enum SlotState {
+    #[default]
+    Running,
+    Done(Arc<Cached>),
+    Abandoned,
+}
+
+impl Slot {
+    /// Waits up to `timeout` for the scan; `None` when it was abandoned or is still
+    /// running (the caller then scans itself or lets the deadline answer).
+    pub fn wait(&self, timeout: Duration) -> Option<Arc<Cached>> {
+        let guard = lock(&self.result);
+        let (guard, _) = self
+            .done
+            .wait_timeout_while(guard, timeout, |s| matches!(s, SlotState::Running))
+            .unwrap_or_else(|p| p.into_inner());
+        match &*guard {
+            SlotState::Done(c) => Some(Arc::clone(c)),
+            SlotState::Running | SlotState::Abandoned => None,
+        }
+    }
+
+    fn finish(&self, state: SlotState) {
+        *lock(&self.result) = state;
+        self.done.notify_all();
+    }
+}
+
+/// The obligation to publish a scan's result. Dropping it unpublished (a scan error)
+/// releases waiters with nothing, so they scan themselves.
+pub struct Ticket {
+    key: FileKey,
+    slot: Arc<Slot>,
+    cache: Arc<VerdictCache>,
+    published: bool,
+}
+
+impl Ticket {
+    /// Publishes the result to the cache and to every waiter.
+    pub fn complete(mut self, cached: Arc<Cached>) {
+        self.published = true;
+        self.cache.publish(self.key, &self.slot, Some(Arc::clone(&cached)));
+        self.slot.finish(SlotState::Done(cached));
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.published {
+            self.cache.publish(self.key, &self.slot, None);
+            self.slot.finish(SlotState::Abandoned);
+        }
+    }
+}
+
+struct Maps {
+    young: HashMap<FileKey, Arc<Cached>>,
+    old: HashMap<FileKey, Arc<Cached>>,
+    in_flight: HashMap<FileKey, Arc<Slot>>,
+}
+
+/// Thread-safe verdict cache with in-flight coalescing. See the module doc.
+pub struct VerdictCache {
+    maps: Mutex<Maps>,
+    capacity: usize,
+}
+
+impl VerdictCache {
+    /// A cache holding at most about `2 * capacity` verdicts; 0 disables caching
+    /// (in-flight coalescing still works).
+    pub fn new(capacity: usize) -> Arc<VerdictCache> {
+        Arc::new(VerdictCache {
+            maps: Mutex::new(Maps {
+                young: HashMap::new(),
+                old: HashMap::new(),
+                in_flight: HashMap::new(),
+            }),
+            capacity,
+        })
+    }
+
+    /// Looks `key` up; on a miss with nobody scanning, registers the caller as the
+    /// scanner.
+    pub fn begin(self: &Arc<Self>, key: FileKey) -> Lookup {
+        let mut maps = lock(&self.maps);
+        if let Some(hit) = maps.young.get(&key) {
+            return Lookup::Hit(Arc::clone(hit));
+        }
+        if let Some(hit) = maps.old.remove(&key) {
+            Self::insert_young(&mut maps, self.capacity, key, Arc::clone(&hit));
+            return Lookup::Hit(hit);
+        }
+        if let Some(slot) = maps.in_flight.get(&key) {
+            return Lookup::Wait(Arc::clone(slot));
+        }
+        let slot = Arc::new(Slot::default());
+        maps.in_flight.insert(key, Arc::clone(&slot));
+        Lookup::Miss(Ticket { key, slot, cache: Arc::clone(self), published: false })
+    }
+
+    /// Drops every cached verdict (in-flight scans finish normally).
+    pub fn clear(&self) {
+        let mut maps = lock(&self.maps);
+        maps.young.clear();
+        maps.old.clear();
+    }
+
+    /// Number of cached verdicts.
+    pub fn len(&self) -> usize {
+        let maps = lock(&self.maps);
+        maps.young.len() + maps.old.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn publish(&self, key: FileKey, slot: &Arc<Slot>, cached: Option<Arc<Cached>>) {
+        let mut maps = lock(&self.maps);
+        if maps.in_flight.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            maps.in_flight.remove(&key);
+        }
+        if let Some(cached) = cached {
+            Self::insert_young(&mut maps, self.capacity, key, cached);
+        }
+    }
+
+    fn insert_young(maps: &mut Maps, capacity: usize, key: FileKey, cached: Arc<Cached>) {
+        if capacity == 0 {
+            return;
+        }
+        if maps.young.len() >= capacity {
+            maps.old = std::mem::take(&mut maps.young);
+        }
+        maps.young.insert(key, cached);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+    use vigil_policy::{Mode, decide};
+
+    fn key(ino: u64, generation: u64) -> FileKey {
+        FileKey { dev: 1, ino, size: 10, mtime: (1, 0), ctime: (1, 0), generation }
+    }
+
+    fn clean() -> Arc<Cached> {
+        Arc::new(Cached { decision: decide(Vec::new(), Mode::Enforce), sha256: None })
+    }
+
+    #[test]
+    fn miss_then_hit() {
+        let cache = VerdictCache::new(8);
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        ticket.complete(clean());
+        assert!(matches!(cache.begin(key(1, 1)), Lookup::Hit(_)));
+        // Another generation is another key.
+        assert!(matches!(cache.begin(key(1, 2)), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn concurrent_lookup_waits_for_the_scan() {
+        let cache = VerdictCache::new(8);
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else { panic!("expected wait") };
+        let waiter = thread::spawn(move || slot.wait(Duration::from_secs(10)));
+        ticket.complete(clean());
+        assert!(waiter.join().expect("waiter").is_some());
+    }
+
+    #[test]
+    fn abandoned_scan_releases_waiters_and_allows_a_rescan() {
+        let cache = VerdictCache::new(8);
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else { panic!("expected wait") };
+        drop(ticket);
+        assert!(slot.wait(Duration::from_secs(10)).is_none());
+        assert!(matches!(cache.begin(key(1, 1)), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn wait_times_out_while_running() {
+        let cache = VerdictCache::new(8);
+        let Lookup::Miss(_ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else { panic!("expected wait") };
+        assert!(slot.wait(Duration::from_millis(10)).is_none());
+    }
+
+    #[test]
+    fn capacity_bounds_memory_and_keeps_recent_entries() {
+        let cache = VerdictCache::new(4);
+        for ino in 0..20 {
+            let Lookup::Miss(t) = cache.begin(key(ino, 1)) else { panic!("expected miss") };
+            t.complete(clean());
+        }
+        assert!(cache.len() <= 8, "len {}", cache.len());
+        assert!(matches!(cache.begin(key(19, 1)), Lookup::Hit(_)));
+        assert!(matches!(cache.begin(key(0, 1)), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let cache = VerdictCache::new(0);
+        let Lookup::Miss(t) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        t.complete(clean());
+        assert!(cache.is_empty());
+        assert!(matches!(cache.begin(key(1, 1)), Lookup::Miss(_)));
+    }
+}

@@ -1,0 +1,125 @@
+//! The command line: what each subcommand means and which exit code it returns.
+//!
+//! Owns argument parsing and the mapping of outcomes to exit codes (0 ok, 1 found
+//! something or a request was refused, 2 usage or runtime error).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::generation::{Generation, load_config};
+use crate::{control, daemon, scan_cmd};
+
+/// vigil — on-access anti-malware for Linux.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the on-access daemon in the foreground (root only).
+    Daemon {
+        /// Configuration file [default: /etc/vigil/vigil.toml, or built-in defaults if absent].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Scan files and directories on demand with the daemon's pipeline.
+    ///
+    /// Exit status: 0 nothing found, 1 something found, 2 errors (and nothing found).
+    Scan {
+        /// Configuration file (for content and limits).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object per file instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Files or directories (recursive).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Ask the running daemon to reload its configuration and content.
+    ///
+    /// Exit status 1 when the daemon rejected the new configuration (it keeps the old one).
+    Reload {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Print the running daemon's state and counters as JSON.
+    Status {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Validate a configuration and the content it names, without a daemon.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command; returns the process exit code.
+///
+/// # Errors
+/// Usage and runtime errors (exit code 2, printed by `main`).
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Cmd::Daemon { config } => daemon::run(config).map(|()| 0),
+        Cmd::Scan { config, json, paths } => {
+            let generation = Generation::load(1, config.as_deref())?;
+            let summary = scan_cmd::run(&generation, &paths, json);
+            eprintln!(
+                "scanned {} files: {} detections, {} errors",
+                summary.files, summary.detections, summary.errors
+            );
+            Ok(summary.exit_code())
+        }
+        Cmd::Reload { config, socket } => request(config, socket, "reload", |reply| {
+            let summary = reply.get("summary").and_then(|s| s.as_str()).unwrap_or("");
+            println!("reloaded: {summary}");
+        }),
+        Cmd::Status { config, socket } => request(config, socket, "status", |reply| {
+            let status = reply.get("status").cloned().unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+        }),
+        Cmd::CheckConfig { config } => {
+            let generation = Generation::load(1, config.as_deref())?;
+            println!("ok: {}", generation.summary());
+            Ok(0)
+        }
+    }
+}
+
+fn request(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    cmd: &str,
+    on_ok: impl FnOnce(&serde_json::Value),
+) -> anyhow::Result<u8> {
+    let socket = match socket {
+        Some(s) => s,
+        None => load_config(config.as_deref()).context("finding the control socket")?.0.daemon.socket,
+    };
+    let reply = control::call(&socket, cmd)?;
+    if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+        on_ok(&reply);
+        Ok(0)
+    } else {
+        let error = reply.get("error").and_then(|e| e.as_str()).unwrap_or("unknown error");
+        eprintln!("vigil {cmd}: rejected: {error}");
+        Ok(1)
+    }
+}

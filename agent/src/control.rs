@@ -1,0 +1,169 @@
+//! The control socket: a small versioned JSON-lines protocol between the CLI and the
+//! daemon.
+//!
+//! Owns the listening socket and one task per connection. It decides *who* may ask
+//! (peer credentials from `SO_PEERCRED`: root for changes, anyone for read-only
+//! status) and forwards allowed requests to the daemon's main loop, which owns the
+//! state and replies. One request line, one reply line:
+//!
+//! ```text
+//! → {"v":1,"cmd":"reload"}
+//! ← {"v":1,"ok":true,"generation":2,"summary":"generation 2 mode=enforce …"}
+//! ← {"v":1,"ok":false,"error":"/etc/vigil/vigil.toml:3: unknown key …"}
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 64 * 1024;
+/// How long the CLI waits for a reply (a reload loads all content).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// Protocol version.
+    pub v: u32,
+    /// `reload` or `status`.
+    pub cmd: String,
+}
+
+/// What the main loop is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Re-read configuration and content (root only).
+    Reload,
+    /// Report state and counters (anyone).
+    Status,
+}
+
+/// A command with the channel for its reply.
+pub struct Call {
+    /// What is asked.
+    pub command: Command,
+    /// Where the JSON reply goes.
+    pub reply: oneshot::Sender<Value>,
+}
+
+/// Errors setting up the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another daemon answers on the socket.
+    #[error("another vigil daemon is already listening on {0}")]
+    InUse(String),
+    /// Creating, binding or chmod-ing the socket failed.
+    #[error("control socket {path}: {source}")]
+    Io {
+        /// The socket path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Binds the control socket at `path` (creating its directory, replacing a stale
+/// socket) and serves it until the returned task is aborted.
+///
+/// # Errors
+/// When another daemon answers there, or the socket cannot be created.
+pub fn serve(path: &Path, calls: mpsc::Sender<Call>) -> Result<tokio::task::JoinHandle<()>, ControlError> {
+    let io_err = |source| ControlError::Io { path: path.display().to_string(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+    }
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        if md.file_type().is_socket() && StdUnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse(path.display().to_string()));
+        }
+        if md.file_type().is_socket() {
+            std::fs::remove_file(path).map_err(io_err)?;
+        }
+    }
+    let listener = UnixListener::bind(path).map_err(io_err)?;
+    // Anyone may connect; what they may do is decided per request from SO_PEERCRED.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(io_err)?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_one(stream, calls.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}
+
+async fn serve_one(stream: UnixStream, calls: mpsc::Sender<Call>) {
+    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = AsyncBufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    let reply = match reader.read_line(&mut line).await {
+        Ok(_) => answer(&line, uid, &calls).await,
+        Err(e) => failure(&format!("bad request: {e}")),
+    };
+    let mut out = reply.to_string();
+    out.push('\n');
+    let _ = write.write_all(out.as_bytes()).await;
+}
+
+async fn answer(line: &str, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Value {
+    let request: Request = match serde_json::from_str(line.trim()) {
+        Ok(r) => r,
+        Err(e) => return failure(&format!("bad request: {e}")),
+    };
+    if request.v != PROTOCOL_VERSION {
+        return failure(&format!("unsupported protocol version {} (this daemon speaks {PROTOCOL_VERSION})", request.v));
+    }
+    let command = match request.cmd.as_str() {
+        "reload" => Command::Reload,
+        "status" => Command::Status,
+        other => return failure(&format!("unknown command `{other}` (expected reload or status)")),
+    };
+    if command == Command::Reload && uid != Some(0) {
+        return failure("permission denied: only root may reload the daemon");
+    }
+    let (tx, rx) = oneshot::channel();
+    if calls.send(Call { command, reply: tx }).await.is_err() {
+        return failure("the daemon is shutting down");
+    }
+    rx.await.unwrap_or_else(|_| failure("the daemon dropped the request"))
+}
+
+/// A failure reply.
+pub fn failure(message: &str) -> Value {
+    json!({ "v": PROTOCOL_VERSION, "ok": false, "error": message })
+}
+
+/// Client side: sends one command to the daemon at `socket` and returns its reply.
+///
+/// # Errors
+/// When the daemon cannot be reached or replies with something unparsable.
+pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
+    use anyhow::Context as _;
+    let mut stream = StdUnixStream::connect(socket)
+        .with_context(|| format!("cannot reach the vigil daemon at {} (is it running?)", socket.display()))?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut req = serde_json::to_string(&Request { v: PROTOCOL_VERSION, cmd: cmd.to_string() })?;
+    req.push('\n');
+    stream.write_all(req.as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).context("reading the daemon's reply")?;
+    serde_json::from_str(line.trim()).with_context(|| format!("unparsable reply from the daemon: {line:?}"))
+}

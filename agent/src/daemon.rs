@@ -1,0 +1,277 @@
+//! `vigil daemon`: startup, the main loop, reload and shutdown in one place.
+//!
+//! Owns the daemon's long-lived parts and their order: load the first generation,
+//! create the group, start the deadline thread, the workers and the event log,
+//! place the marks, register the reader, open the control socket, tell systemd
+//! READY. The main loop then only handles signals and control requests; events
+//! never pass through it. Shutdown reverses the order and answers every pending
+//! event before exit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use arc_swap::ArcSwap;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use vigil_policy::FailMode;
+
+use crate::cache::VerdictCache;
+use crate::control::{self, Call, Command, PROTOCOL_VERSION};
+use crate::events::EventLog;
+use crate::fanotify::{Group, sys};
+use crate::generation::{Generation, mode_str};
+use crate::marks::Marks;
+use crate::notify::notify;
+use crate::pool::{Context, IgnoreSupport, Pool};
+use crate::reader::Reader;
+use crate::respond::Deadlines;
+use crate::stats::Stats;
+use crate::logging;
+
+/// Longest a shutdown waits for pending events beyond the largest deadline.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Upper bound on worker threads when `scan.workers = 0`.
+const AUTO_WORKERS_MAX: usize = 16;
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns after every pending event was
+/// answered and the marks were removed.
+///
+/// # Errors
+/// Not root, an invalid configuration, or the kernel refusing fanotify or a
+/// required mark.
+pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("vigil daemon must run as root (fanotify permission events need CAP_SYS_ADMIN)");
+    }
+    let first = Generation::load(1, config_path.as_deref()).context("loading the configuration")?;
+    logging::init(&first.config.log.level);
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("vigil-main")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(first, config_path))
+}
+
+async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let group = Group::new().context("fanotify_init (needs CAP_SYS_ADMIN and a kernel with permission events)")?;
+    let stats = Arc::new(Stats::default());
+    let (events, events_thread) =
+        EventLog::start(&first.config.log.events, Arc::clone(&stats)).context("opening the event log")?;
+    let socket_path = first.config.daemon.socket.clone();
+    let workers = match first.config.scan.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(AUTO_WORKERS_MAX),
+        n => n,
+    };
+    let queue_capacity = first.config.scan.queue_capacity;
+    let cache = VerdictCache::new(first.config.scan.cache_capacity);
+    let generation = Arc::new(ArcSwap::from_pointee(first));
+
+    let gen_for_deadline = Arc::clone(&generation);
+    let (deadlines, deadline_thread) = Deadlines::start(
+        group.clone(),
+        Arc::new(move || gen_for_deadline.load().config.decision.on_timeout),
+        Arc::clone(&stats),
+    )
+    .context("starting the deadline thread")?;
+    let ctx = Arc::new(Context {
+        group: group.clone(),
+        generation: Arc::clone(&generation),
+        cache: Arc::clone(&cache),
+        stats: Arc::clone(&stats),
+        events,
+        ignore: IgnoreSupport::default(),
+    });
+    let pool = Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
+    let outstanding = Arc::new(AtomicU64::new(0));
+    let afd = sys::register(group.handle()).context("registering fanotify with the reactor")?;
+    let reader = Reader::new(afd, Arc::clone(&ctx), pool.sender(), Arc::clone(&deadlines), Arc::clone(&outstanding));
+
+    let mut marks = Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
+    if marks.list().is_empty() {
+        tracing::warn!("no filesystem or mount is watched: check watch.filesystems and watch.mounts");
+    }
+    for m in marks.list() {
+        tracing::info!(path = %m.path.display(), kind = m.kind.as_str(), "watching");
+    }
+
+    let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
+    let control_task = control::serve(&socket_path, calls_tx).context("opening the control socket")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reader_task = tokio::spawn(async move {
+        let result = reader.run(stop_rx).await;
+        (reader, result)
+    });
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+
+    let started = Instant::now();
+    let summary = generation.load().summary();
+    tracing::info!(workers, queue_capacity, %summary, "ready");
+    notify(&format!("READY=1\nSTATUS={summary}"));
+
+    let mut reader_task = reader_task;
+    let reader_result = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break None,
+            _ = sigint.recv() => break None,
+            _ = sighup.recv() => {
+                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, config_path.as_deref()).await {
+                    tracing::error!(error = %e, "reload rejected; the running configuration stays");
+                }
+            }
+            Some(call) = calls.recv() => {
+                let reply = match call.command {
+                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, config_path.as_deref()).await {
+                        Ok(g) => json!({"v": PROTOCOL_VERSION, "ok": true, "generation": g.id, "summary": g.summary()}),
+                        Err(e) => {
+                            tracing::error!(error = %e, "reload rejected; the running configuration stays");
+                            control::failure(&format!("{e:#}"))
+                        }
+                    },
+                    Command::Status => status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
+                };
+                let _ = call.reply.send(reply);
+            }
+            joined = &mut reader_task => break Some(joined),
+        }
+    };
+
+    // Shutdown: no new events, answer every pending one, then exit.
+    notify("STOPPING=1");
+    control_task.abort();
+    let _ = std::fs::remove_file(&socket_path);
+    let _ = stop_tx.send(true);
+    let (reader, read_result) = match reader_result {
+        Some(joined) => joined.context("reader task")?,
+        None => reader_task.await.context("reader task")?,
+    };
+    marks.remove_all(&group);
+    if let Err(e) = reader.drain() {
+        tracing::warn!(error = %e, "draining the last events failed; the kernel allows them on exit");
+    }
+    let longest = generation.load().config.decision.deadline + SHUTDOWN_GRACE;
+    let waited = Instant::now();
+    while outstanding.load(Ordering::Acquire) > 0 && waited.elapsed() < longest {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    deadlines.stop();
+    let _ = deadline_thread.join();
+    drop(reader);
+    drop(pool.close()); // stuck workers are not waited for: exit ends them
+    drop(ctx);
+    if let Some(t) = events_thread {
+        // The writer ends once every EventLog clone is gone; workers may still hold
+        // one, so bound the wait.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let left = outstanding.load(Ordering::Acquire);
+    tracing::info!(unanswered = left, "stopped");
+    read_result.context("fanotify reader failed")
+}
+
+/// Builds a new generation off the hot path and swaps it in; on any error the running
+/// generation and marks stay as they were.
+async fn reload(
+    group: &Group,
+    generation: &Arc<ArcSwap<Generation>>,
+    marks: &mut Marks,
+    cache: &VerdictCache,
+    stats: &Stats,
+    config_path: Option<&Path>,
+) -> anyhow::Result<Arc<Generation>> {
+    notify("RELOADING=1");
+    let result = async {
+        let next_id = generation.load().id + 1;
+        let path = config_path.map(Path::to_path_buf);
+        let next = tokio::task::spawn_blocking(move || Generation::load(next_id, path.as_deref()))
+            .await
+            .context("reload task")??;
+        let current = generation.load();
+        if next.config.daemon.socket != current.config.daemon.socket
+            || next.config.scan.workers != current.config.scan.workers
+            || next.config.scan.queue_capacity != current.config.scan.queue_capacity
+            || next.config.log.events != current.config.log.events
+        {
+            tracing::warn!("daemon.socket, scan.workers, scan.queue_capacity and log.events take effect at restart");
+        }
+        marks.update(group, &next.config)?;
+        let next = Arc::new(next);
+        generation.store(Arc::clone(&next));
+        // Past clean answers were given under the old content: forget them.
+        cache.clear();
+        if let Err(errno) = group.flush_ignore_marks() {
+            tracing::warn!(%errno, "could not flush ignore marks after reload");
+        }
+        anyhow::Ok(next)
+    }
+    .await;
+    match &result {
+        Ok(g) => {
+            Stats::bump(&stats.reloads);
+            tracing::info!(summary = %g.summary(), load_ms = g.load_ms as u64, "reloaded");
+            notify(&format!("READY=1\nSTATUS={}", g.summary()));
+        }
+        Err(_) => {
+            Stats::bump(&stats.reloads_rejected);
+            notify(&format!("READY=1\nSTATUS={} (last reload rejected)", generation.load().summary()));
+        }
+    }
+    result
+}
+
+fn status(
+    generation: &Generation,
+    marks: &Marks,
+    stats: &Stats,
+    cache: &VerdictCache,
+    started: Instant,
+    outstanding: &AtomicU64,
+) -> Value {
+    let counters: serde_json::Map<String, Value> =
+        stats.snapshot().into_iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect();
+    let fail = |m: FailMode| match m {
+        FailMode::Allow => "allow",
+        FailMode::Deny => "deny",
+    };
+    json!({
+        "v": PROTOCOL_VERSION,
+        "ok": true,
+        "status": {
+            "pid": std::process::id(),
+            "uptime_s": started.elapsed().as_secs(),
+            "generation": generation.id,
+            "mode": mode_str(generation.config.decision.mode),
+            "on_timeout": fail(generation.config.decision.on_timeout),
+            "on_overflow": fail(generation.config.decision.on_overflow),
+            "deadline_ms": u64::try_from(generation.config.decision.deadline.as_millis()).unwrap_or(u64::MAX),
+            "hashes": generation.hashes.len(),
+            "config": generation.config_path.as_ref().map(|p| p.display().to_string()),
+            "marks": marks.list().iter().map(|m| json!({"kind": m.kind.as_str(), "path": m.path.display().to_string()})).collect::<Vec<_>>(),
+            "cache_entries": cache.len(),
+            "pending": outstanding.load(Ordering::Relaxed),
+            "counters": counters,
+        }
+    })
+}
+
+/// Each in-flight event holds an fd; a busy machine needs more than the default
+/// 1024. Raise the soft limit to the hard limit (a failure only risks denied events
+/// under extreme load, which the kernel reports to us).
+fn raise_fd_limit() {
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && let Err(errno) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%errno, "could not raise the open-file limit");
+    }
+}

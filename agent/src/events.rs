@@ -1,0 +1,175 @@
+//! The JSON-lines event log: one line per detection and per deadline expiry.
+//!
+//! Owns the writer thread and its bounded queue. Workers hand over an owned
+//! [`EventRecord`] *after* answering the kernel; when the queue is full the record is
+//! dropped and counted, never waited for. Field names follow ECS (`event.action`,
+//! `file.path`, `file.hash.sha256`, `process.pid`, …) so log shippers can take the
+//! stream as is; they are a stable interface.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::SystemTime;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde_json::json;
+use vigil_policy::{EventSink, Reason, Verdict};
+
+use crate::respond::AccessKind;
+use crate::stats::Stats;
+
+/// How many records may wait for the writer before new ones are dropped.
+pub const EVENT_QUEUE: usize = 8192;
+
+/// Why a record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAction {
+    /// A detection that was denied.
+    Blocked,
+    /// A detection that was allowed because the mode is audit (or the verdict only
+    /// suspicious).
+    Audited,
+    /// The event was answered by its deadline; the record carries the late verdict.
+    Deadline,
+}
+
+impl EventAction {
+    /// Stable name (`event.action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Blocked => "blocked",
+            EventAction::Audited => "audited",
+            EventAction::Deadline => "deadline",
+        }
+    }
+}
+
+/// One line of the event log, owned so it can cross to the writer thread.
+#[derive(Debug)]
+pub struct EventRecord {
+    /// When the decision was made.
+    pub time: SystemTime,
+    /// Why this record exists.
+    pub action: EventAction,
+    /// Exec or open.
+    pub access: AccessKind,
+    /// Whether the kernel was told to deny.
+    pub denied: bool,
+    /// The file's path, if it could be resolved.
+    pub path: Option<PathBuf>,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, if read.
+    pub sha256: Option<[u8; 32]>,
+    /// The accessing process.
+    pub pid: i32,
+    /// The accessing process's executable, if it could be resolved.
+    pub executable: Option<PathBuf>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The mode of the generation that decided.
+    pub mode: &'static str,
+    /// Every finding behind the verdict.
+    pub reasons: Vec<Reason>,
+    /// The content generation that decided.
+    pub generation: u64,
+    /// True when the verdict came after the deadline answered.
+    pub late: bool,
+    /// Time from the event's arrival to the verdict.
+    pub duration_us: u64,
+}
+
+impl EventRecord {
+    /// The record as one JSON value with stable ECS-style field names.
+    pub fn to_json(&self) -> serde_json::Value {
+        let timestamp = humantime::format_rfc3339_micros(self.time).to_string();
+        let kind = match self.verdict {
+            Verdict::Clean => "event",
+            Verdict::Suspicious | Verdict::Malicious => "alert",
+        };
+        json!({
+            "@timestamp": timestamp,
+            "event": {
+                "kind": kind,
+                "category": "malware",
+                "action": self.action.as_str(),
+                "type": self.access.as_str(),
+                "outcome": if self.denied { "denied" } else { "allowed" },
+            },
+            "file": {
+                "path": self.path.as_ref().map(|p| p.to_string_lossy()),
+                "size": self.size,
+                "hash": { "sha256": self.sha256.map(hex::encode) },
+            },
+            "process": {
+                "pid": self.pid,
+                "executable": self.executable.as_ref().map(|p| p.to_string_lossy()),
+            },
+            "threat": {
+                "indicator": { "name": self.reasons.first().map(|r| r.detail.as_str()) },
+            },
+            "vigil": {
+                "verdict": self.verdict.as_str(),
+                "mode": self.mode,
+                "reasons": self.reasons,
+                "generation": self.generation,
+                "late": self.late,
+                "duration_us": self.duration_us,
+            },
+        })
+    }
+}
+
+/// The sending side of the event log; cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: Option<Sender<EventRecord>>,
+    stats: Arc<Stats>,
+}
+
+impl EventLog {
+    /// Opens `sink` and starts the writer thread. `EventSink::None` starts nothing.
+    ///
+    /// # Errors
+    /// When the log file cannot be opened for appending or the thread not spawned.
+    pub fn start(sink: &EventSink, stats: Arc<Stats>) -> io::Result<(EventLog, Option<thread::JoinHandle<()>>)> {
+        let out: Box<dyn Write + Send> = match sink {
+            EventSink::None => return Ok((EventLog { tx: None, stats }, None)),
+            EventSink::Stdout => Box::new(io::stdout()),
+            EventSink::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
+        };
+        let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+        let handle = thread::Builder::new()
+            .name("vigil-events".into())
+            .spawn(move || write_loop(&rx, BufWriter::new(out)))?;
+        Ok((EventLog { tx: Some(tx), stats }, Some(handle)))
+    }
+
+    /// Queues a record; drops and counts it when the writer is behind.
+    pub fn emit(&self, record: EventRecord) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                Stats::bump(&self.stats.events_dropped);
+            }
+        }
+    }
+}
+
+fn write_loop(rx: &Receiver<EventRecord>, mut out: BufWriter<Box<dyn Write + Send>>) {
+    while let Ok(record) = rx.recv() {
+        let mut batch = Some(record);
+        // Write what is queued, then flush once, so a burst costs one write(2).
+        while let Some(rec) = batch.take().or_else(|| rx.try_recv().ok()) {
+            if serde_json::to_writer(&mut out, &rec.to_json()).is_err() || out.write_all(b"\n").is_err() {
+                tracing::warn!("event log write failed; record lost");
+            }
+        }
+        if let Err(e) = out.flush() {
+            tracing::warn!(error = %e, "event log flush failed");
+        }
+    }
+}

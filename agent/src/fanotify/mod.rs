@@ -1,0 +1,178 @@
+//! The fanotify layer: the group, its marks, and the answers written to it.
+//!
+//! Owns the fanotify group fd (inside [`Group`]) and every syscall made on it. It
+//! does not own events once read: each [`nix::sys::fanotify::FanotifyEvent`] owns
+//! its fd and travels to a worker inside a [`crate::respond::Pending`].
+//!
+//! # Which wrapper, and why
+//! The design card names `fanotify-rs`. We measured it (ARCHITECTURE.md): its reader
+//! closes each event fd before returning it, panics on non-UTF-8 names (leaving the
+//! event unanswered, so the opener hangs), reads through an unaligned cast and drops
+//! read and response errors. Its only sound parts are thin `fanotify_init` and
+//! `fanotify_mark` wrappers, and `nix::sys::fanotify` offers the same calls with typed
+//! flags (`FAN_MARK_FILESYSTEM`, `FAN_MARK_IGNORE`, `FAN_MARK_EVICTABLE`), events that
+//! own their fd and surfaced errors. Mixing two wrappers over one fd would give two
+//! sets of flag types for no gain, so vigil uses **nix only** and does not depend on
+//! fanotify-rs. The one `unsafe` step nix cannot do for us, registering the group
+//! with tokio's reactor, lives in [`sys`].
+
+pub mod sys;
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::AT_FDCWD;
+use nix::sys::fanotify::{
+    EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
+};
+
+/// The events vigil asks for on every watched filesystem or mount.
+pub fn watch_mask(scan_on_open: bool) -> MaskFlags {
+    if scan_on_open {
+        MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM
+    } else {
+        MaskFlags::FAN_OPEN_EXEC_PERM
+    }
+}
+
+/// How a mark attaches to its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarkKind {
+    /// `FAN_MARK_FILESYSTEM`: the whole superblock, seen from every mount namespace.
+    Filesystem,
+    /// `FAN_MARK_MOUNT`: one mount; misses other mount namespaces.
+    Mount,
+}
+
+impl MarkKind {
+    fn flag(self) -> MarkFlags {
+        match self {
+            MarkKind::Filesystem => MarkFlags::FAN_MARK_FILESYSTEM,
+            MarkKind::Mount => MarkFlags::FAN_MARK_MOUNT,
+        }
+    }
+
+    /// Stable lower-case name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarkKind::Filesystem => "filesystem",
+            MarkKind::Mount => "mount",
+        }
+    }
+}
+
+/// Which flavour of inode ignore mark the kernel accepted, learnt at the first try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreStyle {
+    /// `FAN_MARK_IGNORE | FAN_MARK_EVICTABLE` (Linux ≥ 6.0).
+    Ignore,
+    /// `FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE` (Linux 5.19).
+    IgnoredMask,
+}
+
+impl IgnoreStyle {
+    fn flags(self) -> MarkFlags {
+        let base = match self {
+            IgnoreStyle::Ignore => MarkFlags::FAN_MARK_IGNORE,
+            IgnoreStyle::IgnoredMask => MarkFlags::FAN_MARK_IGNORED_MASK,
+        };
+        MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_EVICTABLE | base
+    }
+}
+
+/// A fanotify permission group (`FAN_CLASS_CONTENT`), shared by the reader (reads)
+/// and the workers (answers, ignore marks). Cloning shares the same fd.
+#[derive(Debug, Clone)]
+pub struct Group {
+    fan: Arc<Fanotify>,
+}
+
+impl Group {
+    /// Creates the group: `FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK`, event fds
+    /// opened `O_RDONLY | O_LARGEFILE | O_CLOEXEC`, plus `O_NOATIME` when the kernel
+    /// accepts it (scanning must not change what `ls -lu` shows).
+    ///
+    /// # Errors
+    /// The `fanotify_init` errno: `EPERM` without `CAP_SYS_ADMIN`, `EINVAL` on a kernel
+    /// without permission events.
+    pub fn new() -> Result<Group, Errno> {
+        let flags = InitFlags::FAN_CLASS_CONTENT | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK;
+        let base = EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC;
+        let fan = match Fanotify::init(flags, base | EventFFlags::O_NOATIME) {
+            Ok(fan) => fan,
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => Fanotify::init(flags, base)?,
+            Err(e) => return Err(e),
+        };
+        Ok(Group { fan: Arc::new(fan) })
+    }
+
+    /// The shared handle, for the reader's `AsyncFd`.
+    pub fn handle(&self) -> Arc<Fanotify> {
+        Arc::clone(&self.fan)
+    }
+
+    /// Adds `mask` to the mark of `kind` on the object at `path`.
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno (`ENOENT`, `EXDEV` for a filesystem without an fsid …).
+    pub fn mark(&self, kind: MarkKind, path: &Path, mask: MaskFlags) -> Result<(), Errno> {
+        self.fan.mark(MarkFlags::FAN_MARK_ADD | kind.flag(), mask, AT_FDCWD, Some(path))
+    }
+
+    /// Removes `mask` from the mark of `kind` on the object at `path`.
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno; `ENOENT` when there was no such mark.
+    pub fn unmark(&self, kind: MarkKind, path: &Path, mask: MaskFlags) -> Result<(), Errno> {
+        self.fan.mark(MarkFlags::FAN_MARK_REMOVE | kind.flag(), mask, AT_FDCWD, Some(path))
+    }
+
+    /// Removes every mark of `kind` (all watched filesystems or mounts).
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno.
+    pub fn flush(&self, kind: MarkKind) -> Result<(), Errno> {
+        self.fan.mark(
+            MarkFlags::FAN_MARK_FLUSH | kind.flag(),
+            MaskFlags::empty(),
+            AT_FDCWD,
+            None::<&Path>,
+        )
+    }
+
+    /// Removes every inode mark: all the ignore marks. Called when a new content
+    /// generation makes past "clean" answers stale.
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno.
+    pub fn flush_ignore_marks(&self) -> Result<(), Errno> {
+        self.fan.mark(MarkFlags::FAN_MARK_FLUSH, MaskFlags::empty(), AT_FDCWD, None::<&Path>)
+    }
+
+    /// Tells the kernel to stop asking about `file` for the events in `mask` until the
+    /// file is modified (the kernel clears the ignore mask on write or truncate) or its
+    /// inode is evicted.
+    ///
+    /// # Errors
+    /// `EINVAL` when the kernel lacks this `style`; `ENOSPC` at the mark limit.
+    pub fn ignore(&self, file: BorrowedFd<'_>, mask: MaskFlags, style: IgnoreStyle) -> Result<(), Errno> {
+        self.fan.mark(style.flags(), mask, file, None::<&Path>)
+    }
+
+    /// Answers one permission event.
+    ///
+    /// # Errors
+    /// `ENOENT` when the event was already answered or its opener is gone.
+    pub fn respond(&self, event_fd: BorrowedFd<'_>, allow: bool) -> Result<(), Errno> {
+        let response = if allow { Response::FAN_ALLOW } else { Response::FAN_DENY };
+        self.fan.write_response(FanotifyResponse::new(event_fd, response))
+    }
+}
+
+impl AsFd for Group {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fan.as_fd()
+    }
+}

@@ -1,0 +1,33 @@
+//! vigil's agent: the on-access daemon and its command line.
+//!
+//! One event, from kernel to answer: [`reader`] reads it from the fanotify group
+//! (answering its own pid and excluded processes at once) and hands a
+//! [`respond::Pending`] to the bounded [`pool`]; a worker pins the current
+//! [`generation`], asks the [`cache`], runs the [`scan`] pipeline through the event fd
+//! on a miss, and answers; [`respond`]'s deadline thread answers with the fail mode
+//! if the worker has not by the deadline. Only after the answer: the kernel ignore
+//! mark, and the [`events`] log. [`daemon`] wires these together and owns startup,
+//! reload and shutdown; [`cli`] maps subcommands to exit codes.
+//!
+//! Guarantees: every permission event read is answered exactly once, by its
+//! deadline, whatever the workers do; a rejected reload leaves the running
+//! generation in place; `unsafe` exists only in [`fanotify::sys`].
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cache;
+pub mod cli;
+pub mod control;
+pub mod daemon;
+pub mod events;
+pub mod fanotify;
+pub mod generation;
+pub mod logging;
+pub mod marks;
+pub mod notify;
+pub mod pool;
+pub mod reader;
+pub mod respond;
+pub mod scan;
+pub mod scan_cmd;
+pub mod stats;

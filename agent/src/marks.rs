@@ -1,0 +1,189 @@
+//! Which filesystems and mounts are watched, and keeping the kernel's marks in step
+//! with the configuration.
+//!
+//! Owns the list of marks the daemon placed. Filesystem marks are deduplicated by
+//! device (two paths on one filesystem are one superblock). On reload, new marks are
+//! added before stale ones are removed, so nothing goes unwatched in between.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::fanotify::MaskFlags;
+use vigil_policy::{Config, ScanOnOpen, WatchPath};
+
+use crate::fanotify::{Group, MarkKind, watch_mask};
+
+/// One mark the daemon placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// Filesystem or mount.
+    pub kind: MarkKind,
+    /// The path it was placed through.
+    pub path: PathBuf,
+    /// The device of that path (identifies the filesystem).
+    pub dev: u64,
+    /// The events asked for.
+    pub mask: MaskFlags,
+}
+
+/// A mark that could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkError {
+    /// A configured path does not exist or cannot be examined.
+    #[error("watch.{key}: cannot use {path}: {source}")]
+    Path {
+        /// `filesystems` or `mounts`.
+        key: &'static str,
+        /// The configured path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The kernel refused the mark.
+    #[error("watch.{key}: fanotify refused to mark {path}: {errno}")]
+    Kernel {
+        /// `filesystems` or `mounts`.
+        key: &'static str,
+        /// The configured path.
+        path: PathBuf,
+        /// The errno (EXDEV/ENODEV: filesystem without an fsid, such as some FUSE).
+        errno: Errno,
+    },
+}
+
+/// True when both marks are on the same kernel object: the same superblock for
+/// filesystem marks, the same mount path for mount marks.
+fn same_target(a: &Mark, b: &Mark) -> bool {
+    a.kind == b.kind
+        && match a.kind {
+            MarkKind::Filesystem => a.dev == b.dev,
+            MarkKind::Mount => a.path == b.path,
+        }
+}
+
+/// The marks currently in place.
+#[derive(Debug, Default)]
+pub struct Marks {
+    marks: Vec<Mark>,
+}
+
+fn key_of(kind: MarkKind) -> &'static str {
+    match kind {
+        MarkKind::Filesystem => "filesystems",
+        MarkKind::Mount => "mounts",
+    }
+}
+
+/// Resolves the configuration into the marks it asks for. Optional (built-in
+/// default) paths that do not exist are skipped.
+///
+/// # Errors
+/// A required path that cannot be examined.
+pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
+    let mask = watch_mask(!matches!(config.watch.scan_on_open, ScanOnOpen::None));
+    let mut out = Vec::new();
+    let mut seen_fs = HashSet::new();
+    let lists: [(MarkKind, &[WatchPath]); 2] = [
+        (MarkKind::Filesystem, &config.watch.filesystems),
+        (MarkKind::Mount, &config.watch.mounts),
+    ];
+    for (kind, list) in lists {
+        for wp in list {
+            let dev = match std::fs::metadata(&wp.path) {
+                Ok(md) => md.dev(),
+                Err(_) if !wp.required => continue,
+                Err(source) => {
+                    return Err(MarkError::Path { key: key_of(kind), path: wp.path.clone(), source });
+                }
+            };
+            if kind == MarkKind::Filesystem && !seen_fs.insert(dev) {
+                continue;
+            }
+            out.push(Mark { kind, path: wp.path.clone(), dev, mask });
+        }
+    }
+    Ok(out)
+}
+
+impl Marks {
+    /// Places the marks of `config`.
+    ///
+    /// # Errors
+    /// A required path missing, or a mark the kernel refused on a required path
+    /// (refusals on optional default paths are logged and skipped). Marks placed
+    /// before the error are removed again.
+    pub fn apply(group: &Group, config: &Config) -> Result<Marks, MarkError> {
+        let mut marks = Marks::default();
+        marks.update(group, config)?;
+        Ok(marks)
+    }
+
+    /// Moves the kernel's marks from the current set to what `config` asks for:
+    /// adds first, then removes what is no longer wanted.
+    ///
+    /// # Errors
+    /// As [`Marks::apply`]; on error the previous marks are still in place.
+    pub fn update(&mut self, group: &Group, config: &Config) -> Result<(), MarkError> {
+        let wanted = plan(config)?;
+        let required: HashSet<&Path> = config
+            .watch
+            .filesystems
+            .iter()
+            .chain(&config.watch.mounts)
+            .filter(|w| w.required)
+            .map(|w| w.path.as_path())
+            .collect();
+        let mut placed = Vec::new();
+        for m in wanted {
+            if self.marks.iter().any(|o| same_target(o, &m) && o.mask == m.mask) {
+                placed.push(m);
+                continue;
+            }
+            match group.mark(m.kind, &m.path, m.mask) {
+                Ok(()) => placed.push(m),
+                Err(errno) if !required.contains(m.path.as_path()) => {
+                    tracing::warn!(path = %m.path.display(), kind = m.kind.as_str(), %errno,
+                        "cannot watch this default path; skipped");
+                }
+                Err(errno) => {
+                    // Undo what this call added; the old set stays.
+                    for p in placed.iter().filter(|p| !self.marks.iter().any(|o| same_target(o, p))) {
+                        let _ = group.unmark(p.kind, &p.path, p.mask);
+                    }
+                    return Err(MarkError::Kernel { key: key_of(m.kind), path: m.path, errno });
+                }
+            }
+        }
+        for old in &self.marks {
+            let still = placed.iter().find(|p| same_target(p, old));
+            let drop_bits = match still {
+                Some(p) => old.mask.difference(p.mask),
+                None => old.mask,
+            };
+            if !drop_bits.is_empty()
+                && let Err(errno) = group.unmark(old.kind, &old.path, drop_bits)
+            {
+                tracing::warn!(path = %old.path.display(), %errno, "could not remove a stale mark");
+            }
+        }
+        self.marks = placed;
+        Ok(())
+    }
+
+    /// Removes every filesystem and mount mark (shutdown).
+    pub fn remove_all(&mut self, group: &Group) {
+        for kind in [MarkKind::Filesystem, MarkKind::Mount] {
+            if let Err(errno) = group.flush(kind) {
+                tracing::warn!(kind = kind.as_str(), %errno, "could not flush marks");
+            }
+        }
+        self.marks.clear();
+    }
+
+    /// The marks in place.
+    pub fn list(&self) -> &[Mark] {
+        &self.marks
+    }
+}

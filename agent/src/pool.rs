@@ -1,0 +1,328 @@
+//! The bounded worker pool: from a [`Pending`] event to its answer.
+//!
+//! Owns the worker threads, their queue and each worker's [`Scanner`]. The reader
+//! hands each event over with [`Pool::submit`]; a full queue hands it straight back
+//! (the reader answers it with the overflow action, never waits). A worker pins the
+//! current generation, asks the verdict cache, scans on a miss, **answers first**,
+//! then adds the kernel ignore mark and passes a record to the event log. The
+//! deadline thread may answer before the worker does; the worker still finishes the
+//! scan so the late verdict is logged and cached.
+
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use nix::errno::Errno;
+use nix::sys::fanotify::MaskFlags;
+use nix::sys::stat::{FileStat, SFlag, fstat};
+use vigil_models::sniff::{SNIFF_LEN, sniff};
+use vigil_policy::{Action, ScanOnOpen, Verdict, decide};
+
+use crate::cache::{Cached, FileKey, Lookup, VerdictCache};
+use crate::events::{EventAction, EventLog, EventRecord};
+use crate::fanotify::{Group, IgnoreStyle};
+use crate::generation::{Generation, mode_str};
+use crate::respond::{AccessKind, AnsweredBy, Pending};
+use crate::scan::{Scanner, read_prefix};
+use crate::stats::Stats;
+
+/// Everything a worker shares with the rest of the daemon.
+pub struct Context {
+    /// The fanotify group (answers, ignore marks).
+    pub group: Group,
+    /// The current generation; each decision pins one.
+    pub generation: Arc<ArcSwap<Generation>>,
+    /// The verdict cache.
+    pub cache: Arc<VerdictCache>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// The JSON event log.
+    pub events: EventLog,
+    /// Which ignore-mark flavour works here (see [`IgnoreSupport`]).
+    pub ignore: IgnoreSupport,
+}
+
+/// The bounded pool. Dropping the last sender (via [`Pool::close`]) stops the
+/// workers once the queue is empty.
+pub struct Pool {
+    tx: Sender<Arc<Pending>>,
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Starts `workers` threads behind a queue of `capacity` events.
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn start(workers: usize, capacity: usize, ctx: Arc<Context>) -> std::io::Result<Pool> {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let rx: Receiver<Arc<Pending>> = rx.clone();
+            let ctx = Arc::clone(&ctx);
+            handles.push(thread::Builder::new().name(format!("vigil-worker-{i}")).spawn(move || {
+                let mut scanner = Scanner::new();
+                while let Ok(pending) = rx.recv() {
+                    handle(&ctx, &mut scanner, &pending);
+                }
+            })?);
+        }
+        Ok(Pool { tx, handles })
+    }
+
+    /// Queues an event for a worker; gives it back when the queue is full.
+    ///
+    /// # Errors
+    /// The event itself, when the queue is full or the pool closed.
+    pub fn submit(&self, pending: Arc<Pending>) -> Result<(), Arc<Pending>> {
+        self.tx.try_send(pending).map_err(|e| match e {
+            TrySendError::Full(p) | TrySendError::Disconnected(p) => p,
+        })
+    }
+
+    /// A sender for the reader (the pool stays open while any sender lives).
+    pub fn sender(&self) -> PoolSender {
+        PoolSender { tx: self.tx.clone() }
+    }
+
+    /// Closes the queue; returns the worker threads so the caller may wait for them.
+    pub fn close(self) -> Vec<thread::JoinHandle<()>> {
+        self.handles
+    }
+}
+
+/// A cheap handle for submitting events.
+#[derive(Clone)]
+pub struct PoolSender {
+    tx: Sender<Arc<Pending>>,
+}
+
+impl PoolSender {
+    /// As [`Pool::submit`].
+    ///
+    /// # Errors
+    /// The event itself, when the queue is full or the pool closed.
+    pub fn submit(&self, pending: Arc<Pending>) -> Result<(), Arc<Pending>> {
+        self.tx.try_send(pending).map_err(|e| match e {
+            TrySendError::Full(p) | TrySendError::Disconnected(p) => p,
+        })
+    }
+}
+
+/// Which kernel ignore-mark flavour to use, learnt from the first refusal.
+#[derive(Debug, Default)]
+pub struct IgnoreSupport(AtomicU8);
+
+const IGNORE_NEW: u8 = 0;
+const IGNORE_LEGACY: u8 = 1;
+const IGNORE_NONE: u8 = 2;
+
+impl IgnoreSupport {
+    fn add(&self, group: &Group, fd: BorrowedFd<'_>, mask: MaskFlags, stats: &Stats) {
+        loop {
+            let style = match self.0.load(Ordering::Relaxed) {
+                IGNORE_NEW => IgnoreStyle::Ignore,
+                IGNORE_LEGACY => IgnoreStyle::IgnoredMask,
+                _ => return,
+            };
+            match group.ignore(fd, mask, style) {
+                Ok(()) => {
+                    Stats::bump(&stats.ignore_marks_added);
+                    return;
+                }
+                Err(Errno::EINVAL) => {
+                    let next = if style == IgnoreStyle::Ignore { IGNORE_LEGACY } else { IGNORE_NONE };
+                    if self.0.compare_exchange(next - 1, next, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                        tracing::info!(?style, "kernel refuses this ignore-mark style; falling back");
+                    }
+                }
+                Err(_) => {
+                    // ENOSPC at the mark limit, mostly: the user-space cache still works.
+                    Stats::bump(&stats.ignore_mark_errors);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Debug builds only: `VIGIL_TEST_STALL_MS` makes every scan stall, so tests can
+/// prove the deadline answers for a stuck stage. Compiled out of release builds.
+#[cfg(debug_assertions)]
+fn test_stall() {
+    use std::sync::OnceLock;
+    static STALL: OnceLock<Option<Duration>> = OnceLock::new();
+    let stall = STALL.get_or_init(|| {
+        std::env::var("VIGIL_TEST_STALL_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis)
+    });
+    if let Some(d) = stall {
+        thread::sleep(*d);
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_stall() {}
+
+fn handle(ctx: &Context, scanner: &mut Scanner, pending: &Arc<Pending>) {
+    let generation = ctx.generation.load_full();
+    let Some(fd) = pending.event().fd() else { return };
+    let allow = |stat: &std::sync::atomic::AtomicU64| {
+        Stats::bump(stat);
+        pending.answer(&ctx.group, true, AnsweredBy::Verdict, &ctx.stats);
+    };
+    let st = match fstat(fd) {
+        Ok(st) => st,
+        Err(errno) => {
+            tracing::warn!(%errno, "fstat of an event fd failed; allowing");
+            return allow(&ctx.stats.scan_errors);
+        }
+    };
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return allow(&ctx.stats.allowed_not_regular);
+    }
+    let config = &generation.config;
+    if !generation.exclusions.is_empty_paths()
+        && fd_path(fd).is_some_and(|p| generation.exclusions.path_excluded(&p))
+    {
+        return allow(&ctx.stats.allowed_excluded);
+    }
+    if pending.access == AccessKind::Open && matches!(config.watch.scan_on_open, ScanOnOpen::Executable) {
+        let mut prefix = [0u8; SNIFF_LEN];
+        let n = read_prefix(fd, &mut prefix).unwrap_or(0);
+        if !sniff(&prefix[..n]).is_executable() {
+            allow(&ctx.stats.allowed_not_executable);
+            // Opens of this data file need no more events until it changes; execs
+            // still do (binfmt_misc can run non-ELF files).
+            if config.scan.ignore_marks && is_current(ctx, &generation) {
+                ctx.ignore.add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM, &ctx.stats);
+            }
+            return;
+        }
+    }
+
+    let key = FileKey::new(&st, generation.id);
+    let (cached, fresh) = match ctx.cache.begin(key) {
+        Lookup::Hit(cached) => {
+            Stats::bump(&ctx.stats.cache_hits);
+            (cached, false)
+        }
+        Lookup::Wait(slot) => {
+            Stats::bump(&ctx.stats.cache_coalesced);
+            let left = config.decision.deadline.saturating_sub(pending.received.elapsed());
+            match slot.wait(left) {
+                Some(cached) => (cached, false),
+                None => match scan(ctx, scanner, &generation, fd, &st) {
+                    Some(c) => (c, true),
+                    None => return allow(&ctx.stats.scan_errors),
+                },
+            }
+        }
+        Lookup::Miss(ticket) => match scan(ctx, scanner, &generation, fd, &st) {
+            Some(c) => {
+                ticket.complete(Arc::clone(&c));
+                (c, true)
+            }
+            None => return allow(&ctx.stats.scan_errors),
+        },
+    };
+    let allow = matches!(cached.decision.action, Action::Allow);
+    let clean = matches!(cached.decision.verdict, Verdict::Clean);
+    let pid = pending.event().pid();
+    // A detection's log fields are gathered before the answer: once denied, the
+    // process may exit and take its /proc entry with it.
+    let mut who = (!clean).then(|| (fd_path(fd), exe_of(pid)));
+    pending.answer(&ctx.group, allow, AnsweredBy::Verdict, &ctx.stats);
+
+    // Everything below happens after the kernel has its answer.
+    if clean && config.scan.ignore_marks && is_current(ctx, &generation) {
+        ctx.ignore.add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM, &ctx.stats);
+    }
+    let late = pending.answered_by() == AnsweredBy::Deadline;
+    let action = if late {
+        EventAction::Deadline
+    } else if clean {
+        return;
+    } else if pending.was_denied() {
+        EventAction::Blocked
+    } else {
+        EventAction::Audited
+    };
+    if late && !fresh {
+        return; // the late verdict was logged by the event that scanned
+    }
+    let (path, executable) = who.take().unwrap_or_else(|| (fd_path(fd), exe_of(pid)));
+    ctx.events.emit(EventRecord {
+        time: SystemTime::now(),
+        action,
+        access: pending.access,
+        denied: pending.was_denied(),
+        path,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        sha256: cached.sha256,
+        pid,
+        executable,
+        verdict: cached.decision.verdict,
+        mode: mode_str(config.decision.mode),
+        reasons: cached.decision.reasons.clone(),
+        generation: generation.id,
+        late,
+        duration_us: duration_us(pending.received),
+    });
+}
+
+/// Scans the file behind `fd`; `None` on a read error (logged).
+fn scan(
+    ctx: &Context,
+    scanner: &mut Scanner,
+    generation: &Generation,
+    fd: BorrowedFd<'_>,
+    st: &FileStat,
+) -> Option<Arc<Cached>> {
+    test_stall();
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    if size > generation.config.scan.max_file_size {
+        Stats::bump(&ctx.stats.allowed_too_large);
+        let decision = decide(Vec::new(), generation.config.decision.mode);
+        return Some(Arc::new(Cached { decision, sha256: None }));
+    }
+    Stats::bump(&ctx.stats.scans);
+    match scanner.scan_fd(fd, generation) {
+        Ok(result) => {
+            if !matches!(result.decision.verdict, Verdict::Clean) {
+                Stats::bump(&ctx.stats.detections);
+            }
+            Some(Arc::new(Cached { decision: result.decision, sha256: Some(result.sha256) }))
+        }
+        Err(errno) => {
+            tracing::warn!(%errno, "reading a file through its event fd failed; allowing");
+            None
+        }
+    }
+}
+
+/// False when a reload replaced `generation` during the scan: its clean verdict may
+/// be stale under the new content, so no ignore mark may outlive the reload's flush.
+fn is_current(ctx: &Context, generation: &Generation) -> bool {
+    ctx.generation.load().id == generation.id
+}
+
+/// The path the event fd refers to, for logs and path exclusions. Best effort: the
+/// file may have been unlinked (the kernel then appends " (deleted)").
+pub fn fd_path(fd: BorrowedFd<'_>) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
+}
+
+/// The executable of process `pid`, if it still exists.
+pub fn exe_of(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+fn duration_us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,299 @@
+//! Answering the kernel exactly once per permission event, by its deadline.
+//!
+//! Owns [`Pending`] (one event between the reader and its answer) and the deadline
+//! thread. Whoever answers first wins: the worker with a verdict, the deadline thread
+//! with `decision.on_timeout`, or the reader/pool with a fast or overflow answer.
+//! Later attempts are no-ops, so a stuck worker can never hold an opener past its
+//! deadline.
+//!
+//! # Why the event fd cannot be answered for after its close
+//! Answers name the event by its fd number. The worker owns the only strong
+//! reference to a [`Pending`] (and so the fd); the deadline thread holds a `Weak`.
+//! Once the worker drops it, the fd closes and the number may be reused by a new
+//! event, but the `Weak` no longer upgrades, so the deadline thread can never answer
+//! a stranger's event. While the deadline thread holds an upgraded reference, the fd
+//! stays open.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
+use vigil_policy::FailMode;
+
+use crate::fanotify::Group;
+use crate::stats::Stats;
+
+/// Which access raised the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    /// `FAN_OPEN_EXEC_PERM`: the file is being executed (or `ld.so`-loaded via exec).
+    Exec,
+    /// `FAN_OPEN_PERM`: the file is being opened.
+    Open,
+}
+
+impl AccessKind {
+    /// Classifies an event mask; `None` for events that need no answer.
+    pub fn from_mask(mask: MaskFlags) -> Option<AccessKind> {
+        if mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM) {
+            Some(AccessKind::Exec)
+        } else if mask.contains(MaskFlags::FAN_OPEN_PERM) {
+            Some(AccessKind::Open)
+        } else {
+            None
+        }
+    }
+
+    /// Stable name for logs (`event.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessKind::Exec => "exec",
+            AccessKind::Open => "open",
+        }
+    }
+}
+
+/// Who gave the answer the kernel received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnsweredBy {
+    /// The scan's verdict (or a cache hit or a fast path).
+    Verdict,
+    /// The deadline thread, with the fail mode.
+    Deadline,
+}
+
+/// One permission event awaiting its answer. Owns the event (and so its fd).
+#[derive(Debug)]
+pub struct Pending {
+    event: FanotifyEvent,
+    /// Which access this is.
+    pub access: AccessKind,
+    /// When the reader received it.
+    pub received: Instant,
+    /// Set once an answer was written (or attempted) for this event.
+    answered: AtomicBool,
+    /// Set when the deadline thread gave the answer.
+    by_deadline: AtomicBool,
+    /// Set when the answer was deny.
+    denied: AtomicBool,
+    /// Decremented when answered; lets shutdown wait for "nothing unanswered".
+    outstanding: Arc<AtomicU64>,
+}
+
+impl Pending {
+    /// Wraps an event that needs an answer. `outstanding` counts unanswered events.
+    pub fn new(event: FanotifyEvent, access: AccessKind, outstanding: Arc<AtomicU64>) -> Pending {
+        outstanding.fetch_add(1, Ordering::AcqRel);
+        Pending {
+            event,
+            access,
+            received: Instant::now(),
+            answered: AtomicBool::new(false),
+            by_deadline: AtomicBool::new(false),
+            denied: AtomicBool::new(false),
+            outstanding,
+        }
+    }
+
+    /// The event itself (pid, fd).
+    pub fn event(&self) -> &FanotifyEvent {
+        &self.event
+    }
+
+    /// True once the kernel has been answered for this event.
+    pub fn is_answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
+    }
+
+    /// True when the deadline, not the verdict, answered.
+    pub fn answered_by(&self) -> AnsweredBy {
+        if self.by_deadline.load(Ordering::Acquire) {
+            AnsweredBy::Deadline
+        } else {
+            AnsweredBy::Verdict
+        }
+    }
+
+    /// True when the kernel was told to deny.
+    pub fn was_denied(&self) -> bool {
+        self.denied.load(Ordering::Acquire)
+    }
+
+    /// Answers the event unless someone already did. Returns true when this call
+    /// gave the answer. Never blocks; a refused write is counted, not retried (the
+    /// kernel allows the event when our fd closes at exit, the only other exit).
+    pub fn answer(&self, group: &Group, allow: bool, by: AnsweredBy, stats: &Stats) -> bool {
+        if self
+            .answered
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        if by == AnsweredBy::Deadline {
+            self.by_deadline.store(true, Ordering::Release);
+        }
+        if !allow {
+            self.denied.store(true, Ordering::Release);
+            Stats::bump(&stats.denied);
+        }
+        if let Some(fd) = self.event.fd() {
+            match group.respond(fd, allow) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(errno) => {
+                    Stats::bump(&stats.response_errors);
+                    tracing::warn!(%errno, "kernel refused a permission response");
+                }
+            }
+        }
+        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // An event dropped unanswered (only possible on a bug or at exit) must not
+        // keep shutdown waiting; the kernel allows it when our group fd closes.
+        if !self.answered.load(Ordering::Acquire) {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+struct Entry {
+    due: Instant,
+    seq: u64,
+    pending: Weak<Pending>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+struct Queue {
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+    stopped: bool,
+}
+
+/// The deadline keeper: a thread that answers, with the fail mode, every event whose
+/// deadline passes before its verdict. Independent of tokio and of the workers, so
+/// neither a stalled runtime nor stuck workers delay it.
+pub struct Deadlines {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+/// What the deadline thread needs to answer: the group, the fail mode of the
+/// generation the event was received under, the counters.
+pub type FailModeFn = dyn Fn() -> FailMode + Send + Sync;
+
+impl Deadlines {
+    /// Starts the deadline thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn start(
+        group: Group,
+        on_timeout: Arc<FailModeFn>,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<(Arc<Deadlines>, thread::JoinHandle<()>)> {
+        let me = Arc::new(Deadlines {
+            queue: Mutex::new(Queue { heap: BinaryHeap::new(), seq: 0, stopped: false }),
+            wake: Condvar::new(),
+        });
+        let worker = Arc::clone(&me);
+        let handle = thread::Builder::new()
+            .name("vigil-deadline".into())
+            .spawn(move || worker.run(&group, &*on_timeout, &stats))?;
+        Ok((me, handle))
+    }
+
+    /// Schedules `pending` to be answered with the fail mode at `due` unless
+    /// answered before.
+    pub fn watch(&self, pending: &Arc<Pending>, due: Instant) {
+        let mut q = lock(&self.queue);
+        q.seq += 1;
+        let seq = q.seq;
+        let earliest = q.heap.peek().is_none_or(|Reverse(e)| due < e.due);
+        q.heap.push(Reverse(Entry { due, seq, pending: Arc::downgrade(pending) }));
+        drop(q);
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Stops the thread after it has answered everything already due.
+    pub fn stop(&self) {
+        lock(&self.queue).stopped = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self, group: &Group, on_timeout: &FailModeFn, stats: &Stats) {
+        let mut q = lock(&self.queue);
+        loop {
+            let now = Instant::now();
+            while q.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
+                let Some(Reverse(entry)) = q.heap.pop() else { break };
+                if let Some(pending) = entry.pending.upgrade() {
+                    let allow = matches!(on_timeout(), FailMode::Allow);
+                    if pending.answer(group, allow, AnsweredBy::Deadline, stats) {
+                        Stats::bump(&stats.deadline_expired);
+                    }
+                }
+            }
+            if q.stopped && q.heap.is_empty() {
+                return;
+            }
+            let wait = q
+                .heap
+                .peek()
+                .map(|Reverse(e)| e.due.saturating_duration_since(now))
+                .unwrap_or(IDLE_WAIT);
+            q = match self.wake.wait_timeout(q, wait) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            if q.stopped {
+                // On shutdown, answer whatever is left at once rather than waiting.
+                while let Some(Reverse(entry)) = q.heap.pop() {
+                    if let Some(pending) = entry.pending.upgrade() {
+                        let allow = matches!(on_timeout(), FailMode::Allow);
+                        if pending.answer(group, allow, AnsweredBy::Deadline, stats) {
+                            Stats::bump(&stats.deadline_expired);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// How long the deadline thread sleeps with nothing to watch (it is woken on push).
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
+/// Locks a mutex, recovering from poisoning: our critical sections leave the data
+/// consistent even if a holder panicked, and the daemon must keep answering.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

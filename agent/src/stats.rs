@@ -1,0 +1,77 @@
+//! Counters of what the daemon did, with stable names (they appear in `status`).
+//!
+//! Owns only atomics; everyone increments, nobody blocks. Relaxed ordering: these
+//! are statistics, not synchronisation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Monotonic event counters, shared by every thread of the daemon.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Stats {
+            /// Every counter with its stable name, for `status` output.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// `FAN_OPEN_EXEC_PERM` events read.
+    events_exec,
+    /// `FAN_OPEN_PERM` events read.
+    events_open,
+    /// Events from the daemon's own pid, allowed at once.
+    allowed_self,
+    /// Events from excluded processes or paths, allowed unscanned.
+    allowed_excluded,
+    /// Events on non-regular files (FIFOs, devices, sockets), allowed unread.
+    allowed_not_regular,
+    /// Opens allowed without a scan because the content is not executable.
+    allowed_not_executable,
+    /// Files above `scan.max_file_size`, allowed unscanned.
+    allowed_too_large,
+    /// Events answered from the verdict cache.
+    cache_hits,
+    /// Events that waited for a scan of the same file already in progress.
+    cache_coalesced,
+    /// Files read and scanned.
+    scans,
+    /// Scans that failed (read error); answered with allow.
+    scan_errors,
+    /// Scans that found something (malicious or suspicious).
+    detections,
+    /// Events answered with deny.
+    denied,
+    /// Events answered by their deadline instead of their verdict.
+    deadline_expired,
+    /// Events answered with the overflow action because the worker queue was full.
+    queue_full,
+    /// `FAN_Q_OVERFLOW` notifications from the kernel.
+    kernel_overflows,
+    /// Kernel ignore marks added after a clean verdict.
+    ignore_marks_added,
+    /// Ignore marks the kernel refused (limit reached or unsupported).
+    ignore_mark_errors,
+    /// Responses the kernel refused (other than "already answered").
+    response_errors,
+    /// JSON event records dropped because the log writer was behind.
+    events_dropped,
+    /// Reloads that produced a new generation.
+    reloads,
+    /// Reloads rejected (the running generation stayed).
+    reloads_rejected,
+}
+
+impl Stats {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
