@@ -1,0 +1,744 @@
+//! The daemon configuration: typed schema, built-in defaults and loading.
+//!
+//! Owns: the [`Config`] tree as the agent sees it, its defaults (the named consts
+//! below), and the rules for finding and merging `vigil.toml` with `conf.d/*.toml`.
+//! Must not own: hash list contents ([`crate::hashdb`]), glob matching
+//! ([`crate::exclusions`]), or anything that touches the kernel. The agent turns a
+//! loaded `Config` into a running generation; a config that fails to load is
+//! rejected whole and the previous generation stays.
+//!
+//! Loading is three steps, each in its own private module:
+//! 1. `layer`: every file is parsed and checked *on its own* (syntax, keys, types) so
+//!    the error names the drop-in that is wrong; the layers are then merged.
+//! 2. `schema`: the key/type table behind those per-file checks and their messages.
+//! 3. `validate`: ranges and absolute paths, checked on the merged result; the error
+//!    names the key and the file and line that last set it.
+
+mod layer;
+mod schema;
+mod validate;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, utf8_error_line};
+use layer::Layer;
+
+/// Filesystems watched when the config names none; skipped if absent.
+pub const DEFAULT_FILESYSTEMS: [&str; 5] = ["/", "/home", "/tmp", "/var/tmp", "/dev/shm"];
+/// Default per-event deadline, in milliseconds.
+pub const DEFAULT_DEADLINE_MS: u64 = 250;
+/// Largest accepted `decision.deadline_ms`: beyond a minute the machine looks hung.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+/// Default `scan.max_file_size`: 256 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
+/// Largest accepted `scan.workers`.
+pub const MAX_WORKERS: usize = 256;
+/// Default `scan.queue_capacity`.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// Largest accepted `scan.queue_capacity`.
+pub const MAX_QUEUE_CAPACITY: usize = 1_000_000;
+/// Default `scan.cache_capacity` (verdict cache entries).
+pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
+/// Default control socket path.
+pub const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
+/// Default `log.level` tracing filter.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Name of the drop-in directory next to the main config file.
+pub const DROP_IN_DIR: &str = "conf.d";
+
+/// The whole daemon configuration. `Config::default()` is what an empty file gives.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// What to watch and which opens to scan.
+    pub watch: Watch,
+    /// How verdicts become answers.
+    pub decision: DecisionConfig,
+    /// Content (hash lists) to load.
+    pub content: Content,
+    /// Scanner limits and capacities.
+    pub scan: Scan,
+    /// Daemon plumbing.
+    pub daemon: Daemon,
+    /// Event log and tracing.
+    pub log: Log,
+    /// What is never scanned.
+    pub exclude: Exclude,
+}
+
+/// The `[watch]` table: what the agent marks and which opens it scans.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Watch {
+    /// `FAN_MARK_MOUNT` targets; default empty.
+    pub mounts: Vec<WatchPath>,
+    /// `FAN_MARK_FILESYSTEM` targets; default [`DEFAULT_FILESYSTEMS`], not required.
+    pub filesystems: Vec<WatchPath>,
+    /// Which plain opens (as opposed to execs) are scanned.
+    pub scan_on_open: ScanOnOpen,
+}
+
+impl Default for Watch {
+    fn default() -> Watch {
+        Watch {
+            mounts: Vec::new(),
+            filesystems: DEFAULT_FILESYSTEMS
+                .iter()
+                .map(|path| WatchPath {
+                    path: PathBuf::from(path),
+                    required: false,
+                })
+                .collect(),
+            scan_on_open: ScanOnOpen::default(),
+        }
+    }
+}
+
+/// One path to mark. Written in TOML as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "PathBuf")]
+pub struct WatchPath {
+    /// The absolute path.
+    pub path: PathBuf,
+    /// A required path missing at daemon start is an error; others are skipped.
+    /// Paths written in a config file are required; built-in defaults are not.
+    pub required: bool,
+}
+
+impl From<PathBuf> for WatchPath {
+    fn from(path: PathBuf) -> WatchPath {
+        WatchPath {
+            path,
+            required: true,
+        }
+    }
+}
+
+/// Which `FAN_OPEN_PERM` events are scanned (execs are always scanned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanOnOpen {
+    /// Every open of a regular file.
+    All,
+    /// Opens of files with an execute bit, and what the agent classes as executable
+    /// content (scripts run as `bash x.sh`, libraries mapped by `ld.so`).
+    #[default]
+    Executable,
+    /// No opens; execs only.
+    None,
+}
+
+/// The `[decision]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionConfig {
+    /// Enforce (deny malicious files) or audit (allow and log).
+    pub mode: Mode,
+    /// Time allowed for a verdict; TOML key `deadline_ms`.
+    #[serde(rename = "deadline_ms", deserialize_with = "millis")]
+    pub deadline: Duration,
+    /// Answer when the deadline passes.
+    pub on_timeout: FailMode,
+    /// Answer when the worker queue is full.
+    pub on_overflow: FailMode,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> DecisionConfig {
+        DecisionConfig {
+            mode: Mode::default(),
+            deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
+            on_timeout: FailMode::default(),
+            on_overflow: FailMode::default(),
+        }
+    }
+}
+
+/// Whether malicious verdicts are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny malicious files.
+    #[default]
+    Enforce,
+    /// Allow everything; the caller logs what would have been denied.
+    Audit,
+}
+
+impl Mode {
+    /// The TOML spelling, also used in logs and `vigil status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// The answer given when no verdict is available (timeout, overflow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Fail open.
+    #[default]
+    Allow,
+    /// Fail closed.
+    Deny,
+}
+
+impl FailMode {
+    /// The TOML spelling, also used in logs and `vigil status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Allow => "allow",
+            FailMode::Deny => "deny",
+        }
+    }
+}
+
+/// The `[content]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Content {
+    /// Hash list files or directories (every regular, non-hidden file, sorted by name).
+    pub hashes: Vec<PathBuf>,
+    /// Include the built-in test signature.
+    pub builtin: bool,
+}
+
+impl Default for Content {
+    fn default() -> Content {
+        Content {
+            hashes: Vec::new(),
+            builtin: true,
+        }
+    }
+}
+
+/// The `[scan]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scan {
+    /// Files larger than this many bytes are allowed unscanned; > 0.
+    pub max_file_size: u64,
+    /// Worker count; 0 = one per CPU; at most [`MAX_WORKERS`].
+    pub workers: usize,
+    /// Bounded worker queue; 1..=[`MAX_QUEUE_CAPACITY`].
+    pub queue_capacity: usize,
+    /// Verdict cache entries; 0 disables the cache.
+    pub cache_capacity: usize,
+    /// Add evictable kernel ignore marks after a clean verdict.
+    pub ignore_marks: bool,
+}
+
+impl Default for Scan {
+    fn default() -> Scan {
+        Scan {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            workers: 0,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            ignore_marks: true,
+        }
+    }
+}
+
+/// The `[daemon]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Daemon {
+    /// Control socket path.
+    pub socket: PathBuf,
+}
+
+impl Default for Daemon {
+    fn default() -> Daemon {
+        Daemon {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+        }
+    }
+}
+
+/// The `[log]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// Where JSON-lines events go.
+    pub events: EventSink,
+    /// `tracing` filter directive; non-empty.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            events: EventSink::default(),
+            level: DEFAULT_LOG_LEVEL.to_owned(),
+        }
+    }
+}
+
+/// Destination of the JSON-lines event log. TOML: `"stdout"`, `"none"` or an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(from = "String")]
+pub enum EventSink {
+    /// Standard output (the journal under systemd).
+    #[default]
+    Stdout,
+    /// Append to this file.
+    File(PathBuf),
+    /// No event log.
+    None,
+}
+
+impl From<String> for EventSink {
+    fn from(text: String) -> EventSink {
+        // A relative path is kept as written here and rejected by validation, so the
+        // error can name the file and line.
+        match text.as_str() {
+            "stdout" => EventSink::Stdout,
+            "none" => EventSink::None,
+            _ => EventSink::File(PathBuf::from(text)),
+        }
+    }
+}
+
+/// The `[exclude]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Exclude {
+    /// Glob patterns (`**` supported, `*` does not cross `/`) matched against file paths.
+    pub paths: Vec<String>,
+    /// Absolute executable paths whose file accesses are always allowed.
+    pub processes: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Loads `path`, then every `*.toml` in `<dir of path>/conf.d/` in lexical order,
+    /// each merged over the previous (tables merged key by key, later values replace
+    /// earlier ones, arrays replaced whole), then validates. A missing `conf.d` is fine;
+    /// hidden files in it are skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Read`] if a file cannot be read; [`Error::Toml`], [`Error::UnknownKey`]
+    /// or [`Error::WrongType`] naming the file (main or drop-in) and line that is wrong;
+    /// [`Error::InvalidValue`] naming the key and the file and line that set it.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let mut merged = Layer::default();
+        merged.merge(Layer::parse(&read_text(path)?, path)?);
+        for drop_in in drop_ins(path)? {
+            merged.merge(Layer::parse(&read_text(&drop_in)?, &drop_in)?);
+        }
+        merged.into_config(path)
+    }
+
+    /// Parses and validates one TOML document; `origin` is only used in error messages.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::load`], minus [`Error::Read`].
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, Error> {
+        Layer::parse(text, origin)?.into_config(origin)
+    }
+}
+
+/// Reads a config file as UTF-8, naming the line of the first bad byte.
+fn read_text(path: &Path) -> Result<String, Error> {
+    let bytes = fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|error| Error::Toml {
+        path: path.to_owned(),
+        line: utf8_error_line(&error),
+        message: "invalid TOML: the file is not valid UTF-8".to_owned(),
+    })
+}
+
+/// Lists `<dir of path>/conf.d/*.toml`, regular non-hidden files, sorted by name.
+fn drop_ins(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let dir = path.parent().unwrap_or(Path::new(".")).join(DROP_IN_DIR);
+    let read_error = |source| Error::Read {
+        path: dir.clone(),
+        source,
+    };
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(read_error(error)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(read_error)?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if name.starts_with(b".") || !name.ends_with(b".toml") {
+            continue;
+        }
+        let file = entry.path();
+        // Follow symlinks: a drop-in linked from elsewhere is still a drop-in.
+        let metadata = fs::metadata(&file).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        if metadata.is_file() {
+            files.push(file);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads `deadline_ms` (whole milliseconds) as a [`Duration`].
+fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::from_toml(text, Path::new("/etc/vigil/vigil.toml"))
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("vigil-policy-config-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        for text in ["", "\n# only a comment\n", "[watch]\n[decision]\n"] {
+            assert_eq!(parse(text).unwrap(), Config::default(), "{text:?}");
+        }
+        let config = Config::default();
+        assert_eq!(config.decision.deadline, Duration::from_millis(250));
+        assert_eq!(config.decision.mode, Mode::Enforce);
+        assert_eq!(config.watch.scan_on_open, ScanOnOpen::Executable);
+        assert_eq!(config.watch.filesystems.len(), 5);
+        assert!(config.watch.filesystems.iter().all(|w| !w.required));
+        assert_eq!(config.scan.max_file_size, 256 << 20);
+        assert!(config.content.builtin);
+        assert_eq!(config.log.events, EventSink::Stdout);
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for mode in [Mode::Enforce, Mode::Audit] {
+            let text = format!("decision.mode = \"{}\"", mode.as_str());
+            assert_eq!(parse(&text).unwrap().decision.mode, mode);
+        }
+        for fail in [FailMode::Allow, FailMode::Deny] {
+            let text = format!("decision.on_timeout = \"{}\"", fail.as_str());
+            assert_eq!(parse(&text).unwrap().decision.on_timeout, fail);
+        }
+    }
+
+    #[test]
+    fn valid_values_are_read() {
+        let text = r#"
+[watch]
+mounts = ["/mnt/data"]
+filesystems = ["/", "/srv"]
+scan_on_open = "all"
+
+[decision]
+mode = "audit"
+deadline_ms = 1000
+on_timeout = "deny"
+on_overflow = "deny"
+
+[content]
+hashes = ["/var/lib/vigil/content/hashes"]
+builtin = false
+
+[scan]
+max_file_size = 1048576
+workers = 4
+queue_capacity = 16
+cache_capacity = 0
+ignore_marks = false
+
+[daemon]
+socket = "/run/v.sock"
+
+[log]
+events = "/var/log/vigil/events.json"
+level = "debug,vigil=trace"
+
+[exclude]
+paths = ["/proc/**", "**/*.log"]
+processes = ["/usr/bin/backup"]
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.watch.filesystems,
+            vec![
+                WatchPath {
+                    path: "/".into(),
+                    required: true
+                },
+                WatchPath {
+                    path: "/srv".into(),
+                    required: true
+                },
+            ]
+        );
+        assert_eq!(config.watch.mounts[0].path, Path::new("/mnt/data"));
+        assert_eq!(config.watch.scan_on_open, ScanOnOpen::All);
+        assert_eq!(config.decision.mode, Mode::Audit);
+        assert_eq!(config.decision.deadline, Duration::from_secs(1));
+        assert_eq!(config.decision.on_timeout, FailMode::Deny);
+        assert_eq!(config.decision.on_overflow, FailMode::Deny);
+        assert!(!config.content.builtin);
+        assert_eq!(config.scan.workers, 4);
+        assert_eq!(config.scan.cache_capacity, 0);
+        assert!(!config.scan.ignore_marks);
+        assert_eq!(config.daemon.socket, Path::new("/run/v.sock"));
+        assert_eq!(
+            config.log.events,
+            EventSink::File("/var/log/vigil/events.json".into())
+        );
+        assert_eq!(config.exclude.paths.len(), 2);
+        assert_eq!(
+            parse("log.events = \"none\"").unwrap().log.events,
+            EventSink::None
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            // Unknown keys at each nesting level.
+            (
+                "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_overflow)",
+            ),
+            (
+                "\n\nwatc = 1\n",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, daemon, log, exclude)",
+            ),
+            (
+                "[scan.deep]\nx = 1\n",
+                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks)",
+            ),
+            (
+                "[decision.mode]\nx = 1\n",
+                "/etc/vigil/vigil.toml:1: `decision.mode`: expected a string, found a table",
+            ),
+            (
+                "exclude = { paths = [], procs = [] }\n",
+                "/etc/vigil/vigil.toml:1: unknown key `exclude.procs` (expected one of paths, processes)",
+            ),
+            // Wrong types.
+            (
+                "[decision]\n\ndeadline_ms = \"250\"\n",
+                "/etc/vigil/vigil.toml:3: `decision.deadline_ms`: expected an integer, found a string",
+            ),
+            (
+                "decision = 5\n",
+                "/etc/vigil/vigil.toml:1: `decision`: expected a table, found an integer",
+            ),
+            (
+                "[scan]\nignore_marks = \"yes\"\n",
+                "/etc/vigil/vigil.toml:2: `scan.ignore_marks`: expected a boolean, found a string",
+            ),
+            (
+                "[watch]\nfilesystems = \"/\"\n",
+                "/etc/vigil/vigil.toml:2: `watch.filesystems`: expected an array of strings, found a string",
+            ),
+            (
+                "[watch]\nfilesystems = [\n  \"/\",\n  7,\n]\n",
+                "/etc/vigil/vigil.toml:4: `watch.filesystems[1]`: expected a string, found an integer",
+            ),
+            (
+                "[[watch]]\n",
+                "/etc/vigil/vigil.toml:1: `watch`: expected a table, found an array",
+            ),
+            (
+                "[scan]\nworkers = 2.5\n",
+                "/etc/vigil/vigil.toml:2: `scan.workers`: expected an integer, found a float",
+            ),
+            (
+                "[scan]\nworkers = -1\n",
+                "/etc/vigil/vigil.toml:2: `scan.workers`: expected a non-negative integer, found -1",
+            ),
+            // Bad enum values.
+            (
+                "[decision]\nmode = \"enforcing\"\n",
+                "/etc/vigil/vigil.toml:2: `decision.mode`: expected one of \"enforce\", \"audit\", found \"enforcing\"",
+            ),
+            (
+                "watch.scan_on_open = \"exec\"\n",
+                "/etc/vigil/vigil.toml:1: `watch.scan_on_open`: expected one of \"all\", \"executable\", \"none\", found \"exec\"",
+            ),
+            // Ranges.
+            (
+                "[decision]\ndeadline_ms = 0\n",
+                "/etc/vigil/vigil.toml:2: `decision.deadline_ms`: must be between 1 and 60000, found 0",
+            ),
+            (
+                "[decision]\ndeadline_ms = 60001\n",
+                "/etc/vigil/vigil.toml:2: `decision.deadline_ms`: must be between 1 and 60000, found 60001",
+            ),
+            (
+                "scan.max_file_size = 0\n",
+                "/etc/vigil/vigil.toml:1: `scan.max_file_size`: must be greater than 0",
+            ),
+            (
+                "scan.workers = 257\n",
+                "/etc/vigil/vigil.toml:1: `scan.workers`: must be at most 256 (0 = one per CPU), found 257",
+            ),
+            (
+                "scan.queue_capacity = 0\n",
+                "/etc/vigil/vigil.toml:1: `scan.queue_capacity`: must be between 1 and 1000000, found 0",
+            ),
+            (
+                "log.level = \"  \"\n",
+                "/etc/vigil/vigil.toml:1: `log.level`: must not be empty",
+            ),
+            // Relative paths.
+            (
+                "[watch]\nfilesystems = [\"/\",\n \"srv\"]\n",
+                "/etc/vigil/vigil.toml:3: `watch.filesystems`: path must be absolute, found \"srv\"",
+            ),
+            (
+                "daemon.socket = \"vigil.sock\"\n",
+                "/etc/vigil/vigil.toml:1: `daemon.socket`: path must be absolute, found \"vigil.sock\"",
+            ),
+            (
+                "log.events = \"events.json\"\n",
+                "/etc/vigil/vigil.toml:1: `log.events`: expected \"stdout\", \"none\" or an absolute path, found \"events.json\"",
+            ),
+            (
+                "content.hashes = [\"hashes.txt\"]\n",
+                "/etc/vigil/vigil.toml:1: `content.hashes`: path must be absolute, found \"hashes.txt\"",
+            ),
+            (
+                "exclude.processes = [\"rsync\"]\n",
+                "/etc/vigil/vigil.toml:1: `exclude.processes`: path must be absolute, found \"rsync\"",
+            ),
+            (
+                "[exclude]\npaths = [\"/ok/**\", \"/bad/[\"]\n",
+                "/etc/vigil/vigil.toml:2: `exclude.paths`: invalid glob pattern `/bad/[`: unclosed character class; missing ']'",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(text).map(|_| ()).unwrap_err().to_string();
+            assert_eq!(got, want, "input: {text:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let error = parse("[scan]\nworkers = = 3\n").unwrap_err();
+        assert!(matches!(error, Error::Toml { line: 2, .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("/etc/vigil/vigil.toml:2: invalid TOML: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn drop_ins_merge_in_order_and_name_their_file() {
+        let dir = scratch("dropin");
+        let main = dir.join("vigil.toml");
+        fs::write(
+            &main,
+            "[decision]\nmode = \"audit\"\ndeadline_ms = 100\n[watch]\nfilesystems = [\"/\", \"/srv\"]\n",
+        )
+        .unwrap();
+        // No conf.d yet: fine.
+        let config = Config::load(&main).unwrap();
+        assert_eq!(config.decision.deadline, Duration::from_millis(100));
+
+        let conf_d = dir.join("conf.d");
+        fs::create_dir(&conf_d).unwrap();
+        fs::write(
+            conf_d.join("10-deadline.toml"),
+            "decision.deadline_ms = 500\n",
+        )
+        .unwrap();
+        fs::write(
+            conf_d.join("20-watch.toml"),
+            "[watch]\nfilesystems = [\"/data\"]\n[decision]\ndeadline_ms = 700\n",
+        )
+        .unwrap();
+        fs::write(conf_d.join("30-ignored.conf"), "garbage =").unwrap();
+        fs::write(conf_d.join(".hidden.toml"), "garbage =").unwrap();
+        let config = Config::load(&main).unwrap();
+        // Later files win key by key; untouched keys survive; arrays are replaced whole.
+        assert_eq!(config.decision.mode, Mode::Audit);
+        assert_eq!(config.decision.deadline, Duration::from_millis(700));
+        assert_eq!(config.watch.filesystems.len(), 1);
+        assert_eq!(config.watch.filesystems[0].path, Path::new("/data"));
+
+        // A drop-in with a bad key is named, even though the main file is fine.
+        let bad = conf_d.join("40-bad.toml");
+        fs::write(&bad, "\n[scan]\nworker = 3\n").unwrap();
+        let error = Config::load(&main).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks)",
+                bad.display()
+            )
+        );
+
+        // A range error is reported against the file and line that set the value.
+        fs::write(&bad, "# comment\ndecision.deadline_ms = 0\n").unwrap();
+        let error = Config::load(&main).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}:2: `decision.deadline_ms`: must be between 1 and 60000, found 0",
+                bad.display()
+            )
+        );
+
+        // ... and overriding a bad value makes the result valid.
+        fs::write(&bad, "decision.deadline_ms = 0\n").unwrap();
+        fs::write(conf_d.join("50-fix.toml"), "decision.deadline_ms = 5\n").unwrap();
+        let config = Config::load(&main).unwrap();
+        assert_eq!(config.decision.deadline, Duration::from_millis(5));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unreadable_files_are_named() {
+        let dir = scratch("unreadable");
+        let missing = dir.join("missing.toml");
+        let error = Config::load(&missing).unwrap_err();
+        assert!(matches!(&error, Error::Read { path, .. } if *path == missing));
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{}: cannot read: ", missing.display()))
+        );
+
+        let latin1 = dir.join("latin1.toml");
+        fs::write(&latin1, b"[log]\nlevel = \"caf\xe9\"\n").unwrap();
+        let error = Config::load(&latin1).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}:2: invalid TOML: the file is not valid UTF-8",
+                latin1.display()
+            )
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

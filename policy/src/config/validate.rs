@@ -1,0 +1,208 @@
+//! Semantic checks on the merged configuration: ranges, absolute paths, globs.
+//!
+//! Owns: the rules a well-typed value must still satisfy. Must not own: where the
+//! value came from; `layer.rs` turns an [`Invalid`] into an error naming the file and
+//! line that set the key. Runs on the merged result, so a drop-in can fix a value an
+//! earlier file got wrong.
+
+use std::path::Path;
+
+use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
+use crate::exclusions;
+
+/// A value that is well-typed but not acceptable.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Invalid {
+    /// Full dotted key.
+    pub(super) key: &'static str,
+    /// Index into the key's array, when one item is at fault.
+    pub(super) index: Option<usize>,
+    /// What is wrong.
+    pub(super) message: String,
+}
+
+fn invalid(key: &'static str, message: String) -> Invalid {
+    Invalid {
+        key,
+        index: None,
+        message,
+    }
+}
+
+/// Checks every semantic rule, in schema order; returns the first violation.
+///
+/// # Errors
+///
+/// The first [`Invalid`] value.
+pub(super) fn check(config: &Config) -> Result<(), Invalid> {
+    let watch_paths = [
+        ("watch.mounts", &config.watch.mounts),
+        ("watch.filesystems", &config.watch.filesystems),
+    ];
+    for (key, paths) in watch_paths {
+        absolute_all(
+            key,
+            paths.iter().map(|WatchPath { path, .. }| path.as_path()),
+        )?;
+    }
+
+    let deadline = config.decision.deadline.as_millis();
+    if !(1..=u128::from(MAX_DEADLINE_MS)).contains(&deadline) {
+        return Err(invalid(
+            "decision.deadline_ms",
+            format!("must be between 1 and {MAX_DEADLINE_MS}, found {deadline}"),
+        ));
+    }
+
+    absolute_all(
+        "content.hashes",
+        config.content.hashes.iter().map(|path| path.as_path()),
+    )?;
+
+    let scan = &config.scan;
+    if scan.max_file_size == 0 {
+        return Err(invalid(
+            "scan.max_file_size",
+            "must be greater than 0".to_owned(),
+        ));
+    }
+    if scan.workers > MAX_WORKERS {
+        return Err(invalid(
+            "scan.workers",
+            format!(
+                "must be at most {MAX_WORKERS} (0 = one per CPU), found {}",
+                scan.workers
+            ),
+        ));
+    }
+    if !(1..=MAX_QUEUE_CAPACITY).contains(&scan.queue_capacity) {
+        return Err(invalid(
+            "scan.queue_capacity",
+            format!(
+                "must be between 1 and {MAX_QUEUE_CAPACITY}, found {}",
+                scan.queue_capacity
+            ),
+        ));
+    }
+
+    absolute_all(
+        "daemon.socket",
+        [config.daemon.socket.as_path()].into_iter(),
+    )?;
+
+    match &config.log.events {
+        EventSink::File(path) if !path.is_absolute() => {
+            return Err(invalid(
+                "log.events",
+                format!("expected \"stdout\", \"none\" or an absolute path, found {path:?}"),
+            ));
+        }
+        EventSink::File(_) | EventSink::Stdout | EventSink::None => {}
+    }
+    if config.log.level.trim().is_empty() {
+        return Err(invalid("log.level", "must not be empty".to_owned()));
+    }
+
+    for (index, pattern) in config.exclude.paths.iter().enumerate() {
+        if let Err(error) = exclusions::compile_glob(pattern) {
+            return Err(Invalid {
+                key: "exclude.paths",
+                index: Some(index),
+                message: format!("invalid glob pattern `{pattern}`: {}", error.kind()),
+            });
+        }
+    }
+    absolute_all(
+        "exclude.processes",
+        config.exclude.processes.iter().map(|path| path.as_path()),
+    )?;
+    Ok(())
+}
+
+/// Requires every path to be absolute: the daemon's working directory is `/`, and a
+/// relative path in a config file would silently mean something else.
+fn absolute_all<'a>(
+    key: &'static str,
+    paths: impl Iterator<Item = &'a Path>,
+) -> Result<(), Invalid> {
+    for (index, path) in paths.enumerate() {
+        if !path.is_absolute() {
+            return Err(Invalid {
+                key,
+                index: Some(index),
+                message: format!("path must be absolute, found {path:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(check(&Config::default()), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_names_its_key() {
+        type Edit = fn(&mut Config);
+        let cases: [(Edit, &str, Option<usize>); 9] = [
+            (
+                |c| c.decision.deadline = Duration::ZERO,
+                "decision.deadline_ms",
+                None,
+            ),
+            (
+                |c| c.decision.deadline = Duration::from_secs(61),
+                "decision.deadline_ms",
+                None,
+            ),
+            (|c| c.scan.max_file_size = 0, "scan.max_file_size", None),
+            (|c| c.scan.workers = 1000, "scan.workers", None),
+            (|c| c.scan.queue_capacity = 0, "scan.queue_capacity", None),
+            (
+                |c| c.watch.mounts = vec![WatchPath::from(std::path::PathBuf::from("x"))],
+                "watch.mounts",
+                Some(0),
+            ),
+            (|c| c.log.level = String::new(), "log.level", None),
+            (
+                |c| c.exclude.paths = vec!["/a".into(), "{".into()],
+                "exclude.paths",
+                Some(1),
+            ),
+            (
+                |c| c.exclude.processes = vec!["/bin/ok".into(), "bin/x".into()],
+                "exclude.processes",
+                Some(1),
+            ),
+        ];
+        for (edit, key, index) in cases {
+            let mut config = Config::default();
+            edit(&mut config);
+            let error = check(&config).unwrap_err();
+            assert_eq!((error.key, error.index), (key, index), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn edges_are_accepted() {
+        type Edit = fn(&mut Config);
+        let cases: [Edit; 5] = [
+            |c| c.decision.deadline = Duration::from_millis(1),
+            |c| c.decision.deadline = Duration::from_millis(MAX_DEADLINE_MS),
+            |c| c.scan.workers = MAX_WORKERS,
+            |c| c.scan.queue_capacity = MAX_QUEUE_CAPACITY,
+            |c| c.scan.cache_capacity = 0,
+        ];
+        for edit in cases {
+            let mut config = Config::default();
+            edit(&mut config);
+            assert_eq!(check(&config), Ok(()));
+        }
+    }
+}

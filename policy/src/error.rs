@@ -1,0 +1,170 @@
+//! The one error type of `vigil-policy`.
+//!
+//! Owns: nothing but the [`Error`] enum. Every variant carries where the problem is
+//! (file, 1-based line, config key or glob pattern) so that `Display` alone is a
+//! complete message for the operator: `path:line: what is wrong`. Errors are built
+//! only while loading configuration and content, never on the hot path.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::string::FromUtf8Error;
+
+/// Everything that can go wrong while loading configuration, exclusions or hash lists.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+
+    /// A config file is not valid TOML, or the deserializer rejected it.
+    #[error("{}: {message}", at(path, *line))]
+    Toml {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the problem (0 when unknown).
+        line: usize,
+        /// What is wrong, starting with "invalid TOML:" for syntax errors.
+        message: String,
+    },
+
+    /// A config file uses a key the schema does not have.
+    #[error("{}: unknown key `{key}` (expected one of {expected})", at(path, *line))]
+    UnknownKey {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// The full dotted key, e.g. `decision.moed`.
+        key: String,
+        /// The keys allowed at that place, comma-separated.
+        expected: String,
+    },
+
+    /// A config value has the wrong TOML type.
+    #[error("{}: `{key}`: expected {expected}, found {found}", at(path, *line))]
+    WrongType {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the value.
+        line: usize,
+        /// The full dotted key, e.g. `decision.deadline_ms`.
+        key: String,
+        /// What the schema wants, e.g. "an integer".
+        expected: String,
+        /// What the file has, e.g. "a string".
+        found: String,
+    },
+
+    /// A config value has the right type but is not acceptable (range, relative path, …).
+    #[error("{}: `{key}`: {message}", at(path, *line))]
+    InvalidValue {
+        /// The config file that set the value.
+        path: PathBuf,
+        /// 1-based line of the value (0 when unknown).
+        line: usize,
+        /// The full dotted key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A hash list has a malformed line.
+    #[error("{}: {message}", at(path, *line))]
+    HashList {
+        /// The hash list file.
+        path: PathBuf,
+        /// 1-based line number (0 when the problem is not tied to a line).
+        line: usize,
+        /// What is wrong with the line.
+        message: String,
+    },
+
+    /// A glob pattern in the exclusions does not compile.
+    #[error("`{key}`: invalid glob pattern `{pattern}`: {message}")]
+    Glob {
+        /// The config key the pattern came from (`exclude.paths`).
+        key: &'static str,
+        /// The pattern as written.
+        pattern: String,
+        /// Why it does not compile.
+        message: String,
+    },
+}
+
+/// 1-based line of the first byte that is not UTF-8, for "not valid UTF-8" errors.
+pub(crate) fn utf8_error_line(error: &FromUtf8Error) -> usize {
+    let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+    1 + valid.iter().filter(|&&byte| byte == b'\n').count()
+}
+
+/// Renders `path:line`, or just `path` when the line is unknown (0).
+fn at(path: &Path, line: usize) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}", path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_file_line_and_key() {
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                Error::UnknownKey {
+                    path: "/etc/vigil/vigil.toml".into(),
+                    line: 7,
+                    key: "decision.moed".into(),
+                    expected: "mode, deadline_ms".into(),
+                },
+                "/etc/vigil/vigil.toml:7: unknown key `decision.moed` (expected one of mode, deadline_ms)",
+            ),
+            (
+                Error::WrongType {
+                    path: "/etc/vigil/vigil.toml".into(),
+                    line: 3,
+                    key: "decision.deadline_ms".into(),
+                    expected: "an integer".into(),
+                    found: "a string".into(),
+                },
+                "/etc/vigil/vigil.toml:3: `decision.deadline_ms`: expected an integer, found a string",
+            ),
+            (
+                Error::InvalidValue {
+                    path: "a.toml".into(),
+                    line: 0,
+                    key: "scan.workers".into(),
+                    message: "too many".into(),
+                },
+                "a.toml: `scan.workers`: too many",
+            ),
+            (
+                Error::HashList {
+                    path: "x.hsb".into(),
+                    line: 2,
+                    message: "bad".into(),
+                },
+                "x.hsb:2: bad",
+            ),
+            (
+                Error::Glob {
+                    key: "exclude.paths",
+                    pattern: "[".into(),
+                    message: "unclosed".into(),
+                },
+                "`exclude.paths`: invalid glob pattern `[`: unclosed",
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(error.to_string(), want);
+        }
+    }
+}
