@@ -216,14 +216,14 @@ impl VerdictCache {
 mod tests {
     use super::*;
     use std::thread;
-    use vigil_policy::{Mode, decide};
+    use vigil_policy::{DecisionConfig, decide};
 
     fn key(ino: u64, generation: u64) -> FileKey {
         FileKey { dev: 1, ino, size: 10, mtime: (1, 0), ctime: (1, 0), generation }
     }
 
     fn clean() -> Arc<Cached> {
-        Arc::new(Cached { decision: decide(Vec::new(), Mode::Enforce), sha256: None })
+        Arc::new(Cached { decision: decide(Vec::new(), &DecisionConfig::default()), sha256: None })
     }
 
     #[test]

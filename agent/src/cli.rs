@@ -39,6 +39,9 @@ pub enum Cmd {
         /// One JSON object per file instead of text.
         #[arg(long)]
         json: bool,
+        /// Run every stage and print how each verdict was reached.
+        #[arg(long)]
+        explain: bool,
         /// Files or directories (recursive).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -78,9 +81,10 @@ pub enum Cmd {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Daemon { config } => daemon::run(config).map(|()| 0),
-        Cmd::Scan { config, json, paths } => {
+        Cmd::Scan { config, json, explain, paths } => {
             let generation = Generation::load(1, config.as_deref())?;
-            let summary = scan_cmd::run(&generation, &paths, json);
+            warn_skipped_rules(&generation);
+            let summary = scan_cmd::run(&generation, &paths, json, explain);
             eprintln!(
                 "scanned {} files: {} detections, {} errors",
                 summary.files, summary.detections, summary.errors
@@ -97,9 +101,16 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }),
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
+            warn_skipped_rules(&generation);
             println!("ok: {}", generation.summary());
             Ok(0)
         }
+    }
+}
+
+fn warn_skipped_rules(generation: &Generation) {
+    for w in &generation.rule_warnings {
+        eprintln!("vigil: warning: rule file skipped: {w}");
     }
 }
 

@@ -50,6 +50,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let first = Generation::load(1, config_path.as_deref()).context("loading the configuration")?;
     logging::init(&first.config.log.level);
+    first.log_warnings();
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -197,6 +198,7 @@ async fn reload(
         let next = tokio::task::spawn_blocking(move || Generation::load(next_id, path.as_deref()))
             .await
             .context("reload task")??;
+        next.log_warnings();
         let current = generation.load();
         if next.config.daemon.socket != current.config.daemon.socket
             || next.config.scan.workers != current.config.scan.workers

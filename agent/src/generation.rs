@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vigil_policy::{Config, Exclusions, HashDb};
+use vigil_policy::{Config, Exclusions, HashDb, RuleSet};
 
 /// Where the daemon and the CLI look for their configuration by default.
 pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";
@@ -34,6 +34,10 @@ pub struct Generation {
     pub config_path: Option<PathBuf>,
     /// The known-bad hash database.
     pub hashes: HashDb,
+    /// The compiled YARA rules (empty when none are configured).
+    pub rules: RuleSet,
+    /// Rule files left out under `content.rules_on_error = "skip"`.
+    pub rule_warnings: Vec<vigil_policy::RuleWarning>,
     /// Compiled path and process exclusions.
     pub exclusions: Exclusions,
     /// How long loading took, for the log.
@@ -52,23 +56,39 @@ impl Generation {
         let (config, config_path) = load_config(path)?;
         let hashes = HashDb::load(&config.content.hashes, config.content.builtin)?;
         let exclusions = Exclusions::new(&config.exclude)?;
+        let (rules, rule_warnings) = if config.content.rules.is_empty() {
+            (RuleSet::empty(), Vec::new())
+        } else {
+            RuleSet::load(&config.content.rules, config.content.rules_on_error)?
+        };
         Ok(Generation {
             id,
             config,
             config_path,
             hashes,
+            rules,
+            rule_warnings,
             exclusions,
             load_ms: started.elapsed().as_millis(),
         })
     }
 
+    /// Logs the rule files left out of this generation (`rules_on_error = "skip"`).
+    pub fn log_warnings(&self) {
+        for w in &self.rule_warnings {
+            tracing::warn!(file = %w.path.display(), line = w.line, message = %w.message, "rule file skipped");
+        }
+    }
+
     /// A one-line description for logs and `STATUS=`.
     pub fn summary(&self) -> String {
         format!(
-            "generation {} mode={} hashes={} config={}",
+            "generation {} mode={} hashes={} rules={} heuristics={} config={}",
             self.id,
             mode_str(self.config.decision.mode),
             self.hashes.len(),
+            self.rules.len(),
+            if self.config.heuristics.enabled { "on" } else { "off" },
             self.config_path
                 .as_deref()
                 .map_or_else(|| "<built-in defaults>".to_string(), |p| p.display().to_string()),

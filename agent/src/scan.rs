@@ -1,27 +1,44 @@
 //! The scan pipeline: a file's bytes, read once through a descriptor, to a decision.
 //!
-//! Owns the per-thread read buffer and the order of the stages (today: SHA-256, and
-//! MD5 only when an MD5 list is loaded, against the hash database). It does not
-//! answer events or touch the cache: the worker (daemon) and `vigil scan` (CLI) call
+//! Owns the per-thread buffers and the order of the stages: SHA-256 (and MD5 only
+//! when an MD5 list is loaded) against the hash database, then the ELF and script
+//! heuristics, then the YARA rules, then [`decide`]. It does not answer events or
+//! touch the cache: the worker (daemon) and `vigil scan` (CLI) call
 //! [`Scanner::scan_fd`] and act on the result.
 //!
 //! The daemon hands in the fanotify event fd: reading by path would re-enter
 //! fanotify and race with renames. Reads use `pread` from offset 0, so the event
-//! fd's own offset (which the opener shares nothing with) does not matter.
+//! fd's own offset does not matter. One pass feeds the digests and fills the content
+//! buffer the later stages read; files above [`CONTENT_CAP`] are only hashed.
 
 use std::os::fd::BorrowedFd;
 
 use md5::Md5;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
-use vigil_policy::verdict::hash_reason;
-use vigil_policy::{Decision, Reason, decide};
+use vigil_policy::verdict::{hash_reason, weighted_score};
+use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide, heuristics};
 
 use crate::generation::Generation;
 
 /// Bytes read per `pread`: large enough to amortise the syscall, small enough to
 /// stay in L2 while both digests consume it.
 pub const READ_CHUNK: usize = 256 * 1024;
+/// Largest file whose content is kept in memory for heuristics and rules; larger
+/// files are hashed only. Matches the heuristics' own parse cap.
+pub const CONTENT_CAP: u64 = 64 * 1024 * 1024;
+/// Capacity a worker's content buffer keeps between scans, so one large file does
+/// not pin its memory forever.
+const CONTENT_KEEP: usize = 8 * 1024 * 1024;
+
+/// How much work a scan does once the verdict is certain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Stop at the first stage that makes the file malicious (the daemon's hot path).
+    FirstMalicious,
+    /// Run every stage (`vigil scan --explain`).
+    All,
+}
 
 /// What a scan found.
 #[derive(Debug)]
@@ -34,9 +51,10 @@ pub struct ScanResult {
     pub decision: Decision,
 }
 
-/// A reusable scanner: one per worker thread (it owns its read buffer).
+/// A reusable scanner: one per worker thread (it owns its buffers).
 pub struct Scanner {
-    buf: Vec<u8>,
+    chunk: Vec<u8>,
+    content: Vec<u8>,
 }
 
 impl Default for Scanner {
@@ -48,29 +66,48 @@ impl Default for Scanner {
 impl Scanner {
     /// A scanner with its read buffer allocated.
     pub fn new() -> Scanner {
-        Scanner { buf: vec![0; READ_CHUNK] }
+        Scanner { chunk: vec![0; READ_CHUNK], content: Vec::new() }
     }
 
-    /// Reads the file behind `fd` from offset 0 to EOF in one pass and runs every
-    /// stage of `generation` on it.
+    /// Reads the file behind `fd` (of `size` bytes per `fstat`) from offset 0 to EOF
+    /// in one pass and runs every stage of `generation`; `rules` must be a scanner of
+    /// `generation.rules`.
     ///
     /// # Errors
-    /// The `pread` errno (`EIO`, …). `EINTR` is retried.
-    pub fn scan_fd(&mut self, fd: BorrowedFd<'_>, generation: &Generation) -> Result<ScanResult, Errno> {
+    /// The `pread` errno (`EIO`, …). `EINTR` is retried. A rule-stage failure (its
+    /// timeout) is logged and the other stages' findings still decide.
+    pub fn scan_fd(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        size: u64,
+        generation: &Generation,
+        rules: &mut RuleScanner<'_>,
+        depth: Depth,
+    ) -> Result<ScanResult, Errno> {
+        let keep = size <= CONTENT_CAP;
+        self.content.clear();
+        if keep {
+            self.content.reserve(usize::try_from(size).unwrap_or(0));
+        }
         let mut sha = Sha256::new();
         let mut md5 = generation.hashes.needs_md5().then(Md5::new);
         let mut offset: u64 = 0;
         loop {
-            let n = match nix::sys::uio::pread(fd, &mut self.buf, offset as i64) {
+            let n = match nix::sys::uio::pread(fd, &mut self.chunk, offset as i64) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
             };
-            let chunk = &self.buf[..n];
+            let chunk = &self.chunk[..n];
             sha.update(chunk);
             if let Some(m) = md5.as_mut() {
                 m.update(chunk);
+            }
+            // A file growing during the scan past the cap stops feeding the content
+            // stages rather than growing the buffer without bound.
+            if keep && (self.content.len() as u64) < CONTENT_CAP {
+                self.content.extend_from_slice(chunk);
             }
             offset += n as u64;
         }
@@ -85,7 +122,26 @@ impl Scanner {
                 reasons.push(hash_reason(entry));
             }
         }
-        Ok(ScanResult { sha256, size: offset, decision: decide(reasons, generation.config.decision.mode) })
+        let policy = &generation.config.decision;
+        let done = |reasons: &[Reason]| {
+            let score = reasons.iter().map(|r| weighted_score(r, &policy.weights)).fold(0u32, u32::saturating_add);
+            depth == Depth::FirstMalicious && Verdict::from_score(score, policy) == Verdict::Malicious
+        };
+        if keep && !done(&reasons) {
+            if generation.config.heuristics.enabled {
+                reasons.extend(heuristics::analyze(&self.content));
+            }
+            if !generation.rules.is_empty() && !done(&reasons) {
+                match rules.scan(&self.content, generation.config.scan.rule_timeout) {
+                    Ok(found) => reasons.extend(found),
+                    Err(e) => tracing::warn!(error = %e, "rule stage failed; deciding without it"),
+                }
+            }
+        }
+        if self.content.capacity() > CONTENT_KEEP {
+            self.content = Vec::new();
+        }
+        Ok(ScanResult { sha256, size: offset, decision: decide(reasons, policy) })
     }
 }
 

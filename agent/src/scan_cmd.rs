@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::json;
-use vigil_policy::{Reason, Verdict, decide};
+use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide};
 
 use crate::generation::Generation;
-use crate::scan::Scanner;
+use crate::scan::{Depth, Scanner};
 
 /// What `vigil scan` found overall.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -50,99 +50,125 @@ struct Report {
 }
 
 /// Scans every path (directories recursively, without following symlinks inside
-/// them) and writes one report per file to stdout.
-pub fn run(generation: &Generation, paths: &[PathBuf], as_json: bool) -> Summary {
-    let mut scanner = Scanner::new();
-    let mut summary = Summary::default();
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+/// them) and writes one report per file to stdout. With `explain`, every stage runs
+/// (no early exit) and each file's report is followed by how its verdict was reached.
+pub fn run(generation: &Generation, paths: &[PathBuf], as_json: bool, explain: bool) -> Summary {
+    let mut walker = Walker {
+        generation,
+        scanner: Scanner::new(),
+        rules: generation.rules.scanner(),
+        depth: if explain { Depth::All } else { Depth::FirstMalicious },
+        summary: Summary::default(),
+        out: io::stdout().lock(),
+        as_json,
+        explain,
+    };
     for path in paths {
-        walk(path, true, &mut |report| {
-            match &report.verdict {
-                Ok(Verdict::Clean) => summary.files += 1,
-                Ok(Verdict::Suspicious | Verdict::Malicious) => {
-                    summary.files += 1;
-                    summary.detections += 1;
-                }
-                Err(_) => summary.errors += 1,
-            }
-            print(&mut out, &report, as_json);
-        }, generation, &mut scanner);
+        walker.walk(path, true);
     }
-    let _ = out.flush();
-    summary
+    let _ = walker.out.flush();
+    walker.summary
 }
 
-fn walk(path: &Path, top: bool, emit: &mut dyn FnMut(Report), generation: &Generation, scanner: &mut Scanner) {
-    let started = Instant::now();
-    let error = |e: String| Report {
+struct Walker<'g> {
+    generation: &'g Generation,
+    scanner: Scanner,
+    rules: RuleScanner<'g>,
+    depth: Depth,
+    summary: Summary,
+    out: io::StdoutLock<'static>,
+    as_json: bool,
+    explain: bool,
+}
+
+impl Walker<'_> {
+    fn walk(&mut self, path: &Path, top: bool) {
+        // Named paths follow symlinks (as the user asked for them); entries found
+        // while walking do not, so a link cannot lead the walk out of the tree or
+        // into a loop.
+        let md = if top { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) };
+        let md = match md {
+            Ok(md) => md,
+            Err(e) => return self.emit(error_report(path, e.to_string()), None),
+        };
+        if md.is_dir() {
+            let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+                Err(e) => return self.emit(error_report(path, e.to_string()), None),
+            };
+            entries.sort();
+            for entry in entries {
+                self.walk(&entry, false);
+            }
+            return;
+        }
+        if !md.is_file() {
+            return; // FIFOs, sockets, devices, links inside trees: nothing to scan
+        }
+        let started = Instant::now();
+        let file = match File::options().read(true).custom_flags(open_flags()).open(path) {
+            Ok(f) => f,
+            Err(e) => return self.emit(error_report(path, e.to_string()), None),
+        };
+        if md.len() > self.generation.config.scan.max_file_size {
+            let decision = decide(Vec::new(), &self.generation.config.decision);
+            let report = Report {
+                path: path.to_path_buf(),
+                sha256: None,
+                size: md.len(),
+                verdict: Ok(decision.verdict),
+                reasons: Vec::new(),
+                elapsed_us: elapsed_us(started),
+            };
+            return self.emit(report, Some(&decision));
+        }
+        match self.scanner.scan_fd(file.as_fd(), md.len(), self.generation, &mut self.rules, self.depth) {
+            Ok(result) => {
+                let report = Report {
+                    path: path.to_path_buf(),
+                    sha256: Some(result.sha256),
+                    size: result.size,
+                    verdict: Ok(result.decision.verdict),
+                    reasons: result.decision.reasons.clone(),
+                    elapsed_us: elapsed_us(started),
+                };
+                self.emit(report, Some(&result.decision));
+            }
+            Err(errno) => self.emit(error_report(path, format!("read failed: {errno}")), None),
+        }
+    }
+
+    fn emit(&mut self, report: Report, decision: Option<&Decision>) {
+        match &report.verdict {
+            Ok(Verdict::Clean) => self.summary.files += 1,
+            Ok(Verdict::Suspicious | Verdict::Malicious) => {
+                self.summary.files += 1;
+                self.summary.detections += 1;
+            }
+            Err(_) => self.summary.errors += 1,
+        }
+        print(&mut self.out, &report, self.as_json, decision.filter(|_| self.explain));
+    }
+}
+
+fn error_report(path: &Path, message: String) -> Report {
+    Report {
         path: path.to_path_buf(),
         sha256: None,
         size: 0,
-        verdict: Err(e),
+        verdict: Err(message),
         reasons: Vec::new(),
         elapsed_us: 0,
-    };
-    // Named paths follow symlinks (as the user asked for them); entries found while
-    // walking do not, so a link cannot lead the walk out of the tree or into a loop.
-    let md = if top { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) };
-    let md = match md {
-        Ok(md) => md,
-        Err(e) => return emit(error(e.to_string())),
-    };
-    if md.is_dir() {
-        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(e) => return emit(error(e.to_string())),
-        };
-        entries.sort();
-        for entry in entries {
-            walk(&entry, false, emit, generation, scanner);
-        }
-        return;
-    }
-    if !md.is_file() {
-        return; // FIFOs, sockets, devices, links inside trees: nothing to scan
-    }
-    let file = match File::options()
-        .read(true)
-        .custom_flags(libc_flags())
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) => return emit(error(e.to_string())),
-    };
-    if md.len() > generation.config.scan.max_file_size {
-        let decision = decide(Vec::new(), generation.config.decision.mode);
-        return emit(Report {
-            path: path.to_path_buf(),
-            sha256: None,
-            size: md.len(),
-            verdict: Ok(decision.verdict),
-            reasons: decision.reasons,
-            elapsed_us: elapsed_us(started),
-        });
-    }
-    match scanner.scan_fd(file.as_fd(), generation) {
-        Ok(result) => emit(Report {
-            path: path.to_path_buf(),
-            sha256: Some(result.sha256),
-            size: result.size,
-            verdict: Ok(result.decision.verdict),
-            reasons: result.decision.reasons,
-            elapsed_us: elapsed_us(started),
-        }),
-        Err(errno) => emit(error(format!("read failed: {errno}"))),
     }
 }
 
 /// `O_NONBLOCK` so a FIFO swapped in after the type check cannot block the open;
 /// `O_NOCTTY` for the same reason with terminals.
-fn libc_flags() -> i32 {
+fn open_flags() -> i32 {
     (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits()
 }
 
-fn print(out: &mut impl Write, r: &Report, as_json: bool) {
+fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decision>) {
     let line = if as_json {
         let (verdict, error) = match &r.verdict {
             Ok(v) => (v.as_str(), None),
@@ -156,21 +182,34 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool) {
             "reasons": r.reasons,
             "elapsed_us": r.elapsed_us,
         });
-        if let (Some(e), Some(obj)) = (error, v.as_object_mut()) {
-            obj.insert("error".into(), json!(e));
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(e) = error {
+                obj.insert("error".into(), json!(e));
+            }
+            if let Some(d) = explain {
+                obj.insert("explain".into(), json!(d.explain()));
+            }
         }
         v.to_string()
     } else {
-        match &r.verdict {
+        let text = match &r.verdict {
             Ok(Verdict::Clean) => format!("{}: OK", r.path.display()),
             Ok(v) => {
                 let why: Vec<String> = r.reasons.iter().map(|x| format!("{} {}", x.id, x.detail)).collect();
                 format!("{}: {} ({})", r.path.display(), v.as_str().to_uppercase(), why.join("; "))
             }
             Err(e) => format!("{}: ERROR {e}", r.path.display()),
+        };
+        match explain {
+            Some(d) => format!("{text}\n{}", indent(&d.explain())),
+            None => text,
         }
     };
     let _ = writeln!(out, "{line}");
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
 fn elapsed_us(since: Instant) -> u64 {

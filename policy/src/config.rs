@@ -1,7 +1,9 @@
 //! The daemon configuration: typed schema, built-in defaults and loading.
 //!
 //! Owns: the [`Config`] tree as the agent sees it, its defaults (the named consts
-//! below), and the rules for finding and merging `vigil.toml` with `conf.d/*.toml`.
+//! below; the score thresholds default to [`MALICIOUS_SCORE`] and
+//! [`SUSPICIOUS_SCORE`]), and the rules for finding and merging `vigil.toml` with
+//! `conf.d/*.toml`.
 //! Must not own: hash list contents ([`crate::hashdb`]), glob matching
 //! ([`crate::exclusions`]), or anything that touches the kernel. The agent turns a
 //! loaded `Config` into a running generation; a config that fails to load is
@@ -26,6 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, utf8_error_line};
+use crate::verdict::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
 use layer::Layer;
 
 /// Filesystems watched when the config names none; skipped if absent.
@@ -44,6 +47,13 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 pub const MAX_QUEUE_CAPACITY: usize = 1_000_000;
 /// Default `scan.cache_capacity` (verdict cache entries).
 pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
+/// Default `scan.rule_timeout_ms`: one YARA scan may take at most this long.
+pub const DEFAULT_RULE_TIMEOUT_MS: u64 = 1000;
+/// Largest accepted `scan.rule_timeout_ms`.
+pub const MAX_RULE_TIMEOUT_MS: u64 = 60_000;
+/// Largest accepted `decision.weights.*`: beyond this one finding would swamp any
+/// threshold and the weight is almost certainly a typo.
+pub const MAX_WEIGHT: f64 = 100.0;
 /// Default control socket path.
 pub const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
 /// Default `log.level` tracing filter.
@@ -52,17 +62,21 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DROP_IN_DIR: &str = "conf.d";
 
 /// The whole daemon configuration. `Config::default()` is what an empty file gives.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+///
+/// Not `Eq`: `decision.weights` are floats.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// What to watch and which opens to scan.
     pub watch: Watch,
     /// How verdicts become answers.
     pub decision: DecisionConfig,
-    /// Content (hash lists) to load.
+    /// Content (hash lists, YARA rules) to load.
     pub content: Content,
     /// Scanner limits and capacities.
     pub scan: Scan,
+    /// The built-in ELF and script heuristics.
+    pub heuristics: HeuristicsConfig,
     /// Daemon plumbing.
     pub daemon: Daemon,
     /// Event log and tracing.
@@ -134,7 +148,7 @@ pub enum ScanOnOpen {
 }
 
 /// The `[decision]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecisionConfig {
     /// Enforce (deny malicious files) or audit (allow and log).
@@ -146,6 +160,17 @@ pub struct DecisionConfig {
     pub on_timeout: FailMode,
     /// Answer when the worker queue is full.
     pub on_overflow: FailMode,
+    /// Weighted total score at or above which a file is malicious; ≥ 1.
+    pub malicious_score: u32,
+    /// Weighted total score at or above which a file is suspicious;
+    /// 1..=`malicious_score`.
+    pub suspicious_score: u32,
+    /// Per-stage factors applied to every reason's score.
+    pub weights: Weights,
+    /// What happens to a malicious file in enforce mode.
+    pub on_malicious: VerdictAction,
+    /// What happens to a suspicious file in enforce mode.
+    pub on_suspicious: VerdictAction,
 }
 
 impl Default for DecisionConfig {
@@ -155,6 +180,67 @@ impl Default for DecisionConfig {
             deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
             on_timeout: FailMode::default(),
             on_overflow: FailMode::default(),
+            malicious_score: MALICIOUS_SCORE,
+            suspicious_score: SUSPICIOUS_SCORE,
+            weights: Weights::default(),
+            on_malicious: VerdictAction::Deny,
+            on_suspicious: VerdictAction::Allow,
+        }
+    }
+}
+
+/// The `[decision.weights]` table: each reason's score is multiplied by the weight of
+/// its stage before the scores are added up. Finite, 0..=[`MAX_WEIGHT`]; 0 turns a
+/// stage's findings into information only.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    /// Known-bad hash hits.
+    pub hash: f64,
+    /// YARA rule matches.
+    pub rules: f64,
+    /// ELF and script heuristics.
+    pub heuristics: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Weights {
+        Weights {
+            hash: 1.0,
+            rules: 1.0,
+            heuristics: 1.0,
+        }
+    }
+}
+
+impl Weights {
+    /// The weight of one stage.
+    pub fn of(&self, stage: Stage) -> f64 {
+        match stage {
+            Stage::Hash => self.hash,
+            Stage::Rules => self.rules,
+            Stage::Heuristics => self.heuristics,
+        }
+    }
+}
+
+/// What a verdict leads to in enforce mode (`decision.on_malicious`,
+/// `decision.on_suspicious`). Audit mode allows everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictAction {
+    /// Deny the open or exec.
+    Deny,
+    /// Allow it (the verdict is still logged).
+    Allow,
+}
+
+impl VerdictAction {
+    /// The TOML spelling, also used in logs and `--explain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictAction::Deny => "deny",
+            VerdictAction::Allow => "allow",
         }
     }
 }
@@ -209,6 +295,10 @@ pub struct Content {
     pub hashes: Vec<PathBuf>,
     /// Include the built-in test signature.
     pub builtin: bool,
+    /// YARA rule files or directories (every `*.yar`/`*.yara` below, sorted by path).
+    pub rules: Vec<PathBuf>,
+    /// What a rule file that does not compile does to the load.
+    pub rules_on_error: RuleErrorPolicy,
 }
 
 impl Default for Content {
@@ -216,6 +306,29 @@ impl Default for Content {
         Content {
             hashes: Vec::new(),
             builtin: true,
+            rules: Vec::new(),
+            rules_on_error: RuleErrorPolicy::default(),
+        }
+    }
+}
+
+/// What a YARA rule file that does not compile does to the load (`content.rules_on_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleErrorPolicy {
+    /// The whole load fails (on reload the previous generation stays).
+    #[default]
+    Refuse,
+    /// That file is left out with a warning; the other files are loaded.
+    Skip,
+}
+
+impl RuleErrorPolicy {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleErrorPolicy::Refuse => "refuse",
+            RuleErrorPolicy::Skip => "skip",
         }
     }
 }
@@ -234,6 +347,9 @@ pub struct Scan {
     pub cache_capacity: usize,
     /// Add evictable kernel ignore marks after a clean verdict.
     pub ignore_marks: bool,
+    /// Time one YARA scan may take; TOML key `rule_timeout_ms`, 1..=[`MAX_RULE_TIMEOUT_MS`].
+    #[serde(rename = "rule_timeout_ms", deserialize_with = "millis")]
+    pub rule_timeout: Duration,
 }
 
 impl Default for Scan {
@@ -244,7 +360,22 @@ impl Default for Scan {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             ignore_marks: true,
+            rule_timeout: Duration::from_millis(DEFAULT_RULE_TIMEOUT_MS),
         }
+    }
+}
+
+/// The `[heuristics]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeuristicsConfig {
+    /// Run the ELF and script heuristics ([`crate::heuristics::analyze`]).
+    pub enabled: bool,
+}
+
+impl Default for HeuristicsConfig {
+    fn default() -> HeuristicsConfig {
+        HeuristicsConfig { enabled: true }
     }
 }
 
@@ -395,7 +526,7 @@ fn drop_ins(path: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// Reads `deadline_ms` (whole milliseconds) as a [`Duration`].
+/// Reads `deadline_ms` / `rule_timeout_ms` (whole milliseconds) as a [`Duration`].
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     u64::deserialize(deserializer).map(Duration::from_millis)
 }
@@ -431,6 +562,20 @@ mod tests {
         assert_eq!(config.scan.max_file_size, 256 << 20);
         assert!(config.content.builtin);
         assert_eq!(config.log.events, EventSink::Stdout);
+        assert!(config.content.rules.is_empty());
+        assert_eq!(config.content.rules_on_error, RuleErrorPolicy::Refuse);
+        assert_eq!(config.scan.rule_timeout, Duration::from_secs(1));
+        assert!(config.heuristics.enabled);
+        assert_eq!(
+            (
+                config.decision.malicious_score,
+                config.decision.suspicious_score
+            ),
+            (100, 50)
+        );
+        assert_eq!(config.decision.weights, Weights::default());
+        assert_eq!(config.decision.on_malicious, VerdictAction::Deny);
+        assert_eq!(config.decision.on_suspicious, VerdictAction::Allow);
     }
 
     #[test]
@@ -442,6 +587,14 @@ mod tests {
         for fail in [FailMode::Allow, FailMode::Deny] {
             let text = format!("decision.on_timeout = \"{}\"", fail.as_str());
             assert_eq!(parse(&text).unwrap().decision.on_timeout, fail);
+        }
+        for action in [VerdictAction::Deny, VerdictAction::Allow] {
+            let text = format!("decision.on_suspicious = \"{}\"", action.as_str());
+            assert_eq!(parse(&text).unwrap().decision.on_suspicious, action);
+        }
+        for policy in [RuleErrorPolicy::Refuse, RuleErrorPolicy::Skip] {
+            let text = format!("content.rules_on_error = \"{}\"", policy.as_str());
+            assert_eq!(parse(&text).unwrap().content.rules_on_error, policy);
         }
     }
 
@@ -458,10 +611,21 @@ mode = "audit"
 deadline_ms = 1000
 on_timeout = "deny"
 on_overflow = "deny"
+malicious_score = 120
+suspicious_score = 40
+on_malicious = "allow"
+on_suspicious = "deny"
+
+[decision.weights]
+hash = 2
+rules = 0.5
+heuristics = 0.0
 
 [content]
 hashes = ["/var/lib/vigil/content/hashes"]
 builtin = false
+rules = ["/var/lib/vigil/content/yara", "/etc/vigil/local.yar"]
+rules_on_error = "skip"
 
 [scan]
 max_file_size = 1048576
@@ -469,6 +633,10 @@ workers = 4
 queue_capacity = 16
 cache_capacity = 0
 ignore_marks = false
+rule_timeout_ms = 250
+
+[heuristics]
+enabled = false
 
 [daemon]
 socket = "/run/v.sock"
@@ -502,6 +670,22 @@ processes = ["/usr/bin/backup"]
         assert_eq!(config.decision.on_timeout, FailMode::Deny);
         assert_eq!(config.decision.on_overflow, FailMode::Deny);
         assert!(!config.content.builtin);
+        assert_eq!(config.content.rules.len(), 2);
+        assert_eq!(config.content.rules_on_error, RuleErrorPolicy::Skip);
+        assert_eq!(config.decision.malicious_score, 120);
+        assert_eq!(config.decision.suspicious_score, 40);
+        assert_eq!(config.decision.on_malicious, VerdictAction::Allow);
+        assert_eq!(config.decision.on_suspicious, VerdictAction::Deny);
+        assert_eq!(
+            config.decision.weights,
+            Weights {
+                hash: 2.0,
+                rules: 0.5,
+                heuristics: 0.0
+            }
+        );
+        assert_eq!(config.scan.rule_timeout, Duration::from_millis(250));
+        assert!(!config.heuristics.enabled);
         assert_eq!(config.scan.workers, 4);
         assert_eq!(config.scan.cache_capacity, 0);
         assert!(!config.scan.ignore_marks);
@@ -523,15 +707,15 @@ processes = ["/usr/bin/backup"]
             // Unknown keys at each nesting level.
             (
                 "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_overflow)",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_overflow, malicious_score, suspicious_score, weights, on_malicious, on_suspicious)",
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, daemon, log, exclude)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, log, exclude)",
             ),
             (
                 "[scan.deep]\nx = 1\n",
-                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks)",
+                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, rule_timeout_ms)",
             ),
             (
                 "[decision.mode]\nx = 1\n",
@@ -571,6 +755,22 @@ processes = ["/usr/bin/backup"]
                 "/etc/vigil/vigil.toml:2: `scan.workers`: expected an integer, found a float",
             ),
             (
+                "[decision.weights]\nrules = \"1\"\n",
+                "/etc/vigil/vigil.toml:2: `decision.weights.rules`: expected a number, found a string",
+            ),
+            (
+                "[decision.weights]\nrules = -1\n",
+                "/etc/vigil/vigil.toml:2: `decision.weights.rules`: expected a non-negative number, found -1",
+            ),
+            (
+                "[decision.weights]\nhash = 1.0\nmodel = 1.0\n",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.weights.model` (expected one of hash, rules, heuristics)",
+            ),
+            (
+                "heuristics.enabled = 1\n",
+                "/etc/vigil/vigil.toml:1: `heuristics.enabled`: expected a boolean, found an integer",
+            ),
+            (
                 "[scan]\nworkers = -1\n",
                 "/etc/vigil/vigil.toml:2: `scan.workers`: expected a non-negative integer, found -1",
             ),
@@ -578,6 +778,14 @@ processes = ["/usr/bin/backup"]
             (
                 "[decision]\nmode = \"enforcing\"\n",
                 "/etc/vigil/vigil.toml:2: `decision.mode`: expected one of \"enforce\", \"audit\", found \"enforcing\"",
+            ),
+            (
+                "decision.on_malicious = \"quarantine\"\n",
+                "/etc/vigil/vigil.toml:1: `decision.on_malicious`: expected one of \"deny\", \"allow\", found \"quarantine\"",
+            ),
+            (
+                "content.rules_on_error = \"warn\"\n",
+                "/etc/vigil/vigil.toml:1: `content.rules_on_error`: expected one of \"refuse\", \"skip\", found \"warn\"",
             ),
             (
                 "watch.scan_on_open = \"exec\"\n",
@@ -591,6 +799,30 @@ processes = ["/usr/bin/backup"]
             (
                 "[decision]\ndeadline_ms = 60001\n",
                 "/etc/vigil/vigil.toml:2: `decision.deadline_ms`: must be between 1 and 60000, found 60001",
+            ),
+            (
+                "[decision]\nmalicious_score = 0\n",
+                "/etc/vigil/vigil.toml:2: `decision.malicious_score`: must be at least 1 (0 would make every file malicious)",
+            ),
+            (
+                "[decision]\nmalicious_score = 80\nsuspicious_score = 90\n",
+                "/etc/vigil/vigil.toml:3: `decision.suspicious_score`: must be between 1 and decision.malicious_score (80), found 90",
+            ),
+            (
+                "[decision.weights]\nheuristics = -0.5\n",
+                "/etc/vigil/vigil.toml:2: `decision.weights.heuristics`: must be a number between 0 and 100, found -0.5",
+            ),
+            (
+                "[decision.weights]\nhash = nan\n",
+                "/etc/vigil/vigil.toml:2: `decision.weights.hash`: must be a number between 0 and 100, found NaN",
+            ),
+            (
+                "[decision.weights]\nrules = 1e3\n",
+                "/etc/vigil/vigil.toml:2: `decision.weights.rules`: must be a number between 0 and 100, found 1000",
+            ),
+            (
+                "scan.rule_timeout_ms = 0\n",
+                "/etc/vigil/vigil.toml:1: `scan.rule_timeout_ms`: must be between 1 and 60000, found 0",
             ),
             (
                 "scan.max_file_size = 0\n",
@@ -624,6 +856,10 @@ processes = ["/usr/bin/backup"]
             (
                 "content.hashes = [\"hashes.txt\"]\n",
                 "/etc/vigil/vigil.toml:1: `content.hashes`: path must be absolute, found \"hashes.txt\"",
+            ),
+            (
+                "content.rules = [\"/ok.yar\",\n\"rules/\"]\n",
+                "/etc/vigil/vigil.toml:2: `content.rules`: path must be absolute, found \"rules/\"",
             ),
             (
                 "exclude.processes = [\"rsync\"]\n",
@@ -693,7 +929,7 @@ processes = ["/usr/bin/backup"]
         assert_eq!(
             error,
             format!(
-                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks)",
+                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, rule_timeout_ms)",
                 bad.display()
             )
         );

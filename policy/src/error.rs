@@ -3,13 +3,16 @@
 //! Owns: nothing but the [`Error`] enum. Every variant carries where the problem is
 //! (file, 1-based line, config key or glob pattern) so that `Display` alone is a
 //! complete message for the operator: `path:line: what is wrong`. Errors are built
-//! only while loading configuration and content, never on the hot path.
+//! while loading configuration and content; on the hot path only a failed YARA scan
+//! ([`Error::RuleTimeout`] allocates nothing, [`Error::RuleScan`] is exceptional).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::string::FromUtf8Error;
+use std::time::Duration;
 
-/// Everything that can go wrong while loading configuration, exclusions or hash lists.
+/// Everything that can go wrong while loading configuration, exclusions, hash lists or
+/// YARA rules, or while scanning with YARA rules.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory could not be read.
@@ -84,6 +87,39 @@ pub enum Error {
         message: String,
     },
 
+    /// A YARA rule file does not compile.
+    #[error("{}: {message}", at(path, *line))]
+    Rule {
+        /// The rule file.
+        path: PathBuf,
+        /// 1-based line of the first error (0 when unknown).
+        line: usize,
+        /// yara-x's error code, title and label, e.g.
+        /// `error[E009]: unknown identifier `foo`: this identifier has not been declared`.
+        message: String,
+    },
+
+    /// A rule path names neither a file nor a directory holding `.yar`/`.yara` files.
+    #[error("{}: no YARA rule files (*.yar, *.yara) found", path.display())]
+    NoRules {
+        /// The configured path.
+        path: PathBuf,
+    },
+
+    /// A YARA scan ran out of time.
+    #[error("YARA scan timed out after {} ms", timeout.as_millis())]
+    RuleTimeout {
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+
+    /// A YARA scan failed for another reason.
+    #[error("YARA scan failed: {message}")]
+    RuleScan {
+        /// What yara-x said.
+        message: String,
+    },
+
     /// A glob pattern in the exclusions does not compile.
     #[error("`{key}`: invalid glob pattern `{pattern}`: {message}")]
     Glob {
@@ -153,6 +189,26 @@ mod tests {
                     message: "bad".into(),
                 },
                 "x.hsb:2: bad",
+            ),
+            (
+                Error::Rule {
+                    path: "/rules/a.yar".into(),
+                    line: 4,
+                    message: "error[E009]: unknown identifier `x`".into(),
+                },
+                "/rules/a.yar:4: error[E009]: unknown identifier `x`",
+            ),
+            (
+                Error::NoRules {
+                    path: "/rules".into(),
+                },
+                "/rules: no YARA rule files (*.yar, *.yara) found",
+            ),
+            (
+                Error::RuleTimeout {
+                    timeout: Duration::from_millis(1500),
+                },
+                "YARA scan timed out after 1500 ms",
             ),
             (
                 Error::Glob {

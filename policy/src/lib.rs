@@ -1,8 +1,10 @@
 //! `vigil-policy`: what vigil watches, what it knows is bad, and how it decides.
 //!
-//! This crate is pure: no threads, no kernel interfaces, no async runtime. The agent
-//! loads a [`Config`], builds [`Exclusions`] and a [`HashDb`] from it once per
-//! generation, and then, for every scanned file, turns what the stages found into a
+//! This crate is pure: no threads of its own, no kernel interfaces, no async runtime
+//! (yara-x starts one heartbeat thread for scan timeouts; see [`rules`]). The agent
+//! loads a [`Config`], builds [`Exclusions`], a [`HashDb`] and a [`RuleSet`] from it
+//! once per generation, and then, for every scanned file, collects the [`Reason`]s
+//! of each stage (hash lookup, YARA rules, [`heuristics`]) and turns them into a
 //! [`Decision`] with [`decide`].
 //!
 //! Main types:
@@ -10,23 +12,37 @@
 //!   Every error names the file, the line and the key.
 //! - [`HashDb`]: known-bad SHA-256 and MD5 digests from ClamAV `.hsb`/`.hdb` files or
 //!   plain `sha256sum`-style lists.
+//! - [`RuleSet`] / [`RuleScanner`]: YARA rules compiled with yara-x, one namespace
+//!   per file; a match is a [`Reason`] scored from the rule's `severity`.
+//! - [`heuristics::analyze`]: ELF and script heuristics over the file's bytes, each
+//!   finding with a stable id (`elf.upx`, `script.reverse_shell`, …).
 //! - [`Exclusions`]: path globs and executables that are never scanned.
-//! - [`Reason`], [`Verdict`], [`Action`], [`Decision`]: the result of a scan.
+//! - [`Reason`], [`Verdict`], [`Action`], [`Decision`]: the result of a scan;
+//!   [`Decision::explain`] says how it was reached.
 //!
 //! Guarantees:
 //! - Everything called per event does no I/O: [`HashDb::lookup_sha256`],
 //!   [`HashDb::lookup_md5`] and [`Exclusions::process_excluded`] never allocate;
 //!   [`decide`] only moves its input; [`Exclusions::path_excluded`] uses globset,
-//!   which may allocate matcher scratch space the first time a thread uses it.
-//! - Loading is all-or-nothing: a bad config or hash list is an [`Error`] and nothing
-//!   partial is returned, so the agent can keep its previous generation.
-//! - The enums ([`Verdict`], [`Action`], [`Stage`], [`Mode`], [`FailMode`]) are
-//!   exhaustive: adding a case breaks every match that must handle it.
+//!   which may allocate matcher scratch space the first time a thread uses it;
+//!   [`heuristics::analyze`] and [`RuleScanner::scan`] allocate only for findings
+//!   (and ELF table parsing), never panic on malformed input, and are bounded
+//!   ([`heuristics::elf::PARSE_SIZE_CAP`], [`heuristics::script::SCRIPT_SIZE_CAP`],
+//!   the rule timeout).
+//! - Loading is all-or-nothing: a bad config, hash list or rule file (unless
+//!   `content.rules_on_error = "skip"`) is an [`Error`] and nothing partial is
+//!   returned, so the agent can keep its previous generation.
+//! - The enums ([`Verdict`], [`Action`], [`Stage`], [`Mode`], [`FailMode`],
+//!   [`VerdictAction`], [`RuleErrorPolicy`]) are exhaustive: adding a case breaks
+//!   every match that must handle it.
+//! - Heuristic scores are calibrated so that no single weak signal reaches the
+//!   suspicious threshold and a stock Debian `/usr` gives no malicious verdict.
 //!
 //! ```
 //! use std::path::Path;
 //! use sha2::{Digest, Sha256};
-//! use vigil_policy::{Action, Config, HashDb, Mode, Verdict, decide, verdict::hash_reason};
+//! use vigil_policy::{Action, Config, HashDb, Mode, Stage, Verdict, decide, heuristics};
+//! use vigil_policy::verdict::hash_reason;
 //!
 //! let config = Config::from_toml("[decision]\nmode = \"enforce\"\n", Path::new("vigil.toml"))?;
 //! assert_eq!(config.decision.mode, Mode::Enforce);
@@ -37,14 +53,17 @@
 //! let mut db = HashDb::empty();
 //! db.parse_into(&format!("{} Test.Sample\n", hex::encode(digest)), Path::new("local.sha256"))?;
 //!
-//! let reasons: Vec<_> = db
+//! let mut reasons: Vec<_> = db
 //!     .lookup_sha256(&digest, sample.len() as u64)
 //!     .map(hash_reason)
 //!     .into_iter()
 //!     .collect();
-//! let decision = decide(reasons, config.decision.mode);
+//! reasons.extend(heuristics::analyze(sample)); // not ELF, not a script: nothing
+//! let decision = decide(reasons, &config.decision);
 //! assert_eq!(decision.verdict, Verdict::Malicious);
 //! assert_eq!(decision.action, Action::Deny);
+//! assert_eq!(decision.reasons[0].stage, Stage::Hash);
+//! assert!(decision.explain().contains("verdict: malicious"));
 //! # Ok::<(), vigil_policy::Error>(())
 //! ```
 
@@ -55,10 +74,16 @@ pub mod config;
 pub mod error;
 pub mod exclusions;
 pub mod hashdb;
+pub mod heuristics;
+pub mod rules;
 pub mod verdict;
 
-pub use config::{Config, EventSink, FailMode, Mode, ScanOnOpen, WatchPath};
+pub use config::{
+    Config, DecisionConfig, EventSink, FailMode, Mode, RuleErrorPolicy, ScanOnOpen, VerdictAction,
+    WatchPath, Weights,
+};
 pub use error::Error;
 pub use exclusions::Exclusions;
 pub use hashdb::{HashDb, HashEntry, HashKind};
+pub use rules::{RuleScanner, RuleSet, RuleWarning};
 pub use verdict::{Action, Decision, Reason, Stage, Verdict, decide};

@@ -1,24 +1,31 @@
 //! The decision: from what the scan stages found to a verdict and an answer.
 //!
-//! Owns: the score thresholds and [`decide`], the one pure function that turns a
-//! list of [`Reason`]s and the [`Mode`] into a [`Decision`]. Must not own: running
-//! the stages, the deadline or overflow fail modes (the agent answers those without a
-//! decision), logging. After `decide`, the agent answers the kernel with
-//! [`Decision::action`], then logs the decision.
+//! Owns: [`decide`], the one pure function that turns a list of [`Reason`]s and the
+//! `[decision]` config (thresholds, per-stage weights, action per verdict, mode) into
+//! a [`Decision`], and [`Decision::explain`], its human-readable account. Must not
+//! own: running the stages, the deadline or overflow fail modes (the agent answers
+//! those without a decision), logging. After `decide`, the agent answers the kernel
+//! with [`Decision::action`], then logs the decision.
+//!
+//! Scores are on one scale for every stage: [`MALICIOUS_SCORE`] (100) is a finding
+//! conclusive on its own (a hash hit, a YARA match), [`SUSPICIOUS_SCORE`] (50) is
+//! worth a look; weak heuristics score well below that and only add up. The config's
+//! thresholds default to these two values.
 //!
 //! Every enum here is exhaustive and matched without `_` arms: a new stage, verdict
 //! or action must be handled everywhere it is used.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::config::Mode;
+use crate::config::{DecisionConfig, Mode, VerdictAction, Weights};
 use crate::hashdb::{HashEntry, HashKind};
 
-/// Total score at or above which a file is [`Verdict::Malicious`].
+/// Score of a finding that is conclusive on its own; the default
+/// `decision.malicious_score`.
 pub const MALICIOUS_SCORE: u32 = 100;
-/// Total score at or above which a file is [`Verdict::Suspicious`].
+/// Score of a finding worth a look; the default `decision.suspicious_score`.
 pub const SUSPICIOUS_SCORE: u32 = 50;
 
 /// The scan stage that produced a reason.
@@ -27,13 +34,22 @@ pub const SUSPICIOUS_SCORE: u32 = 50;
 pub enum Stage {
     /// Known-bad hash lookup.
     Hash,
+    /// YARA rule matches.
+    Rules,
+    /// ELF and script heuristics.
+    Heuristics,
 }
 
 impl Stage {
+    /// Every stage, in the order the scan runs them (and `explain` lists them).
+    pub const ALL: [Stage; 3] = [Stage::Hash, Stage::Rules, Stage::Heuristics];
+
     /// Stable lower-case name, as in logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Hash => "hash",
+            Stage::Rules => "rules",
+            Stage::Heuristics => "heuristics",
         }
     }
 }
@@ -43,9 +59,9 @@ impl Stage {
 pub struct Reason {
     /// Which stage found it.
     pub stage: Stage,
-    /// Stable identifier, e.g. `hash.sha256`.
+    /// Stable identifier, e.g. `hash.sha256`, `elf.upx`, or a YARA rule's name.
     pub id: String,
-    /// Contribution to the total score.
+    /// Contribution to the total score, before the stage's weight.
     pub score: u32,
     /// Human-readable detail, e.g. the signature name and where it is listed.
     pub detail: String,
@@ -57,18 +73,18 @@ pub struct Reason {
 pub enum Verdict {
     /// Nothing (or too little) found.
     Clean,
-    /// Some evidence; allowed and logged.
+    /// Some evidence; allowed and logged unless `decision.on_suspicious = "deny"`.
     Suspicious,
     /// Enough evidence to deny in enforce mode.
     Malicious,
 }
 
 impl Verdict {
-    /// The verdict for a total score.
-    pub fn from_score(score: u32) -> Verdict {
-        if score >= MALICIOUS_SCORE {
+    /// The verdict for a weighted total score under `policy`'s thresholds.
+    pub fn from_score(score: u32, policy: &DecisionConfig) -> Verdict {
+        if score >= policy.malicious_score {
             Verdict::Malicious
-        } else if score >= SUSPICIOUS_SCORE {
+        } else if score >= policy.suspicious_score {
             Verdict::Suspicious
         } else {
             Verdict::Clean
@@ -123,47 +139,142 @@ impl fmt::Display for Action {
     }
 }
 
+/// The part of the `[decision]` config a decision was reached with, kept so that
+/// [`Decision::explain`] can show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Basis {
+    /// Enforce or audit.
+    pub mode: Mode,
+    /// `decision.malicious_score`.
+    pub malicious_score: u32,
+    /// `decision.suspicious_score`.
+    pub suspicious_score: u32,
+    /// `decision.weights`.
+    pub weights: Weights,
+    /// `decision.on_malicious`.
+    pub on_malicious: VerdictAction,
+    /// `decision.on_suspicious`.
+    pub on_suspicious: VerdictAction,
+}
+
 /// A verdict, the answer it leads to, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Not `Eq`: the [`Basis`] holds float weights.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     /// What the file is judged to be.
     pub verdict: Verdict,
     /// What the kernel is told.
     pub action: Action,
-    /// Every finding, in the order the stages reported them.
+    /// Total of the reasons' weighted scores (saturating), compared to the thresholds.
+    pub score: u32,
+    /// Every finding, in the order the stages reported them (scores unweighted).
     pub reasons: Vec<Reason>,
+    /// The thresholds, weights and actions applied (not serialized: it is config).
+    #[serde(skip)]
+    pub basis: Basis,
 }
 
-impl Decision {
-    /// Total score of the reasons (saturating).
-    pub fn score(&self) -> u32 {
-        total(&self.reasons)
-    }
+/// A reason's score times its stage's weight, rounded, saturating at `u32::MAX`.
+pub fn weighted_score(reason: &Reason, weights: &Weights) -> u32 {
+    let weighted = (f64::from(reason.score) * weights.of(reason.stage)).round();
+    // `as` saturates (and maps NaN to 0); validation keeps weights finite and ≥ 0.
+    weighted as u32
 }
 
-fn total(reasons: &[Reason]) -> u32 {
-    reasons
-        .iter()
-        .fold(0, |sum, reason| sum.saturating_add(reason.score))
-}
-
-/// Decides: total score ≥ [`MALICIOUS_SCORE`] → malicious, ≥ [`SUSPICIOUS_SCORE`] →
-/// suspicious, else clean. Only a malicious verdict in [`Mode::Enforce`] is denied;
-/// audit mode allows everything (the caller logs what it would have denied) and
-/// suspicious files are allowed and logged.
-pub fn decide(reasons: Vec<Reason>, mode: Mode) -> Decision {
-    let verdict = Verdict::from_score(total(&reasons));
-    let action = match verdict {
-        Verdict::Malicious => match mode {
-            Mode::Enforce => Action::Deny,
-            Mode::Audit => Action::Allow,
-        },
-        Verdict::Suspicious | Verdict::Clean => Action::Allow,
+/// Decides: the weighted total ≥ `policy.malicious_score` → malicious, ≥
+/// `policy.suspicious_score` → suspicious, else clean. In [`Mode::Enforce`] a malicious
+/// or suspicious file gets `policy.on_malicious` / `policy.on_suspicious`; a clean one
+/// is allowed. [`Mode::Audit`] allows everything (the caller logs what it would have
+/// denied).
+pub fn decide(reasons: Vec<Reason>, policy: &DecisionConfig) -> Decision {
+    let score = reasons.iter().fold(0u32, |sum, reason| {
+        sum.saturating_add(weighted_score(reason, &policy.weights))
+    });
+    let verdict = Verdict::from_score(score, policy);
+    let wanted = match verdict {
+        Verdict::Malicious => policy.on_malicious,
+        Verdict::Suspicious => policy.on_suspicious,
+        Verdict::Clean => VerdictAction::Allow,
+    };
+    let action = match (policy.mode, wanted) {
+        (Mode::Enforce, VerdictAction::Deny) => Action::Deny,
+        (Mode::Enforce, VerdictAction::Allow) | (Mode::Audit, _) => Action::Allow,
     };
     Decision {
         verdict,
         action,
+        score,
         reasons,
+        basis: Basis {
+            mode: policy.mode,
+            malicious_score: policy.malicious_score,
+            suspicious_score: policy.suspicious_score,
+            weights: policy.weights,
+            on_malicious: policy.on_malicious,
+            on_suspicious: policy.on_suspicious,
+        },
+    }
+}
+
+impl Decision {
+    /// A multi-line account for `vigil scan --explain`: each stage's findings with
+    /// score, weight and weighted score, the total against both thresholds, the
+    /// verdict, and the action with the mode and setting that produced it.
+    pub fn explain(&self) -> String {
+        let basis = &self.basis;
+        let mut out = String::new();
+        for stage in Stage::ALL {
+            let weight = basis.weights.of(stage);
+            let found: Vec<&Reason> = self.reasons.iter().filter(|r| r.stage == stage).collect();
+            if found.is_empty() {
+                let _ = writeln!(out, "{stage}: no findings (weight {weight})");
+                continue;
+            }
+            let subtotal = found.iter().fold(0u32, |sum, reason| {
+                sum.saturating_add(weighted_score(reason, &basis.weights))
+            });
+            let _ = writeln!(
+                out,
+                "{stage}: {} finding{} (weight {weight}), {subtotal} points",
+                found.len(),
+                if found.len() == 1 { "" } else { "s" },
+            );
+            for reason in found {
+                let _ = writeln!(
+                    out,
+                    "  {} score {} x {weight} = {}: {}",
+                    reason.id,
+                    reason.score,
+                    weighted_score(reason, &basis.weights),
+                    reason.detail
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "total: {} (suspicious at {}, malicious at {})",
+            self.score, basis.suspicious_score, basis.malicious_score
+        );
+        let _ = writeln!(out, "verdict: {}", self.verdict);
+        let why = match (basis.mode, self.verdict) {
+            (Mode::Audit, _) => "audit mode allows everything".to_owned(),
+            (Mode::Enforce, Verdict::Malicious) => {
+                format!(
+                    "decision.on_malicious = \"{}\"",
+                    basis.on_malicious.as_str()
+                )
+            }
+            (Mode::Enforce, Verdict::Suspicious) => {
+                format!(
+                    "decision.on_suspicious = \"{}\"",
+                    basis.on_suspicious.as_str()
+                )
+            }
+            (Mode::Enforce, Verdict::Clean) => "clean files are allowed".to_owned(),
+        };
+        let _ = writeln!(out, "action: {} ({why})", self.action);
+        out
     }
 }
 
@@ -193,12 +304,19 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    fn reason(score: u32) -> Reason {
+    fn reason(stage: Stage, score: u32) -> Reason {
         Reason {
-            stage: Stage::Hash,
+            stage,
             id: "test".into(),
             score,
             detail: String::new(),
+        }
+    }
+
+    fn policy(mode: Mode) -> DecisionConfig {
+        DecisionConfig {
+            mode,
+            ..DecisionConfig::default()
         }
     }
 
@@ -222,8 +340,8 @@ mod tests {
             (&[0, 0, 0], Enforce, Clean, Allow),
         ];
         for &(scores, mode, verdict, action) in cases {
-            let reasons: Vec<Reason> = scores.iter().map(|&s| reason(s)).collect();
-            let decision = decide(reasons.clone(), mode);
+            let reasons: Vec<Reason> = scores.iter().map(|&s| reason(Stage::Hash, s)).collect();
+            let decision = decide(reasons.clone(), &policy(mode));
             assert_eq!(
                 (decision.verdict, decision.action),
                 (verdict, action),
@@ -234,8 +352,132 @@ mod tests {
     }
 
     #[test]
+    fn weights_thresholds_and_actions_come_from_config() {
+        use Action::{Allow, Deny};
+        use Verdict::{Clean, Malicious, Suspicious};
+        type Edit = fn(&mut DecisionConfig);
+        type Case<'a> = (&'a str, Edit, &'a [(Stage, u32)], u32, Verdict, Action);
+        let cases: &[Case] = &[
+            (
+                "defaults",
+                |_| {},
+                &[(Stage::Heuristics, 60)],
+                60,
+                Suspicious,
+                Allow,
+            ),
+            (
+                "heuristics halved",
+                |p| p.weights.heuristics = 0.5,
+                &[(Stage::Heuristics, 60), (Stage::Rules, 40)],
+                70,
+                Suspicious,
+                Allow,
+            ),
+            (
+                "rules doubled",
+                |p| p.weights.rules = 2.0,
+                &[(Stage::Rules, 50)],
+                100,
+                Malicious,
+                Deny,
+            ),
+            (
+                "weight zero is information only",
+                |p| p.weights.hash = 0.0,
+                &[(Stage::Hash, 100)],
+                0,
+                Clean,
+                Allow,
+            ),
+            (
+                "rounding",
+                |p| p.weights.heuristics = 0.333,
+                &[(Stage::Heuristics, 10), (Stage::Heuristics, 10)],
+                6,
+                Clean,
+                Allow,
+            ),
+            (
+                "raised malicious threshold",
+                |p| p.malicious_score = 150,
+                &[(Stage::Rules, 100)],
+                100,
+                Suspicious,
+                Allow,
+            ),
+            (
+                "lowered suspicious threshold",
+                |p| p.suspicious_score = 10,
+                &[(Stage::Heuristics, 15)],
+                15,
+                Suspicious,
+                Allow,
+            ),
+            (
+                "deny suspicious",
+                |p| p.on_suspicious = VerdictAction::Deny,
+                &[(Stage::Heuristics, 50)],
+                50,
+                Suspicious,
+                Deny,
+            ),
+            (
+                "allow malicious",
+                |p| p.on_malicious = VerdictAction::Allow,
+                &[(Stage::Hash, 100)],
+                100,
+                Malicious,
+                Allow,
+            ),
+            (
+                "audit beats deny",
+                |p| {
+                    p.mode = Mode::Audit;
+                    p.on_suspicious = VerdictAction::Deny;
+                },
+                &[(Stage::Heuristics, 50)],
+                50,
+                Suspicious,
+                Allow,
+            ),
+            (
+                "huge weight saturates",
+                |p| p.weights.rules = 100.0,
+                &[(Stage::Rules, u32::MAX)],
+                u32::MAX,
+                Malicious,
+                Deny,
+            ),
+        ];
+        for &(name, edit, found, score, verdict, action) in cases {
+            let mut config = DecisionConfig::default();
+            edit(&mut config);
+            let reasons = found.iter().map(|&(stage, s)| reason(stage, s)).collect();
+            let decision = decide(reasons, &config);
+            assert_eq!(
+                (decision.score, decision.verdict, decision.action),
+                (score, verdict, action),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn names_are_stable() {
-        assert_eq!(Stage::Hash.as_str(), "hash");
+        let stages = [
+            (Stage::Hash, "hash"),
+            (Stage::Rules, "rules"),
+            (Stage::Heuristics, "heuristics"),
+        ];
+        assert_eq!(Stage::ALL.len(), stages.len());
+        for (stage, name) in stages {
+            assert_eq!(stage.as_str(), name);
+            assert_eq!(
+                serde_json::to_string(&stage).unwrap(),
+                format!("\"{name}\"")
+            );
+        }
         let verdicts = [
             (Verdict::Clean, "clean"),
             (Verdict::Suspicious, "suspicious"),
@@ -278,11 +520,62 @@ mod tests {
 
     #[test]
     fn decision_serializes_lower_case() {
-        let decision = decide(vec![reason(100)], Mode::Enforce);
+        let decision = decide(vec![reason(Stage::Hash, 100)], &policy(Mode::Enforce));
         let json = serde_json::to_string(&decision).unwrap();
         assert_eq!(
             json,
-            r#"{"verdict":"malicious","action":"deny","reasons":[{"stage":"hash","id":"test","score":100,"detail":""}]}"#
+            r#"{"verdict":"malicious","action":"deny","score":100,"reasons":[{"stage":"hash","id":"test","score":100,"detail":""}]}"#
+        );
+    }
+
+    #[test]
+    fn explain_shows_every_stage_and_the_arithmetic() {
+        let mut config = DecisionConfig::default();
+        config.weights.heuristics = 0.5;
+        let reasons = vec![
+            Reason {
+                stage: Stage::Rules,
+                id: "elastic:Linux_Trojan_Mirai_1".into(),
+                score: 100,
+                detail: "Linux.Trojan.Mirai (severity 100)".into(),
+            },
+            Reason {
+                stage: Stage::Heuristics,
+                id: "elf.upx".into(),
+                score: 60,
+                detail: "UPX header".into(),
+            },
+        ];
+        let cases = [
+            (
+                Mode::Enforce,
+                "hash: no findings (weight 1)\n\
+                 rules: 1 finding (weight 1), 100 points\n\
+                 \x20 elastic:Linux_Trojan_Mirai_1 score 100 x 1 = 100: Linux.Trojan.Mirai (severity 100)\n\
+                 heuristics: 1 finding (weight 0.5), 30 points\n\
+                 \x20 elf.upx score 60 x 0.5 = 30: UPX header\n\
+                 total: 130 (suspicious at 50, malicious at 100)\n\
+                 verdict: malicious\n\
+                 action: deny (decision.on_malicious = \"deny\")\n",
+            ),
+            (
+                Mode::Audit,
+                "action: allow (audit mode allows everything)\n",
+            ),
+        ];
+        for (mode, want) in cases {
+            config.mode = mode;
+            let text = decide(reasons.clone(), &config).explain();
+            assert!(text.ends_with(want), "{mode:?}:\n{text}");
+        }
+        let clean = decide(Vec::new(), &DecisionConfig::default()).explain();
+        assert!(
+            clean.contains("total: 0 (suspicious at 50, malicious at 100)"),
+            "{clean}"
+        );
+        assert!(
+            clean.ends_with("action: allow (clean files are allowed)\n"),
+            "{clean}"
         );
     }
 }

@@ -25,6 +25,8 @@ pub(super) enum Kind {
     Bool,
     /// A non-negative integer.
     Count,
+    /// A non-negative number: a float, or an integer (read as a float).
+    Number,
     /// A string.
     Text,
     /// An array of strings.
@@ -48,6 +50,8 @@ const fn field(key: &'static str, kind: Kind) -> Field {
 
 /// Values of `decision.on_timeout` / `decision.on_overflow`.
 const FAIL_MODES: &[&str] = &["allow", "deny"];
+/// Values of `decision.on_malicious` / `decision.on_suspicious`.
+const VERDICT_ACTIONS: &[&str] = &["deny", "allow"];
 
 /// The whole schema, in the order the keys are documented.
 pub(super) const ROOT: &[Field] = &[
@@ -66,6 +70,18 @@ pub(super) const ROOT: &[Field] = &[
             field("deadline_ms", Kind::Count),
             field("on_timeout", Kind::OneOf(FAIL_MODES)),
             field("on_overflow", Kind::OneOf(FAIL_MODES)),
+            field("malicious_score", Kind::Count),
+            field("suspicious_score", Kind::Count),
+            field(
+                "weights",
+                Kind::Table(&[
+                    field("hash", Kind::Number),
+                    field("rules", Kind::Number),
+                    field("heuristics", Kind::Number),
+                ]),
+            ),
+            field("on_malicious", Kind::OneOf(VERDICT_ACTIONS)),
+            field("on_suspicious", Kind::OneOf(VERDICT_ACTIONS)),
         ]),
     ),
     field(
@@ -73,6 +89,8 @@ pub(super) const ROOT: &[Field] = &[
         Kind::Table(&[
             field("hashes", Kind::TextList),
             field("builtin", Kind::Bool),
+            field("rules", Kind::TextList),
+            field("rules_on_error", Kind::OneOf(&["refuse", "skip"])),
         ]),
     ),
     field(
@@ -83,8 +101,10 @@ pub(super) const ROOT: &[Field] = &[
             field("queue_capacity", Kind::Count),
             field("cache_capacity", Kind::Count),
             field("ignore_marks", Kind::Bool),
+            field("rule_timeout_ms", Kind::Count),
         ]),
     ),
+    field("heuristics", Kind::Table(&[field("enabled", Kind::Bool)])),
     field("daemon", Kind::Table(&[field("socket", Kind::Text)])),
     field(
         "log",
@@ -173,7 +193,11 @@ impl Walk<'_> {
         let mut items = Vec::new();
         match (kind, value.get_ref()) {
             (Kind::Table(fields), DeValue::Table(table)) => return self.table(fields, table, &key),
-            (Kind::Bool, DeValue::Boolean(_)) | (Kind::Text, DeValue::String(_)) => {}
+            // A float's range (finite, not negative) is checked by `validate` on the
+            // merged value, so a drop-in can still fix it.
+            (Kind::Bool, DeValue::Boolean(_))
+            | (Kind::Text, DeValue::String(_))
+            | (Kind::Number, DeValue::Float(_)) => {}
             (Kind::Count, DeValue::Integer(integer)) => {
                 if u64::from_str_radix(integer.as_str(), integer.radix()).is_err() {
                     return Err(self.invalid(
@@ -183,6 +207,15 @@ impl Walk<'_> {
                             "expected a non-negative integer, found {}",
                             integer.as_str()
                         ),
+                    ));
+                }
+            }
+            (Kind::Number, DeValue::Integer(integer)) => {
+                if u64::from_str_radix(integer.as_str(), integer.radix()).is_err() {
+                    return Err(self.invalid(
+                        line,
+                        key,
+                        format!("expected a non-negative number, found {}", integer.as_str()),
                     ));
                 }
             }
@@ -254,6 +287,7 @@ fn expected(kind: Kind) -> &'static str {
         Kind::Table(_) => "a table",
         Kind::Bool => "a boolean",
         Kind::Count => "an integer",
+        Kind::Number => "a number",
         Kind::Text | Kind::OneOf(_) => "a string",
         Kind::TextList => "an array of strings",
     }
@@ -275,7 +309,8 @@ fn found(value: &DeValue<'_>) -> &'static str {
 mod tests {
     use super::*;
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
-    use crate::config::{Scan, ScanOnOpen, Watch};
+    use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
+    use crate::config::{Watch, Weights};
     use serde::Deserialize;
     use serde::de::{self, Visitor};
     use std::cell::RefCell;
@@ -339,6 +374,17 @@ mod tests {
         }
     }
 
+    fn sub_sub(table: &str, key: &str) -> &'static [Field] {
+        match sub(table)
+            .iter()
+            .find(|field| field.key == key)
+            .map(|field| field.kind)
+        {
+            Some(Kind::Table(fields)) => fields,
+            other => panic!("{table}.{key}: {other:?}"),
+        }
+    }
+
     fn one_of(table: &str, key: &str) -> Vec<&'static str> {
         match sub(table)
             .iter()
@@ -356,8 +402,10 @@ mod tests {
             (keys(ROOT), names::<Config>()),
             (keys(sub("watch")), names::<Watch>()),
             (keys(sub("decision")), names::<DecisionConfig>()),
+            (keys(sub_sub("decision", "weights")), names::<Weights>()),
             (keys(sub("content")), names::<Content>()),
             (keys(sub("scan")), names::<Scan>()),
+            (keys(sub("heuristics")), names::<HeuristicsConfig>()),
             (keys(sub("daemon")), names::<Daemon>()),
             (keys(sub("log")), names::<Log>()),
             (keys(sub("exclude")), names::<Exclude>()),
@@ -365,6 +413,15 @@ mod tests {
             (one_of("decision", "mode"), names::<Mode>()),
             (one_of("decision", "on_timeout"), names::<FailMode>()),
             (one_of("decision", "on_overflow"), names::<FailMode>()),
+            (one_of("decision", "on_malicious"), names::<VerdictAction>()),
+            (
+                one_of("decision", "on_suspicious"),
+                names::<VerdictAction>(),
+            ),
+            (
+                one_of("content", "rules_on_error"),
+                names::<RuleErrorPolicy>(),
+            ),
         ];
         for (schema, serde) in tables {
             assert_eq!(schema, serde);

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
+use super::{MAX_RULE_TIMEOUT_MS, MAX_WEIGHT};
 use crate::exclusions;
 
 /// A value that is well-typed but not acceptable.
@@ -54,9 +55,44 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         ));
     }
 
+    let decision = &config.decision;
+    if decision.malicious_score == 0 {
+        return Err(invalid(
+            "decision.malicious_score",
+            "must be at least 1 (0 would make every file malicious)".to_owned(),
+        ));
+    }
+    if !(1..=decision.malicious_score).contains(&decision.suspicious_score) {
+        return Err(invalid(
+            "decision.suspicious_score",
+            format!(
+                "must be between 1 and decision.malicious_score ({}), found {}",
+                decision.malicious_score, decision.suspicious_score
+            ),
+        ));
+    }
+    let weights = [
+        ("decision.weights.hash", decision.weights.hash),
+        ("decision.weights.rules", decision.weights.rules),
+        ("decision.weights.heuristics", decision.weights.heuristics),
+    ];
+    for (key, weight) in weights {
+        // `contains` is false for NaN.
+        if !(0.0..=MAX_WEIGHT).contains(&weight) {
+            return Err(invalid(
+                key,
+                format!("must be a number between 0 and {MAX_WEIGHT}, found {weight}"),
+            ));
+        }
+    }
+
     absolute_all(
         "content.hashes",
         config.content.hashes.iter().map(|path| path.as_path()),
+    )?;
+    absolute_all(
+        "content.rules",
+        config.content.rules.iter().map(|path| path.as_path()),
     )?;
 
     let scan = &config.scan;
@@ -82,6 +118,14 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
                 "must be between 1 and {MAX_QUEUE_CAPACITY}, found {}",
                 scan.queue_capacity
             ),
+        ));
+    }
+
+    let rule_timeout = scan.rule_timeout.as_millis();
+    if !(1..=u128::from(MAX_RULE_TIMEOUT_MS)).contains(&rule_timeout) {
+        return Err(invalid(
+            "scan.rule_timeout_ms",
+            format!("must be between 1 and {MAX_RULE_TIMEOUT_MS}, found {rule_timeout}"),
         ));
     }
 
@@ -150,7 +194,47 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 9] = [
+        let cases: [(Edit, &str, Option<usize>); 17] = [
+            (
+                |c| c.decision.malicious_score = 0,
+                "decision.malicious_score",
+                None,
+            ),
+            (
+                |c| c.decision.suspicious_score = 0,
+                "decision.suspicious_score",
+                None,
+            ),
+            (
+                |c| c.decision.suspicious_score = 101,
+                "decision.suspicious_score",
+                None,
+            ),
+            (
+                |c| c.decision.weights.hash = -0.5,
+                "decision.weights.hash",
+                None,
+            ),
+            (
+                |c| c.decision.weights.rules = f64::NAN,
+                "decision.weights.rules",
+                None,
+            ),
+            (
+                |c| c.decision.weights.heuristics = f64::INFINITY,
+                "decision.weights.heuristics",
+                None,
+            ),
+            (
+                |c| c.content.rules = vec!["/ok.yar".into(), "rules".into()],
+                "content.rules",
+                Some(1),
+            ),
+            (
+                |c| c.scan.rule_timeout = Duration::ZERO,
+                "scan.rule_timeout_ms",
+                None,
+            ),
             (
                 |c| c.decision.deadline = Duration::ZERO,
                 "decision.deadline_ms",
@@ -192,7 +276,12 @@ mod tests {
     #[test]
     fn edges_are_accepted() {
         type Edit = fn(&mut Config);
-        let cases: [Edit; 5] = [
+        let cases: [Edit; 10] = [
+            |c| c.decision.suspicious_score = c.decision.malicious_score,
+            |c| c.decision.suspicious_score = 1,
+            |c| c.decision.weights.hash = 0.0,
+            |c| c.decision.weights.rules = MAX_WEIGHT,
+            |c| c.scan.rule_timeout = Duration::from_millis(MAX_RULE_TIMEOUT_MS),
             |c| c.decision.deadline = Duration::from_millis(1),
             |c| c.decision.deadline = Duration::from_millis(MAX_DEADLINE_MS),
             |c| c.scan.workers = MAX_WORKERS,
