@@ -114,7 +114,8 @@ impl Ticket {
     /// Publishes the result to the cache and to every waiter.
     pub fn complete(mut self, cached: Arc<Cached>) {
         self.published = true;
-        self.cache.publish(self.key, &self.slot, Some(Arc::clone(&cached)));
+        self.cache
+            .publish(self.key, &self.slot, Some(Arc::clone(&cached)));
         self.slot.finish(SlotState::Done(cached));
     }
 }
@@ -170,7 +171,12 @@ impl VerdictCache {
         }
         let slot = Arc::new(Slot::default());
         maps.in_flight.insert(key, Arc::clone(&slot));
-        Lookup::Miss(Ticket { key, slot, cache: Arc::clone(self), published: false })
+        Lookup::Miss(Ticket {
+            key,
+            slot,
+            cache: Arc::clone(self),
+            published: false,
+        })
     }
 
     /// Drops every cached verdict (in-flight scans finish normally).
@@ -193,7 +199,11 @@ impl VerdictCache {
 
     fn publish(&self, key: FileKey, slot: &Arc<Slot>, cached: Option<Arc<Cached>>) {
         let mut maps = lock(&self.maps);
-        if maps.in_flight.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+        if maps
+            .in_flight
+            .get(&key)
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
+        {
             maps.in_flight.remove(&key);
         }
         if let Some(cached) = cached {
@@ -219,17 +229,29 @@ mod tests {
     use vigil_policy::{DecisionConfig, decide};
 
     fn key(ino: u64, generation: u64) -> FileKey {
-        FileKey { dev: 1, ino, size: 10, mtime: (1, 0), ctime: (1, 0), generation }
+        FileKey {
+            dev: 1,
+            ino,
+            size: 10,
+            mtime: (1, 0),
+            ctime: (1, 0),
+            generation,
+        }
     }
 
     fn clean() -> Arc<Cached> {
-        Arc::new(Cached { decision: decide(Vec::new(), &DecisionConfig::default()), sha256: None })
+        Arc::new(Cached {
+            decision: decide(Vec::new(), &DecisionConfig::default()),
+            sha256: None,
+        })
     }
 
     #[test]
     fn miss_then_hit() {
         let cache = VerdictCache::new(8);
-        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else {
+            panic!("expected miss")
+        };
         ticket.complete(clean());
         assert!(matches!(cache.begin(key(1, 1)), Lookup::Hit(_)));
         // Another generation is another key.
@@ -239,8 +261,12 @@ mod tests {
     #[test]
     fn concurrent_lookup_waits_for_the_scan() {
         let cache = VerdictCache::new(8);
-        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
-        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else { panic!("expected wait") };
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else {
+            panic!("expected miss")
+        };
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else {
+            panic!("expected wait")
+        };
         let waiter = thread::spawn(move || slot.wait(Duration::from_secs(10)));
         ticket.complete(clean());
         assert!(waiter.join().expect("waiter").is_some());
@@ -249,8 +275,12 @@ mod tests {
     #[test]
     fn abandoned_scan_releases_waiters_and_allows_a_rescan() {
         let cache = VerdictCache::new(8);
-        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
-        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else { panic!("expected wait") };
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else {
+            panic!("expected miss")
+        };
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else {
+            panic!("expected wait")
+        };
         drop(ticket);
         assert!(slot.wait(Duration::from_secs(10)).is_none());
         assert!(matches!(cache.begin(key(1, 1)), Lookup::Miss(_)));
@@ -259,8 +289,12 @@ mod tests {
     #[test]
     fn wait_times_out_while_running() {
         let cache = VerdictCache::new(8);
-        let Lookup::Miss(_ticket) = cache.begin(key(1, 1)) else { panic!("expected miss") };
-        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else { panic!("expected wait") };
+        let Lookup::Miss(_ticket) = cache.begin(key(1, 1)) else {
+            panic!("expected miss")
+        };
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else {
+            panic!("expected wait")
+        };
         assert!(slot.wait(Duration::from_millis(10)).is_none());
     }
 
@@ -268,7 +302,9 @@ mod tests {
     fn capacity_bounds_memory_and_keeps_recent_entries() {
         let cache = VerdictCache::new(4);
         for ino in 0..20 {
-            let Lookup::Miss(t) = cache.begin(key(ino, 1)) else { panic!("expected miss") };
+            let Lookup::Miss(t) = cache.begin(key(ino, 1)) else {
+                panic!("expected miss")
+            };
             t.complete(clean());
         }
         assert!(cache.len() <= 8, "len {}", cache.len());
@@ -279,7 +315,9 @@ mod tests {
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = VerdictCache::new(0);
-        let Lookup::Miss(t) = cache.begin(key(1, 1)) else { panic!("expected miss") };
+        let Lookup::Miss(t) = cache.begin(key(1, 1)) else {
+            panic!("expected miss")
+        };
         t.complete(clean());
         assert!(cache.is_empty());
         assert!(matches!(cache.begin(key(1, 1)), Lookup::Miss(_)));

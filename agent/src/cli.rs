@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::eval_cmd::Label;
 use crate::generation::{Generation, load_config};
-use crate::{control, daemon, scan_cmd};
+use crate::{control, daemon, eval_cmd, scan_cmd};
 
 /// vigil — on-access anti-malware for Linux.
 #[derive(Debug, Parser)]
@@ -66,6 +67,24 @@ pub enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Count detections and false positives per stage over labelled sets.
+    ///
+    /// Each set is a directory or a `.tar`/`.tar.xz` archive (read in memory, never
+    /// unpacked). Only ELF files and scripts are evaluated unless --all-files.
+    Eval {
+        /// Configuration file (content, weights, thresholds).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A set of known malware (repeatable).
+        #[arg(long)]
+        malicious: Vec<PathBuf>,
+        /// A set of known-good files (repeatable); every finding is listed.
+        #[arg(long)]
+        benign: Vec<PathBuf>,
+        /// Evaluate every regular file, not only ELF files and scripts.
+        #[arg(long)]
+        all_files: bool,
+    },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -81,7 +100,12 @@ pub enum Cmd {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Daemon { config } => daemon::run(config).map(|()| 0),
-        Cmd::Scan { config, json, explain, paths } => {
+        Cmd::Scan {
+            config,
+            json,
+            explain,
+            paths,
+        } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
             let summary = scan_cmd::run(&generation, &paths, json, explain);
@@ -97,8 +121,31 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }),
         Cmd::Status { config, socket } => request(config, socket, "status", |reply| {
             let status = reply.get("status").cloned().unwrap_or_default();
-            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&status).unwrap_or_default()
+            );
         }),
+        Cmd::Eval {
+            config,
+            malicious,
+            benign,
+            all_files,
+        } => {
+            let generation = Generation::load(1, config.as_deref())?;
+            warn_skipped_rules(&generation);
+            let mut sets = Vec::new();
+            let labelled = malicious.into_iter().map(|p| (p, Label::Malicious));
+            for (path, label) in labelled.chain(benign.into_iter().map(|p| (p, Label::Benign))) {
+                let tally = eval_cmd::evaluate_set(&generation, &path, label, all_files)?;
+                sets.push((path, label, tally));
+            }
+            print!("{}", eval_cmd::render(&sets));
+            let false_positives = sets
+                .iter()
+                .any(|(_, l, t)| *l == Label::Benign && t.malicious > 0);
+            Ok(u8::from(false_positives))
+        }
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
@@ -122,14 +169,23 @@ fn request(
 ) -> anyhow::Result<u8> {
     let socket = match socket {
         Some(s) => s,
-        None => load_config(config.as_deref()).context("finding the control socket")?.0.daemon.socket,
+        None => {
+            load_config(config.as_deref())
+                .context("finding the control socket")?
+                .0
+                .daemon
+                .socket
+        }
     };
     let reply = control::call(&socket, cmd)?;
     if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
         on_ok(&reply);
         Ok(0)
     } else {
-        let error = reply.get("error").and_then(|e| e.as_str()).unwrap_or("unknown error");
+        let error = reply
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("unknown error");
         eprintln!("vigil {cmd}: rejected: {error}");
         Ok(1)
     }

@@ -78,8 +78,14 @@ pub enum ControlError {
 ///
 /// # Errors
 /// When another daemon answers there, or the socket cannot be created.
-pub fn serve(path: &Path, calls: mpsc::Sender<Call>) -> Result<tokio::task::JoinHandle<()>, ControlError> {
-    let io_err = |source| ControlError::Io { path: path.display().to_string(), source };
+pub fn serve(
+    path: &Path,
+    calls: mpsc::Sender<Call>,
+) -> Result<tokio::task::JoinHandle<()>, ControlError> {
+    let io_err = |source| ControlError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err)?;
     }
@@ -129,12 +135,19 @@ async fn answer(line: &str, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Val
         Err(e) => return failure(&format!("bad request: {e}")),
     };
     if request.v != PROTOCOL_VERSION {
-        return failure(&format!("unsupported protocol version {} (this daemon speaks {PROTOCOL_VERSION})", request.v));
+        return failure(&format!(
+            "unsupported protocol version {} (this daemon speaks {PROTOCOL_VERSION})",
+            request.v
+        ));
     }
     let command = match request.cmd.as_str() {
         "reload" => Command::Reload,
         "status" => Command::Status,
-        other => return failure(&format!("unknown command `{other}` (expected reload or status)")),
+        other => {
+            return failure(&format!(
+                "unknown command `{other}` (expected reload or status)"
+            ));
+        }
     };
     if command == Command::Reload && uid != Some(0) {
         return failure("permission denied: only root may reload the daemon");
@@ -143,7 +156,8 @@ async fn answer(line: &str, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Val
     if calls.send(Call { command, reply: tx }).await.is_err() {
         return failure("the daemon is shutting down");
     }
-    rx.await.unwrap_or_else(|_| failure("the daemon dropped the request"))
+    rx.await
+        .unwrap_or_else(|_| failure("the daemon dropped the request"))
 }
 
 /// A failure reply.
@@ -157,13 +171,23 @@ pub fn failure(message: &str) -> Value {
 /// When the daemon cannot be reached or replies with something unparsable.
 pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
     use anyhow::Context as _;
-    let mut stream = StdUnixStream::connect(socket)
-        .with_context(|| format!("cannot reach the vigil daemon at {} (is it running?)", socket.display()))?;
+    let mut stream = StdUnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the vigil daemon at {} (is it running?)",
+            socket.display()
+        )
+    })?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut req = serde_json::to_string(&Request { v: PROTOCOL_VERSION, cmd: cmd.to_string() })?;
+    let mut req = serde_json::to_string(&Request {
+        v: PROTOCOL_VERSION,
+        cmd: cmd.to_string(),
+    })?;
     req.push('\n');
     stream.write_all(req.as_bytes())?;
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).context("reading the daemon's reply")?;
-    serde_json::from_str(line.trim()).with_context(|| format!("unparsable reply from the daemon: {line:?}"))
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .context("reading the daemon's reply")?;
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("unparsable reply from the daemon: {line:?}"))
 }

@@ -25,13 +25,13 @@ use crate::control::{self, Call, Command, PROTOCOL_VERSION};
 use crate::events::EventLog;
 use crate::fanotify::{Group, sys};
 use crate::generation::{Generation, mode_str};
+use crate::logging;
 use crate::marks::Marks;
 use crate::notify::notify;
 use crate::pool::{Context, IgnoreSupport, Pool};
 use crate::reader::Reader;
 use crate::respond::Deadlines;
 use crate::stats::Stats;
-use crate::logging;
 
 /// Longest a shutdown waits for pending events beyond the largest deadline.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -61,13 +61,16 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let group = Group::new().context("fanotify_init (needs CAP_SYS_ADMIN and a kernel with permission events)")?;
+    let group = Group::new()
+        .context("fanotify_init (needs CAP_SYS_ADMIN and a kernel with permission events)")?;
     let stats = Arc::new(Stats::default());
-    let (events, events_thread) =
-        EventLog::start(&first.config.log.events, Arc::clone(&stats)).context("opening the event log")?;
+    let (events, events_thread) = EventLog::start(&first.config.log.events, Arc::clone(&stats))
+        .context("opening the event log")?;
     let socket_path = first.config.daemon.socket.clone();
     let workers = match first.config.scan.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(AUTO_WORKERS_MAX),
+        0 => std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(AUTO_WORKERS_MAX),
         n => n,
     };
     let queue_capacity = first.config.scan.queue_capacity;
@@ -89,21 +92,32 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         events,
         ignore: IgnoreSupport::default(),
     });
-    let pool = Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
+    let pool =
+        Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
     let outstanding = Arc::new(AtomicU64::new(0));
     let afd = sys::register(group.handle()).context("registering fanotify with the reactor")?;
-    let reader = Reader::new(afd, Arc::clone(&ctx), pool.sender(), Arc::clone(&deadlines), Arc::clone(&outstanding));
+    let reader = Reader::new(
+        afd,
+        Arc::clone(&ctx),
+        pool.sender(),
+        Arc::clone(&deadlines),
+        Arc::clone(&outstanding),
+    );
 
-    let mut marks = Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
+    let mut marks =
+        Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
     if marks.list().is_empty() {
-        tracing::warn!("no filesystem or mount is watched: check watch.filesystems and watch.mounts");
+        tracing::warn!(
+            "no filesystem or mount is watched: check watch.filesystems and watch.mounts"
+        );
     }
     for m in marks.list() {
         tracing::info!(path = %m.path.display(), kind = m.kind.as_str(), "watching");
     }
 
     let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
-    let control_task = control::serve(&socket_path, calls_tx).context("opening the control socket")?;
+    let control_task =
+        control::serve(&socket_path, calls_tx).context("opening the control socket")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let reader_task = tokio::spawn(async move {
         let result = reader.run(stop_rx).await;
@@ -226,7 +240,10 @@ async fn reload(
         }
         Err(_) => {
             Stats::bump(&stats.reloads_rejected);
-            notify(&format!("READY=1\nSTATUS={} (last reload rejected)", generation.load().summary()));
+            notify(&format!(
+                "READY=1\nSTATUS={} (last reload rejected)",
+                generation.load().summary()
+            ));
         }
     }
     result
@@ -240,8 +257,11 @@ fn status(
     started: Instant,
     outstanding: &AtomicU64,
 ) -> Value {
-    let counters: serde_json::Map<String, Value> =
-        stats.snapshot().into_iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect();
+    let counters: serde_json::Map<String, Value> = stats
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect();
     let fail = |m: FailMode| match m {
         FailMode::Allow => "allow",
         FailMode::Deny => "deny",

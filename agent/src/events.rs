@@ -134,17 +134,28 @@ impl EventLog {
     ///
     /// # Errors
     /// When the log file cannot be opened for appending or the thread not spawned.
-    pub fn start(sink: &EventSink, stats: Arc<Stats>) -> io::Result<(EventLog, Option<thread::JoinHandle<()>>)> {
+    pub fn start(
+        sink: &EventSink,
+        stats: Arc<Stats>,
+    ) -> io::Result<(EventLog, Option<thread::JoinHandle<()>>)> {
         let out: Box<dyn Write + Send> = match sink {
             EventSink::None => return Ok((EventLog { tx: None, stats }, None)),
             EventSink::Stdout => Box::new(io::stdout()),
-            EventSink::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
+            EventSink::File(path) => {
+                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
+            }
         };
         let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let handle = thread::Builder::new()
             .name("vigil-events".into())
             .spawn(move || write_loop(&rx, BufWriter::new(out)))?;
-        Ok((EventLog { tx: Some(tx), stats }, Some(handle)))
+        Ok((
+            EventLog {
+                tx: Some(tx),
+                stats,
+            },
+            Some(handle),
+        ))
     }
 
     /// Queues a record; drops and counts it when the writer is behind.
@@ -164,7 +175,9 @@ fn write_loop(rx: &Receiver<EventRecord>, mut out: BufWriter<Box<dyn Write + Sen
         let mut batch = Some(record);
         // Write what is queued, then flush once, so a burst costs one write(2).
         while let Some(rec) = batch.take().or_else(|| rx.try_recv().ok()) {
-            if serde_json::to_writer(&mut out, &rec.to_json()).is_err() || out.write_all(b"\n").is_err() {
+            if serde_json::to_writer(&mut out, &rec.to_json()).is_err()
+                || out.write_all(b"\n").is_err()
+            {
                 tracing::warn!("event log write failed; record lost");
             }
         }

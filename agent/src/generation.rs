@@ -88,10 +88,15 @@ impl Generation {
             mode_str(self.config.decision.mode),
             self.hashes.len(),
             self.rules.len(),
-            if self.config.heuristics.enabled { "on" } else { "off" },
-            self.config_path
-                .as_deref()
-                .map_or_else(|| "<built-in defaults>".to_string(), |p| p.display().to_string()),
+            if self.config.heuristics.enabled {
+                "on"
+            } else {
+                "off"
+            },
+            self.config_path.as_deref().map_or_else(
+                || "<built-in defaults>".to_string(),
+                |p| p.display().to_string()
+            ),
         )
     }
 }

@@ -19,6 +19,7 @@ pub mod cache;
 pub mod cli;
 pub mod control;
 pub mod daemon;
+pub mod eval_cmd;
 pub mod events;
 pub mod fanotify;
 pub mod generation;

@@ -18,7 +18,10 @@ pub fn init(level: &str) {
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
     {
-        let _ = tracing_subscriber::registry().with(filter).with(journald.with_syslog_identifier("vigil".into())).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(journald.with_syslog_identifier("vigil".into()))
+            .try_init();
         return;
     }
     let _ = tracing_subscriber::registry()

@@ -95,13 +95,22 @@ pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
                 Ok(md) => md.dev(),
                 Err(_) if !wp.required => continue,
                 Err(source) => {
-                    return Err(MarkError::Path { key: key_of(kind), path: wp.path.clone(), source });
+                    return Err(MarkError::Path {
+                        key: key_of(kind),
+                        path: wp.path.clone(),
+                        source,
+                    });
                 }
             };
             if kind == MarkKind::Filesystem && !seen_fs.insert(dev) {
                 continue;
             }
-            out.push(Mark { kind, path: wp.path.clone(), dev, mask });
+            out.push(Mark {
+                kind,
+                path: wp.path.clone(),
+                dev,
+                mask,
+            });
         }
     }
     Ok(out)
@@ -137,7 +146,11 @@ impl Marks {
             .collect();
         let mut placed = Vec::new();
         for m in wanted {
-            if self.marks.iter().any(|o| same_target(o, &m) && o.mask == m.mask) {
+            if self
+                .marks
+                .iter()
+                .any(|o| same_target(o, &m) && o.mask == m.mask)
+            {
                 placed.push(m);
                 continue;
             }
@@ -149,10 +162,17 @@ impl Marks {
                 }
                 Err(errno) => {
                     // Undo what this call added; the old set stays.
-                    for p in placed.iter().filter(|p| !self.marks.iter().any(|o| same_target(o, p))) {
+                    for p in placed
+                        .iter()
+                        .filter(|p| !self.marks.iter().any(|o| same_target(o, p)))
+                    {
                         let _ = group.unmark(p.kind, &p.path, p.mask);
                     }
-                    return Err(MarkError::Kernel { key: key_of(m.kind), path: m.path, errno });
+                    return Err(MarkError::Kernel {
+                        key: key_of(m.kind),
+                        path: m.path,
+                        errno,
+                    });
                 }
             }
         }

@@ -10,10 +10,10 @@
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -66,7 +66,9 @@ impl Pool {
             let rx: Receiver<Arc<Pending>> = rx.clone();
             let ctx = Arc::clone(&ctx);
             handles.push(
-                thread::Builder::new().name(format!("vigil-worker-{i}")).spawn(move || work(&ctx, &rx))?,
+                thread::Builder::new()
+                    .name(format!("vigil-worker-{i}"))
+                    .spawn(move || work(&ctx, &rx))?,
             );
         }
         Ok(Pool { tx, handles })
@@ -84,7 +86,9 @@ impl Pool {
 
     /// A sender for the reader (the pool stays open while any sender lives).
     pub fn sender(&self) -> PoolSender {
-        PoolSender { tx: self.tx.clone() }
+        PoolSender {
+            tx: self.tx.clone(),
+        }
     }
 
     /// Closes the queue; returns the worker threads so the caller may wait for them.
@@ -133,9 +137,20 @@ impl IgnoreSupport {
                     return;
                 }
                 Err(Errno::EINVAL) => {
-                    let next = if style == IgnoreStyle::Ignore { IGNORE_LEGACY } else { IGNORE_NONE };
-                    if self.0.compare_exchange(next - 1, next, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                        tracing::info!(?style, "kernel refuses this ignore-mark style; falling back");
+                    let next = if style == IgnoreStyle::Ignore {
+                        IGNORE_LEGACY
+                    } else {
+                        IGNORE_NONE
+                    };
+                    if self
+                        .0
+                        .compare_exchange(next - 1, next, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        tracing::info!(
+                            ?style,
+                            "kernel refuses this ignore-mark style; falling back"
+                        );
                     }
                 }
                 Err(_) => {
@@ -153,9 +168,13 @@ impl IgnoreSupport {
 #[cfg(debug_assertions)]
 fn test_stall() {
     use std::sync::OnceLock;
+    use std::time::Duration;
     static STALL: OnceLock<Option<Duration>> = OnceLock::new();
     let stall = STALL.get_or_init(|| {
-        std::env::var("VIGIL_TEST_STALL_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis)
+        std::env::var("VIGIL_TEST_STALL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
     });
     if let Some(d) = stall {
         thread::sleep(*d);
@@ -197,7 +216,9 @@ fn handle(
     rules: &mut RuleScanner<'_>,
     pending: &Arc<Pending>,
 ) {
-    let Some(fd) = pending.event().fd() else { return };
+    let Some(fd) = pending.event().fd() else {
+        return;
+    };
     let allow_for = |stat: &std::sync::atomic::AtomicU64| {
         Stats::bump(stat);
         pending.answer(&ctx.group, true, AnsweredBy::Verdict, &ctx.stats);
@@ -218,7 +239,9 @@ fn handle(
     {
         return allow_for(&ctx.stats.allowed_excluded);
     }
-    if pending.access == AccessKind::Open && matches!(config.watch.scan_on_open, ScanOnOpen::Executable) {
+    if pending.access == AccessKind::Open
+        && matches!(config.watch.scan_on_open, ScanOnOpen::Executable)
+    {
         let mut prefix = [0u8; SNIFF_LEN];
         let n = read_prefix(fd, &mut prefix).unwrap_or(0);
         if !sniff(&prefix[..n]).is_executable() {
@@ -226,7 +249,8 @@ fn handle(
             // Opens of this data file need no more events until it changes; execs
             // still do (binfmt_misc can run non-ELF files).
             if config.scan.ignore_marks && is_current(ctx, generation) {
-                ctx.ignore.add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM, &ctx.stats);
+                ctx.ignore
+                    .add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM, &ctx.stats);
             }
             return;
         }
@@ -240,7 +264,10 @@ fn handle(
         }
         Lookup::Wait(slot) => {
             Stats::bump(&ctx.stats.cache_coalesced);
-            let left = config.decision.deadline.saturating_sub(pending.received.elapsed());
+            let left = config
+                .decision
+                .deadline
+                .saturating_sub(pending.received.elapsed());
             match slot.wait(left) {
                 Some(cached) => (cached, false),
                 None => match scan(ctx, scanner, generation, rules, fd, &st) {
@@ -267,7 +294,12 @@ fn handle(
 
     // Everything below happens after the kernel has its answer.
     if clean && config.scan.ignore_marks && is_current(ctx, generation) {
-        ctx.ignore.add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM, &ctx.stats);
+        ctx.ignore.add(
+            &ctx.group,
+            fd,
+            MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM,
+            &ctx.stats,
+        );
     }
     let late = pending.answered_by() == AnsweredBy::Deadline;
     let action = if late {
@@ -316,7 +348,10 @@ fn scan(
     if size > generation.config.scan.max_file_size {
         Stats::bump(&ctx.stats.allowed_too_large);
         let decision = decide(Vec::new(), &generation.config.decision);
-        return Some(Arc::new(Cached { decision, sha256: None }));
+        return Some(Arc::new(Cached {
+            decision,
+            sha256: None,
+        }));
     }
     Stats::bump(&ctx.stats.scans);
     match scanner.scan_fd(fd, size, generation, rules, Depth::FirstMalicious) {
@@ -324,7 +359,10 @@ fn scan(
             if !matches!(result.decision.verdict, Verdict::Clean) {
                 Stats::bump(&ctx.stats.detections);
             }
-            Some(Arc::new(Cached { decision: result.decision, sha256: Some(result.sha256) }))
+            Some(Arc::new(Cached {
+                decision: result.decision,
+                sha256: Some(result.sha256),
+            }))
         }
         Err(errno) => {
             tracing::warn!(%errno, "reading a file through its event fd failed; allowing");

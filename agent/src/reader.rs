@@ -58,7 +58,14 @@ impl Reader {
         outstanding: Arc<AtomicU64>,
     ) -> Reader {
         let own_pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-        Reader { afd, ctx, pool, deadlines, outstanding, own_pid }
+        Reader {
+            afd,
+            ctx,
+            pool,
+            deadlines,
+            outstanding,
+            own_pid,
+        }
     }
 
     /// Reads and routes events until `stop` turns true.
@@ -111,10 +118,14 @@ impl Reader {
             let mask = event.mask();
             if mask.contains(MaskFlags::FAN_Q_OVERFLOW) {
                 Stats::bump(&stats.kernel_overflows);
-                tracing::warn!("fanotify queue overflowed; the kernel allowed the events it dropped");
+                tracing::warn!(
+                    "fanotify queue overflowed; the kernel allowed the events it dropped"
+                );
                 continue;
             }
-            let Some(access) = AccessKind::from_mask(mask) else { continue };
+            let Some(access) = AccessKind::from_mask(mask) else {
+                continue;
+            };
             Stats::bump(match access {
                 AccessKind::Exec => &stats.events_exec,
                 AccessKind::Open => &stats.events_open,
@@ -125,14 +136,18 @@ impl Reader {
                 continue;
             }
             if !generation.exclusions.is_empty_processes()
-                && exe_of(event.pid()).is_some_and(|exe| generation.exclusions.process_excluded(Path::new(&exe)))
+                && exe_of(event.pid())
+                    .is_some_and(|exe| generation.exclusions.process_excluded(Path::new(&exe)))
             {
                 Stats::bump(&stats.allowed_excluded);
                 self.allow_now(&event);
                 continue;
             }
             let pending = Arc::new(Pending::new(event, access, Arc::clone(&self.outstanding)));
-            self.deadlines.watch(&pending, pending.received + generation.config.decision.deadline);
+            self.deadlines.watch(
+                &pending,
+                pending.received + generation.config.decision.deadline,
+            );
             if let Err(pending) = self.pool.submit(pending) {
                 Stats::bump(&stats.queue_full);
                 let allow = matches!(generation.config.decision.on_overflow, FailMode::Allow);
@@ -166,7 +181,16 @@ fn read(fan: &Fanotify) -> io::Result<Vec<FanotifyEvent>> {
 /// event, so the queue moves on. Anything else is fatal.
 fn handle_read_error(e: io::Error) -> Result<(), ReadError> {
     match e.raw_os_error().map(Errno::from_raw) {
-        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EPERM | Errno::EACCES | Errno::ENOENT | Errno::EOVERFLOW | Errno::ETXTBSY) => {
+        Some(
+            Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOMEM
+            | Errno::EPERM
+            | Errno::EACCES
+            | Errno::ENOENT
+            | Errno::EOVERFLOW
+            | Errno::ETXTBSY,
+        ) => {
             tracing::warn!(error = %e, "fanotify read failed for one event; the kernel denied it");
             Ok(())
         }

@@ -218,7 +218,11 @@ impl Deadlines {
         stats: Arc<Stats>,
     ) -> std::io::Result<(Arc<Deadlines>, thread::JoinHandle<()>)> {
         let me = Arc::new(Deadlines {
-            queue: Mutex::new(Queue { heap: BinaryHeap::new(), seq: 0, stopped: false }),
+            queue: Mutex::new(Queue {
+                heap: BinaryHeap::new(),
+                seq: 0,
+                stopped: false,
+            }),
             wake: Condvar::new(),
         });
         let worker = Arc::clone(&me);
@@ -235,7 +239,11 @@ impl Deadlines {
         q.seq += 1;
         let seq = q.seq;
         let earliest = q.heap.peek().is_none_or(|Reverse(e)| due < e.due);
-        q.heap.push(Reverse(Entry { due, seq, pending: Arc::downgrade(pending) }));
+        q.heap.push(Reverse(Entry {
+            due,
+            seq,
+            pending: Arc::downgrade(pending),
+        }));
         drop(q);
         if earliest {
             self.wake.notify_one();
@@ -253,7 +261,9 @@ impl Deadlines {
         loop {
             let now = Instant::now();
             while q.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
-                let Some(Reverse(entry)) = q.heap.pop() else { break };
+                let Some(Reverse(entry)) = q.heap.pop() else {
+                    break;
+                };
                 if let Some(pending) = entry.pending.upgrade() {
                     let allow = matches!(on_timeout(), FailMode::Allow);
                     if pending.answer(group, allow, AnsweredBy::Deadline, stats) {

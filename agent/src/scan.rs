@@ -66,7 +66,10 @@ impl Default for Scanner {
 impl Scanner {
     /// A scanner with its read buffer allocated.
     pub fn new() -> Scanner {
-        Scanner { chunk: vec![0; READ_CHUNK], content: Vec::new() }
+        Scanner {
+            chunk: vec![0; READ_CHUNK],
+            content: Vec::new(),
+        }
     }
 
     /// Reads the file behind `fd` (of `size` bytes per `fstat`) from offset 0 to EOF
@@ -112,37 +115,103 @@ impl Scanner {
             offset += n as u64;
         }
         let sha256: [u8; 32] = sha.finalize().into();
-        let mut reasons: Vec<Reason> = Vec::new();
-        if let Some(entry) = generation.hashes.lookup_sha256(&sha256, offset) {
-            reasons.push(hash_reason(entry));
-        }
-        if let Some(m) = md5 {
-            let digest: [u8; 16] = m.finalize().into();
-            if let Some(entry) = generation.hashes.lookup_md5(&digest, offset) {
-                reasons.push(hash_reason(entry));
-            }
-        }
-        let policy = &generation.config.decision;
-        let done = |reasons: &[Reason]| {
-            let score = reasons.iter().map(|r| weighted_score(r, &policy.weights)).fold(0u32, u32::saturating_add);
-            depth == Depth::FirstMalicious && Verdict::from_score(score, policy) == Verdict::Malicious
+        let md5: Option<[u8; 16]> = md5.map(|m| m.finalize().into());
+        let content = if keep {
+            Some(self.content.as_slice())
+        } else {
+            None
         };
-        if keep && !done(&reasons) {
-            if generation.config.heuristics.enabled {
-                reasons.extend(heuristics::analyze(&self.content));
-            }
-            if !generation.rules.is_empty() && !done(&reasons) {
-                match rules.scan(&self.content, generation.config.scan.rule_timeout) {
-                    Ok(found) => reasons.extend(found),
-                    Err(e) => tracing::warn!(error = %e, "rule stage failed; deciding without it"),
-                }
-            }
-        }
+        let decision = evaluate(
+            &sha256,
+            md5.as_ref(),
+            offset,
+            content,
+            generation,
+            rules,
+            depth,
+        );
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
         }
-        Ok(ScanResult { sha256, size: offset, decision: decide(reasons, policy) })
+        Ok(ScanResult {
+            sha256,
+            size: offset,
+            decision,
+        })
     }
+}
+
+/// Runs every stage on a file already in memory (`vigil eval` reads the corpus
+/// this way, so no sample is ever written to disk).
+pub fn scan_bytes(
+    bytes: &[u8],
+    generation: &Generation,
+    rules: &mut RuleScanner<'_>,
+    depth: Depth,
+) -> ScanResult {
+    let sha256: [u8; 32] = Sha256::digest(bytes).into();
+    let md5: Option<[u8; 16]> = generation
+        .hashes
+        .needs_md5()
+        .then(|| Md5::digest(bytes).into());
+    let size = bytes.len() as u64;
+    let content = (size <= CONTENT_CAP).then_some(bytes);
+    let decision = evaluate(
+        &sha256,
+        md5.as_ref(),
+        size,
+        content,
+        generation,
+        rules,
+        depth,
+    );
+    ScanResult {
+        sha256,
+        size,
+        decision,
+    }
+}
+
+/// The stages after reading: hash lookups, then (with the content in memory)
+/// heuristics and rules, then the decision.
+fn evaluate(
+    sha256: &[u8; 32],
+    md5: Option<&[u8; 16]>,
+    size: u64,
+    content: Option<&[u8]>,
+    generation: &Generation,
+    rules: &mut RuleScanner<'_>,
+    depth: Depth,
+) -> Decision {
+    let mut reasons: Vec<Reason> = Vec::new();
+    if let Some(entry) = generation.hashes.lookup_sha256(sha256, size) {
+        reasons.push(hash_reason(entry));
+    }
+    if let Some(entry) = md5.and_then(|d| generation.hashes.lookup_md5(d, size)) {
+        reasons.push(hash_reason(entry));
+    }
+    let policy = &generation.config.decision;
+    let done = |reasons: &[Reason]| {
+        let score = reasons
+            .iter()
+            .map(|r| weighted_score(r, &policy.weights))
+            .fold(0u32, u32::saturating_add);
+        depth == Depth::FirstMalicious && Verdict::from_score(score, policy) == Verdict::Malicious
+    };
+    if let Some(content) = content
+        && !done(&reasons)
+    {
+        if generation.config.heuristics.enabled {
+            reasons.extend(heuristics::analyze(content));
+        }
+        if !generation.rules.is_empty() && !done(&reasons) {
+            match rules.scan(content, generation.config.scan.rule_timeout) {
+                Ok(found) => reasons.extend(found),
+                Err(e) => tracing::warn!(error = %e, "rule stage failed; deciding without it"),
+            }
+        }
+    }
+    decide(reasons, policy)
 }
 
 /// Reads up to `buf.len()` leading bytes of the file behind `fd` (for sniffing).

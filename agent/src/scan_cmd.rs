@@ -57,7 +57,11 @@ pub fn run(generation: &Generation, paths: &[PathBuf], as_json: bool, explain: b
         generation,
         scanner: Scanner::new(),
         rules: generation.rules.scanner(),
-        depth: if explain { Depth::All } else { Depth::FirstMalicious },
+        depth: if explain {
+            Depth::All
+        } else {
+            Depth::FirstMalicious
+        },
         summary: Summary::default(),
         out: io::stdout().lock(),
         as_json,
@@ -86,7 +90,11 @@ impl Walker<'_> {
         // Named paths follow symlinks (as the user asked for them); entries found
         // while walking do not, so a link cannot lead the walk out of the tree or
         // into a loop.
-        let md = if top { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) };
+        let md = if top {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        };
         let md = match md {
             Ok(md) => md,
             Err(e) => return self.emit(error_report(path, e.to_string()), None),
@@ -106,7 +114,11 @@ impl Walker<'_> {
             return; // FIFOs, sockets, devices, links inside trees: nothing to scan
         }
         let started = Instant::now();
-        let file = match File::options().read(true).custom_flags(open_flags()).open(path) {
+        let file = match File::options()
+            .read(true)
+            .custom_flags(open_flags())
+            .open(path)
+        {
             Ok(f) => f,
             Err(e) => return self.emit(error_report(path, e.to_string()), None),
         };
@@ -122,7 +134,13 @@ impl Walker<'_> {
             };
             return self.emit(report, Some(&decision));
         }
-        match self.scanner.scan_fd(file.as_fd(), md.len(), self.generation, &mut self.rules, self.depth) {
+        match self.scanner.scan_fd(
+            file.as_fd(),
+            md.len(),
+            self.generation,
+            &mut self.rules,
+            self.depth,
+        ) {
             Ok(result) => {
                 let report = Report {
                     path: path.to_path_buf(),
@@ -147,7 +165,12 @@ impl Walker<'_> {
             }
             Err(_) => self.summary.errors += 1,
         }
-        print(&mut self.out, &report, self.as_json, decision.filter(|_| self.explain));
+        print(
+            &mut self.out,
+            &report,
+            self.as_json,
+            decision.filter(|_| self.explain),
+        );
     }
 }
 
@@ -195,8 +218,17 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decis
         let text = match &r.verdict {
             Ok(Verdict::Clean) => format!("{}: OK", r.path.display()),
             Ok(v) => {
-                let why: Vec<String> = r.reasons.iter().map(|x| format!("{} {}", x.id, x.detail)).collect();
-                format!("{}: {} ({})", r.path.display(), v.as_str().to_uppercase(), why.join("; "))
+                let why: Vec<String> = r
+                    .reasons
+                    .iter()
+                    .map(|x| format!("{} {}", x.id, x.detail))
+                    .collect();
+                format!(
+                    "{}: {} ({})",
+                    r.path.display(),
+                    v.as_str().to_uppercase(),
+                    why.join("; ")
+                )
             }
             Err(e) => format!("{}: ERROR {e}", r.path.display()),
         };
@@ -209,7 +241,10 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decis
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn elapsed_us(since: Instant) -> u64 {

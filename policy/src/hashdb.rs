@@ -71,8 +71,8 @@ impl HashDb {
     }
 
     /// Loads every file in `paths` in order; a directory expands to its regular,
-    /// non-hidden files sorted by name (not recursively). `builtin` adds the built-in
-    /// test signature after them.
+    /// non-hidden hash-list files (by [`LIST_EXTENSIONS`]) sorted by name (not
+    /// recursively). `builtin` adds the built-in test signature after them.
     ///
     /// # Errors
     ///
@@ -206,7 +206,12 @@ impl HashDb {
     }
 }
 
-/// A file as itself; a directory as its regular, non-hidden files sorted by name.
+/// Extensions of the files a content directory contributes. Content folders also
+/// hold licences and READMEs; a file named explicitly is loaded whatever its name.
+pub const LIST_EXTENSIONS: [&str; 6] = ["hsb", "hdb", "hsu", "hdu", "sha256", "sha256sum"];
+
+/// A file as itself; a directory as its regular, non-hidden hash-list files (by
+/// [`LIST_EXTENSIONS`]) sorted by name.
 fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
     let read_error = |path: &Path| {
         let path = path.to_owned();
@@ -223,8 +228,12 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
             continue;
         }
         let file = entry.path();
+        let listed = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| LIST_EXTENSIONS.iter().any(|l| l.eq_ignore_ascii_case(e)));
         // Follows symlinks: a list linked into the directory is still loaded.
-        if fs::metadata(&file).map_err(read_error(&file))?.is_file() {
+        if listed && fs::metadata(&file).map_err(read_error(&file))?.is_file() {
             files.push(file);
         }
     }
@@ -365,11 +374,12 @@ mod tests {
         let lists = dir.join("lists");
         fs::create_dir(&lists).unwrap();
         let line = |bytes: &[u8], name: &str| format!("{} {name}\n", hex::encode(sha256(bytes)));
-        fs::write(lists.join("b.txt"), line(b"b", "B")).unwrap();
-        fs::write(lists.join("a.txt"), line(b"a", "A")).unwrap();
-        fs::write(lists.join(".hidden"), "garbage").unwrap();
+        fs::write(lists.join("b.sha256"), line(b"b", "B")).unwrap();
+        fs::write(lists.join("a.sha256"), line(b"a", "A")).unwrap();
+        fs::write(lists.join(".hidden.sha256"), "garbage").unwrap();
+        fs::write(lists.join("LICENSE.txt"), "not a hash list").unwrap();
         fs::create_dir(lists.join("sub")).unwrap();
-        fs::write(lists.join("sub/c.txt"), line(b"c", "C")).unwrap();
+        fs::write(lists.join("sub/c.sha256"), line(b"c", "C")).unwrap();
         let single = dir.join("single.sha256");
         fs::write(&single, line(b"d", "D")).unwrap();
 
@@ -381,7 +391,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [lists.join("a.txt"), lists.join("b.txt"), single.clone()]
+            [
+                lists.join("a.sha256"),
+                lists.join("b.sha256"),
+                single.clone()
+            ]
         );
         assert!(db.lookup_sha256(&sha256(b"c"), 1).is_none());
         assert_eq!(db.lookup_sha256(&sha256(b"d"), 1).unwrap().name, "D");

@@ -118,7 +118,12 @@ impl Group {
     /// # Errors
     /// The `fanotify_mark` errno (`ENOENT`, `EXDEV` for a filesystem without an fsid …).
     pub fn mark(&self, kind: MarkKind, path: &Path, mask: MaskFlags) -> Result<(), Errno> {
-        self.fan.mark(MarkFlags::FAN_MARK_ADD | kind.flag(), mask, AT_FDCWD, Some(path))
+        self.fan.mark(
+            MarkFlags::FAN_MARK_ADD | kind.flag(),
+            mask,
+            AT_FDCWD,
+            Some(path),
+        )
     }
 
     /// Removes `mask` from the mark of `kind` on the object at `path`.
@@ -126,7 +131,12 @@ impl Group {
     /// # Errors
     /// The `fanotify_mark` errno; `ENOENT` when there was no such mark.
     pub fn unmark(&self, kind: MarkKind, path: &Path, mask: MaskFlags) -> Result<(), Errno> {
-        self.fan.mark(MarkFlags::FAN_MARK_REMOVE | kind.flag(), mask, AT_FDCWD, Some(path))
+        self.fan.mark(
+            MarkFlags::FAN_MARK_REMOVE | kind.flag(),
+            mask,
+            AT_FDCWD,
+            Some(path),
+        )
     }
 
     /// Removes every mark of `kind` (all watched filesystems or mounts).
@@ -148,7 +158,12 @@ impl Group {
     /// # Errors
     /// The `fanotify_mark` errno.
     pub fn flush_ignore_marks(&self) -> Result<(), Errno> {
-        self.fan.mark(MarkFlags::FAN_MARK_FLUSH, MaskFlags::empty(), AT_FDCWD, None::<&Path>)
+        self.fan.mark(
+            MarkFlags::FAN_MARK_FLUSH,
+            MaskFlags::empty(),
+            AT_FDCWD,
+            None::<&Path>,
+        )
     }
 
     /// Tells the kernel to stop asking about `file` for the events in `mask` until the
@@ -157,7 +172,12 @@ impl Group {
     ///
     /// # Errors
     /// `EINVAL` when the kernel lacks this `style`; `ENOSPC` at the mark limit.
-    pub fn ignore(&self, file: BorrowedFd<'_>, mask: MaskFlags, style: IgnoreStyle) -> Result<(), Errno> {
+    pub fn ignore(
+        &self,
+        file: BorrowedFd<'_>,
+        mask: MaskFlags,
+        style: IgnoreStyle,
+    ) -> Result<(), Errno> {
         self.fan.mark(style.flags(), mask, file, None::<&Path>)
     }
 
@@ -166,8 +186,13 @@ impl Group {
     /// # Errors
     /// `ENOENT` when the event was already answered or its opener is gone.
     pub fn respond(&self, event_fd: BorrowedFd<'_>, allow: bool) -> Result<(), Errno> {
-        let response = if allow { Response::FAN_ALLOW } else { Response::FAN_DENY };
-        self.fan.write_response(FanotifyResponse::new(event_fd, response))
+        let response = if allow {
+            Response::FAN_ALLOW
+        } else {
+            Response::FAN_DENY
+        };
+        self.fan
+            .write_response(FanotifyResponse::new(event_fd, response))
     }
 }
 

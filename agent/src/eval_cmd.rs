@@ -1,0 +1,199 @@
+//! `vigil eval`: detection and false-positive counts per stage, over labelled sets.
+//!
+//! Owns the walk over each set (a directory tree, or a `.tar`/`.tar.xz` archive read
+//! member by member into memory — malware samples are never written to disk, let
+//! alone made executable) and the tally. Every stage runs on every file (no early
+//! exit), so each stage's own contribution shows. A stage "detects" a file when its
+//! weighted score alone reaches the malicious threshold; "combined" is the verdict
+//! of all stages together, as the daemon would decide.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use vigil_models::sniff::sniff;
+use vigil_policy::verdict::weighted_score;
+use vigil_policy::{Decision, RuleScanner, Stage, Verdict};
+
+use crate::generation::Generation;
+use crate::scan::{CONTENT_CAP, Depth, scan_bytes};
+
+/// Which label a set carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// Every file is known malware: findings are detections.
+    Malicious,
+    /// Every file is known good: findings are false positives.
+    Benign,
+}
+
+/// The tally of one set.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Files evaluated (executable kinds unless `all_files`).
+    pub files: u64,
+    /// Files a stage alone made malicious, by stage name.
+    pub by_stage: BTreeMap<&'static str, u64>,
+    /// Files the combined verdict made malicious.
+    pub malicious: u64,
+    /// Files the combined verdict made suspicious.
+    pub suspicious: u64,
+    /// Files not evaluated (not ELF or script, or unreadable).
+    pub skipped: u64,
+    /// For benign sets: every false positive (non-clean file) with its decision.
+    pub flagged: Vec<(String, Decision)>,
+}
+
+/// Evaluates one set; `path` is a directory, a file, or a `.tar`/`.tar.xz` archive.
+///
+/// # Errors
+/// When the archive is unreadable.
+pub fn evaluate_set(
+    generation: &Generation,
+    path: &Path,
+    label: Label,
+    all_files: bool,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let mut rules = generation.rules.scanner();
+    let mut one = |name: &str, bytes: &[u8], tally: &mut Tally| {
+        if !all_files && !sniff(bytes).is_executable() {
+            tally.skipped += 1;
+            return;
+        }
+        record(tally, name, bytes, generation, &mut rules, label);
+    };
+    if is_archive(path) {
+        vigil_models::tarsource::for_each_member(path, |name: &str, bytes: &[u8]| {
+            // The corpus archive holds samples/<sha256> plus a manifest; the manifest
+            // is text and is skipped by the executable filter like any data file.
+            one(name, bytes, &mut tally);
+            Ok::<(), vigil_models::Error>(())
+        })
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    } else {
+        walk(path, &mut |p: &Path| match read_capped(p) {
+            Some(bytes) => one(&p.to_string_lossy(), &bytes, &mut tally),
+            None => tally.skipped += 1,
+        });
+    }
+    Ok(tally)
+}
+
+fn record(
+    tally: &mut Tally,
+    name: &str,
+    bytes: &[u8],
+    generation: &Generation,
+    rules: &mut RuleScanner<'_>,
+    label: Label,
+) {
+    let result = scan_bytes(bytes, generation, rules, Depth::All);
+    let decision = result.decision;
+    tally.files += 1;
+    let policy = &generation.config.decision;
+    for stage in Stage::ALL {
+        let score = decision
+            .reasons
+            .iter()
+            .filter(|r| r.stage == stage)
+            .map(|r| weighted_score(r, &policy.weights))
+            .fold(0u32, u32::saturating_add);
+        if Verdict::from_score(score, policy) == Verdict::Malicious {
+            *tally.by_stage.entry(stage.as_str()).or_default() += 1;
+        }
+    }
+    match decision.verdict {
+        Verdict::Malicious => tally.malicious += 1,
+        Verdict::Suspicious => tally.suspicious += 1,
+        Verdict::Clean => return,
+    }
+    if label == Label::Benign {
+        tally.flagged.push((name.to_string(), decision));
+    }
+}
+
+/// Renders the tallies as a table followed by every false positive.
+pub fn render(sets: &[(PathBuf, Label, Tally)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:>7} {:>7} {:>7} {:>11} {:>14} {:>14}  set",
+        "label", "files", "hash", "rules", "heuristics", "malicious", "suspicious"
+    );
+    for (path, label, t) in sets {
+        let stage = |s: Stage| t.by_stage.get(s.as_str()).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{:<10} {:>7} {:>7} {:>7} {:>11} {:>14} {:>14}  {} ({} skipped)",
+            match label {
+                Label::Malicious => "malicious",
+                Label::Benign => "benign",
+            },
+            t.files,
+            stage(Stage::Hash),
+            stage(Stage::Rules),
+            stage(Stage::Heuristics),
+            pct(t.malicious, t.files),
+            pct(t.suspicious, t.files),
+            path.display(),
+            t.skipped,
+        );
+    }
+    for (path, label, t) in sets {
+        if *label != Label::Benign || t.flagged.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\nfalse positives in {}:", path.display());
+        for (name, d) in &t.flagged {
+            let why: Vec<String> = d
+                .reasons
+                .iter()
+                .map(|r| format!("{} ({})", r.id, r.score))
+                .collect();
+            let _ = writeln!(out, "  {} {}: {}", d.verdict.as_str(), name, why.join(", "));
+        }
+    }
+    out
+}
+
+fn pct(n: u64, of: u64) -> String {
+    if of == 0 {
+        return "0".into();
+    }
+    format!("{n} ({:.1}%)", n as f64 * 100.0 / of as f64)
+}
+
+fn is_archive(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    path.is_file()
+        && (name.ends_with(".tar") || name.ends_with(".tar.xz") || name.ends_with(".txz"))
+}
+
+/// Visits every regular file below `path` without following symlinks.
+fn walk(path: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if md.is_dir() {
+        let Ok(rd) = std::fs::read_dir(path) else {
+            return;
+        };
+        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            walk(&e, f);
+        }
+    } else if md.is_file() {
+        f(path);
+    }
+}
+
+/// A file's bytes, unless it is larger than the content cap or unreadable.
+fn read_capped(path: &Path) -> Option<Vec<u8>> {
+    let md = std::fs::metadata(path).ok()?;
+    if md.len() > CONTENT_CAP {
+        return None;
+    }
+    std::fs::read(path).ok()
+}

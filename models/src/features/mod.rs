@@ -1,0 +1,266 @@
+//! Static features of a file for the malware model: one extractor shared by training
+//! (`vigil features`) and the daemon's hot path, so the two can never disagree.
+//!
+//! Owns the feature schema: the group order, every column name and
+//! [`SCHEMA_VERSION`]. A row is [`FEATURE_COUNT`] finite `f32`s; column `i` is named
+//! `names()[i]`. Groups, in order:
+//!
+//! | group | prefix | what |
+//! |---|---|---|
+//! | format | `fmt_` | ELF / script / other, size, which ELF tables parsed, script interpreter |
+//! | header | `hdr_` | class, byte order, OS ABI, type, machine one-hot, flags, counts, table offsets |
+//! | segments | `ph_` | program headers by type, W/X/WX, load sizes vs file size, entry point |
+//! | sections | `sh_` | section types, flags, names known/unknown, sizes, entropy, stripped |
+//! | dynamic | `dyn_` | dynamic tags, imports/exports, hashed libraries and imports, imports of interest |
+//! | interp | `interp_` | `PT_INTERP` present, known loader, libc family |
+//! | toolchain | `tc_` | ELF notes, Go / Rust / GCC / clang traces |
+//! | strings | `str_` | printable strings: counts, URLs, IPs, paths, shell, wallets, mining |
+//! | packer | `pack_` | `UPX!` positions, overlay, high-entropy share |
+//! | byte histogram | `byte_hist_` | 256 byte-value shares |
+//! | byte-entropy histogram | `byte_ent_` | EMBER 16×16 entropy × nibble table |
+//!
+//! Column conventions (see `row`): `_log` = `ln(1 + x)`, `_rel` = ratio to the file
+//! size clamped to [0, 4], flags are 0/1, entropies are bits per byte in [0, 8].
+//! Non-ELF input (scripts, anything else) gets a row too: ELF groups are zero, the
+//! byte and string groups are filled, and the `fmt_` flags say which it is.
+//!
+//! Guarantees: [`extract`] never panics and never returns NaN or infinity, whatever
+//! the input; its work is linear in the input size (every table walk and every
+//! name read is capped); ELF tables are parsed only for inputs up to
+//! [`MAX_PARSE_LEN`]. Changing the order, names or meaning of columns must bump
+//! [`SCHEMA_VERSION`] (a test pins the version, the width and a hash of the names).
+//!
+//! Cost (bench `extract`, one 2.6 GHz EPYC core, release): about 1.0–1.3 ms per MiB
+//! for typical binaries, up to ~2 ms/MiB for files that are half printable text;
+//! p50 ≈ 80 µs per file over `/usr/bin`. Two passes over the bytes dominate: the
+//! exact 256-bin histogram (store-bound, ~0.4 ms/MiB; section and overlay entropies
+//! ride on it) and the printable-string scan (SWAR masks, then per-string marker
+//! matching). Allocations per call: goblin's header tables, a few small vectors, and
+//! the row itself unless [`extract_into`] reuses one.
+
+mod byte_entropy;
+mod byte_hist;
+mod bytescan;
+mod dynamic;
+mod elf;
+mod entropy;
+mod fnv;
+mod format;
+mod header;
+mod interp;
+mod needles;
+mod packer;
+mod row;
+mod sections;
+mod segments;
+mod strings;
+mod toolchain;
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use crate::sniff::{FileKind, sniff};
+use bytescan::ByteScan;
+use elf::ElfView;
+pub use elf::MAX_PARSE_LEN;
+use row::Row;
+use strings::StringScan;
+
+/// Version of the feature schema (column order, names and meaning). A model bundle
+/// records the version it was trained on and is refused for any other.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One feature row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Features {
+    /// [`FEATURE_COUNT`] finite values, in [`names`] order.
+    pub values: Vec<f32>,
+    /// The input is ELF and its header and every table present (program headers,
+    /// section headers, dynamic section) parsed, within [`MAX_PARSE_LEN`].
+    pub parsed: bool,
+}
+
+/// Everything the groups read, computed once per input.
+pub(crate) struct Input<'a> {
+    /// The whole input.
+    pub bytes: &'a [u8],
+    /// What the input is.
+    pub kind: FileKind,
+    /// The ELF view, for ELF input.
+    pub elf: Option<ElfView<'a>>,
+    /// The byte histogram scan.
+    pub bytescan: ByteScan,
+    /// The printable-string scan.
+    pub strings: StringScan,
+}
+
+/// One feature group: its name, width, column names and filler.
+struct Group {
+    name: &'static str,
+    len: usize,
+    names: fn() -> Vec<String>,
+    fill: fn(&Input<'_>, &mut Row<'_>),
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// The schema: groups in column order.
+const GROUPS: [Group; 11] = [
+    Group {
+        name: "format",
+        len: format::LEN,
+        names: || owned(format::Col::NAMES),
+        fill: format::fill,
+    },
+    Group {
+        name: "header",
+        len: header::LEN,
+        names: || owned(header::Col::NAMES),
+        fill: header::fill,
+    },
+    Group {
+        name: "segments",
+        len: segments::LEN,
+        names: || owned(segments::Col::NAMES),
+        fill: segments::fill,
+    },
+    Group {
+        name: "sections",
+        len: sections::LEN,
+        names: || owned(sections::Col::NAMES),
+        fill: sections::fill,
+    },
+    Group {
+        name: "dynamic",
+        len: dynamic::LEN,
+        names: || {
+            owned(dynamic::Col::NAMES)
+                .into_iter()
+                .chain(dynamic::generated_names())
+                .collect()
+        },
+        fill: dynamic::fill,
+    },
+    Group {
+        name: "interp",
+        len: interp::LEN,
+        names: || owned(interp::Col::NAMES),
+        fill: interp::fill,
+    },
+    Group {
+        name: "toolchain",
+        len: toolchain::LEN,
+        names: || owned(toolchain::Col::NAMES),
+        fill: toolchain::fill,
+    },
+    Group {
+        name: "strings",
+        len: strings::LEN,
+        names: || owned(strings::Col::NAMES),
+        fill: strings::fill,
+    },
+    Group {
+        name: "packer",
+        len: packer::LEN,
+        names: || owned(packer::Col::NAMES),
+        fill: packer::fill,
+    },
+    Group {
+        name: "byte_hist",
+        len: byte_hist::LEN,
+        names: || byte_hist::generated_names().collect(),
+        fill: byte_hist::fill,
+    },
+    Group {
+        name: "byte_entropy",
+        len: byte_entropy::LEN,
+        names: || byte_entropy::generated_names().collect(),
+        fill: byte_entropy::fill,
+    },
+];
+
+/// Number of columns in a row.
+pub const FEATURE_COUNT: usize = {
+    let mut total = 0;
+    let mut i = 0;
+    while i < GROUPS.len() {
+        total += GROUPS[i].len;
+        i += 1;
+    }
+    total
+};
+
+static NAME_STRINGS: OnceLock<Vec<String>> = OnceLock::new();
+static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+
+/// The stable name of every column, in row order (`names().len() == FEATURE_COUNT`).
+/// Built once per process.
+pub fn names() -> &'static [&'static str] {
+    NAMES.get_or_init(|| {
+        let strings =
+            NAME_STRINGS.get_or_init(|| GROUPS.iter().flat_map(|g| (g.names)()).collect());
+        strings.iter().map(String::as_str).collect()
+    })
+}
+
+/// The index of the column called `name`.
+pub fn column(name: &str) -> Option<usize> {
+    names().iter().position(|n| *n == name)
+}
+
+/// The feature groups in row order, each with its column range (for reports and
+/// model cards).
+pub fn groups() -> Vec<(&'static str, Range<usize>)> {
+    let mut start = 0;
+    GROUPS
+        .iter()
+        .map(|g| {
+            let range = start..start + g.len;
+            start = range.end;
+            (g.name, range)
+        })
+        .collect()
+}
+
+/// Extracts the feature row of `bytes` (a whole file). Never panics; every value is
+/// finite.
+pub fn extract(bytes: &[u8]) -> Features {
+    let mut out = Features::default();
+    extract_into(bytes, &mut out);
+    out
+}
+
+/// [`extract`] into an existing row, reusing its allocation (the daemon keeps one per
+/// worker).
+pub fn extract_into(bytes: &[u8], out: &mut Features) {
+    out.values.clear();
+    out.values.resize(FEATURE_COUNT, 0.0);
+    let kind = sniff(bytes);
+    let elf = (kind == FileKind::Elf).then(|| ElfView::parse(bytes));
+    let mut spans = elf
+        .as_ref()
+        .map(sections::entropy_spans)
+        .unwrap_or_default();
+    spans.extend(elf.as_ref().and_then(packer::overlay_span));
+    let input = Input {
+        bytes,
+        kind,
+        bytescan: bytescan::scan(bytes, &spans),
+        elf,
+        strings: strings::scan(bytes),
+    };
+    let mut rest: &mut [f32] = &mut out.values;
+    for group in &GROUPS {
+        let Some((cells, tail)) = std::mem::take(&mut rest).split_at_mut_checked(group.len) else {
+            break;
+        };
+        (group.fill)(&input, &mut Row::new(cells));
+        rest = tail;
+    }
+    out.parsed = input.elf.as_ref().is_some_and(ElfView::fully_parsed);
+}
+
+#[cfg(test)]
+mod tests;

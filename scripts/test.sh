@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit tests, doc tests
+# and the end-to-end tests (tests/e2e), which start the real daemon on private
+# tmpfs mounts and therefore need root.
+#
+#   sudo scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+die() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (sudo scripts/test.sh): the end-to-end tests \
+start vigil daemon on private tmpfs mounts (fanotify permission events, mount namespaces)"
+
+# Under sudo, cargo installed by rustup for the calling user is not on root's PATH.
+if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [ -x "$user_home/.cargo/bin/cargo" ]; then
+        export PATH="$user_home/.cargo/bin:$PATH"
+        export RUSTUP_HOME="${RUSTUP_HOME:-$user_home/.rustup}"
+    fi
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)"
+for tool in cc unshare setpriv timeout md5sum; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install build-essential util-linux coreutils)"
+done
+
+step() { echo; echo "== $*"; }
+
+# The kernel never times out a permission event; with its fanotify watchdog on,
+# it at least logs (dmesg) a listener that leaves one unanswered for 30 s, so a
+# hung test leaves a trace. Restored on exit.
+WATCHDOG=/proc/sys/fs/fanotify/watchdog_timeout
+if [ -w "$WATCHDOG" ] && [ "$(cat "$WATCHDOG")" = 0 ]; then
+    echo 30 > "$WATCHDOG"
+    trap 'echo 0 > "$WATCHDOG"' EXIT
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, doc and end-to-end tests)"
+cargo test --workspace --locked --no-fail-fast

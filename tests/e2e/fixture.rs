@@ -1,0 +1,896 @@
+//! Test fixture: a private tmpfs, test files, a config and a daemon handle.
+//!
+//! State owned: a host temp dir per test ([`TempDir`]), a *holder* process that
+//! keeps a tmpfs mounted in its own private mount namespace ([`Tmpfs`]), and the
+//! `vigil daemon` processes started on it ([`Daemon`]). Everything is released on
+//! drop: daemons are SIGKILLed by pid, the holder is killed (its namespace and the
+//! tmpfs vanish with it), the temp dir is removed.
+//!
+//! Must not own: anything outside those. Daemons only ever mark a tmpfs that this
+//! fixture mounted itself ([`Sandbox::start`] refuses any path whose `statfs` type
+//! is not tmpfs), every daemon runs under `timeout -k 5 120`, and every process is
+//! killed by its own pid, never by name.
+//!
+//! Why a holder process: the test harness is multithreaded, so it cannot
+//! `unshare(CLONE_NEWNS)` itself. The holder (`unshare --mount --propagation
+//! private`) mounts the tmpfs on an empty host directory *inside its namespace*;
+//! the host reaches it as `/proc/<holder>/root<dir>`. Opens, execs and the daemon's
+//! config all use that path, and the daemon marks the filesystem behind it.
+//!
+//! This file is also compiled into `agent/benches/onaccess.rs` (`#[path]`), so
+//! not every helper is used by both.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+use nix::unistd::Pid;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The `vigil` binary under test (built by cargo for this test target).
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+/// What the test program prints when it runs.
+pub const MARKER: &str = "vigil-e2e-marker";
+
+/// Hard limit on a daemon's life (`timeout -k 5 <this>`), seconds.
+pub const DAEMON_TIMEOUT_S: u64 = 120;
+
+/// How long to wait for `READY=1` from a daemon.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `EPERM`: what a denied open or exec returns.
+pub const EPERM: i32 = 1;
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+fn unique() -> u64 {
+    UNIQUE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// True when running as root (euid 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Prints why `test` is skipped and returns true when not root.
+///
+/// Use as `if skip_unless_root("name") { return; }`.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    // Straight to fd 2: the test harness captures eprintln! of passing tests,
+    // and a skip must be seen.
+    let _ = writeln!(
+        io::stderr().lock(),
+        "SKIPPED {test}: needs root (fanotify permission events, mount namespaces); \
+         run the suite with sudo scripts/test.sh"
+    );
+    true
+}
+
+// ---------------------------------------------------------------- temp dir
+
+/// A fresh host directory, removed on drop. Never watched by a daemon.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<tmp>/vigil-e2e-<tag>-<pid>-<n>` (mode 0755).
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "vigil-e2e-{tag}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------- tmpfs
+
+/// A tmpfs mounted in a private mount namespace kept alive by a holder process.
+pub struct Tmpfs {
+    holder: Child,
+    holder_pid: i32,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "256m") on `dir` (an empty host directory)
+    /// inside a new private mount namespace, and returns its path as seen from
+    /// the host: `/proc/<holder>/root<dir>`.
+    ///
+    /// # Panics
+    /// If the holder cannot be started, does not report ready within 10 s, or the
+    /// resulting path is not a tmpfs.
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        assert!(dir.is_absolute(), "tmpfs dir must be absolute");
+        fs::create_dir_all(dir).expect("create mount dir");
+        assert!(
+            fs::read_dir(dir).expect("read mount dir").next().is_none(),
+            "mount dir {} is not empty",
+            dir.display()
+        );
+        let script = format!(
+            "mount -t tmpfs -o size={size},mode=0755 vigil-e2e \"$1\" && echo ready $$ && exec sleep 300"
+        );
+        let mut holder = Command::new("timeout")
+            .args([
+                "-k",
+                "2",
+                "300",
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+            ])
+            .args(["sh", "-c", &script, "sh"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tmpfs holder (timeout, unshare from util-linux)");
+        let stdout = holder.stdout.take().expect("holder stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+        let pid: Option<i32> = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok());
+        let Some(holder_pid) = pid else {
+            let _ = holder.kill();
+            let out = holder.wait_with_output();
+            let err = out
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            panic!("tmpfs holder did not become ready (stdout {line:?}): {err}");
+        };
+        let mut path = std::ffi::OsString::from(format!("/proc/{holder_pid}/root"));
+        path.push(dir.as_os_str());
+        let tmpfs = Tmpfs {
+            holder,
+            holder_pid,
+            path: PathBuf::from(path),
+        };
+        assert_tmpfs(&tmpfs.path);
+        // And it is the holder's new mount, not the host directory itself.
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        assert_ne!(
+            dev(&tmpfs.path),
+            dev(dir),
+            "{} is not a new mount",
+            tmpfs.path.display()
+        );
+        tmpfs
+    }
+
+    /// The tmpfs root as seen from the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path on the tmpfs.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // The holder's sleep, then timeout(1) that started it: both ours, by pid.
+        let _ = kill(Pid::from_raw(self.holder_pid), Signal::SIGKILL);
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Panics unless `path` is on a tmpfs (the only filesystem type a test daemon
+/// may ever mark).
+pub fn assert_tmpfs(path: &Path) {
+    let st = statfs(path).unwrap_or_else(|e| panic!("statfs {}: {e}", path.display()));
+    assert!(
+        st.filesystem_type() == TMPFS_MAGIC,
+        "refusing to watch {}: not a tmpfs (type {:?})",
+        path.display(),
+        st.filesystem_type()
+    );
+}
+
+// ---------------------------------------------------------------- files
+
+/// SHA-256 of bytes, lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// SHA-256 of a file's content, lowercase hex.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Opens a file read-only (what a denied open looks like: `Err` with EPERM).
+pub fn open_ro(path: &Path) -> io::Result<File> {
+    File::open(path)
+}
+
+/// Runs a program to completion with `args` (stdin null, output captured).
+/// A denied exec is `Err` with raw os error EPERM.
+pub fn exec<S: AsRef<OsStr>>(path: &Path, args: &[S]) -> io::Result<Output> {
+    Command::new(path).args(args).stdin(Stdio::null()).output()
+}
+
+/// Runs a program with no arguments (see [`exec`]).
+pub fn run(path: &Path) -> io::Result<Output> {
+    exec::<&str>(path, &[])
+}
+
+/// Writes `data` to `path` with `mode`, creating parent directories.
+pub fn write_file(path: &Path, data: &[u8], mode: u32) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(data)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Appends `data` to an existing file.
+pub fn append_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().append(true).open(path)?;
+    f.write_all(data)
+}
+
+/// The bytes of a tiny dynamically linked C program that prints [`MARKER`] and
+/// exits 0, compiled once per test process with `cc`.
+///
+/// # Panics
+/// If `cc` is missing or fails (CI installs build-essential).
+pub fn marker_program() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = TempDir::new("cc");
+        let src = dir.join("marker.c");
+        let out = dir.join("marker");
+        fs::write(
+            &src,
+            format!("#include <stdio.h>\nint main(void) {{ puts(\"{MARKER}\"); return 0; }}\n"),
+        )
+        .expect("write marker.c");
+        let res = Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .output()
+            .expect("run cc (apt-get install build-essential)");
+        assert!(
+            res.status.success(),
+            "cc failed: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        fs::read(&out).expect("read compiled marker program")
+    })
+}
+
+/// A distinct copy of the marker program: its bytes plus `tag` appended (ELF
+/// ignores trailing bytes), so every copy has its own SHA-256.
+pub fn marker_variant(tag: &str) -> Vec<u8> {
+    let mut v = marker_program().to_vec();
+    v.extend_from_slice(b"\nvigil-e2e-variant:");
+    v.extend_from_slice(tag.as_bytes());
+    v.push(b'\n');
+    v
+}
+
+/// Writes an executable distinct copy of the marker program to `path` and
+/// returns its SHA-256.
+pub fn write_marker_binary(path: &Path, tag: &str) -> String {
+    let data = marker_variant(tag);
+    write_file(path, &data, 0o755);
+    sha256_hex(&data)
+}
+
+/// Writes a plain `<sha256>  <name>` hash list.
+pub fn write_hash_list(path: &Path, hashes: &[&str]) {
+    let mut s = String::new();
+    for (i, h) in hashes.iter().enumerate() {
+        s.push_str(&format!("{h}  vigil-e2e-sample-{i}\n"));
+    }
+    write_file(path, s.as_bytes(), 0o644);
+}
+
+/// Asserts that `res` is a permission denial (EPERM).
+#[track_caller]
+pub fn assert_denied<T>(res: &io::Result<T>, what: &str) {
+    match res {
+        Ok(_) => panic!("{what}: expected EPERM, but it was allowed"),
+        Err(e) => assert_eq!(
+            e.raw_os_error(),
+            Some(EPERM),
+            "{what}: expected EPERM, got {e} ({:?})",
+            e.kind()
+        ),
+    }
+}
+
+/// Asserts that an exec succeeded and printed [`MARKER`].
+#[track_caller]
+pub fn assert_ran(res: &io::Result<Output>, what: &str) {
+    match res {
+        Ok(out) => {
+            assert!(out.status.success(), "{what}: exit status {}", out.status);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                MARKER,
+                "{what}: unexpected output"
+            );
+        }
+        Err(e) => panic!("{what}: exec failed: {e}"),
+    }
+}
+
+/// Runs `f` on its own thread and returns its result, or `None` when it did not
+/// finish within `limit` (the thread is then left running: it ends when the
+/// daemon that blocks it is killed on drop).
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+// ---------------------------------------------------------------- config
+
+/// A daemon configuration; [`Config::to_toml`] writes every section the tests
+/// set. `[exclude]` is never written, so a test can append it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `watch.filesystems` (tmpfs paths only).
+    pub filesystems: Vec<PathBuf>,
+    /// `watch.scan_on_open`: "all" | "executable" | "none".
+    pub scan_on_open: String,
+    /// `decision.mode`: "enforce" | "audit".
+    pub mode: String,
+    /// `decision.deadline_ms`.
+    pub deadline_ms: u64,
+    /// `decision.on_timeout`: "allow" | "deny".
+    pub on_timeout: String,
+    /// `content.hashes`.
+    pub hashes: Vec<PathBuf>,
+    /// `content.builtin`.
+    pub builtin: bool,
+    /// `content.rules` (YARA rule files or directories).
+    pub rules: Vec<PathBuf>,
+    /// `scan.workers` (0 = automatic).
+    pub workers: u32,
+    /// `daemon.socket`.
+    pub socket: PathBuf,
+    /// `log.events`: "stdout", "none" or an absolute path.
+    pub events: String,
+    /// `log.level`.
+    pub level: String,
+}
+
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn toml_paths(paths: &[PathBuf]) -> String {
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| toml_str(&p.to_string_lossy()))
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+impl Config {
+    /// The TOML text of this config.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# written by the vigil e2e fixture\n\
+             [watch]\n\
+             filesystems = {fs}\n\
+             mounts = []\n\
+             scan_on_open = {soo}\n\
+             \n\
+             [decision]\n\
+             mode = {mode}\n\
+             deadline_ms = {deadline}\n\
+             on_timeout = {ot}\n\
+             on_overflow = \"allow\"\n\
+             \n\
+             [content]\n\
+             hashes = {hashes}\n\
+             builtin = {builtin}\n\
+             rules = {rules}\n\
+             \n\
+             [scan]\n\
+             workers = {workers}\n\
+             \n\
+             [daemon]\n\
+             socket = {socket}\n\
+             \n\
+             [log]\n\
+             events = {events}\n\
+             level = {level}\n",
+            fs = toml_paths(&self.filesystems),
+            soo = toml_str(&self.scan_on_open),
+            mode = toml_str(&self.mode),
+            deadline = self.deadline_ms,
+            ot = toml_str(&self.on_timeout),
+            hashes = toml_paths(&self.hashes),
+            builtin = self.builtin,
+            rules = toml_paths(&self.rules),
+            workers = self.workers,
+            socket = toml_str(&self.socket.to_string_lossy()),
+            events = toml_str(&self.events),
+            level = toml_str(&self.level),
+        )
+    }
+}
+
+// ---------------------------------------------------------------- sandbox
+
+/// One test's world: a host temp dir (configs, lists, logs, sockets) and a
+/// private tmpfs (the only thing the daemon watches).
+pub struct Sandbox {
+    // Field order is drop order: the tmpfs goes before the temp dir holding its
+    // mount point.
+    fs: Tmpfs,
+    dir: TempDir,
+    name: String,
+}
+
+impl Sandbox {
+    /// A sandbox with a 256 MiB tmpfs.
+    pub fn new(name: &str) -> Sandbox {
+        Sandbox::with_size(name, "256m")
+    }
+
+    /// A sandbox with a tmpfs of `size` (tmpfs syntax: "256m", "2g").
+    pub fn with_size(name: &str, size: &str) -> Sandbox {
+        let dir = TempDir::new(name);
+        let fs = Tmpfs::mount(&dir.join("mnt"), size);
+        Sandbox {
+            fs,
+            dir,
+            name: name.to_owned(),
+        }
+    }
+
+    /// A path in the host temp dir (not watched).
+    pub fn host(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A path on the watched tmpfs.
+    pub fn mnt(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.fs.join(name)
+    }
+
+    /// The tmpfs root.
+    pub fn mnt_root(&self) -> &Path {
+        self.fs.path()
+    }
+
+    /// The default config of a test: watches this sandbox's tmpfs only, scans
+    /// every open, enforce mode, a private control socket, events on stdout.
+    pub fn config(&self) -> Config {
+        Config {
+            filesystems: vec![self.fs.path().to_path_buf()],
+            scan_on_open: "all".into(),
+            mode: "enforce".into(),
+            deadline_ms: 5000,
+            on_timeout: "allow".into(),
+            hashes: vec![],
+            builtin: true,
+            rules: vec![],
+            workers: 0,
+            socket: self.host("vigil.sock"),
+            events: "stdout".into(),
+            level: "info".into(),
+        }
+    }
+
+    /// The path the sandbox writes its config to.
+    pub fn config_path(&self) -> PathBuf {
+        self.host("vigil.toml")
+    }
+
+    /// Writes `cfg` to [`Sandbox::config_path`].
+    pub fn write_config(&self, cfg: &Config) -> PathBuf {
+        let path = self.config_path();
+        write_file(&path, cfg.to_toml().as_bytes(), 0o644);
+        path
+    }
+
+    /// Writes `cfg` and starts a daemon on it; waits for `READY=1`.
+    pub fn start(&self, cfg: &Config) -> Daemon {
+        self.start_with_env(cfg, &[])
+    }
+
+    /// Like [`Sandbox::start`] with extra environment variables for the daemon
+    /// (e.g. `VIGIL_TEST_STALL_MS`).
+    ///
+    /// # Panics
+    /// If a watched path is not a tmpfs, or the daemon exits or is not ready
+    /// within [`READY_TIMEOUT`] (with its stderr in the message).
+    pub fn start_with_env(&self, cfg: &Config, env: &[(&str, &str)]) -> Daemon {
+        self.start_with_text(cfg, &cfg.to_toml(), env)
+    }
+
+    /// Like [`Sandbox::start_with_env`] with the config file's text given
+    /// (`text` is `cfg.to_toml()` edited; `cfg.filesystems` must be the
+    /// filesystems it watches).
+    pub fn start_with_text(&self, cfg: &Config, text: &str, env: &[(&str, &str)]) -> Daemon {
+        for p in &cfg.filesystems {
+            assert_tmpfs(p);
+        }
+        let config = self.config_path();
+        write_file(&config, text.as_bytes(), 0o644);
+        Daemon::spawn(&self.dir, &self.name, &config, env)
+    }
+}
+
+// ---------------------------------------------------------------- daemon
+
+/// A running `vigil daemon` (under `timeout -k 5 120`), killed on drop.
+pub struct Daemon {
+    timeout: Child,
+    pid: i32,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    config: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl Daemon {
+    fn spawn(dir: &TempDir, name: &str, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let n = unique();
+        let notify_path = dir.join(format!("notify-{n}.sock"));
+        let _ = fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind NOTIFY_SOCKET");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("set notify timeout");
+        let stdout = dir.join(format!("daemon-{n}.stdout"));
+        let stderr = dir.join(format!("daemon-{n}.stderr"));
+        let mut cmd = Command::new("timeout");
+        cmd.args([
+            "-k",
+            "5",
+            &DAEMON_TIMEOUT_S.to_string(),
+            VIGIL,
+            "daemon",
+            "--config",
+        ])
+        .arg(config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout).expect("create daemon stdout"))
+        .stderr(File::create(&stderr).expect("create daemon stderr"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let timeout = cmd.spawn().expect("spawn timeout(1) + vigil daemon");
+        let mut d = Daemon {
+            timeout,
+            pid: 0,
+            stdout,
+            stderr,
+            config: config.to_path_buf(),
+            exited: None,
+        };
+        let t0 = Instant::now();
+        let mut buf = [0u8; 4096];
+        let mut ready = false;
+        while t0.elapsed() < READY_TIMEOUT {
+            if let Ok(n) = notify.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                if msg.lines().any(|l| l == "READY=1") {
+                    ready = true;
+                    break;
+                }
+                continue;
+            }
+            if let Ok(Some(st)) = d.timeout.try_wait() {
+                d.exited = Some(st);
+                panic!(
+                    "[{name}] daemon exited before READY=1 ({st}); stderr:\n{}",
+                    d.stderr_text()
+                );
+            }
+        }
+        let _ = fs::remove_file(&notify_path);
+        if !ready {
+            panic!(
+                "[{name}] daemon not ready after {:?}; stderr:\n{}",
+                READY_TIMEOUT,
+                d.stderr_text()
+            );
+        }
+        d.pid = child_of(d.timeout.id() as i32)
+            .unwrap_or_else(|| panic!("[{name}] cannot find the daemon process under timeout(1)"));
+        d
+    }
+
+    /// The daemon's pid (the child of `timeout`).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The config file the daemon was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Sends `sig` to the daemon (by pid).
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid), sig).unwrap_or_else(|e| panic!("kill {sig}: {e}"));
+    }
+
+    /// Waits up to `limit` for the daemon to exit; returns its status (as passed
+    /// through by timeout(1)), or `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.exited {
+                return Some(st);
+            }
+            if let Ok(Some(st)) = self.timeout.try_wait() {
+                self.exited = Some(st);
+                return Some(st);
+            }
+            if t0.elapsed() > limit {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the daemon process exists.
+    pub fn is_running(&mut self) -> bool {
+        self.exited.is_none() && matches!(self.timeout.try_wait(), Ok(None))
+    }
+
+    /// The daemon's stderr (tracing logs) so far.
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The daemon's stdout so far.
+    pub fn stdout_text(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// The JSON event lines written on stdout so far (non-JSON lines skipped).
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(Value::is_object)
+            .collect()
+    }
+
+    /// Waits up to `limit` for an event line matching `pred`.
+    ///
+    /// # Panics
+    /// On timeout, with the events seen and the daemon's stderr.
+    #[track_caller]
+    pub fn wait_event(&self, what: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let t0 = Instant::now();
+        loop {
+            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            if t0.elapsed() > limit {
+                panic!(
+                    "no event line matching {what} within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout_text(),
+                    tail(&self.stderr_text(), 60)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A context string for assertion messages: the daemon's stderr tail.
+    pub fn context(&self) -> String {
+        format!(
+            "\n--- daemon stdout:\n{}\n--- daemon stderr (tail):\n{}",
+            tail(&self.stdout_text(), 20),
+            tail(&self.stderr_text(), 60)
+        )
+    }
+
+    /// Runs `vigil reload --socket <daemon.socket>` and returns its output.
+    pub fn reload(&self, socket: &Path) -> Output {
+        Command::new("timeout")
+            .args(["-k", "5", "60", VIGIL, "reload", "--socket"])
+            .arg(socket)
+            .stdin(Stdio::null())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run vigil reload")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            if self.pid > 0 {
+                let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            }
+            let _ = self.timeout.kill();
+            let _ = self.timeout.wait();
+        }
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The single child process of `parent` (found in `/proc/<pid>/stat`).
+fn child_of(parent: i32) -> Option<i32> {
+    let children = fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"));
+    if let Ok(s) = children {
+        if let Some(pid) = s.split_whitespace().next().and_then(|p| p.parse().ok()) {
+            return Some(pid);
+        }
+    }
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, split after the last ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ppid: Option<i32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(parent) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// A JSON string field by pointer (`"/event/action"`), or "".
+pub fn jstr<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// True when `v` is an event with `action` about a file named `name`.
+pub fn is_event(v: &Value, action: &str, name: &str) -> bool {
+    jstr(v, "/event/action") == action && jstr(v, "/file/path").ends_with(&format!("/{name}"))
+}
+
+/// The daemon's fanotify inode marks, as the kernel lists them in
+/// `/proc/<pid>/fdinfo` (`fanotify ino:<hex> sdev:… mflags:… mask:… ignored_mask:…`).
+pub fn inode_marks(pid: i32) -> Vec<String> {
+    let mut marks = Vec::new();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return marks;
+    };
+    for fd in fds.flatten() {
+        let Ok(text) = fs::read_to_string(fd.path()) else {
+            continue;
+        };
+        marks.extend(
+            text.lines()
+                .filter(|l| l.starts_with("fanotify ino:"))
+                .map(str::to_owned),
+        );
+    }
+    marks
+}
+
+/// The `ignored_mask` of the daemon's inode mark on inode `ino`, if it has one.
+pub fn ignored_mask(pid: i32, ino: u64) -> Option<u64> {
+    let want = format!("fanotify ino:{ino:x} ");
+    inode_marks(pid)
+        .iter()
+        .find(|l| l.starts_with(&want))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix("ignored_mask:"))
+                .and_then(|m| u64::from_str_radix(m, 16).ok())
+        })
+}
+
+/// A string that only the test rule of [`write_test_rule`] matches.
+pub const RULE_MARKER: &str = "vigil-e2e-yara-marker-7d2f1c";
+
+/// Writes a YARA rule `VigilE2E` (no severity: a match is malicious) that matches
+/// [`RULE_MARKER`].
+pub fn write_test_rule(path: &Path) {
+    write_file(
+        path,
+        format!(
+            "rule VigilE2E {{\n  meta:\n    description = \"vigil e2e test rule\"\n  \
+             strings:\n    $m = \"{RULE_MARKER}\"\n  condition:\n    $m\n}}\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+}

@@ -1,0 +1,322 @@
+//! The hot path: known-bad execs and opens are denied before the process can
+//! run or read the file; clean files open and run; the content sniff decides
+//! which opens are scanned under `scan_on_open = "executable"`.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use crate::fixture::*;
+
+const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+/// Asserts the stable fields of a "blocked" event for `name` with `sha256`.
+#[track_caller]
+fn assert_blocked_event(d: &Daemon, name: &str, kind: &str, sha256: &str, size: usize) {
+    let ev = d.wait_event(&format!("blocked {kind} of {name}"), EVENT_WAIT, |v| {
+        is_event(v, "blocked", name)
+    });
+    let ctx = format!("event: {ev}{}", d.context());
+    assert_eq!(jstr(&ev, "/event/type"), kind, "{ctx}");
+    assert_eq!(jstr(&ev, "/event/outcome"), "denied", "{ctx}");
+    assert_eq!(jstr(&ev, "/event/kind"), "alert", "{ctx}");
+    assert_eq!(jstr(&ev, "/file/hash/sha256"), sha256, "{ctx}");
+    assert_eq!(
+        ev.pointer("/file/size").and_then(|v| v.as_u64()),
+        Some(size as u64),
+        "{ctx}"
+    );
+    assert_eq!(jstr(&ev, "/vigil/verdict"), "malicious", "{ctx}");
+    assert_eq!(jstr(&ev, "/vigil/mode"), "enforce", "{ctx}");
+    assert!(
+        ev.pointer("/process/pid")
+            .and_then(|v| v.as_u64())
+            .is_some_and(|p| p > 0),
+        "process.pid: {ctx}"
+    );
+    assert!(!jstr(&ev, "/@timestamp").is_empty(), "@timestamp: {ctx}");
+    let reasons = ev
+        .pointer("/vigil/reasons")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        reasons.iter().any(|r| jstr(r, "/stage") == "hash"),
+        "no hash-stage reason: {ctx}"
+    );
+}
+
+#[test]
+fn exec_of_known_bad_binary_is_denied_and_file_untouched() {
+    if skip_unless_root("exec_of_known_bad_binary_is_denied_and_file_untouched") {
+        return;
+    }
+    let sb = Sandbox::new("exec-bad");
+    let bad = sb.mnt("bad-exec");
+    let bad_sha = write_marker_binary(&bad, "bad-exec");
+    let bad_len = marker_variant("bad-exec").len();
+    let good = sb.mnt("good-exec");
+    write_marker_binary(&good, "good-exec");
+    let list = sb.host("bad.sha256");
+    write_hash_list(&list, &[&bad_sha]);
+    let mut cfg = sb.config();
+    // Opens are not scanned: only the exec is, and the file can be re-read
+    // below while the daemon runs.
+    cfg.scan_on_open = "none".into();
+    cfg.hashes = vec![list];
+    let d = sb.start(&cfg);
+
+    let res = run(&bad);
+    assert_denied(&res, &format!("exec of the listed binary{}", d.context()));
+    // Untouched: still there, same content, same mode.
+    assert_eq!(sha256_file(&bad).expect("re-read bad-exec"), bad_sha);
+    let mode = fs::metadata(&bad)
+        .expect("stat bad-exec")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "mode of the denied binary changed");
+    // A second attempt is denied too (cached verdict).
+    assert_denied(&run(&bad), "second exec of the listed binary");
+    // The daemon still runs clean programs.
+    assert_ran(&run(&good), "exec of a clean binary");
+    assert_blocked_event(&d, "bad-exec", "exec", &bad_sha, bad_len);
+    assert!(
+        !d.events()
+            .iter()
+            .any(|v| is_event(v, "blocked", "good-exec")),
+        "clean binary reported as blocked{}",
+        d.context()
+    );
+}
+
+#[test]
+fn open_of_known_bad_file_is_denied_when_scanning_all_opens() {
+    if skip_unless_root("open_of_known_bad_file_is_denied_when_scanning_all_opens") {
+        return;
+    }
+    let sb = Sandbox::new("open-bad");
+    let bad_data = b"vigil e2e known-bad data file\n".repeat(10);
+    let bad_sha = sha256_hex(&bad_data);
+    write_file(&sb.mnt("bad.dat"), &bad_data, 0o644);
+    write_file(&sb.mnt("good.dat"), b"nothing to see here\n", 0o644);
+    let list = sb.host("bad.sha256");
+    write_hash_list(&list, &[&bad_sha]);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "all".into();
+    cfg.hashes = vec![list];
+    let d = sb.start(&cfg);
+
+    assert_denied(
+        &open_ro(&sb.mnt("bad.dat")),
+        &format!("open of the listed data file{}", d.context()),
+    );
+    let mut s = String::new();
+    open_ro(&sb.mnt("good.dat"))
+        .and_then(|mut f| f.read_to_string(&mut s))
+        .expect("open and read of a clean file");
+    assert_eq!(s, "nothing to see here\n");
+    assert_blocked_event(&d, "bad.dat", "open", &bad_sha, bad_data.len());
+}
+
+#[test]
+fn open_of_known_bad_elf_is_denied_under_executable() {
+    if skip_unless_root("open_of_known_bad_elf_is_denied_under_executable") {
+        return;
+    }
+    let sb = Sandbox::new("open-elf");
+    let bad = sb.mnt("bad-elf");
+    let bad_sha = write_marker_binary(&bad, "bad-elf");
+    let list = sb.host("bad.sha256");
+    write_hash_list(&list, &[&bad_sha]);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.hashes = vec![list];
+    let d = sb.start(&cfg);
+
+    assert_denied(
+        &open_ro(&bad),
+        &format!(
+            "open of a listed ELF under scan_on_open=executable{}",
+            d.context()
+        ),
+    );
+    assert_blocked_event(
+        &d,
+        "bad-elf",
+        "open",
+        &bad_sha,
+        marker_variant("bad-elf").len(),
+    );
+}
+
+#[test]
+fn clean_files_open_and_run() {
+    if skip_unless_root("clean_files_open_and_run") {
+        return;
+    }
+    let sb = Sandbox::new("clean");
+    let bin = sb.mnt("bin/clean-tool");
+    let bin_sha = write_marker_binary(&bin, "clean-tool");
+    write_file(&sb.mnt("docs/readme.txt"), b"hello\n", 0o644);
+    let list = sb.host("other.sha256");
+    // Some unrelated hash, so the list is not empty.
+    write_hash_list(&list, &[&sha256_hex(b"not any file here")]);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.hashes = vec![list];
+    let d = sb.start(&cfg);
+
+    for i in 0..3 {
+        assert_ran(
+            &run(&bin),
+            &format!("exec #{i} of a clean binary{}", d.context()),
+        );
+    }
+    let mut data = Vec::new();
+    open_ro(&bin)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .expect("open+read of a clean ELF");
+    assert_eq!(sha256_hex(&data), bin_sha);
+    let text = fs::read_to_string(sb.mnt("docs/readme.txt")).expect("read a clean text file");
+    assert_eq!(text, "hello\n");
+    assert!(
+        d.events()
+            .iter()
+            .all(|v| jstr(v, "/event/action") != "blocked"),
+        "a clean file was reported blocked{}",
+        d.context()
+    );
+}
+
+#[test]
+fn listed_text_file_is_not_scanned_on_open_under_executable() {
+    if skip_unless_root("listed_text_file_is_not_scanned_on_open_under_executable") {
+        return;
+    }
+    // Documents the sniff: under "executable", only ELF and #! content is
+    // scanned on open, so a listed plain-text file opens; a listed ELF and a
+    // listed #! script on the same mount are denied (proof the daemon works).
+    let sb = Sandbox::new("sniff");
+    let text = b"just some listed text, not a program\n";
+    let script = b"#!/bin/sh\necho vigil-e2e-script\n";
+    // Mode 0644 for all three: the sniff goes by content, not by execute bits.
+    write_file(&sb.mnt("notes.txt"), text, 0o644);
+    write_file(&sb.mnt("tool.sh"), script, 0o644);
+    let elf = marker_variant("listed-elf");
+    write_file(&sb.mnt("listed-elf"), &elf, 0o644);
+    let elf_sha = sha256_hex(&elf);
+    let list = sb.host("listed.sha256");
+    write_hash_list(&list, &[&sha256_hex(text), &sha256_hex(script), &elf_sha]);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.hashes = vec![list];
+    let d = sb.start(&cfg);
+
+    let got = fs::read(sb.mnt("notes.txt"));
+    assert_eq!(
+        got.as_deref().ok(),
+        Some(&text[..]),
+        "listed text file should open unscanned under executable: {got:?}{}",
+        d.context()
+    );
+    assert_denied(&open_ro(&sb.mnt("listed-elf")), "open of a listed ELF");
+    assert_denied(&open_ro(&sb.mnt("tool.sh")), "open of a listed #! script");
+    // `sh tool.sh` reaches the daemon as an open of tool.sh.
+    let out = std::process::Command::new("sh")
+        .arg(sb.mnt("tool.sh"))
+        .output()
+        .expect("run sh");
+    assert!(
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("vigil-e2e-script"),
+        "sh tool.sh ran a listed script: {out:?}"
+    );
+    assert!(
+        !d.events()
+            .iter()
+            .any(|v| is_event(v, "blocked", "notes.txt")),
+        "notes.txt was scanned{}",
+        d.context()
+    );
+}
+
+#[test]
+fn exec_of_clean_binary_is_scanned_once() {
+    if skip_unless_root("exec_of_clean_binary_is_scanned_once") {
+        return;
+    }
+    // exec raises FAN_OPEN_EXEC_PERM then FAN_OPEN_PERM for the same file: the
+    // second must hit the verdict cache. Every scan stalls STALL; a double scan
+    // would take 2 x STALL. A liveness bound, not a performance assertion.
+    const STALL_MS: u64 = 1500;
+    let sb = Sandbox::new("once");
+    let bin = sb.mnt("once-tool");
+    write_marker_binary(&bin, "once-tool");
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.deadline_ms = 30_000;
+    let d = sb.start_with_env(&cfg, &[("VIGIL_TEST_STALL_MS", &STALL_MS.to_string())]);
+
+    let t0 = Instant::now();
+    assert_ran(&run(&bin), "first exec");
+    let first = t0.elapsed();
+    assert!(
+        first >= Duration::from_millis(STALL_MS - 100),
+        "first exec took {first:?}: was it scanned at all? (VIGIL_TEST_STALL_MS={STALL_MS}){}",
+        d.context()
+    );
+    assert!(
+        first < Duration::from_millis(2 * STALL_MS - 200),
+        "first exec took {first:?}: scanned twice (exec + open)?{}",
+        d.context()
+    );
+    let t1 = Instant::now();
+    assert_ran(&run(&bin), "second exec");
+    let second = t1.elapsed();
+    assert!(
+        second < Duration::from_millis(STALL_MS - 200),
+        "second exec of an unchanged file took {second:?}: rescanned?{}",
+        d.context()
+    );
+}
+
+#[test]
+fn open_matching_a_yara_rule_is_denied() {
+    if skip_unless_root("open_matching_a_yara_rule_is_denied") {
+        return;
+    }
+    let sb = Sandbox::new("yara");
+    let rules = sb.host("rules");
+    write_test_rule(&rules.join("e2e.yar"));
+    let data = format!("some text\n{RULE_MARKER}\nmore text\n");
+    write_file(&sb.mnt("ruled.txt"), data.as_bytes(), 0o644);
+    write_file(&sb.mnt("plain.txt"), b"some text, no marker\n", 0o644);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "all".into();
+    cfg.rules = vec![rules];
+    let d = sb.start(&cfg);
+
+    assert_denied(
+        &open_ro(&sb.mnt("ruled.txt")),
+        &format!("open of a file matching a YARA rule{}", d.context()),
+    );
+    assert!(
+        fs::read(sb.mnt("plain.txt")).is_ok(),
+        "a file without the marker{}",
+        d.context()
+    );
+    let ev = d.wait_event("blocked open of ruled.txt", EVENT_WAIT, |v| {
+        is_event(v, "blocked", "ruled.txt")
+    });
+    let reasons = ev
+        .pointer("/vigil/reasons")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| jstr(r, "/stage") == "rules" && jstr(r, "/id").ends_with("VigilE2E")),
+        "no rules-stage reason naming VigilE2E: {ev}"
+    );
+}

@@ -1,0 +1,323 @@
+//! `vigil scan`: exit codes (0 clean, 1 found, 2 error), `--json` lines,
+//! recursion, hash list formats and errors naming file and line. No root and
+//! no fanotify: plain temp dirs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::fixture::*;
+
+const BAD: &[u8] = b"vigil e2e: the known-bad sample of the scan tests\n";
+
+fn scan(config: &Path, args: &[&Path], json: bool) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "5", "60", VIGIL, "scan", "--config"])
+        .arg(config);
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run vigil scan")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect()
+}
+
+/// A temp dir with a config whose `content.hashes` is `lists`.
+fn setup(tag: &str, lists: &[&Path]) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(tag);
+    let cfg = config_in(&dir, lists);
+    (dir, cfg)
+}
+
+/// Writes `<dir>/vigil.toml` with `content.hashes = lists`.
+fn config_in(dir: &TempDir, lists: &[&Path]) -> PathBuf {
+    let cfg = dir.join("vigil.toml");
+    let items: Vec<String> = lists
+        .iter()
+        .map(|p| format!("{:?}", p.to_string_lossy()))
+        .collect();
+    write_file(
+        &cfg,
+        format!(
+            "[content]\nhashes = [{}]\nbuiltin = true\n",
+            items.join(", ")
+        )
+        .as_bytes(),
+        0o644,
+    );
+    cfg
+}
+
+#[test]
+fn scan_of_a_clean_tree_exits_0() {
+    let (dir, cfg) = setup("scan-clean", &[]);
+    write_file(&dir.join("tree/a.txt"), b"clean a\n", 0o644);
+    write_file(&dir.join("tree/sub/b.txt"), b"clean b\n", 0o644);
+    write_file(
+        &dir.join("tree/sub/tool"),
+        &marker_variant("scan-clean"),
+        0o755,
+    );
+    let out = scan(&cfg, &[&dir.join("tree")], false);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn scan_finds_a_listed_file_recursively_and_reports_json() {
+    let dir = TempDir::new("scan-json");
+    let list = dir.join("bad.sha256");
+    write_hash_list(&list, &[&sha256_hex(BAD)]);
+    let cfg = config_in(&dir, &[&list]);
+    let tree = dir.join("tree");
+    write_file(&tree.join("clean.txt"), b"clean\n", 0o644);
+    write_file(&tree.join("deep/er/bad.bin"), BAD, 0o644);
+
+    let out = scan(&cfg, &[&tree], false);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+
+    let out = scan(&cfg, &[&tree], true);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "one line per file: {}", show(&out));
+    let find = |name: &str| {
+        lines
+            .iter()
+            .find(|v| jstr(v, "/path").ends_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {}", show(&out)))
+            .clone()
+    };
+    let bad = find("/deep/er/bad.bin");
+    assert_eq!(jstr(&bad, "/verdict"), "malicious", "{bad}");
+    assert_eq!(jstr(&bad, "/sha256"), sha256_hex(BAD), "{bad}");
+    assert_eq!(bad["size"].as_u64(), Some(BAD.len() as u64), "{bad}");
+    assert!(bad["elapsed_us"].is_u64(), "elapsed_us: {bad}");
+    let reasons = bad["reasons"].as_array().cloned().unwrap_or_default();
+    let hash = reasons
+        .iter()
+        .find(|r| jstr(r, "/stage") == "hash")
+        .unwrap_or_else(|| panic!("no hash reason: {bad}"));
+    assert!(!jstr(hash, "/id").is_empty(), "reason id: {bad}");
+    assert!(hash["score"].is_number(), "reason score: {bad}");
+    assert!(hash.get("detail").is_some(), "reason detail: {bad}");
+
+    let clean = find("/clean.txt");
+    assert_eq!(jstr(&clean, "/verdict"), "clean", "{clean}");
+    assert_eq!(
+        clean["reasons"].as_array().map(Vec::len),
+        Some(0),
+        "{clean}"
+    );
+    assert_eq!(jstr(&clean, "/sha256"), sha256_hex(b"clean\n"), "{clean}");
+    assert!(clean.get("error").is_none(), "{clean}");
+}
+
+#[test]
+fn scan_of_a_missing_path_exits_2() {
+    let (dir, cfg) = setup("scan-missing", &[]);
+    let missing = dir.join("does/not/exist");
+    let out = scan(&cfg, &[&missing], false);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let out = scan(&cfg, &[&missing], true);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    for v in json_lines(&out) {
+        assert_eq!(jstr(&v, "/verdict"), "error", "{v}");
+        assert!(!jstr(&v, "/error").is_empty(), "error string: {v}");
+    }
+}
+
+#[test]
+fn scan_with_a_malformed_hash_list_exits_2_naming_file_and_line() {
+    let dir = TempDir::new("scan-badlist");
+    let list = dir.join("broken.sha256");
+    write_file(
+        &list,
+        format!("{}  fine\nnot-a-hash  broken line\n", sha256_hex(BAD)).as_bytes(),
+        0o644,
+    );
+    let cfg = config_in(&dir, &[&list]);
+    write_file(&dir.join("x.txt"), b"x\n", 0o644);
+    let out = scan(&cfg, &[&dir.join("x.txt")], false);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = list.to_string_lossy();
+    assert!(
+        err.contains(&*name),
+        "stderr does not name {name}: {}",
+        show(&out)
+    );
+    assert!(
+        err.contains(&format!("{name}:2")) || err.contains("line 2"),
+        "stderr does not name line 2: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn scan_reads_clamav_hsb_and_hdb_lists() {
+    let dir = TempDir::new("scan-clamav");
+    let by_sha = b"vigil e2e: listed in a ClamAV .hsb file\n";
+    let by_md5 = b"vigil e2e: listed in a ClamAV .hdb file\n";
+    write_file(&dir.join("tree/sha.bin"), by_sha, 0o644);
+    write_file(&dir.join("tree/md5.bin"), by_md5, 0o644);
+    write_file(&dir.join("tree/clean.bin"), b"clean\n", 0o644);
+    let md5 = Command::new("md5sum")
+        .arg(dir.join("tree/md5.bin"))
+        .output()
+        .expect("md5sum");
+    let md5 = String::from_utf8_lossy(&md5.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(md5.len(), 32, "md5sum output");
+    let hsb = dir.join("lists/test.hsb");
+    let hdb = dir.join("lists/test.hdb");
+    write_file(
+        &hsb,
+        format!("{}:{}:Vigil.Test.Hsb\n", sha256_hex(by_sha), by_sha.len()).as_bytes(),
+        0o644,
+    );
+    write_file(
+        &hdb,
+        format!("{md5}:{}:Vigil.Test.Hdb\n", by_md5.len()).as_bytes(),
+        0o644,
+    );
+    // A directory of lists works like the files in it.
+    let cfg = config_in(&dir, &[&dir.join("lists")]);
+    let out = scan(&cfg, &[&dir.join("tree")], true);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let lines = json_lines(&out);
+    let verdict = |name: &str| {
+        lines
+            .iter()
+            .find(|v| jstr(v, "/path").ends_with(name))
+            .map(|v| jstr(v, "/verdict").to_owned())
+            .unwrap_or_else(|| panic!("no line for {name}: {}", show(&out)))
+    };
+    assert_eq!(verdict("/sha.bin"), "malicious", "{}", show(&out));
+    assert_eq!(verdict("/md5.bin"), "malicious", "{}", show(&out));
+    assert_eq!(verdict("/clean.bin"), "clean", "{}", show(&out));
+}
+
+/// The EICAR test file, assembled at run time (the repository holds no copy).
+pub fn eicar() -> Vec<u8> {
+    let parts: [&[u8]; 4] = [
+        b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        b"EICAR-STANDARD-",
+        b"ANTIVIRUS-TEST-",
+        b"FILE!$H+H*",
+    ];
+    parts.concat()
+}
+
+#[test]
+fn scan_detects_the_builtin_test_signature_unless_disabled() {
+    let dir = TempDir::new("scan-eicar");
+    let sample = dir.join("tree/eicar.com");
+    write_file(&sample, &eicar(), 0o644);
+    let cfg = config_in(&dir, &[]);
+    let out = scan(&cfg, &[&sample], true);
+    assert_eq!(out.status.code(), Some(1), "builtin = true: {}", show(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{}", show(&out));
+    assert_eq!(jstr(&lines[0], "/verdict"), "malicious", "{}", show(&out));
+
+    let off = dir.join("off.toml");
+    write_file(&off, b"[content]\nbuiltin = false\n", 0o644);
+    let out = scan(&off, &[&sample], false);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "builtin = false: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn scan_matches_a_yara_rule() {
+    let dir = TempDir::new("scan-yara");
+    write_test_rule(&dir.join("rules/sub/e2e.yar"));
+    let cfg = dir.join("vigil.toml");
+    write_file(
+        &cfg,
+        format!(
+            "[content]\nrules = [{:?}]\n",
+            dir.join("rules").to_string_lossy()
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let sample = dir.join("tree/ruled.txt");
+    write_file(&sample, format!("x {RULE_MARKER} y\n").as_bytes(), 0o644);
+    write_file(&dir.join("tree/plain.txt"), b"x y\n", 0o644);
+    let out = scan(&cfg, &[&dir.join("tree")], true);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let lines = json_lines(&out);
+    let ruled = lines
+        .iter()
+        .find(|v| jstr(v, "/path").ends_with("/ruled.txt"))
+        .unwrap_or_else(|| panic!("no line for ruled.txt: {}", show(&out)));
+    assert_eq!(jstr(ruled, "/verdict"), "malicious", "{ruled}");
+    let reasons = ruled["reasons"].as_array().cloned().unwrap_or_default();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| jstr(r, "/stage") == "rules" && jstr(r, "/id").ends_with("VigilE2E")),
+        "no rules-stage reason naming VigilE2E: {ruled}"
+    );
+    let plain = lines
+        .iter()
+        .find(|v| jstr(v, "/path").ends_with("/plain.txt"))
+        .unwrap_or_else(|| panic!("no line for plain.txt: {}", show(&out)));
+    assert_eq!(jstr(plain, "/verdict"), "clean", "{plain}");
+}
+
+#[test]
+fn scan_with_a_broken_rule_file_exits_2_naming_it() {
+    let dir = TempDir::new("scan-badrule");
+    let rule = dir.join("rules/broken.yar");
+    write_file(
+        &rule,
+        b"rule Broken {\n  condition:\n    $undefined\n}\n",
+        0o644,
+    );
+    let cfg = dir.join("vigil.toml");
+    write_file(
+        &cfg,
+        format!(
+            "[content]\nrules = [{:?}]\n",
+            dir.join("rules").to_string_lossy()
+        )
+        .as_bytes(),
+        0o644,
+    );
+    write_file(&dir.join("x.txt"), b"x\n", 0o644);
+    let out = scan(&cfg, &[&dir.join("x.txt")], false);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&*rule.to_string_lossy()),
+        "stderr does not name {}: {}",
+        rule.display(),
+        show(&out)
+    );
+}
