@@ -74,16 +74,6 @@ impl Pool {
         Ok(Pool { tx, handles })
     }
 
-    /// Queues an event for a worker; gives it back when the queue is full.
-    ///
-    /// # Errors
-    /// The event itself, when the queue is full or the pool closed.
-    pub fn submit(&self, pending: Arc<Pending>) -> Result<(), Arc<Pending>> {
-        self.tx.try_send(pending).map_err(|e| match e {
-            TrySendError::Full(p) | TrySendError::Disconnected(p) => p,
-        })
-    }
-
     /// A sender for the reader (the pool stays open while any sender lives).
     pub fn sender(&self) -> PoolSender {
         PoolSender {

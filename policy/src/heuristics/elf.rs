@@ -67,6 +67,12 @@ pub const UPX_TAMPERED: Heuristic = Heuristic {
     score: 80,
     summary: "UPX-packed with the UPX! magic altered (defeats unpacking; typical of IoT botnets)",
 };
+/// The entry point starts with a Shikata Ga Nai (Metasploit) decoder stub.
+pub const SGN_ENCODER: Heuristic = Heuristic {
+    id: "elf.sgn_encoder",
+    score: 80,
+    summary: "entry point starts with a Shikata Ga Nai decoder stub (self-decoding payload, as from msfvenom)",
+};
 /// The entry point is in no executable segment.
 pub const ENTRY_OUTSIDE_EXEC: Heuristic = Heuristic {
     id: "elf.entry_outside_exec",
@@ -121,6 +127,7 @@ pub const CATALOG: &[Heuristic] = &[
     MALFORMED,
     UPX,
     UPX_TAMPERED,
+    SGN_ENCODER,
     ENTRY_OUTSIDE_EXEC,
     WX_SEGMENT,
     NO_SECTIONS,
@@ -164,6 +171,7 @@ pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
     let upx_found = packed.is_some();
     found.extend(packed);
     found.extend(entry_outside_exec(&header, &phdrs));
+    found.extend(sgn_encoder(bytes, &header, &phdrs));
     found.extend(wx_segments(&phdrs));
     found.extend(interpreter(bytes, &phdrs));
 
@@ -301,6 +309,38 @@ fn entry_outside_exec(header: &Header, phdrs: &[ProgramHeader]) -> Option<Reason
     let exec = phdrs.iter().filter(|phdr| is_exec_load(phdr)).count();
     Some(ENTRY_OUTSIDE_EXEC.reason(format!(
         "entry {:#x}, {exec} executable segment(s)",
+        header.e_entry
+    )))
+}
+
+/// `fnstenv [esp-0xc]`: how a Shikata Ga Nai stub finds its own address (the FPU
+/// environment holds the address of the last FPU instruction).
+const SGN_GETPC: &[u8; 4] = b"\xd9\x74\x24\xf4";
+/// Bytes from the entry point searched for [`SGN_GETPC`]: the stub is a handful
+/// of instructions long (2 or 7 bytes in in the corpus's Shikitega samples).
+const SGN_WINDOW: u64 = 32;
+
+/// The SGN stub at the entry point of an x86 or x86-64 executable. Compilers do not
+/// emit `fnstenv [esp-0xc]` as a program's first instructions.
+fn sgn_encoder(bytes: &[u8], header: &Header, phdrs: &[ProgramHeader]) -> Option<Reason> {
+    if header.e_machine != header::EM_386 && header.e_machine != header::EM_X86_64 {
+        return None;
+    }
+    let seg = phdrs
+        .iter()
+        .find(|phdr| is_exec_load(phdr) && in_segment(phdr, header.e_entry, 1))?;
+    let offset = seg
+        .p_offset
+        .checked_add(header.e_entry.checked_sub(seg.p_vaddr)?)?;
+    let available = seg
+        .p_filesz
+        .saturating_sub(header.e_entry.saturating_sub(seg.p_vaddr));
+    let window = file_range(bytes, offset, SGN_WINDOW.min(available))?;
+    let at = window
+        .windows(SGN_GETPC.len())
+        .position(|w| w == SGN_GETPC)?;
+    Some(SGN_ENCODER.reason(format!(
+        "fnstenv [esp-0xc] {at} bytes after the entry point {:#x}",
         header.e_entry
     )))
 }
@@ -658,6 +698,14 @@ mod tests {
         (LOAD, flags, 0, 0x400000, 0x200, 0x200)
     }
 
+    /// `body` with an FPU instruction and `fnstenv [esp-0xc]` written at `at`.
+    fn with_stub(body: &[u8], at: usize) -> Vec<u8> {
+        let mut out = body.to_vec();
+        out[at - 2..at].copy_from_slice(b"\xdb\xc9"); // fcmovne st, st(1)
+        out[at..at + 4].copy_from_slice(SGN_GETPC);
+        out
+    }
+
     /// Pseudo-random bytes (xorshift), incompressible: entropy ≈ 8.
     fn noise(len: usize) -> Vec<u8> {
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -694,6 +742,16 @@ mod tests {
                 "RWX segment",
                 elf64(0x400100, &[text(R | W | X)], &body),
                 &["elf.wx_segment", "elf.no_sections"],
+            ),
+            (
+                "SGN decoder stub at the entry point",
+                elf64(0x400100, &[text(R | X)], &with_stub(&body, 0x88 + 2)),
+                &["elf.sgn_encoder", "elf.no_sections"],
+            ),
+            (
+                "fnstenv far from the entry point is not a stub",
+                elf64(0x400100, &[text(R | X)], &with_stub(&body, 0x88 + 40)),
+                &["elf.no_sections"],
             ),
             (
                 "segment past EOF",
