@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::eval_cmd::Label;
 use crate::generation::{Generation, load_config};
-use crate::{control, daemon, eval_cmd, scan_cmd};
+use crate::{control, daemon, eval_cmd, features_cmd, scan_cmd};
 
 /// vigil — on-access anti-malware for Linux.
 #[derive(Debug, Parser)]
@@ -85,6 +85,23 @@ pub enum Cmd {
         #[arg(long)]
         all_files: bool,
     },
+    /// Write static feature rows (CSV) for model training.
+    ///
+    /// Columns: sha256, name, schema, parsed, the --label columns, then the features
+    /// in the extractor's schema order. Only ELF files and scripts unless --all-files.
+    Features {
+        /// A `.tar`/`.tar.xz` archive read in memory, never unpacked (repeatable).
+        #[arg(long)]
+        tar: Vec<PathBuf>,
+        /// A column added to every row, as KEY=VALUE (repeatable).
+        #[arg(long)]
+        label: Vec<String>,
+        /// Write every regular file, not only ELF files and scripts.
+        #[arg(long)]
+        all_files: bool,
+        /// Files or directories (recursive).
+        paths: Vec<PathBuf>,
+    },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -145,6 +162,25 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 .iter()
                 .any(|(_, l, t)| *l == Label::Benign && t.malicious > 0);
             Ok(u8::from(false_positives))
+        }
+        Cmd::Features {
+            tar,
+            label,
+            all_files,
+            paths,
+        } => {
+            if tar.is_empty() && paths.is_empty() {
+                anyhow::bail!("vigil features: give at least one PATH or --tar ARCHIVE");
+            }
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let written = features_cmd::run(&mut out, &paths, &tar, &label, all_files)?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!(
+                "wrote {} rows ({} files skipped)",
+                written.rows, written.skipped
+            );
+            Ok(0)
         }
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;

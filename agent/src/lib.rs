@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod eval_cmd;
 pub mod events;
 pub mod fanotify;
+pub mod features_cmd;
 pub mod generation;
 pub mod logging;
 pub mod marks;
