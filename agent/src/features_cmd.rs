@@ -146,7 +146,7 @@ mod tests {
         let mut out = Vec::new();
         let w = run(
             &mut out,
-            &[dir.clone()],
+            std::slice::from_ref(&dir),
             &[],
             &["label=1".into(), "family=test,x".into()],
             false,
