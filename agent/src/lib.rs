@@ -26,6 +26,7 @@ pub mod features_cmd;
 pub mod generation;
 pub mod logging;
 pub mod marks;
+pub mod mountinfo;
 pub mod notify;
 pub mod pool;
 pub mod reader;

@@ -85,8 +85,22 @@ pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
     let mask = watch_mask(!matches!(config.watch.scan_on_open, ScanOnOpen::None));
     let mut out = Vec::new();
     let mut seen_fs = HashSet::new();
+    // The built-in default (no `watch.filesystems` in the config: every entry
+    // optional) grows to every local filesystem mounted, so /run/user, /boot or a
+    // separate /srv are covered too.
+    let mut filesystems = config.watch.filesystems.clone();
+    if !filesystems.is_empty() && filesystems.iter().all(|w| !w.required) {
+        filesystems.extend(
+            crate::mountinfo::local_filesystems()
+                .into_iter()
+                .map(|path| WatchPath {
+                    path,
+                    required: false,
+                }),
+        );
+    }
     let lists: [(MarkKind, &[WatchPath]); 2] = [
-        (MarkKind::Filesystem, &config.watch.filesystems),
+        (MarkKind::Filesystem, &filesystems),
         (MarkKind::Mount, &config.watch.mounts),
     ];
     for (kind, list) in lists {

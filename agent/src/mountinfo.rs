@@ -1,0 +1,106 @@
+//! Which local filesystems exist: the default watch list, read from
+//! `/proc/self/mountinfo`.
+//!
+//! Owns the list of filesystem types worth watching by default: disk filesystems
+//! and memory filesystems (tmpfs is where droppers like to run from). Network and
+//! FUSE filesystems are left out on purpose: reading a file through them can wait
+//! on a remote peer or on a user-space server that may itself be waiting for us.
+
+use std::path::PathBuf;
+
+/// Filesystem types watched when the configuration does not list filesystems.
+pub const LOCAL_FSTYPES: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs", "nilfs2", "bcachefs", "zfs",
+    "tmpfs", "ramfs", "vfat", "exfat", "ntfs3",
+];
+
+/// The mount points of local filesystems in a mountinfo text, in order. Mount
+/// points are unescaped (`\040` is a space).
+pub fn local_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let mount_point = fields.get(4)?;
+            // Optional fields end at a lone "-"; the filesystem type follows it.
+            let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
+            let fstype = fields.get(sep + 1)?;
+            LOCAL_FSTYPES
+                .contains(fstype)
+                .then(|| PathBuf::from(unescape(mount_point)))
+        })
+        .collect()
+}
+
+/// Reads this process's mountinfo; empty (with a warning) when it cannot.
+pub fn local_filesystems() -> Vec<PathBuf> {
+    match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(text) => local_mount_points(&text),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read /proc/self/mountinfo; watching the built-in list only");
+            Vec::new()
+        }
+    }
+}
+
+/// Undoes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline,
+/// `\134` backslash) in a mountinfo path.
+fn unescape(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') << 6 | (d[1] - b'0') << 3 | (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let text = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+23 22 0:5 / /proc rw,nosuid shared:12 - proc proc rw
+24 22 0:22 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=1m
+25 24 0:40 / /run/user/1000 rw,nosuid,nodev,relatime shared:300 master:2 - tmpfs tmpfs rw
+26 22 0:41 / /mnt/my\\040disk rw - vfat /dev/sdb1 rw
+27 22 0:42 / /net/share rw - nfs4 srv:/x rw
+28 22 0:43 / /home/u/.cache/doc rw - fuse.portal portal rw
+29 22 0:44 / /odd\\134name\\012 rw - btrfs /dev/sdc rw
+garbage line
+";
+        let got = local_mount_points(text);
+        let want: Vec<PathBuf> = [
+            "/",
+            "/run",
+            "/run/user/1000",
+            "/mnt/my disk",
+            "/odd\\name\n",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn this_machine_has_a_local_root() {
+        assert!(!local_filesystems().is_empty());
+    }
+}
