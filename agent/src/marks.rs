@@ -221,3 +221,51 @@ impl Marks {
         &self.marks
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn default_plan_covers_every_local_filesystem_once() {
+        let planned = plan(&Config::default()).unwrap();
+        let root = std::fs::metadata("/").unwrap().dev();
+        assert!(planned.iter().any(|m| m.dev == root), "{planned:?}");
+        let local = crate::mountinfo::local_filesystems();
+        for mp in local {
+            let Ok(md) = std::fs::metadata(&mp) else {
+                continue;
+            };
+            assert!(
+                planned.iter().any(|m| m.dev == md.dev()),
+                "{} not planned",
+                mp.display()
+            );
+        }
+        let mut devs: Vec<u64> = planned.iter().map(|m| m.dev).collect();
+        devs.sort_unstable();
+        devs.dedup();
+        assert_eq!(
+            devs.len(),
+            planned.len(),
+            "a filesystem planned twice: {planned:?}"
+        );
+    }
+
+    #[test]
+    fn explicit_list_is_taken_as_is() {
+        let mut config = Config::default();
+        config.watch.filesystems = vec![WatchPath {
+            path: "/".into(),
+            required: true,
+        }];
+        let planned = plan(&config).unwrap();
+        assert_eq!(planned.len(), 1);
+        config.watch.filesystems = vec![WatchPath {
+            path: "/does/not/exist".into(),
+            required: true,
+        }];
+        assert!(matches!(plan(&config), Err(MarkError::Path { .. })));
+    }
+}
