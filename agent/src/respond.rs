@@ -257,22 +257,28 @@ impl Deadlines {
     }
 
     fn run(&self, group: &Group, on_timeout: &FailModeFn, stats: &Stats) {
-        let mut q = lock(&self.queue);
-        loop {
-            let now = Instant::now();
-            while q.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
-                let Some(Reverse(entry)) = q.heap.pop() else {
-                    break;
-                };
-                if let Some(pending) = entry.pending.upgrade() {
-                    let allow = matches!(on_timeout(), FailMode::Allow);
-                    if pending.answer(group, allow, AnsweredBy::Deadline, stats) {
-                        Stats::bump(&stats.deadline_expired);
-                    }
+        let expire = |entry: Entry| {
+            if let Some(pending) = entry.pending.upgrade() {
+                let allow = matches!(on_timeout(), FailMode::Allow);
+                if pending.answer(group, allow, AnsweredBy::Deadline, stats) {
+                    Stats::bump(&stats.deadline_expired);
                 }
             }
-            if q.stopped && q.heap.is_empty() {
+        };
+        let mut q = lock(&self.queue);
+        loop {
+            if q.stopped {
+                // On shutdown, answer whatever is left at once rather than waiting.
+                while let Some(Reverse(entry)) = q.heap.pop() {
+                    expire(entry);
+                }
                 return;
+            }
+            let now = Instant::now();
+            while q.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
+                if let Some(Reverse(entry)) = q.heap.pop() {
+                    expire(entry);
+                }
             }
             let wait = q
                 .heap
@@ -283,18 +289,6 @@ impl Deadlines {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
-            if q.stopped {
-                // On shutdown, answer whatever is left at once rather than waiting.
-                while let Some(Reverse(entry)) = q.heap.pop() {
-                    if let Some(pending) = entry.pending.upgrade() {
-                        let allow = matches!(on_timeout(), FailMode::Allow);
-                        if pending.answer(group, allow, AnsweredBy::Deadline, stats) {
-                            Stats::bump(&stats.deadline_expired);
-                        }
-                    }
-                }
-                return;
-            }
         }
     }
 }
