@@ -178,11 +178,11 @@ fn write_loop(rx: &Receiver<EventRecord>, mut out: BufWriter<Box<dyn Write + Sen
             if serde_json::to_writer(&mut out, &rec.to_json()).is_err()
                 || out.write_all(b"\n").is_err()
             {
-                tracing::warn!("event log write failed; record lost");
+                crate::warn_limited!("event log write failed; record lost");
             }
         }
         if let Err(e) = out.flush() {
-            tracing::warn!(error = %e, "event log flush failed");
+            crate::warn_limited!(error = %e, "event log flush failed");
         }
     }
 }

@@ -216,7 +216,7 @@ fn handle(
     let st = match fstat(fd) {
         Ok(st) => st,
         Err(errno) => {
-            tracing::warn!(%errno, "fstat of an event fd failed; allowing");
+            crate::warn_limited!(%errno, "fstat of an event fd failed; allowing");
             return allow_for(&ctx.stats.scan_errors);
         }
     };
@@ -355,7 +355,7 @@ fn scan(
             }))
         }
         Err(errno) => {
-            tracing::warn!(%errno, "reading a file through its event fd failed; allowing");
+            crate::warn_limited!(%errno, "reading a file through its event fd failed; allowing");
             None
         }
     }

@@ -118,7 +118,7 @@ impl Reader {
             let mask = event.mask();
             if mask.contains(MaskFlags::FAN_Q_OVERFLOW) {
                 Stats::bump(&stats.kernel_overflows);
-                tracing::warn!(
+                crate::warn_limited!(
                     "fanotify queue overflowed; the kernel allowed the events it dropped"
                 );
                 continue;
@@ -191,7 +191,7 @@ fn handle_read_error(e: io::Error) -> Result<(), ReadError> {
             | Errno::EOVERFLOW
             | Errno::ETXTBSY,
         ) => {
-            tracing::warn!(error = %e, "fanotify read failed for one event; the kernel denied it");
+            crate::warn_limited!(error = %e, "fanotify read failed for one event; the kernel denied it");
             Ok(())
         }
         _ => Err(ReadError::Io(e)),

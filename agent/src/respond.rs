@@ -147,7 +147,7 @@ impl Pending {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(errno) => {
                     Stats::bump(&stats.response_errors);
-                    tracing::warn!(%errno, "kernel refused a permission response");
+                    crate::warn_limited!(%errno, "kernel refused a permission response");
                 }
             }
         }

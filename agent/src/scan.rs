@@ -207,7 +207,9 @@ fn evaluate(
         if !generation.rules.is_empty() && !done(&reasons) {
             match rules.scan(content, generation.config.scan.rule_timeout) {
                 Ok(found) => reasons.extend(found),
-                Err(e) => tracing::warn!(error = %e, "rule stage failed; deciding without it"),
+                Err(e) => {
+                    crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
+                }
             }
         }
     }
