@@ -238,7 +238,7 @@ fn handle(
             allow_for(&ctx.stats.allowed_not_executable);
             // Opens of this data file need no more events until it changes; execs
             // still do (binfmt_misc can run non-ELF files).
-            if config.scan.ignore_marks && is_current(ctx, generation) {
+            if config.scan.ignore_marks && may_ignore(&st) && is_current(ctx, generation) {
                 ctx.ignore
                     .add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM, &ctx.stats);
             }
@@ -283,7 +283,7 @@ fn handle(
     pending.answer(&ctx.group, allow, AnsweredBy::Verdict, &ctx.stats);
 
     // Everything below happens after the kernel has its answer.
-    if clean && config.scan.ignore_marks && is_current(ctx, generation) {
+    if clean && config.scan.ignore_marks && may_ignore(&st) && is_current(ctx, generation) {
         ctx.ignore.add(
             &ctx.group,
             fd,
@@ -359,6 +359,16 @@ fn scan(
             None
         }
     }
+}
+
+/// Whether a kernel ignore mark is safe for this file. The kernel clears ignore
+/// marks on write and truncate, but a write through a shared mmap raises no event,
+/// so a mark would let a patched file run unscanned. Only files no unprivileged
+/// user can modify get one (root can stop the daemon anyway; POSIX ACL grants
+/// show in the group bits); every other file goes through the user-space cache,
+/// whose key (mtime, ctime) does change on mmap writes.
+fn may_ignore(st: &FileStat) -> bool {
+    st.st_uid == 0 && st.st_mode & 0o022 == 0
 }
 
 /// False when a reload replaced `generation` during the scan: its clean verdict may

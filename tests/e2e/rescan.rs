@@ -100,3 +100,71 @@ fn appended_binary_is_rescanned_on_exec() {
 fn file_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).expect("stat").len()
 }
+
+/// The bypass an ignore mark would open: writes through a shared mmap raise no
+/// modify event, so the kernel keeps a mark the daemon placed. A file that an
+/// unprivileged user can modify therefore gets no mark, and the patched file is
+/// scanned again on its next exec.
+#[test]
+fn mmap_patched_user_binary_is_rescanned_on_exec() {
+    if skip_unless_root("mmap_patched_user_binary_is_rescanned_on_exec") {
+        return;
+    }
+    let sb = Sandbox::new("rescan-mmap");
+    let clean = marker_variant("mmap-clean");
+    let bad = marker_variant("mmap-evil!");
+    assert_eq!(clean.len(), bad.len(), "the patch must not change the size");
+    let path = sb.mnt("user-tool");
+    write_file(&path, &clean, 0o755);
+    nix::unistd::chown(
+        &path,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .expect("chown to nobody");
+    let payload = sb.host("payload.bin");
+    write_file(&payload, &bad, 0o644);
+    let list = sb.host("bad.sha256");
+    write_hash_list(&list, &[&sha256_hex(&bad)]);
+    let mut cfg = sb.config();
+    cfg.hashes = vec![list];
+    let d = sb.start(&cfg);
+
+    for i in 0..2 {
+        assert_ran(&run(&path), &format!("clean exec #{i}{}", d.context()));
+    }
+    let ino = std::fs::metadata(&path).expect("stat").ino();
+    assert_eq!(
+        ignored_mask(d.pid(), ino).unwrap_or(0),
+        0,
+        "a file its (non-root) owner can modify got a kernel ignore mark{}",
+        d.context()
+    );
+    // Patch the binary in place through a shared mapping: no write(2), no truncate.
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import mmap, sys\n\
+             f = open(sys.argv[1], 'r+b')\n\
+             m = mmap.mmap(f.fileno(), 0)\n\
+             m[:] = open(sys.argv[2], 'rb').read()\n\
+             m.flush()\n",
+        )
+        .arg(&path)
+        .arg(&payload)
+        .output()
+        .expect("run python3 (apt-get install python3)");
+    assert!(
+        out.status.success(),
+        "mmap patch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_denied(
+        &run(&path),
+        &format!("exec of the mmap-patched binary{}", d.context()),
+    );
+    assert_denied(
+        &std::fs::File::open(&path),
+        &format!("open of the mmap-patched binary{}", d.context()),
+    );
+}
