@@ -114,17 +114,45 @@ const IGNORE_LEGACY: u8 = 1;
 const IGNORE_NONE: u8 = 2;
 
 impl IgnoreSupport {
-    fn add(&self, group: &Group, fd: BorrowedFd<'_>, mask: MaskFlags, stats: &Stats) {
+    /// Adds an ignore mark unless `generation` is no longer current, and takes it
+    /// back if a reload swapped the generation meanwhile. Either this second check
+    /// sees the new generation, or the swap and the reload's flush of all ignore
+    /// marks come after the mark: a clean verdict of old content never outlives
+    /// a reload in the kernel.
+    fn add_current(
+        &self,
+        ctx: &Context,
+        generation: &Generation,
+        fd: BorrowedFd<'_>,
+        mask: MaskFlags,
+    ) {
+        if !is_current(ctx, generation) {
+            return;
+        }
+        if let Some(style) = self.add(&ctx.group, fd, mask, &ctx.stats)
+            && !is_current(ctx, generation)
+        {
+            let _ = ctx.group.unignore(fd, mask, style);
+        }
+    }
+
+    fn add(
+        &self,
+        group: &Group,
+        fd: BorrowedFd<'_>,
+        mask: MaskFlags,
+        stats: &Stats,
+    ) -> Option<IgnoreStyle> {
         loop {
             let style = match self.0.load(Ordering::Relaxed) {
                 IGNORE_NEW => IgnoreStyle::Ignore,
                 IGNORE_LEGACY => IgnoreStyle::IgnoredMask,
-                _ => return,
+                _ => return None,
             };
             match group.ignore(fd, mask, style) {
                 Ok(()) => {
                     Stats::bump(&stats.ignore_marks_added);
-                    return;
+                    return Some(style);
                 }
                 Err(Errno::EINVAL) => {
                     let next = if style == IgnoreStyle::Ignore {
@@ -146,7 +174,7 @@ impl IgnoreSupport {
                 Err(_) => {
                     // ENOSPC at the mark limit, mostly: the user-space cache still works.
                     Stats::bump(&stats.ignore_mark_errors);
-                    return;
+                    return None;
                 }
             }
         }
@@ -238,9 +266,9 @@ fn handle(
             allow_for(&ctx.stats.allowed_not_executable);
             // Opens of this data file need no more events until it changes; execs
             // still do (binfmt_misc can run non-ELF files).
-            if config.scan.ignore_marks && may_ignore(&st) && is_current(ctx, generation) {
+            if config.scan.ignore_marks && may_ignore(&st) {
                 ctx.ignore
-                    .add(&ctx.group, fd, MaskFlags::FAN_OPEN_PERM, &ctx.stats);
+                    .add_current(ctx, generation, fd, MaskFlags::FAN_OPEN_PERM);
             }
             return;
         }
@@ -283,13 +311,9 @@ fn handle(
     pending.answer(&ctx.group, allow, AnsweredBy::Verdict, &ctx.stats);
 
     // Everything below happens after the kernel has its answer.
-    if clean && config.scan.ignore_marks && may_ignore(&st) && is_current(ctx, generation) {
-        ctx.ignore.add(
-            &ctx.group,
-            fd,
-            MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM,
-            &ctx.stats,
-        );
+    if clean && config.scan.ignore_marks && may_ignore(&st) {
+        let mask = MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM;
+        ctx.ignore.add_current(ctx, generation, fd, mask);
     }
     let late = pending.answered_by() == AnsweredBy::Deadline;
     let action = if late {
@@ -371,8 +395,8 @@ fn may_ignore(st: &FileStat) -> bool {
     st.st_uid == 0 && st.st_mode & 0o022 == 0
 }
 
-/// False when a reload replaced `generation` during the scan: its clean verdict may
-/// be stale under the new content, so no ignore mark may outlive the reload's flush.
+/// False when a reload replaced `generation`: its clean verdicts may be stale under
+/// the new content.
 fn is_current(ctx: &Context, generation: &Generation) -> bool {
     ctx.generation.load().id == generation.id
 }

@@ -73,12 +73,11 @@ pub enum IgnoreStyle {
 }
 
 impl IgnoreStyle {
-    fn flags(self) -> MarkFlags {
-        let base = match self {
+    fn base(self) -> MarkFlags {
+        match self {
             IgnoreStyle::Ignore => MarkFlags::FAN_MARK_IGNORE,
             IgnoreStyle::IgnoredMask => MarkFlags::FAN_MARK_IGNORED_MASK,
-        };
-        MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_EVICTABLE | base
+        }
     }
 }
 
@@ -178,7 +177,26 @@ impl Group {
         mask: MaskFlags,
         style: IgnoreStyle,
     ) -> Result<(), Errno> {
-        self.fan.mark(style.flags(), mask, file, None::<&Path>)
+        let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_EVICTABLE | style.base();
+        self.fan.mark(flags, mask, file, None::<&Path>)
+    }
+
+    /// Takes back an ignore mark added with [`Group::ignore`].
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno; `ENOENT` when the mark is already gone.
+    pub fn unignore(
+        &self,
+        file: BorrowedFd<'_>,
+        mask: MaskFlags,
+        style: IgnoreStyle,
+    ) -> Result<(), Errno> {
+        self.fan.mark(
+            MarkFlags::FAN_MARK_REMOVE | style.base(),
+            mask,
+            file,
+            None::<&Path>,
+        )
     }
 
     /// Answers one permission event.
