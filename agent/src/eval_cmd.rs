@@ -72,7 +72,7 @@ pub fn evaluate_set(
         })
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     } else {
-        walk(path, &mut |p: &Path| match read_capped(p) {
+        crate::walk::regular_files(path, &mut |p: &Path| match read_capped(p) {
             Some(bytes) => one(&p.to_string_lossy(), &bytes, &mut tally),
             None => tally.skipped += 1,
         });
@@ -168,25 +168,6 @@ fn is_archive(path: &Path) -> bool {
     let name = path.to_string_lossy();
     path.is_file()
         && (name.ends_with(".tar") || name.ends_with(".tar.xz") || name.ends_with(".txz"))
-}
-
-/// Visits every regular file below `path` without following symlinks.
-fn walk(path: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(md) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    if md.is_dir() {
-        let Ok(rd) = std::fs::read_dir(path) else {
-            return;
-        };
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for e in entries {
-            walk(&e, f);
-        }
-    } else if md.is_file() {
-        f(path);
-    }
 }
 
 /// A file's bytes, unless it is larger than the content cap or unreadable.

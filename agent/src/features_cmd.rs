@@ -89,7 +89,7 @@ pub fn run(
     }
     for path in paths {
         let mut failed = None;
-        walk(path, &mut |p: &Path| {
+        crate::walk::regular_files(path, &mut |p: &Path| {
             if failed.is_some() {
                 return;
             }
@@ -111,25 +111,6 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
-    }
-}
-
-/// Visits every regular file below `path` without following symlinks, sorted.
-fn walk(path: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(md) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    if md.is_dir() {
-        let Ok(rd) = std::fs::read_dir(path) else {
-            return;
-        };
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for e in entries {
-            walk(&e, f);
-        }
-    } else if md.is_file() {
-        f(path);
     }
 }
 

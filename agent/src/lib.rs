@@ -35,3 +35,4 @@ pub mod respond;
 pub mod scan;
 pub mod scan_cmd;
 pub mod stats;
+pub mod walk;
