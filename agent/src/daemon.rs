@@ -104,6 +104,10 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&outstanding),
     );
 
+    // The socket first: a second daemon stops here, before it touches any mark.
+    let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
+    let control_task =
+        control::serve(&socket_path, calls_tx).context("opening the control socket")?;
     let mut marks =
         Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
     if marks.list().is_empty() {
@@ -115,11 +119,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         tracing::info!(path = %m.path.display(), kind = m.kind.as_str(), "watching");
     }
 
-    let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
-    let control_task =
-        control::serve(&socket_path, calls_tx).context("opening the control socket")?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let reader_task = tokio::spawn(async move {
+    let mut reader_task = tokio::spawn(async move {
         let result = reader.run(stop_rx).await;
         (reader, result)
     });
@@ -132,7 +133,6 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     tracing::info!(workers, queue_capacity, %summary, "ready");
     notify(&format!("READY=1\nSTATUS={summary}"));
 
-    let mut reader_task = reader_task;
     let reader_result = loop {
         tokio::select! {
             _ = sigterm.recv() => break None,
