@@ -613,7 +613,8 @@ fn upx(bytes: &[u8], header: &Header, ctx: Ctx) -> Option<Reason> {
         .len()
         .checked_sub(UPX_PACK_HEADER_FROM_END)
         .and_then(|at| bytes.get(at..at + 4));
-    let banner = {
+    // Only the tampered-magic case needs the banner: search for it lazily.
+    let banner = || {
         let head = &bytes[..bytes.len().min(BANNER_WINDOW)];
         let tail = &bytes[bytes.len().saturating_sub(BANNER_WINDOW)..];
         UPX_BANNERS
@@ -633,7 +634,7 @@ fn upx(bytes: &[u8], header: &Header, ctx: Ctx) -> Option<Reason> {
             }
         )));
     }
-    if plausible && magic != [0; 4] && (pack_magic == Some(magic) || banner) {
+    if plausible && magic != [0; 4] && (pack_magic == Some(magic) || banner()) {
         return Some(UPX_TAMPERED.reason(format!(
             "{where_}; magic {:?} instead of \"UPX!\"{}",
             String::from_utf8_lossy(magic),

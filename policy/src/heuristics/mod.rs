@@ -76,13 +76,26 @@ pub fn entropy(bytes: &[u8]) -> f64 {
 
 /// Shannon entropy of several regions taken together, without copying them.
 pub fn entropy_of(regions: &[&[u8]]) -> f64 {
-    let mut counts = [0u64; 256];
+    // Four interleaved tables: consecutive equal bytes then increment different
+    // counters, so the loop is not serialised on one counter (~2-3x faster).
+    let mut tables = [[0u64; 256]; 4];
     let mut total = 0usize;
     for region in regions {
         total += region.len();
-        for &byte in *region {
-            counts[usize::from(byte)] += 1;
+        let mut quads = region.chunks_exact(4);
+        for q in &mut quads {
+            tables[0][usize::from(q[0])] += 1;
+            tables[1][usize::from(q[1])] += 1;
+            tables[2][usize::from(q[2])] += 1;
+            tables[3][usize::from(q[3])] += 1;
         }
+        for &byte in quads.remainder() {
+            tables[0][usize::from(byte)] += 1;
+        }
+    }
+    let mut counts = [0u64; 256];
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = tables[0][i] + tables[1][i] + tables[2][i] + tables[3][i];
     }
     if total == 0 {
         return 0.0;
@@ -98,20 +111,14 @@ pub fn entropy_of(regions: &[&[u8]]) -> f64 {
         .sum()
 }
 
-/// Whether `needle` occurs in `haystack` (a plain substring search; inputs are small
-/// or capped by the callers).
+/// Whether `needle` occurs in `haystack`.
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     find(haystack, needle).is_some()
 }
 
-/// Offset of the first `needle` in `haystack`.
+/// Offset of the first `needle` in `haystack` (SIMD substring search).
 pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]
