@@ -840,6 +840,18 @@ pub fn jstr<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Asserts that the daemon wrote no event with `action` (e.g. "blocked").
+#[track_caller]
+pub fn assert_no_action(d: &Daemon, action: &str, what: &str) {
+    assert!(
+        d.events()
+            .iter()
+            .all(|v| jstr(v, "/event/action") != action),
+        "{what}: a {action:?} event was written{}",
+        d.context()
+    );
+}
+
 /// True when `v` is an event with `action` about a file named `name`.
 pub fn is_event(v: &Value, action: &str, name: &str) -> bool {
     jstr(v, "/event/action") == action && jstr(v, "/file/path").ends_with(&format!("/{name}"))

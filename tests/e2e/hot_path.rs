@@ -180,13 +180,7 @@ fn clean_files_open_and_run() {
     assert_eq!(sha256_hex(&data), bin_sha);
     let text = fs::read_to_string(sb.mnt("docs/readme.txt")).expect("read a clean text file");
     assert_eq!(text, "hello\n");
-    assert!(
-        d.events()
-            .iter()
-            .all(|v| jstr(v, "/event/action") != "blocked"),
-        "a clean file was reported blocked{}",
-        d.context()
-    );
+    assert_no_action(&d, "blocked", "clean files");
 }
 
 #[test]

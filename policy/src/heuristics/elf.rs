@@ -699,6 +699,20 @@ mod tests {
         (LOAD, flags, 0, 0x400000, 0x200, 0x200)
     }
 
+    /// An executable whose PT_INTERP names the 12 bytes `path` (at the body's start).
+    fn with_interp(body: &[u8], path: &[u8; 12]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        body[..12].copy_from_slice(path);
+        elf64(
+            0x400100,
+            &[
+                text(R | X),
+                (program_header::PT_INTERP, R, 64 + 112, 0, 12, 12),
+            ],
+            &body,
+        )
+    }
+
     /// `body` with an FPU instruction and `fnstenv [esp-0xc]` written at `at`.
     fn with_stub(body: &[u8], at: usize) -> Vec<u8> {
         let mut out = body.to_vec();
@@ -787,34 +801,12 @@ mod tests {
             ),
             (
                 "interpreter in /tmp",
-                {
-                    let mut body = body.clone();
-                    body[..12].copy_from_slice(b"/tmp/.x/ld\0\0");
-                    elf64(
-                        0x400100,
-                        &[
-                            text(R | X),
-                            (program_header::PT_INTERP, R, 64 + 112, 0, 12, 12),
-                        ],
-                        &body,
-                    )
-                },
+                with_interp(&body, b"/tmp/.x/ld\0\0"),
                 &["elf.odd_interpreter", "elf.no_sections"],
             ),
             (
                 "interpreter not a loader",
-                {
-                    let mut body = body.clone();
-                    body[..12].copy_from_slice(b"/usr/bin/py\0");
-                    elf64(
-                        0x400100,
-                        &[
-                            text(R | X),
-                            (program_header::PT_INTERP, R, 64 + 112, 0, 12, 12),
-                        ],
-                        &body,
-                    )
-                },
+                with_interp(&body, b"/usr/bin/py\0"),
                 &["elf.odd_interpreter", "elf.no_sections"],
             ),
             (
