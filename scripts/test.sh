@@ -44,3 +44,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit, doc and end-to-end tests)"
 cargo test --workspace --locked --no-fail-fast
+
+# The training pipeline end to end on a few Debian packages and the shared
+# corpus (features, training, ONNX export, the tract check, the mutation suite
+# and the card), with the binary the tests just built.
+CORPUS=${VIGIL_CORPUS:-$PWD/../shared/corpus}
+step "model training smoke run (models/train/train.sh --smoke)"
+if [ -r "$CORPUS/linux-malware-train.tar.xz" ]; then
+    cargo build --locked -p vigil
+    VIGIL_BIN=$PWD/target/debug/vigil VIGIL_CORPUS=$CORPUS models/train/train.sh --smoke
+else
+    echo "SKIPPED: no malware corpus at $CORPUS (set VIGIL_CORPUS)"
+fi

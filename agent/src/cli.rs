@@ -3,6 +3,7 @@
 //! Owns argument parsing and the mapping of outcomes to exit codes (0 ok, 1 found
 //! something or a request was refused, 2 usage or runtime error).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::eval_cmd::Label;
 use crate::generation::{Generation, load_config};
-use crate::{control, daemon, eval_cmd, features_cmd, scan_cmd};
+use crate::{control, daemon, eval_cmd, features_cmd, model_cmd, scan_cmd};
 
 /// vigil — on-access anti-malware for Linux.
 #[derive(Debug, Parser)]
@@ -99,14 +100,65 @@ pub enum Cmd {
         /// Write every regular file, not only ELF files and scripts.
         #[arg(long)]
         all_files: bool,
+        /// Also write a row for every mutation of every ELF file (training
+        /// augmentation); adds the columns `mutation` ("none" for the original)
+        /// and `origin` (the original's SHA-256). Needs --donor.
+        #[arg(long, requires = "donor")]
+        mutations: bool,
+        /// A benign binary whose bytes and strings some mutations borrow.
+        #[arg(long)]
+        donor: Option<PathBuf>,
         /// Files or directories (recursive).
         paths: Vec<PathBuf>,
+    },
+    /// The model bundle: describe it, score feature rows, measure evasion.
+    Model {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: ModelCmd,
     },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+/// `vigil model` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCmd {
+    /// Describe a bundle (the built-in one by default) after checking it.
+    Info {
+        /// A bundle directory instead of the built-in bundle.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Score feature rows (CSV from `vigil features`, or any CSV with a sha256
+    /// column and every feature column) with every model of the bundle.
+    Score {
+        /// A bundle directory instead of the built-in bundle.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// The CSV file ("-" for stdin).
+        csv: PathBuf,
+    },
+    /// Apply each evasion-style mutation to the ELF samples of an archive (in
+    /// memory) and write, per sample and mutation, the classifier's score and
+    /// the whole pipeline's verdict as CSV.
+    Mutations {
+        /// Configuration file (content, thresholds, `content.model`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The malware archive (`.tar`/`.tar.xz`).
+        #[arg(long)]
+        tar: PathBuf,
+        /// A benign binary whose bytes and strings some mutations borrow.
+        #[arg(long)]
+        donor: PathBuf,
+        /// A file of SHA-256 digests, one per line: only these samples.
+        #[arg(long)]
+        only: Option<PathBuf>,
     },
 }
 
@@ -167,14 +219,23 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             tar,
             label,
             all_files,
+            mutations,
+            donor,
             paths,
         } => {
             if tar.is_empty() && paths.is_empty() {
                 anyhow::bail!("vigil features: give at least one PATH or --tar ARCHIVE");
             }
+            let donor = match donor.filter(|_| mutations) {
+                Some(p) => {
+                    Some(std::fs::read(&p).with_context(|| format!("--donor {}", p.display()))?)
+                }
+                None => None,
+            };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let written = features_cmd::run(&mut out, &paths, &tar, &label, all_files)?;
+            let written =
+                features_cmd::run(&mut out, &paths, &tar, &label, all_files, donor.as_deref())?;
             std::io::Write::flush(&mut out)?;
             eprintln!(
                 "wrote {} rows ({} files skipped)",
@@ -182,6 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Cmd::Model { command } => run_model(command),
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
@@ -189,6 +251,54 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn run_model(command: ModelCmd) -> anyhow::Result<u8> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match command {
+        ModelCmd::Info { bundle } => {
+            let bundle = model_cmd::load(bundle.as_deref())?;
+            write!(out, "{}", model_cmd::info(&bundle))?;
+        }
+        ModelCmd::Score { bundle, csv } => {
+            let bundle = model_cmd::load(bundle.as_deref())?;
+            let n = if csv.as_os_str() == "-" {
+                model_cmd::score(&bundle, std::io::stdin().lock(), &mut out)?
+            } else {
+                let file = std::fs::File::open(&csv).with_context(|| csv.display().to_string())?;
+                model_cmd::score(&bundle, file, &mut out)
+                    .with_context(|| csv.display().to_string())?
+            };
+            eprintln!("scored {n} rows");
+        }
+        ModelCmd::Mutations {
+            config,
+            tar,
+            donor,
+            only,
+        } => {
+            let generation = Generation::load(1, config.as_deref())?;
+            warn_skipped_rules(&generation);
+            let donor =
+                std::fs::read(&donor).with_context(|| format!("--donor {}", donor.display()))?;
+            let only = match only {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("--only {}", p.display()))?
+                        .lines()
+                        .map(|l| l.trim().to_ascii_lowercase())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                ),
+                None => None,
+            };
+            let n = model_cmd::mutations(&generation, &tar, &donor, only.as_ref(), &mut out)?;
+            eprintln!("wrote {n} rows");
+        }
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(0)
 }
 
 fn warn_skipped_rules(generation: &Generation) {

@@ -118,14 +118,14 @@ pub fn render(sets: &[(PathBuf, Label, Tally)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:>7} {:>7} {:>7} {:>11} {:>14} {:>14}  set",
-        "label", "files", "hash", "rules", "heuristics", "malicious", "suspicious"
+        "{:<10} {:>7} {:>7} {:>7} {:>11} {:>7} {:>14} {:>14}  set",
+        "label", "files", "hash", "rules", "heuristics", "model", "malicious", "suspicious"
     );
     for (path, label, t) in sets {
         let stage = |s: Stage| t.by_stage.get(s.as_str()).copied().unwrap_or(0);
         let _ = writeln!(
             out,
-            "{:<10} {:>7} {:>7} {:>7} {:>11} {:>14} {:>14}  {} ({} skipped)",
+            "{:<10} {:>7} {:>7} {:>7} {:>11} {:>7} {:>14} {:>14}  {} ({} skipped)",
             match label {
                 Label::Malicious => "malicious",
                 Label::Benign => "benign",
@@ -134,6 +134,7 @@ pub fn render(sets: &[(PathBuf, Label, Tally)]) -> String {
             stage(Stage::Hash),
             stage(Stage::Rules),
             stage(Stage::Heuristics),
+            stage(Stage::Model),
             pct(t.malicious, t.files),
             pct(t.suspicious, t.files),
             path.display(),
@@ -149,6 +150,7 @@ pub fn render(sets: &[(PathBuf, Label, Tally)]) -> String {
             let why: Vec<String> = d
                 .reasons
                 .iter()
+                .filter(|r| r.score > 0)
                 .map(|r| format!("{} ({})", r.id, r.score))
                 .collect();
             let _ = writeln!(out, "  {} {}: {}", d.verdict.as_str(), name, why.join(", "));

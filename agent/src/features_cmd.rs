@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use vigil_models::features::{self, Features, SCHEMA_VERSION};
+use vigil_models::mutate::{self, Mutation};
 use vigil_models::sniff::sniff;
 
 /// What `vigil features` wrote.
@@ -24,7 +25,9 @@ pub struct Written {
 
 /// Writes the header and one row per ELF file or script found in `paths` and
 /// `archives` (every file with `all_files`). `labels` are `(column, value)` pairs
-/// repeated on every row.
+/// repeated on every row. With a `donor` (mutations on), every ELF file also gets
+/// one row per applicable [`Mutation`], and the columns `mutation` and `origin`
+/// follow the labels.
 ///
 /// # Errors
 /// A label that is not `KEY=VALUE`, an unreadable archive, or a write error.
@@ -34,6 +37,7 @@ pub fn run(
     archives: &[PathBuf],
     labels: &[String],
     all_files: bool,
+    donor: Option<&[u8]>,
 ) -> anyhow::Result<Written> {
     let labels: Vec<(&str, &str)> = labels
         .iter()
@@ -45,6 +49,9 @@ pub fn run(
         .collect::<Result<_, _>>()?;
     let mut header = vec!["sha256", "name", "schema", "parsed"];
     header.extend(labels.iter().map(|(k, _)| *k));
+    if donor.is_some() {
+        header.extend(["mutation", "origin"]);
+    }
     header.extend(features::names());
     writeln!(
         out,
@@ -59,11 +66,11 @@ pub fn run(
     let mut written = Written::default();
     let mut row = Features::default();
     let mut line = String::new();
-    let mut emit = |name: &str, bytes: &[u8], written: &mut Written| -> io::Result<()> {
-        if !all_files && !sniff(bytes).is_executable() {
-            written.skipped += 1;
-            return Ok(());
-        }
+    let mut one_row = |name: &str,
+                       bytes: &[u8],
+                       mutation: Option<(&str, &str)>,
+                       written: &mut Written|
+     -> io::Result<()> {
         features::extract_into(bytes, &mut row);
         line.clear();
         line.push_str(&hex::encode(Sha256::digest(bytes)));
@@ -74,12 +81,34 @@ pub fn run(
             line.push(',');
             line.push_str(&csv_field(v));
         }
+        if let Some((m, origin)) = mutation {
+            line.push_str(&format!(",{m},{origin}"));
+        }
         for v in &row.values {
             line.push(',');
             line.push_str(&v.to_string());
         }
         written.rows += 1;
         writeln!(out, "{line}")
+    };
+    let mut emit = |name: &str, bytes: &[u8], written: &mut Written| -> io::Result<()> {
+        if !all_files && !sniff(bytes).is_executable() {
+            written.skipped += 1;
+            return Ok(());
+        }
+        let Some(donor) = donor else {
+            return one_row(name, bytes, None, written);
+        };
+        let digest = Sha256::digest(bytes);
+        let origin = hex::encode(digest);
+        one_row(name, bytes, Some(("none", &origin)), written)?;
+        let seed = u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
+        for m in Mutation::ALL {
+            if let Some(v) = mutate::apply(m, bytes, donor, seed) {
+                one_row(name, &v, Some((m.as_str(), &origin)), written)?;
+            }
+        }
+        Ok(())
     };
     for archive in archives {
         vigil_models::tarsource::for_each_member(archive, |name: &str, bytes: &[u8]| {
@@ -131,6 +160,7 @@ mod tests {
             &[],
             &["label=1".into(), "family=test,x".into()],
             false,
+            None,
         )
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -147,7 +177,7 @@ mod tests {
 
     #[test]
     fn bad_label_is_an_error() {
-        let err = run(&mut Vec::new(), &[], &[], &["nolabel".into()], false).unwrap_err();
+        let err = run(&mut Vec::new(), &[], &[], &["nolabel".into()], false, None).unwrap_err();
         assert!(err.to_string().contains("KEY=VALUE"), "{err}");
     }
 }

@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use vigil_policy::{Config, Exclusions, HashDb, RuleSet};
 
+use crate::model::ModelStage;
+
 /// Where the daemon and the CLI look for their configuration by default.
 pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";
 
@@ -21,6 +23,9 @@ pub enum LoadError {
     /// and key).
     #[error(transparent)]
     Policy(#[from] vigil_policy::Error),
+    /// The model bundle is unreadable or fails its checks.
+    #[error(transparent)]
+    Model(#[from] vigil_models::Error),
 }
 
 /// One immutable snapshot of configuration and content.
@@ -40,6 +45,8 @@ pub struct Generation {
     pub rule_warnings: Vec<vigil_policy::RuleWarning>,
     /// Compiled path and process exclusions.
     pub exclusions: Exclusions,
+    /// The model stage (`None` with `content.model = "none"`).
+    pub model: Option<ModelStage>,
     /// How long loading took, for the log.
     pub load_ms: u128,
 }
@@ -61,8 +68,10 @@ impl Generation {
         } else {
             RuleSet::load(&config.content.rules, config.content.rules_on_error)?
         };
+        let model = ModelStage::load(&config)?;
         Ok(Generation {
             id,
+            model,
             config,
             config_path,
             hashes,
@@ -83,7 +92,7 @@ impl Generation {
     /// A one-line description for logs and `STATUS=`.
     pub fn summary(&self) -> String {
         format!(
-            "generation {} mode={} hashes={} rules={} heuristics={} config={}",
+            "generation {} mode={} hashes={} rules={} heuristics={} model={} config={}",
             self.id,
             mode_str(self.config.decision.mode),
             self.hashes.len(),
@@ -93,6 +102,9 @@ impl Generation {
             } else {
                 "off"
             },
+            self.model
+                .as_ref()
+                .map_or_else(|| "none".to_string(), ModelStage::summary),
             self.config_path.as_deref().map_or_else(
                 || "<built-in defaults>".to_string(),
                 |p| p.display().to_string()

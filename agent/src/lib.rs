@@ -26,6 +26,8 @@ pub mod features_cmd;
 pub mod generation;
 pub mod logging;
 pub mod marks;
+pub mod model;
+pub mod model_cmd;
 pub mod mountinfo;
 pub mod notify;
 pub mod pool;

@@ -2,7 +2,8 @@
 //!
 //! Owns the per-thread buffers and the order of the stages: SHA-256 (and MD5 only
 //! when an MD5 list is loaded) against the hash database, then the ELF and script
-//! heuristics, then the YARA rules, then [`decide`]. It does not answer events or
+//! heuristics, then the YARA rules, then (ELF files only) the model bundle, then
+//! [`decide`]. It does not answer events or
 //! touch the cache: the worker (daemon) and `vigil scan` (CLI) call
 //! [`Scanner::scan_fd`] and act on the result.
 //!
@@ -18,6 +19,8 @@ use nix::errno::Errno;
 use sha2::{Digest, Sha256};
 use vigil_policy::verdict::{hash_reason, weighted_score};
 use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide, heuristics};
+
+use vigil_models::sniff::{FileKind, sniff};
 
 use crate::generation::Generation;
 
@@ -211,6 +214,12 @@ fn evaluate(
                     crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
                 }
             }
+        }
+        if let Some(model) = &generation.model
+            && !done(&reasons)
+            && sniff(content) == FileKind::Elf
+        {
+            model.evaluate(content, &mut reasons, depth == Depth::All);
         }
     }
     decide(reasons, policy)

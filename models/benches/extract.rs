@@ -7,6 +7,9 @@
 //! (never on disk) and prints members, formats, ELF parse failures and timings: the
 //! read-only check of the training corpus. Unset `RUST_BACKTRACE` when benchmarking.
 //!
+//! After the extraction numbers it prints the inference latency (p50/p99 µs per
+//! call, tract) of each model of the built-in bundle on those files' rows.
+//!
 //! `--dump FILE` prints the nonzero non-byte columns of one file's row.
 //!
 //! `cargo bench -p vigil-models --bench extract [-- --n 300 --dir /usr/bin | --tar A | --dump F]`
@@ -144,6 +147,39 @@ fn bench_dir(o: &Options) -> Result<(), Box<dyn Error>> {
         percentile(&medians, 0.99).as_secs_f64() * 1e6,
         medians.last().copied().unwrap_or_default().as_secs_f64() * 1e6
     );
+    bench_inference(&files, o.rounds)
+}
+
+/// Inference latency of every model of the built-in bundle on the same files'
+/// rows (features extracted beforehand): p50/p99/max µs over all calls.
+fn bench_inference(files: &Loaded, rounds: usize) -> Result<(), Box<dyn Error>> {
+    let bundle = vigil_models::bundle::Bundle::builtin()?;
+    let rows: Vec<Vec<f32>> = files
+        .iter()
+        .map(|(_, b)| vigil_models::features::extract(b).values)
+        .collect();
+    for model in bundle.models() {
+        for r in &rows {
+            model.score(r)?; // warm-up
+        }
+        let mut times = Vec::with_capacity(rows.len() * rounds);
+        for _ in 0..rounds.max(1) * 4 {
+            for r in &rows {
+                let t = Instant::now();
+                std::hint::black_box(model.score(std::hint::black_box(r))?);
+                times.push(t.elapsed());
+            }
+        }
+        times.sort_unstable();
+        println!(
+            "inference {} ({} calls): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            model.spec.name,
+            times.len(),
+            percentile(&times, 0.5).as_secs_f64() * 1e6,
+            percentile(&times, 0.99).as_secs_f64() * 1e6,
+            times.last().copied().unwrap_or_default().as_secs_f64() * 1e6
+        );
+    }
     Ok(())
 }
 

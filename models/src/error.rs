@@ -1,7 +1,8 @@
 //! The crate's one error type.
 //!
 //! Owns nothing. Feature extraction has no errors (every input gets a row); errors
-//! come from reading archives for training, and name the archive and member.
+//! come from reading archives for training (naming the archive and member) and from
+//! loading or running a model bundle (naming the bundle).
 
 use std::io;
 use std::path::PathBuf;
@@ -35,4 +36,16 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// A model bundle that cannot be used: unreadable, inconsistent with its
+    /// manifest, or made for another feature schema.
+    #[error("model bundle {origin}: {reason}")]
+    Bundle {
+        /// `builtin` or the bundle directory.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Running a loaded model failed.
+    #[error("model inference: {0}")]
+    Inference(String),
 }

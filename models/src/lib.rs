@@ -2,8 +2,9 @@
 //! features of a whole file for the malware model, and reading the training corpus
 //! straight from its archive.
 //!
-//! This crate is pure: no I/O beyond what a caller hands it (the one exception,
-//! [`tarsource`], reads the archive it is given), no threads, no `unsafe`.
+//! This crate is pure: no I/O beyond what a caller hands it (the exceptions,
+//! [`tarsource`] and [`bundle::Bundle::load_dir`], read what they are given), no
+//! threads, no `unsafe`.
 //!
 //! - [`sniff`]: content sniffing that decides whether an open is worth scanning
 //!   under `watch.scan_on_open = "executable"`.
@@ -12,6 +13,10 @@
 //!   finite values named by [`features::names`], versioned by
 //!   [`features::SCHEMA_VERSION`]. It never panics, whatever the input.
 //! - [`tarsource`]: archive members into memory, one at a time, never onto disk.
+//! - [`bundle`]: the model bundle (ONNX + manifest), checked on load and run with
+//!   tract; the trained bundle is compiled in.
+//! - [`mutate`]: evasion-style ELF mutations for robustness reports and training
+//!   augmentation.
 //!
 //! ```
 //! use vigil_models::sniff::{sniff, FileKind};
@@ -29,8 +34,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod error;
 pub mod features;
+pub mod mutate;
 pub mod sniff;
 pub mod tarsource;
 

@@ -171,6 +171,10 @@ pub struct DecisionConfig {
     pub on_malicious: VerdictAction,
     /// What happens to a suspicious file in enforce mode.
     pub on_suspicious: VerdictAction,
+    /// Overrides the classifier's detection threshold from the model bundle
+    /// (a probability in (0, 1]); `None` keeps the bundle's, which was chosen
+    /// on validation at its target false-positive rate.
+    pub model_threshold: Option<f64>,
 }
 
 impl Default for DecisionConfig {
@@ -185,6 +189,7 @@ impl Default for DecisionConfig {
             weights: Weights::default(),
             on_malicious: VerdictAction::Deny,
             on_suspicious: VerdictAction::Allow,
+            model_threshold: None,
         }
     }
 }
@@ -201,6 +206,8 @@ pub struct Weights {
     pub rules: f64,
     /// ELF and script heuristics.
     pub heuristics: f64,
+    /// The model bundle's models.
+    pub model: f64,
 }
 
 impl Default for Weights {
@@ -209,6 +216,7 @@ impl Default for Weights {
             hash: 1.0,
             rules: 1.0,
             heuristics: 1.0,
+            model: 1.0,
         }
     }
 }
@@ -220,6 +228,7 @@ impl Weights {
             Stage::Hash => self.hash,
             Stage::Rules => self.rules,
             Stage::Heuristics => self.heuristics,
+            Stage::Model => self.model,
         }
     }
 }
@@ -299,6 +308,8 @@ pub struct Content {
     pub rules: Vec<PathBuf>,
     /// What a rule file that does not compile does to the load.
     pub rules_on_error: RuleErrorPolicy,
+    /// The model bundle: the one built in, a bundle directory, or none.
+    pub model: ModelSource,
 }
 
 impl Default for Content {
@@ -308,6 +319,35 @@ impl Default for Content {
             builtin: true,
             rules: Vec::new(),
             rules_on_error: RuleErrorPolicy::default(),
+            model: ModelSource::Builtin,
+        }
+    }
+}
+
+/// Where the model bundle comes from (`content.model`): `"builtin"`, `"none"`,
+/// or the absolute path of a bundle directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ModelSource {
+    /// The bundle compiled into vigil.
+    Builtin,
+    /// No model stage.
+    None,
+    /// A bundle directory (`manifest.json` and the ONNX files it names).
+    Dir(PathBuf),
+}
+
+impl TryFrom<String> for ModelSource {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<ModelSource, String> {
+        match s.as_str() {
+            "builtin" => Ok(ModelSource::Builtin),
+            "none" => Ok(ModelSource::None),
+            p if Path::new(p).is_absolute() => Ok(ModelSource::Dir(PathBuf::from(p))),
+            _ => Err(format!(
+                "expected \"builtin\", \"none\" or an absolute bundle directory, found {s:?}"
+            )),
         }
     }
 }

@@ -38,11 +38,13 @@ pub enum Stage {
     Rules,
     /// ELF and script heuristics.
     Heuristics,
+    /// The machine-learning models of the model bundle.
+    Model,
 }
 
 impl Stage {
     /// Every stage, in the order the scan runs them (and `explain` lists them).
-    pub const ALL: [Stage; 3] = [Stage::Hash, Stage::Rules, Stage::Heuristics];
+    pub const ALL: [Stage; 4] = [Stage::Hash, Stage::Rules, Stage::Heuristics, Stage::Model];
 
     /// Stable lower-case name, as in logs and metrics.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Stage {
             Stage::Hash => "hash",
             Stage::Rules => "rules",
             Stage::Heuristics => "heuristics",
+            Stage::Model => "model",
         }
     }
 }
@@ -298,9 +301,45 @@ pub fn hash_reason(entry: &HashEntry) -> Reason {
     }
 }
 
+/// The finding of one model: a detection ([`MALICIOUS_SCORE`]) at `threshold`,
+/// suspicious ([`SUSPICIOUS_SCORE`]) at `threshold_suspicious`, else 0 points
+/// (information only: callers keep it for `--explain`). The id is
+/// `model.<name>` and the detail carries the raw score, so `--explain` and the
+/// event log show how close it was.
+pub fn model_reason(name: &str, score: f32, threshold: f32, threshold_suspicious: f32) -> Reason {
+    let points = if score >= threshold {
+        MALICIOUS_SCORE
+    } else if score >= threshold_suspicious {
+        SUSPICIOUS_SCORE
+    } else {
+        0
+    };
+    Reason {
+        stage: Stage::Model,
+        id: format!("model.{name}"),
+        score: points,
+        detail: format!(
+            "score {score:.6} (threshold {threshold:.6}, suspicious at {threshold_suspicious:.6})"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_reason_maps_thresholds_to_points() {
+        assert_eq!(model_reason("m", 0.1, 0.9, 0.5).score, 0);
+        let s = model_reason("m", 0.5, 0.9, 0.5);
+        assert_eq!(
+            (s.stage, s.score, s.id.as_str()),
+            (Stage::Model, SUSPICIOUS_SCORE, "model.m")
+        );
+        let m = model_reason("m", 0.95, 0.9, 0.5);
+        assert_eq!(m.score, MALICIOUS_SCORE);
+        assert!(m.detail.contains("0.950000"), "{}", m.detail);
+    }
     use std::path::Path;
     use std::sync::Arc;
 
@@ -469,6 +508,7 @@ mod tests {
             (Stage::Hash, "hash"),
             (Stage::Rules, "rules"),
             (Stage::Heuristics, "heuristics"),
+            (Stage::Model, "model"),
         ];
         assert_eq!(Stage::ALL.len(), stages.len());
         for (stage, name) in stages {

@@ -423,6 +423,12 @@ pub struct Config {
     pub builtin: bool,
     /// `content.rules` (YARA rule files or directories).
     pub rules: Vec<PathBuf>,
+    /// `content.model`: "none" by default here, so tests of other stages do not
+    /// depend on the model's judgement of their test programs; the model tests
+    /// set "builtin" or a bundle directory.
+    pub model: String,
+    /// `decision.model_threshold`, when set.
+    pub model_threshold: Option<f64>,
     /// `scan.workers` (0 = automatic).
     pub workers: u32,
     /// `daemon.socket`.
@@ -469,11 +475,13 @@ impl Config {
              deadline_ms = {deadline}\n\
              on_timeout = {ot}\n\
              on_overflow = \"allow\"\n\
+             {threshold}\
              \n\
              [content]\n\
              hashes = {hashes}\n\
              builtin = {builtin}\n\
              rules = {rules}\n\
+             model = {model}\n\
              \n\
              [scan]\n\
              workers = {workers}\n\
@@ -492,6 +500,11 @@ impl Config {
             hashes = toml_paths(&self.hashes),
             builtin = self.builtin,
             rules = toml_paths(&self.rules),
+            model = toml_str(&self.model),
+            threshold = self
+                .model_threshold
+                .map(|t| format!("model_threshold = {t:e}\n"))
+                .unwrap_or_default(),
             workers = self.workers,
             socket = toml_str(&self.socket.to_string_lossy()),
             events = toml_str(&self.events),
@@ -556,6 +569,8 @@ impl Sandbox {
             hashes: vec![],
             builtin: true,
             rules: vec![],
+            model: "none".into(),
+            model_threshold: None,
             workers: 0,
             socket: self.host("vigil.sock"),
             events: "stdout".into(),

@@ -18,6 +18,7 @@ mod concurrency;
 mod deadline;
 mod detection;
 mod hot_path;
+mod model;
 mod overflow;
 mod reload;
 mod rescan;

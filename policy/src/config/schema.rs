@@ -78,10 +78,12 @@ pub(super) const ROOT: &[Field] = &[
                     field("hash", Kind::Number),
                     field("rules", Kind::Number),
                     field("heuristics", Kind::Number),
+                    field("model", Kind::Number),
                 ]),
             ),
             field("on_malicious", Kind::OneOf(VERDICT_ACTIONS)),
             field("on_suspicious", Kind::OneOf(VERDICT_ACTIONS)),
+            field("model_threshold", Kind::Number),
         ]),
     ),
     field(
@@ -91,6 +93,7 @@ pub(super) const ROOT: &[Field] = &[
             field("builtin", Kind::Bool),
             field("rules", Kind::TextList),
             field("rules_on_error", Kind::OneOf(&["refuse", "skip"])),
+            field("model", Kind::Text),
         ]),
     ),
     field(

@@ -75,6 +75,7 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         ("decision.weights.hash", decision.weights.hash),
         ("decision.weights.rules", decision.weights.rules),
         ("decision.weights.heuristics", decision.weights.heuristics),
+        ("decision.weights.model", decision.weights.model),
     ];
     for (key, weight) in weights {
         // `contains` is false for NaN.
@@ -84,6 +85,15 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
                 format!("must be a number between 0 and {MAX_WEIGHT}, found {weight}"),
             ));
         }
+    }
+
+    if let Some(t) = decision.model_threshold
+        && !(t > 0.0 && t <= 1.0)
+    {
+        return Err(invalid(
+            "decision.model_threshold",
+            format!("must be a probability above 0 and at most 1, found {t}"),
+        ));
     }
 
     absolute_all(

@@ -1,0 +1,111 @@
+//! The model stage: the bundle's models run on ELF content after the hash,
+//! heuristic and rule stages.
+//!
+//! Owns which models of the bundle run and with which thresholds (the bundle's,
+//! or `decision.model_threshold` for the classifier). Loaded with a generation,
+//! so a bundle that fails its checks fails the load and a reload keeps the
+//! running content.
+
+use vigil_models::bundle::{Bundle, ModelKind};
+use vigil_models::features;
+use vigil_policy::verdict::model_reason;
+use vigil_policy::{Config, ModelSource, Reason};
+
+/// The loaded model stage of one generation.
+#[derive(Debug)]
+pub struct ModelStage {
+    bundle: Bundle,
+    active: Vec<Active>,
+}
+
+#[derive(Debug)]
+struct Active {
+    index: usize,
+    threshold: f32,
+    threshold_suspicious: f32,
+}
+
+impl ModelStage {
+    /// The stage `config` asks for (`None` for `content.model = "none"`).
+    ///
+    /// # Errors
+    /// A bundle that cannot be read or fails its checks (named in the message).
+    pub fn load(config: &Config) -> Result<Option<ModelStage>, vigil_models::Error> {
+        let bundle = match &config.content.model {
+            ModelSource::None => return Ok(None),
+            ModelSource::Builtin => Bundle::builtin()?,
+            ModelSource::Dir(dir) => Bundle::load_dir(dir)?,
+        };
+        let active = bundle
+            .models()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.spec.enabled)
+            .map(|(index, m)| {
+                let mut threshold = m.spec.threshold;
+                let mut threshold_suspicious = m.spec.threshold_suspicious;
+                if m.spec.kind == ModelKind::Classifier
+                    && let Some(t) = config.decision.model_threshold
+                {
+                    threshold = t as f32;
+                    threshold_suspicious = threshold_suspicious.min(threshold);
+                }
+                Active {
+                    index,
+                    threshold,
+                    threshold_suspicious,
+                }
+            })
+            .collect();
+        Ok(Some(ModelStage { bundle, active }))
+    }
+
+    /// Scores ELF `content` with every active model and adds a reason for each
+    /// score at or above its suspicious threshold (for every score with
+    /// `explain`, as 0-point information).
+    pub fn evaluate(&self, content: &[u8], reasons: &mut Vec<Reason>, explain: bool) {
+        if self.active.is_empty() {
+            return;
+        }
+        let row = features::extract(content);
+        for a in &self.active {
+            let model = &self.bundle.models()[a.index];
+            match model.score(&row.values) {
+                Ok(score) => {
+                    let r =
+                        model_reason(&model.spec.name, score, a.threshold, a.threshold_suspicious);
+                    if explain || r.score > 0 {
+                        reasons.push(r);
+                    }
+                }
+                Err(e) => {
+                    crate::warn_limited!(model = %model.spec.name, error = %e, "model failed; deciding without it")
+                }
+            }
+        }
+    }
+
+    /// The bundle, for `vigil status` and `vigil model`.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// One line for logs: bundle name, version and the models that run.
+    pub fn summary(&self) -> String {
+        let names: Vec<&str> = self
+            .active
+            .iter()
+            .map(|a| self.bundle.models()[a.index].spec.name.as_str())
+            .collect();
+        format!(
+            "{} {} ({})",
+            self.bundle.manifest.name,
+            self.bundle.manifest.version,
+            if names.is_empty() {
+                "no model enabled".to_string()
+            } else {
+                names.join(", ")
+            }
+        )
+    }
+}

@@ -1,0 +1,217 @@
+//! `vigil model`: the model bundle from the command line.
+//!
+//! Owns three tools around [`vigil_models::bundle`]: `info` (what a bundle is and
+//! holds), `score` (scores of feature rows with tract, which the trainer compares
+//! with its own to 1e-5), and `mutations` (how many detections survive each
+//! evasion-style mutation, for the model alone and for the whole pipeline; samples
+//! are read and mutated in memory only).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use vigil_models::bundle::{Bundle, ModelKind};
+use vigil_models::features;
+use vigil_models::mutate::{self, Mutation};
+use vigil_models::sniff::{FileKind, sniff};
+use vigil_policy::Stage;
+
+use crate::generation::Generation;
+use crate::scan::{Depth, scan_bytes};
+
+/// Loads `dir`, or the built-in bundle.
+///
+/// # Errors
+/// The bundle's load error.
+pub fn load(dir: Option<&Path>) -> anyhow::Result<Bundle> {
+    Ok(match dir {
+        Some(d) => Bundle::load_dir(d)?,
+        None => Bundle::builtin()?,
+    })
+}
+
+/// A human-readable description of `bundle`.
+pub fn info(bundle: &Bundle) -> String {
+    let m = &bundle.manifest;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bundle {} version {} (trained {}, from {})",
+        m.name, m.version, m.trained, bundle.origin
+    );
+    let _ = writeln!(
+        out,
+        "feature schema {} with {} columns",
+        m.feature_schema, m.feature_count
+    );
+    for model in bundle.models() {
+        let s = &model.spec;
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<10} threshold {:.6} (suspicious {:.6}, target FPR {}) {} sha256 {}",
+            s.name,
+            match s.kind {
+                ModelKind::Classifier => "classifier",
+                ModelKind::Anomaly => "anomaly",
+            },
+            s.threshold,
+            s.threshold_suspicious,
+            s.target_fpr,
+            if s.enabled { "enabled " } else { "disabled" },
+            s.sha256
+        );
+    }
+    if !m.metrics.is_null() {
+        let _ = writeln!(out, "metrics: {}", m.metrics);
+    }
+    out
+}
+
+/// Reads feature rows (CSV with a `sha256` column and every feature column, in
+/// any order) from `input` and writes `sha256,<model>,…` with every model's score.
+///
+/// # Errors
+/// A missing column, a value that is not a number, or a write error; the message
+/// names the line.
+pub fn score(
+    bundle: &Bundle,
+    input: impl std::io::Read,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let mut lines = BufReader::new(input).lines();
+    let header = lines
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("empty input: expected a CSV header"))??;
+    let cols: Vec<&str> = header.split(',').collect();
+    let find = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| anyhow::anyhow!("header has no column {name:?}"))
+    };
+    let sha_col = find("sha256")?;
+    let feature_cols: Vec<usize> = features::names()
+        .iter()
+        .map(|n| find(n))
+        .collect::<Result<_, _>>()?;
+    write!(out, "sha256")?;
+    for m in bundle.models() {
+        write!(out, ",{}", m.spec.name)?;
+    }
+    writeln!(out)?;
+    let mut row = vec![0f32; features::FEATURE_COUNT];
+    let mut n = 0u64;
+    for (i, line) in lines.enumerate() {
+        let line = line?;
+        let fields: Vec<&str> = line.split(',').collect();
+        let lineno = i + 2;
+        for (slot, &c) in row.iter_mut().zip(&feature_cols) {
+            let text = fields
+                .get(c)
+                .ok_or_else(|| anyhow::anyhow!("line {lineno}: too few columns"))?;
+            *slot = text.parse().map_err(|_| {
+                anyhow::anyhow!("line {lineno}, column {}: not a number: {text:?}", cols[c])
+            })?;
+        }
+        write!(out, "{}", fields.get(sha_col).copied().unwrap_or(""))?;
+        for m in bundle.models() {
+            write!(out, ",{:.9e}", m.score(&row)?)?;
+        }
+        writeln!(out)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Applies every mutation to each ELF member of `archive` (only those whose
+/// SHA-256 is in `only`, when given) and writes one CSV row per sample and
+/// mutation: whether it applied, the classifier's score and detection, and the
+/// whole pipeline's verdict under `generation` (its model stage included).
+///
+/// # Errors
+/// An unreadable archive, a generation without a model stage, or a write error.
+pub fn mutations(
+    generation: &Generation,
+    archive: &Path,
+    donor: &[u8],
+    only: Option<&HashSet<String>>,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let stage = generation
+        .model
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("content.model is \"none\": nothing to measure"))?;
+    let classifier = stage
+        .bundle()
+        .models()
+        .iter()
+        .find(|m| m.spec.kind == ModelKind::Classifier)
+        .ok_or_else(|| anyhow::anyhow!("the bundle has no classifier"))?;
+    let threshold = generation
+        .config
+        .decision
+        .model_threshold
+        .map_or(classifier.spec.threshold, |t| t as f32);
+    writeln!(
+        out,
+        "sha256,mutation,applied,model_score,model_detect,verdict,stages"
+    )?;
+    let mut rules = generation.rules.scanner();
+    let mut rows = 0u64;
+    let mut failed: Option<anyhow::Error> = None;
+    vigil_models::tarsource::for_each_member(archive, |_name: &str, bytes: &[u8]| {
+        if failed.is_some() || sniff(bytes) != FileKind::Elf {
+            return Ok::<(), vigil_models::Error>(());
+        }
+        let sha = hex::encode(Sha256::digest(bytes));
+        if only.is_some_and(|o| !o.contains(&sha)) {
+            return Ok(());
+        }
+        let seed = u64::from_le_bytes(Sha256::digest(bytes)[..8].try_into().unwrap_or([0; 8]));
+        let variants = std::iter::once(("none", Some(bytes.to_vec()))).chain(
+            Mutation::ALL
+                .into_iter()
+                .map(|m| (m.as_str(), mutate::apply(m, bytes, donor, seed))),
+        );
+        for (name, variant) in variants {
+            let line = match &variant {
+                None => format!("{sha},{name},0,,,,"),
+                Some(v) => {
+                    let score = classifier
+                        .score(&features::extract(v).values)
+                        .unwrap_or(f32::NAN);
+                    let result = scan_bytes(v, generation, &mut rules, Depth::All);
+                    let stages: Vec<&str> = Stage::ALL
+                        .into_iter()
+                        .filter(|s| {
+                            result
+                                .decision
+                                .reasons
+                                .iter()
+                                .any(|r| r.stage == *s && r.score > 0)
+                        })
+                        .map(|s| s.as_str())
+                        .collect();
+                    format!(
+                        "{sha},{name},1,{score:.6},{},{},{}",
+                        u8::from(score >= threshold),
+                        result.decision.verdict.as_str(),
+                        stages.join("+")
+                    )
+                }
+            };
+            if let Err(e) = writeln!(out, "{line}") {
+                failed = Some(e.into());
+                break;
+            }
+            rows += 1;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(rows)
+}

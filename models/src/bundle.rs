@@ -1,0 +1,340 @@
+//! The model bundle: ONNX models plus the manifest that says what they expect
+//! and how to read their scores, loaded and run with tract.
+//!
+//! Owns the manifest format and every check made on load. A bundle that loads is
+//! consistent: each model file's SHA-256 equals the manifest's, the feature
+//! schema and width equal this build's extractor ([`SCHEMA_VERSION`],
+//! [`FEATURE_COUNT`]), each graph takes one `[1, FEATURE_COUNT]` float input and
+//! yields one score, and that score is finite on an all-zero row. Anything else
+//! is an [`Error::Bundle`] naming the bundle and the problem, so the daemon can
+//! refuse it and keep its previous content.
+//!
+//! Layout of a bundle directory: `manifest.json` and the `.onnx` files it names.
+//! The bundle trained by `models/train` is compiled into the binary
+//! ([`Bundle::builtin`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+
+use crate::error::Error;
+use crate::features::{FEATURE_COUNT, SCHEMA_VERSION};
+
+/// The manifest format this build reads.
+pub const FORMAT: u32 = 1;
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format; must equal [`FORMAT`].
+    pub format: u32,
+    /// Bundle name, e.g. `vigil-elf`.
+    pub name: String,
+    /// Bundle version (the training date and a counter, by convention).
+    pub version: String,
+    /// When it was trained (ISO 8601 date).
+    pub trained: String,
+    /// Feature schema the models were trained on.
+    pub feature_schema: u32,
+    /// Feature columns per row.
+    pub feature_count: usize,
+    /// The models, in the order they run.
+    pub models: Vec<ModelSpec>,
+    /// Measured metrics, as written by the trainer (shown by `vigil status`;
+    /// not interpreted).
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// What a model's score means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A probability of being malware, in [0, 1].
+    Classifier,
+    /// A distance from what benign programs look like; unbounded, higher is stranger.
+    Anomaly,
+}
+
+/// One model of the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Stable identifier, reported as the finding's id (e.g. `model.elf-mlp`).
+    pub name: String,
+    /// What the score means.
+    pub kind: ModelKind,
+    /// The ONNX file, relative to the bundle.
+    pub file: String,
+    /// SHA-256 of that file, lower-case hex.
+    pub sha256: String,
+    /// Scores at or above this are a detection (chosen on validation at
+    /// `target_fpr`).
+    pub threshold: f32,
+    /// Scores at or above this (and below `threshold`) are suspicious.
+    pub threshold_suspicious: f32,
+    /// The false-positive rate `threshold` was chosen for, on validation.
+    pub target_fpr: f64,
+    /// Whether the daemon runs it by default.
+    pub enabled: bool,
+}
+
+/// A loaded, checked bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Where it came from (`builtin` or a directory), for messages.
+    pub origin: String,
+    /// Its manifest.
+    pub manifest: Manifest,
+    models: Vec<Model>,
+}
+
+/// One loaded model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Its manifest entry.
+    pub spec: ModelSpec,
+    plan: Arc<TypedRunnableModel>,
+}
+
+const BUILTIN_MANIFEST: &[u8] = include_bytes!("../bundle/manifest.json");
+const BUILTIN_FILES: &[(&str, &[u8])] = &[
+    ("elf-mlp.onnx", include_bytes!("../bundle/elf-mlp.onnx")),
+    (
+        "elf-anomaly.onnx",
+        include_bytes!("../bundle/elf-anomaly.onnx"),
+    ),
+];
+
+impl Bundle {
+    /// The bundle compiled into this build (trained by `models/train`).
+    ///
+    /// # Errors
+    /// Only if the build embedded an inconsistent bundle; tests prove it does not.
+    pub fn builtin() -> Result<Bundle, Error> {
+        Bundle::from_parts("builtin", BUILTIN_MANIFEST, |file| {
+            BUILTIN_FILES
+                .iter()
+                .find(|(name, _)| *name == file)
+                .map(|(_, bytes)| bytes.to_vec())
+                .ok_or_else(|| format!("no embedded file {file:?}"))
+        })
+    }
+
+    /// Loads the bundle in directory `dir`.
+    ///
+    /// # Errors
+    /// An unreadable or inconsistent bundle (see the module docs).
+    pub fn load_dir(dir: &Path) -> Result<Bundle, Error> {
+        let manifest_path = dir.join("manifest.json");
+        let manifest = std::fs::read(&manifest_path)
+            .map_err(|e| bundle_err(dir, format!("{}: {e}", manifest_path.display())))?;
+        Bundle::from_parts(&dir.display().to_string(), &manifest, |file| {
+            let path: PathBuf = dir.join(file);
+            if Path::new(file).components().count() != 1 {
+                return Err(format!(
+                    "model file {file:?} must be a plain name inside the bundle"
+                ));
+            }
+            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+        })
+    }
+
+    /// Builds a bundle from a manifest and a way to read the files it names.
+    fn from_parts(
+        origin: &str,
+        manifest: &[u8],
+        mut read: impl FnMut(&str) -> Result<Vec<u8>, String>,
+    ) -> Result<Bundle, Error> {
+        let fail = |reason: String| bundle_err(Path::new(origin), reason);
+        let manifest: Manifest =
+            serde_json::from_slice(manifest).map_err(|e| fail(format!("manifest.json: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(fail(format!(
+                "manifest format {} (this build reads {FORMAT})",
+                manifest.format
+            )));
+        }
+        if manifest.feature_schema != SCHEMA_VERSION || manifest.feature_count != FEATURE_COUNT {
+            return Err(fail(format!(
+                "trained on feature schema {} with {} columns; this build extracts schema {} with {} columns",
+                manifest.feature_schema, manifest.feature_count, SCHEMA_VERSION, FEATURE_COUNT
+            )));
+        }
+        let mut models = Vec::with_capacity(manifest.models.len());
+        for spec in &manifest.models {
+            let bytes = read(&spec.file).map_err(&fail)?;
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(&spec.sha256) {
+                return Err(fail(format!(
+                    "{}: SHA-256 is {actual}, the manifest says {}",
+                    spec.file, spec.sha256
+                )));
+            }
+            if !(spec.threshold.is_finite() && spec.threshold_suspicious.is_finite())
+                || spec.threshold_suspicious > spec.threshold
+            {
+                return Err(fail(format!(
+                    "{}: thresholds must be finite with threshold_suspicious <= threshold",
+                    spec.name
+                )));
+            }
+            let plan = optimize(&bytes).map_err(|e| fail(format!("{}: {e}", spec.file)))?;
+            let model = Model {
+                spec: spec.clone(),
+                plan,
+            };
+            match model.score(&[0.0; FEATURE_COUNT]) {
+                Ok(s) if s.is_finite() => {}
+                Ok(s) => return Err(fail(format!("{}: score {s} on a zero row", spec.file))),
+                Err(e) => return Err(fail(format!("{}: {e}", spec.file))),
+            }
+            models.push(model);
+        }
+        Ok(Bundle {
+            origin: origin.to_string(),
+            manifest,
+            models,
+        })
+    }
+
+    /// The models, in manifest order.
+    pub fn models(&self) -> &[Model] {
+        &self.models
+    }
+
+    /// The model called `name`.
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.spec.name == name)
+    }
+}
+
+impl Model {
+    /// The model's score for one feature row.
+    ///
+    /// # Errors
+    /// A row that is not [`FEATURE_COUNT`] wide, or a tract failure (which the
+    /// load-time check makes unexpected).
+    pub fn score(&self, row: &[f32]) -> Result<f32, Error> {
+        if row.len() != FEATURE_COUNT {
+            return Err(Error::Inference(format!(
+                "row has {} values, expected {FEATURE_COUNT}",
+                row.len()
+            )));
+        }
+        let input = Tensor::from_shape(&[1, FEATURE_COUNT], row)
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let out = self
+            .plan
+            .run(tvec!(input.into()))
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let view = out
+            .first()
+            .ok_or_else(|| Error::Inference("no output".into()))?
+            .to_plain_array_view::<f32>()
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        view.iter()
+            .next()
+            .copied()
+            .ok_or_else(|| Error::Inference("empty output".into()))
+    }
+}
+
+/// Parses, types with a fixed `[1, FEATURE_COUNT]` input and optimizes once.
+fn optimize(onnx: &[u8]) -> TractResult<Arc<TypedRunnableModel>> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(onnx))?
+        .with_input_fact(0, f32::fact([1, FEATURE_COUNT]).into())?
+        .into_optimized()?;
+    if model.output_outlets()?.len() != 1 {
+        return Err(TractError::msg("expected one output"));
+    }
+    model.into_runnable()
+}
+
+fn bundle_err(origin: &Path, reason: String) -> Error {
+    Error::Bundle {
+        origin: origin.display().to_string(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_bundle_loads_and_scores() {
+        let b = Bundle::builtin().unwrap();
+        assert_eq!(b.manifest.feature_count, FEATURE_COUNT);
+        assert!(
+            b.models()
+                .iter()
+                .any(|m| m.spec.kind == ModelKind::Classifier)
+        );
+        let row = crate::features::extract(&std::fs::read("/bin/sh").unwrap());
+        for m in b.models() {
+            let s = m.score(&row.values).unwrap();
+            assert!(s.is_finite(), "{}: {s}", m.spec.name);
+            if m.spec.kind == ModelKind::Classifier {
+                assert!((0.0..=1.0).contains(&s), "{s}");
+            }
+        }
+    }
+
+    fn copy_builtin(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("manifest.json"), BUILTIN_MANIFEST).unwrap();
+        for (name, bytes) in BUILTIN_FILES {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_tampered_model_file_is_refused_by_hash() {
+        let dir = std::env::temp_dir().join(format!("vigil-bundle-{}-a", std::process::id()));
+        copy_builtin(&dir);
+        assert!(Bundle::load_dir(&dir).is_ok());
+        let file = dir.join(BUILTIN_FILES[0].0);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains("SHA-256") && err.contains(BUILTIN_FILES[0].0),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_schema_mismatch_and_garbage_are_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("vigil-bundle-{}-b", std::process::id()));
+        copy_builtin(&dir);
+        let text = String::from_utf8(BUILTIN_MANIFEST.to_vec()).unwrap();
+        let wrong = text.replacen("\"feature_count\": 745", "\"feature_count\": 744", 1);
+        assert_ne!(wrong, text, "manifest layout changed");
+        std::fs::write(dir.join("manifest.json"), wrong).unwrap();
+        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("744 columns"), "{err}");
+        std::fs::write(dir.join("manifest.json"), b"{not json").unwrap();
+        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("manifest.json"), "{err}");
+        // A manifest that is fine, pointing at bytes that are not ONNX.
+        std::fs::write(dir.join("manifest.json"), BUILTIN_MANIFEST).unwrap();
+        let junk = b"this is not an onnx model".to_vec();
+        let sha = hex::encode(Sha256::digest(&junk));
+        std::fs::write(dir.join(BUILTIN_FILES[0].0), &junk).unwrap();
+        let old = &Bundle::builtin().unwrap().manifest.models[0].sha256;
+        std::fs::write(dir.join("manifest.json"), text.replace(old.as_str(), &sha)).unwrap();
+        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains(BUILTIN_FILES[0].0), "{err}");
+        assert!(Bundle::load_dir(Path::new("/nonexistent/bundle")).is_err());
+    }
+}

@@ -1,0 +1,601 @@
+#!/usr/bin/env python3
+"""Trains vigil's ELF models from feature rows and writes the bundle and card.
+
+Input rows come from `vigil features` (the agent's own extractor): benign rows
+from Debian packages (fetch_debian.py), malicious rows from the shared corpus.
+Only ELF rows under 4 MiB are used on both sides, because the corpus holds no
+file of 4 MiB or more: a size cut on one side only would teach "large means
+benign".
+
+Splits are by group -- the malware family (UPX-unpacked copies live in their
+original's family folder, so a pair never straddles a split) and the Debian
+source package -- into five folds by a hash of the group name.
+
+- Reported metrics are out-of-fold over the five folds (each row scored by a
+  model that never saw its group), for the shipped network, a LightGBM
+  reference on all features and a trivial LightGBM baseline on header fields.
+- The shipped model is trained on folds 1-4; fold 0 is validation, where the
+  threshold is chosen at the target false-positive rate.
+- The network is exported to ONNX built from standard ops only (Sub, Mul, Clip,
+  MatMul, Add, Relu, Sigmoid) so stock tract runs it; `vigil model score` (tract)
+  must reproduce this script's scores on the validation rows to 1e-5.
+- An anomaly model (PCA reconstruction error, benign rows only) is trained and
+  measured against the classifier; it is enabled only if it earns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+warnings.filterwarnings("ignore", category=pd.errors.PerformanceWarning)
+
+SIZE_CAP_LOG = math.log1p(4 * 1024 * 1024)  # fmt_size_log is ln(1 + size)
+PER_PACKAGE_CAP = 200  # benign ELF rows per (package, arch): kernel modules do not dominate
+FOLDS = 5
+VALIDATION_FOLD = 0
+Z_CLIP = 8.0
+# The architecture itself is not evidence: the corpus holds SPARC, SuperH and
+# m68k malware that Debian has no benign binaries for. These columns are zeroed
+# (masked) for every model except the header-only baseline.
+ARCH_PREFIXES = ("hdr_machine_", "hdr_class", "hdr_data_")
+
+
+def log(msg: str) -> None:
+    print(f"[train] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- data
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"sha256": str, "name": str}, keep_default_na=False, low_memory=False)
+    return df
+
+
+def load(args) -> tuple[pd.DataFrame, list[str]]:
+    benign_parts = []
+    for p in sorted(Path(args.benign).glob("*.csv")):
+        df = read_rows(p)
+        if len(df):
+            benign_parts.append(df)
+    if not benign_parts:
+        sys.exit(f"train: no benign rows in {args.benign}")
+    benign = pd.concat(benign_parts, ignore_index=True).copy()
+    benign["label"] = 0
+    benign["group"] = "deb:" + benign["source"].astype(str)
+    benign["family"] = ""
+    benign["upx_marker"] = 0
+
+    mal = read_rows(Path(args.malware)).copy()
+    manifest = pd.read_csv(args.manifest, dtype=str, keep_default_na=False)
+    mal = mal.merge(manifest[["sha256", "family", "upx_marker", "unpacked_copy_of", "arch"]], on="sha256", how="left")
+    missing = mal["family"].isna() | (mal["family"] == "")
+    if missing.any():
+        sys.exit(f"train: {int(missing.sum())} malware rows have no family in {args.manifest}")
+    mal["label"] = 1
+    mal["group"] = "fam:" + mal["family"]
+    mal["package"] = ""
+    mal["source"] = ""
+    mal["upx_marker"] = mal["upx_marker"].astype(int)
+
+    names = feature_names(mal)
+    rows = pd.concat([benign, mal], ignore_index=True)
+    for c in names:
+        rows[c] = pd.to_numeric(rows[c], errors="raise").astype(np.float32)
+    return rows, names
+
+
+def feature_names(df: pd.DataFrame) -> list[str]:
+    cols = list(df.columns)
+    start = cols.index("fmt_elf")
+    end = cols.index("byte_ent_h15_n15") + 1
+    return cols[start:end]
+
+
+def select(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ELF rows under the size cap, deduplicated, benign capped per package.
+    Returns (selected, large_benign) -- the latter kept for an FPR stratum."""
+    elf = rows[rows["fmt_elf"] == 1]
+    mal_hashes = set(elf.loc[elf["label"] == 1, "sha256"])
+    elf = elf[~((elf["label"] == 0) & elf["sha256"].isin(mal_hashes))]
+    elf = elf.drop_duplicates("sha256")
+    large = elf[(elf["label"] == 0) & (elf["fmt_size_log"] >= SIZE_CAP_LOG)]
+    elf = elf[elf["fmt_size_log"] < SIZE_CAP_LOG]
+    ben = elf[elf["label"] == 0].sort_values("sha256")
+    ben = ben.groupby(["package", "arch"], sort=False, group_keys=False).head(PER_PACKAGE_CAP)
+    out = pd.concat([ben, elf[elf["label"] == 1]], ignore_index=True)
+    folds = assign_folds(out)
+    out["fold"] = out["group"].map(folds)
+    return out.reset_index(drop=True), large.reset_index(drop=True)
+
+
+def assign_folds(rows: pd.DataFrame) -> dict[str, int]:
+    """Whole groups to folds, balancing each class's rows across folds: largest
+    groups first (ties by the hash of the name, so the split is reproducible),
+    each to the fold with the fewest rows of its class so far."""
+    folds: dict[str, int] = {}
+    for label in (0, 1):
+        sizes = rows[rows["label"] == label].groupby("group").size()
+        order = sorted(sizes.items(), key=lambda kv: (-kv[1], hashlib.sha256(kv[0].encode()).hexdigest()))
+        load = [0] * FOLDS
+        for group, size in order:
+            f = min(range(FOLDS), key=lambda i: (load[i], i))
+            folds[group] = f
+            load[f] += size
+    return folds
+
+
+# ---------------------------------------------------------------- models
+
+
+class Scaler:
+    """(x - mean) / std, clipped, with the architecture columns masked."""
+
+    def __init__(self, x: np.ndarray, names: list[str]):
+        self.mean = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.inv = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 0.0)
+        mask = np.array([not n.startswith(ARCH_PREFIXES) for n in names])
+        self.inv = (self.inv * mask).astype(np.float32)
+        self.mean = self.mean.astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = (x.astype(np.float32) - self.mean) * self.inv
+        return np.clip(z, -Z_CLIP, Z_CLIP)
+
+
+def oversample(z: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeats malware rows until the classes are about even (the MLP has no
+    sample weights)."""
+    pos = np.flatnonzero(y == 1)
+    neg = np.flatnonzero(y == 0)
+    if len(pos) == 0:
+        return z, y
+    reps = max(1, len(neg) // len(pos))
+    idx = np.concatenate([neg] + [pos] * reps)
+    np.random.default_rng(seed).shuffle(idx)
+    return z[idx], y[idx]
+
+
+def fit_mlp(z: np.ndarray, y: np.ndarray, seed: int, smoke: bool):
+    from sklearn.neural_network import MLPClassifier
+
+    zz, yy = oversample(z, y, seed)
+    mlp = MLPClassifier(
+        hidden_layer_sizes=(64, 32) if smoke else (128, 64),
+        activation="relu",
+        alpha=1e-3,
+        batch_size=256,
+        learning_rate_init=1e-3,
+        max_iter=15 if smoke else 40,
+        random_state=seed,
+        shuffle=True,
+        tol=1e-5,
+        n_iter_no_change=10,
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected
+        mlp.fit(zz, yy)
+    return mlp
+
+
+def mlp_forward(mlp, z: np.ndarray) -> np.ndarray:
+    """The trainer's score: float32 weights, float64 arithmetic -- exactly what
+    predict_proba computes, with the weights the ONNX file holds."""
+    h = z.astype(np.float64)
+    last = len(mlp.coefs_) - 1
+    for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
+        h = h @ w.astype(np.float32).astype(np.float64) + b.astype(np.float32).astype(np.float64)
+        if i < last:
+            h = np.maximum(h, 0.0)
+    return 1.0 / (1.0 + np.exp(-h[:, 0]))
+
+
+def fit_lgbm(x: np.ndarray, y: np.ndarray, seed: int, smoke: bool):
+    import lightgbm as lgb
+
+    pos = max(1, int((y == 1).sum()))
+    model = lgb.LGBMClassifier(
+        n_estimators=40 if smoke else 200,
+        learning_rate=0.05,
+        num_leaves=31,
+        min_child_samples=5,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.5,
+        scale_pos_weight=float((y == 0).sum()) / pos,
+        random_state=seed,
+        n_jobs=2,
+        verbose=-1,
+    )
+    model.fit(x, y)
+    return model
+
+
+class Anomaly:
+    """PCA reconstruction error on standardized benign rows."""
+
+    def __init__(self, z_benign: np.ndarray, seed: int, smoke: bool):
+        from sklearn.decomposition import PCA
+
+        k = min(8 if smoke else 48, z_benign.shape[0] - 1, z_benign.shape[1])
+        self.pca = PCA(n_components=k, random_state=seed).fit(z_benign)
+        self.mean = self.pca.mean_.astype(np.float32)
+        self.components = self.pca.components_.astype(np.float32)
+
+    def score(self, z: np.ndarray) -> np.ndarray:
+        c = z.astype(np.float64) - self.mean.astype(np.float64)
+        v = self.components.astype(np.float64)
+        r = c - (c @ v.T) @ v
+        return (r * r).mean(axis=1)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, s))
+
+
+def threshold_at(benign_scores: np.ndarray, fpr: float) -> float:
+    """Smallest float32 threshold with at most floor(fpr * n) benign scores at or
+    above it."""
+    s = np.sort(benign_scores.astype(np.float32))[::-1]
+    k = int(math.floor(fpr * len(s)))
+    if k >= len(s):
+        return float(np.float32(s[-1]))
+    return float(np.nextafter(np.float32(s[k]), np.float32(np.inf)))
+
+
+def tpr_fpr(y: np.ndarray, s: np.ndarray, thr: float) -> tuple[float, float]:
+    s32 = s.astype(np.float32)
+    pos, neg = y == 1, y == 0
+    tpr = float((s32[pos] >= thr).mean()) if pos.any() else float("nan")
+    fpr = float((s32[neg] >= thr).mean()) if neg.any() else float("nan")
+    return tpr, fpr
+
+
+def summary(y: np.ndarray, s: np.ndarray) -> dict:
+    out = {"auc": auc(y, s), "n_malicious": int((y == 1).sum()), "n_benign": int((y == 0).sum())}
+    for fpr in (0.01, 0.001):
+        thr = threshold_at(s[y == 0], fpr)
+        tpr, real = tpr_fpr(y, s, thr)
+        out[f"tpr_at_{fpr:g}"] = tpr
+        out[f"fpr_real_at_{fpr:g}"] = real
+    return out
+
+
+def strata(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    static = (df["interp_present"] == 0) & (df["dyn_present"] == 0)
+    upx = (df["pack_upx_magic_log"] > 0) | (df["pack_upx_banner"] > 0) | (df["upx_marker"].astype(int) == 1)
+    return {
+        "type exec": (df["hdr_type_exec"] == 1).to_numpy(),
+        "type dyn": (df["hdr_type_dyn"] == 1).to_numpy(),
+        "type rel": (df["hdr_type_rel"] == 1).to_numpy(),
+        "static": static.to_numpy(),
+        "dynamic": (~static).to_numpy(),
+        "UPX": upx.to_numpy(),
+        "not UPX": (~upx).to_numpy(),
+        "x86-64": (df["hdr_machine_x86_64"] == 1).to_numpy(),
+        "other arch": (df["hdr_machine_x86_64"] != 1).to_numpy(),
+    }
+
+
+# ---------------------------------------------------------------- ONNX
+
+
+def onnx_mlp(scaler: Scaler, mlp, n: int) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(scaler.mean.reshape(1, n), "mean"),
+        numpy_helper.from_array(scaler.inv.reshape(1, n), "inv_std"),
+        numpy_helper.from_array(np.array(-Z_CLIP, dtype=np.float32), "lo"),
+        numpy_helper.from_array(np.array(Z_CLIP, dtype=np.float32), "hi"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["features", "mean"], ["centered"]),
+        helper.make_node("Mul", ["centered", "inv_std"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "lo", "hi"], ["h0"]),
+    ]
+    last = len(mlp.coefs_) - 1
+    for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
+        inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
+        inits.append(numpy_helper.from_array(b.astype(np.float32).reshape(1, -1), f"b{i}"))
+        nodes.append(helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"m{i}"]))
+        out = f"a{i}" if i < last else "logit"
+        nodes.append(helper.make_node("Add", [f"m{i}", f"b{i}"], [out]))
+        if i < last:
+            nodes.append(helper.make_node("Relu", [out], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("Sigmoid", ["logit"], ["score"]))
+    return finish(nodes, inits, n, "vigil ELF malware classifier (MLP)")
+
+
+def onnx_anomaly(scaler: Scaler, an: Anomaly, n: int) -> bytes:
+    from onnx import helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(scaler.mean.reshape(1, n), "mean"),
+        numpy_helper.from_array(scaler.inv.reshape(1, n), "inv_std"),
+        numpy_helper.from_array(np.array(-Z_CLIP, dtype=np.float32), "lo"),
+        numpy_helper.from_array(np.array(Z_CLIP, dtype=np.float32), "hi"),
+        numpy_helper.from_array(an.mean.reshape(1, n), "pca_mean"),
+        numpy_helper.from_array(np.ascontiguousarray(an.components.T), "vt"),
+        numpy_helper.from_array(an.components, "v"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["features", "mean"], ["centered"]),
+        helper.make_node("Mul", ["centered", "inv_std"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "lo", "hi"], ["z"]),
+        helper.make_node("Sub", ["z", "pca_mean"], ["c"]),
+        helper.make_node("MatMul", ["c", "vt"], ["proj"]),
+        helper.make_node("MatMul", ["proj", "v"], ["recon"]),
+        helper.make_node("Sub", ["c", "recon"], ["resid"]),
+        helper.make_node("Mul", ["resid", "resid"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["score"], axes=[1], keepdims=1),
+    ]
+    return finish(nodes, inits, n, "vigil ELF anomaly model (PCA reconstruction error)")
+
+
+def finish(nodes, inits, n: int, doc: str) -> bytes:
+    from onnx import TensorProto, checker, helper
+
+    graph = helper.make_graph(
+        nodes,
+        "vigil",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
+        initializer=inits,
+        doc_string=doc,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="vigil-train")
+    model.ir_version = 8
+    checker.check_model(model)
+    return model.SerializeToString()
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--benign", required=True, help="directory of benign feature CSVs")
+    ap.add_argument("--malware", required=True, help="malware feature CSV (vigil features --tar)")
+    ap.add_argument("--manifest", required=True, help="the corpus manifest.csv")
+    ap.add_argument("--augment", help="feature CSV of mutated malware (vigil features --mutations)")
+    ap.add_argument("--out", required=True, help="bundle directory to write")
+    ap.add_argument("--report", required=True, help="JSON report to write (the card is made from it)")
+    ap.add_argument("--vigil", required=True, help="vigil binary, for the tract check")
+    ap.add_argument("--target-fpr", type=float, default=0.001)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--smoke", action="store_true", help="small models, fast (CI)")
+    ap.add_argument("--no-cv", action="store_true", help="skip the cross-validated report (train and validate only)")
+    args = ap.parse_args()
+
+    rows, names = load(args)
+    data, large_benign = select(rows)
+    n = len(names)
+    y = data["label"].to_numpy()
+    x = data[names].to_numpy(np.float32)
+    fold = data["fold"].to_numpy()
+    log(f"{len(data)} ELF rows: {int((y == 0).sum())} benign, {int((y == 1).sum())} malicious; "
+        f"{data['group'].nunique()} groups; {len(large_benign)} benign rows >= 4 MiB held aside")
+
+    aug = None
+    if args.augment:
+        aug = read_rows(Path(args.augment))
+        aug = aug[(aug["fmt_elf"] == 1) & (aug["mutation"] != "none")].copy()
+        for c in names:
+            aug[c] = pd.to_numeric(aug[c]).astype(np.float32)
+        fam = dict(zip(data["sha256"], data["group"]))
+        aug["group"] = aug["origin"].map(fam)
+        aug = aug[aug["group"].notna()]
+        aug["fold"] = aug["group"].map(dict(zip(data["group"], data["fold"])))
+        log(f"augmentation: {len(aug)} mutated malware rows")
+
+    def train_rows(mask_train: np.ndarray):
+        xt, yt = x[mask_train], y[mask_train]
+        if aug is not None:
+            keep = aug["fold"].isin(np.unique(fold[mask_train])).to_numpy()
+            xt = np.concatenate([xt, aug.loc[keep, names].to_numpy(np.float32)])
+            yt = np.concatenate([yt, np.ones(int(keep.sum()), dtype=y.dtype)])
+        return xt, yt
+
+    # The trivial baseline sees the header fields the other models see (the
+    # architecture columns are masked for every model).
+    hdr = [i for i, c in enumerate(names) if c.startswith("hdr_") and not c.startswith(ARCH_PREFIXES)]
+    # Out-of-fold scores for the report.
+    oof = {k: np.zeros(len(data)) for k in ("mlp", "lgbm", "baseline", "anomaly")}
+    for f in range(0 if args.no_cv else FOLDS):
+        test = fold == f
+        if not test.any():
+            continue
+        xt, yt = train_rows(~test)
+        if len(set(yt)) < 2:
+            continue
+        sc = Scaler(xt, names)
+        oof["mlp"][test] = mlp_forward(fit_mlp(sc(xt), yt, args.seed, args.smoke), sc(x[test]))
+        oof["lgbm"][test] = fit_lgbm(sc(xt), yt, args.seed, args.smoke).predict_proba(sc(x[test]))[:, 1]
+        oof["baseline"][test] = fit_lgbm(xt[:, hdr], yt, args.seed, args.smoke).predict_proba(x[test][:, hdr])[:, 1]
+        oof["anomaly"][test] = Anomaly(sc(xt[yt == 0]), args.seed, args.smoke).score(sc(x[test]))
+        log(f"fold {f}: {int(test.sum())} rows scored")
+    cv = {} if args.no_cv else {k: summary(y, v) for k, v in oof.items()}
+    for k, v in cv.items():
+        log(f"cv {k}: AUC {v['auc']:.4f}, TPR@1% {v['tpr_at_0.01']:.3f}, TPR@0.1% {v['tpr_at_0.001']:.3f}")
+
+    # Per-stratum detection and false alarms at the global out-of-fold thresholds.
+    strata_report = {}
+    for model in () if args.no_cv else ("mlp", "lgbm", "baseline"):
+        s = oof[model]
+        t1, t01 = threshold_at(s[y == 0], 0.01), threshold_at(s[y == 0], 0.001)
+        per = {}
+        for name, mask in strata(data).items():
+            yy, ss = y[mask], s[mask]
+            per[name] = {
+                "malicious": int((yy == 1).sum()),
+                "benign": int((yy == 0).sum()),
+                "auc": auc(yy, ss),
+                "tpr_at_0.01": tpr_fpr(yy, ss, t1)[0],
+                "fpr_at_0.01": tpr_fpr(yy, ss, t1)[1],
+                "tpr_at_0.001": tpr_fpr(yy, ss, t01)[0],
+                "fpr_at_0.001": tpr_fpr(yy, ss, t01)[1],
+            }
+        strata_report[model] = per
+
+    # The shipped models: train on every fold but validation.
+    val = fold == VALIDATION_FOLD
+    xt, yt = train_rows(~val)
+    sc = Scaler(xt, names)
+    mlp = fit_mlp(sc(xt), yt, args.seed, args.smoke)
+    an = Anomaly(sc(xt[yt == 0]), args.seed, args.smoke)
+    teacher = fit_lgbm(sc(xt), yt, args.seed, args.smoke)
+    s_val = mlp_forward(mlp, sc(x[val]))
+    a_val = an.score(sc(x[val]))
+    t_val = teacher.predict_proba(sc(x[val]))[:, 1]
+    yv = y[val]
+    thr = threshold_at(s_val[yv == 0], args.target_fpr)
+    thr_susp = min(thr, threshold_at(s_val[yv == 0], 0.01))
+    a_thr = threshold_at(a_val[yv == 0], args.target_fpr)
+    val_tpr, val_fpr = tpr_fpr(yv, s_val, thr)
+    log(f"validation: {int((yv == 0).sum())} benign, {int((yv == 1).sum())} malicious; threshold {thr:.6f} "
+        f"-> TPR {val_tpr:.3f} at FPR {val_fpr:.4f}")
+
+    # What the anomaly model adds over the classifier on validation.
+    det_c = s_val.astype(np.float32) >= thr
+    det_a = a_val.astype(np.float32) >= a_thr
+    new_det = int((det_a & ~det_c & (yv == 1)).sum())
+    new_fp = int((det_a & ~det_c & (yv == 0)).sum())
+    n_mal_v, n_ben_v = max(1, int((yv == 1).sum())), max(1, int((yv == 0).sum()))
+    # Earns its place: at least 2 % more detections for at most 0.05 % more
+    # false alarms on validation.
+    anomaly_enabled = new_det / n_mal_v >= 0.02 and new_fp / n_ben_v <= 0.0005
+    log(f"anomaly: +{new_det} detections, +{new_fp} false alarms on validation -> enabled={anomaly_enabled}")
+
+    # Large benign files (>= 4 MiB): false alarms out of the training range.
+    large_fp = None
+    if len(large_benign):
+        s_large = mlp_forward(mlp, sc(large_benign[names].to_numpy(np.float32)))
+        large_fp = {"files": len(large_benign), "flagged": int((s_large.astype(np.float32) >= thr).sum())}
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"elf-mlp.onnx": onnx_mlp(sc, mlp, n), "elf-anomaly.onnx": onnx_anomaly(sc, an, n)}
+    for fname, blob in files.items():
+        (out / fname).write_bytes(blob)
+
+    today = dt.date.today().isoformat()
+    manifest = {
+        "format": 1,
+        "name": "vigil-elf",
+        "version": today + (".smoke" if args.smoke else ""),
+        "trained": today,
+        "feature_schema": int(data["schema"].iloc[0]),
+        "feature_count": n,
+        "models": [
+            {
+                "name": "elf-mlp", "kind": "classifier", "file": "elf-mlp.onnx",
+                "sha256": hashlib.sha256(files["elf-mlp.onnx"]).hexdigest(),
+                "threshold": thr, "threshold_suspicious": thr_susp, "target_fpr": args.target_fpr,
+                "enabled": True,
+            },
+            {
+                "name": "elf-anomaly", "kind": "anomaly", "file": "elf-anomaly.onnx",
+                "sha256": hashlib.sha256(files["elf-anomaly.onnx"]).hexdigest(),
+                "threshold": a_thr, "threshold_suspicious": a_thr, "target_fpr": args.target_fpr,
+                "enabled": bool(anomaly_enabled),
+            },
+        ],
+        "metrics": {
+            "validation_tpr": val_tpr, "validation_fpr": val_fpr,
+            "cv_auc": cv.get("mlp", {}).get("auc"), "cv_tpr_at_0.001": cv.get("mlp", {}).get("tpr_at_0.001"),
+        },
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    # tract must reproduce the trainer's scores on the validation rows.
+    check = tract_check(args.vigil, out, data[val], names, {"elf-mlp": s_val, "elf-anomaly": a_val})
+    log(f"tract check: max |diff| classifier {check['elf-mlp']:.2e}, anomaly (relative) {check['elf-anomaly']:.2e}")
+    if check["elf-mlp"] > 1e-5 or check["elf-anomaly"] > 1e-5:
+        sys.exit("train: tract's scores differ from the trainer's by more than 1e-5")
+
+    report = {
+        "trained": today,
+        "smoke": args.smoke,
+        "augmented": bool(args.augment),
+        "rows": {
+            "benign": int((y == 0).sum()), "malicious": int((y == 1).sum()),
+            "benign_packages": int(data.loc[y == 0, "package"].nunique()),
+            "benign_sources": int(data.loc[y == 0, "source"].nunique()),
+            "families": int(data.loc[y == 1, "family"].nunique()),
+            "benign_by_arch": data.loc[y == 0, "arch"].value_counts().to_dict(),
+            "malicious_by_arch": data.loc[y == 1, "arch"].value_counts().to_dict(),
+            "augmented_rows": 0 if aug is None else len(aug),
+        },
+        "cv": cv,
+        "strata": strata_report,
+        "validation": {
+            "benign": int((yv == 0).sum()), "malicious": int((yv == 1).sum()),
+            "threshold": thr, "threshold_suspicious": thr_susp,
+            "tpr": val_tpr, "fpr": val_fpr,
+            "mlp": summary(yv, s_val), "lgbm": summary(yv, t_val),
+            "validation_malware": sorted(data.loc[val & (y == 1), "sha256"]),
+        },
+        "anomaly": {"threshold": a_thr, "new_detections": new_det, "new_false_alarms": new_fp,
+                    "validation_malicious": n_mal_v, "validation_benign": n_ben_v, "enabled": bool(anomaly_enabled),
+                    "cv": cv.get("anomaly")},
+        "large_benign": large_fp,
+        "architecture": "MLP " + "-".join(str(k) for k in [n, *mlp.hidden_layer_sizes, 1]) + ", ReLU, sigmoid",
+        "oof_mlp": {} if args.no_cv else {h: float(v) for h, v in zip(data["sha256"], oof["mlp"])},
+        "oof_threshold_0.001": None if args.no_cv else threshold_at(oof["mlp"][y == 0], 0.001),
+        "tract_check": check,
+        "manifest": manifest,
+    }
+    Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    log(f"wrote {out}/ and {args.report}")
+
+
+def tract_check(vigil: str, bundle: Path, rows: pd.DataFrame, names: list[str], want: dict) -> dict:
+    """Scores `rows` with `vigil model score` (tract) and returns the largest
+    difference per model (absolute for the classifier, relative for anomaly)."""
+    csv = bundle / ".check.csv"
+    rows[["sha256"] + names].to_csv(csv, index=False, float_format="%.9g")
+    r = subprocess.run([vigil, "model", "score", "--bundle", str(bundle), str(csv)], capture_output=True, text=True)
+    csv.unlink()
+    if r.returncode != 0:
+        sys.exit(f"train: vigil model score failed:\n{r.stderr}")
+    got: dict[str, list[float]] = {}
+    lines = r.stdout.strip().splitlines()
+    header = lines[0].split(",")
+    for line in lines[1:]:
+        parts = dict(zip(header, line.split(",")))
+        for m in want:
+            got.setdefault(m, []).append(float(parts[m]))
+    out = {}
+    for m, w in want.items():
+        g = np.array(got[m])
+        diff = np.abs(g - w)
+        if m == "elf-anomaly":
+            diff = diff / np.maximum(1.0, np.abs(w))
+        out[m] = float(diff.max()) if len(diff) else 0.0
+    return out
+
+
+if __name__ == "__main__":
+    main()

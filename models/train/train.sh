@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Reproduces vigil's model bundle and model card, as root, in one command:
+#
+#   sudo models/train/train.sh            # full run: writes models/bundle/ and models/MODEL_CARD.md
+#   sudo models/train/train.sh --smoke    # a few packages, small models, output in a temp dir (CI)
+#
+# 1. a Python venv (models/train/.venv) with the pinned requirements.txt;
+# 2. cargo build --release (the extractor and tract scorer are vigil's own);
+# 3. benign rows: fetch_debian.py (Debian packages in packages.txt, by apt-get
+#    download + dpkg-deb -x into scratch space; reserved packages refused);
+# 4. malicious rows: `vigil features --tar` over the shared corpus (read in
+#    memory, never unpacked), and the same with --mutations for augmentation;
+# 5. train.py without augmentation ("before"), the mutation suite on it, then
+#    train.py with augmentation (the shipped bundle), the mutation suite again;
+# 6. card.py writes the model card from both runs.
+#
+# Environment: VIGIL_TRAIN_DATA (default /var/cache/vigil-train: downloads and
+# feature rows, reused by later runs), VIGIL_CORPUS (default ../shared/corpus),
+# VIGIL_CONTENT (default ../shared/content: hash lists and YARA rules for the
+# whole-pipeline columns of the mutation suite; optional), VIGIL_BIN (a vigil
+# binary to use instead of building one).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+die() { echo "models/train/train.sh: $*" >&2; exit 1; }
+
+DATA=${VIGIL_TRAIN_DATA:-/var/cache/vigil-train}
+CORPUS=${VIGIL_CORPUS:-$ROOT/../shared/corpus}
+CONTENT=${VIGIL_CONTENT:-$ROOT/../shared/content}
+ARCHIVE=$CORPUS/linux-malware-train.tar.xz
+[ -r "$ARCHIVE" ] || die "no corpus archive at $ARCHIVE (set VIGIL_CORPUS)"
+[ -r "$CORPUS/manifest.csv" ] || die "no $CORPUS/manifest.csv"
+for tool in apt-get dpkg-deb python3; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+# Donors for mutations that borrow benign bytes: one for training augmentation,
+# a different one for measuring, so the measurement is not of a memorised donor.
+DONOR_TRAIN=/usr/bin/gpg
+DONOR_EVAL=/usr/bin/ssh
+for d in "$DONOR_TRAIN" "$DONOR_EVAL"; do [ -r "$d" ] || die "donor $d missing (apt-get install gpg openssh-client)"; done
+
+if [ "$SMOKE" = 1 ]; then
+    WORK=$(mktemp -d /tmp/vigil-train-smoke.XXXXXX)
+    DATA=$WORK/data
+    OUT=$WORK/bundle
+    CARD=$WORK/MODEL_CARD.md
+    FETCH_ARGS=(--limit 8)
+    TRAIN_ARGS=(--smoke)
+else
+    WORK=$DATA/run
+    OUT=$ROOT/models/bundle
+    CARD=$ROOT/models/MODEL_CARD.md
+    FETCH_ARGS=()
+    TRAIN_ARGS=()
+fi
+mkdir -p "$WORK" "$DATA"
+
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step "python venv"
+VENV=$ROOT/models/train/.venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r models/train/requirements.txt
+PY=$VENV/bin/python
+
+if [ -n "${VIGIL_BIN:-}" ]; then
+    VIGIL=$VIGIL_BIN # scripts/test.sh passes the test build's binary
+else
+    step "cargo build --release"
+    if ! command -v cargo >/dev/null && [ -d "${HOME:-/root}/.cargo/bin" ]; then export PATH="${HOME:-/root}/.cargo/bin:$PATH"; fi
+    cargo build --release --locked -p vigil
+    VIGIL=$ROOT/target/release/vigil
+fi
+
+step "benign rows from Debian packages"
+"$PY" models/train/fetch_debian.py --data "$DATA" --vigil "$VIGIL" "${FETCH_ARGS[@]}"
+
+step "malicious rows from the corpus (in memory)"
+"$VIGIL" features --tar "$ARCHIVE" --label label=1 > "$WORK/malware.csv"
+"$VIGIL" features --tar "$ARCHIVE" --label label=1 --mutations --donor "$DONOR_TRAIN" > "$WORK/malware-mutated.csv"
+
+pipeline_config() { # bundle-dir -> config file for the whole-pipeline columns
+    local cfg=$WORK/pipeline-$(basename "$1").toml
+    {
+        echo "[content]"
+        if [ -d "$CONTENT/hashes" ]; then echo "hashes = [\"$CONTENT/hashes\"]"; fi
+        if [ -d "$CONTENT/yara" ]; then echo "rules = [\"$CONTENT/yara\"]"; echo 'rules_on_error = "skip"'; fi
+        echo "model = \"$1\""
+    } > "$cfg"
+    echo "$cfg"
+}
+
+mutation_suite() { # bundle-dir report.json out.csv
+    "$PY" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["validation"]["validation_malware"]))' "$2" > "$WORK/validation-malware.txt"
+    "$VIGIL" model mutations --config "$(pipeline_config "$1")" --tar "$ARCHIVE" \
+        --donor "$DONOR_EVAL" --only "$WORK/validation-malware.txt" > "$3"
+}
+
+step "train without augmentation (before)"
+"$PY" models/train/train.py --benign "$DATA/features" --malware "$WORK/malware.csv" \
+    --manifest "$CORPUS/manifest.csv" --out "$WORK/before" --report "$WORK/before.json" \
+    --vigil "$VIGIL" --no-cv "${TRAIN_ARGS[@]}"
+step "mutation suite (before)"
+mutation_suite "$WORK/before" "$WORK/before.json" "$WORK/mutations-before.csv"
+
+step "train with augmentation (shipped)"
+"$PY" models/train/train.py --benign "$DATA/features" --malware "$WORK/malware.csv" \
+    --augment "$WORK/malware-mutated.csv" --manifest "$CORPUS/manifest.csv" \
+    --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" "${TRAIN_ARGS[@]}"
+step "mutation suite (after)"
+mutation_suite "$OUT" "$WORK/after.json" "$WORK/mutations-after.csv"
+
+step "model card"
+"$PY" models/train/card.py --before "$WORK/before.json" --after "$WORK/after.json" \
+    --mutations-before "$WORK/mutations-before.csv" --mutations-after "$WORK/mutations-after.csv" \
+    --manifest "$CORPUS/manifest.csv" --out "$CARD"
+cp "$WORK/after.json" "$(dirname "$CARD")/$( [ "$SMOKE" = 1 ] && echo report.json || echo model-report.json)"
+echo
+echo "bundle: $OUT"
+echo "card:   $CARD"
+if [ "$SMOKE" = 1 ]; then
+    "$VIGIL" model info --bundle "$OUT"
+    rm -rf "$WORK"
+fi

@@ -1,0 +1,207 @@
+//! The model stage: the built-in bundle is the default and scores ELF files in
+//! `vigil scan` and in the daemon; its verdict is driven by the threshold
+//! (`decision.model_threshold`); a bad bundle is a clear error.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fixture::*;
+
+fn vigil(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "5", "120", VIGIL])
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn vigil");
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(data).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait vigil")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The built-in classifier's score for `file`, through `vigil features` and
+/// `vigil model score` (tract), as the daemon computes it.
+fn classifier_score(file: &Path) -> f64 {
+    let rows = vigil(&["features", &file.to_string_lossy()], None);
+    assert!(rows.status.success(), "vigil features: {}", show(&rows));
+    let scored = vigil(&["model", "score", "-"], Some(&rows.stdout));
+    assert!(
+        scored.status.success(),
+        "vigil model score: {}",
+        show(&scored)
+    );
+    let text = String::from_utf8_lossy(&scored.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = header
+        .iter()
+        .position(|c| *c == "elf-mlp")
+        .unwrap_or_else(|| panic!("no elf-mlp column: {text}"));
+    let row: Vec<&str> = lines.next().expect("one row").split(',').collect();
+    row[col].parse().expect("score")
+}
+
+#[test]
+fn scan_runs_the_builtin_model_by_default() {
+    let dir = TempDir::new("model-scan");
+    let bin = dir.join("tool");
+    write_marker_binary(&bin, "model-scan");
+    // A config that does not mention the model: the built-in bundle is the default.
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(&cfg, "[decision]\nmode = \"enforce\"\n").expect("write config");
+    let out = vigil(
+        &[
+            "scan",
+            "--explain",
+            "--json",
+            "--config",
+            &cfg.to_string_lossy(),
+            &bin.to_string_lossy(),
+        ],
+        None,
+    );
+    let line: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .next()
+            .expect("one JSON line"),
+    )
+    .unwrap_or_else(|e| panic!("not JSON ({e}): {}", show(&out)));
+    let reasons = line
+        .pointer("/reasons")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let model = reasons
+        .iter()
+        .find(|r| jstr(r, "/stage") == "model")
+        .unwrap_or_else(|| panic!("no model finding under --explain: {}", show(&out)));
+    assert_eq!(jstr(model, "/id"), "model.elf-mlp", "{}", show(&out));
+    assert!(
+        jstr(model, "/detail").starts_with("score "),
+        "{}",
+        show(&out)
+    );
+
+    let info = vigil(&["model", "info"], None);
+    assert!(info.status.success(), "{}", show(&info));
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("elf-mlp") && text.contains("classifier"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_tampered_bundle_is_refused_with_its_name() {
+    let dir = TempDir::new("model-bad");
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).expect("mkdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundle");
+    for f in ["manifest.json", "elf-mlp.onnx", "elf-anomaly.onnx"] {
+        std::fs::copy(src.join(f), bundle.join(f)).expect("copy bundle file");
+    }
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        format!("[content]\nmodel = \"{}\"\n", bundle.display()),
+    )
+    .expect("write config");
+    let ok = vigil(&["check-config", "--config", &cfg.to_string_lossy()], None);
+    assert!(ok.status.success(), "{}", show(&ok));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("elf-mlp"),
+        "{}",
+        show(&ok)
+    );
+
+    let onnx = bundle.join("elf-mlp.onnx");
+    let mut bytes = std::fs::read(&onnx).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&onnx, bytes).expect("write");
+    let bad = vigil(&["check-config", "--config", &cfg.to_string_lossy()], None);
+    assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(&bundle.display().to_string()) && err.contains("SHA-256"),
+        "{}",
+        show(&bad)
+    );
+}
+
+#[test]
+fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
+    if skip_unless_root("daemon_denies_an_exec_when_the_model_score_reaches_the_threshold") {
+        return;
+    }
+    let sb = Sandbox::new("model-exec");
+    let bin = sb.mnt("tool");
+    let sha = write_marker_binary(&bin, "model-exec");
+    let score = classifier_score(&bin);
+    assert!(score > 0.0 && score < 1.0, "score {score}");
+
+    // Threshold just above the score: allowed, no finding.
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "none".into();
+    cfg.model = "builtin".into();
+    cfg.model_threshold = Some(((score + 1.0) / 2.0).min(1.0));
+    {
+        let d = sb.start(&cfg);
+        assert_ran(
+            &run(&bin),
+            &format!("exec below the model threshold{}", d.context()),
+        );
+        assert_no_action(&d, "blocked", "score below the threshold");
+    }
+
+    // Threshold at half the score: the model alone denies the exec.
+    let sb = Sandbox::new("model-exec-deny");
+    let bin = sb.mnt("tool");
+    assert_eq!(write_marker_binary(&bin, "model-exec"), sha);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "none".into();
+    cfg.model = "builtin".into();
+    cfg.model_threshold = Some(score / 2.0);
+    let d = sb.start(&cfg);
+    assert_denied(
+        &run(&bin),
+        &format!("exec above the model threshold{}", d.context()),
+    );
+    let ev = d.wait_event("blocked exec", Duration::from_secs(10), |v| {
+        is_event(v, "blocked", "tool")
+    });
+    let reasons = ev
+        .pointer("/vigil/reasons")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| jstr(r, "/stage") == "model" && jstr(r, "/id") == "model.elf-mlp"),
+        "no model reason in {ev}{}",
+        d.context()
+    );
+}
