@@ -56,6 +56,12 @@ pub const MAX_RULE_TIMEOUT_MS: u64 = 60_000;
 pub const MAX_WEIGHT: f64 = 100.0;
 /// Default control socket path.
 pub const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
+/// Default `quarantine.dir`.
+pub const DEFAULT_QUARANTINE_DIR: &str = "/var/lib/vigil/quarantine";
+/// Default `quarantine.max_total_size`: 1 GiB of stored content.
+pub const DEFAULT_QUARANTINE_MAX_TOTAL_SIZE: u64 = 1024 * 1024 * 1024;
+/// Default `quarantine.max_age_days`.
+pub const DEFAULT_QUARANTINE_MAX_AGE_DAYS: u64 = 90;
 /// Default `log.level` tracing filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Name of the drop-in directory next to the main config file.
@@ -79,6 +85,8 @@ pub struct Config {
     pub heuristics: HeuristicsConfig,
     /// Daemon plumbing.
     pub daemon: Daemon,
+    /// The quarantine store and its retention.
+    pub quarantine: Quarantine,
     /// Event log and tracing.
     pub log: Log,
     /// What is never scanned.
@@ -233,6 +241,9 @@ pub enum VerdictAction {
     Deny,
     /// Allow it (the verdict is still logged).
     Allow,
+    /// Deny it, then (after the kernel was answered) move the file into the
+    /// quarantine store.
+    Quarantine,
 }
 
 impl VerdictAction {
@@ -241,6 +252,7 @@ impl VerdictAction {
         match self {
             VerdictAction::Deny => "deny",
             VerdictAction::Allow => "allow",
+            VerdictAction::Quarantine => "quarantine",
         }
     }
 }
@@ -391,6 +403,29 @@ impl Default for Daemon {
     fn default() -> Daemon {
         Daemon {
             socket: PathBuf::from(DEFAULT_SOCKET),
+        }
+    }
+}
+
+/// The `[quarantine]` table: where quarantined files are kept and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quarantine {
+    /// The store directory (created 0700, root); absolute.
+    pub dir: PathBuf,
+    /// Oldest items are deleted while the stored content exceeds this many bytes;
+    /// 0 = no size limit.
+    pub max_total_size: u64,
+    /// Items older than this many days are deleted; 0 = kept until deleted.
+    pub max_age_days: u64,
+}
+
+impl Default for Quarantine {
+    fn default() -> Quarantine {
+        Quarantine {
+            dir: PathBuf::from(DEFAULT_QUARANTINE_DIR),
+            max_total_size: DEFAULT_QUARANTINE_MAX_TOTAL_SIZE,
+            max_age_days: DEFAULT_QUARANTINE_MAX_AGE_DAYS,
         }
     }
 }
@@ -588,7 +623,11 @@ mod tests {
             let text = format!("decision.on_timeout = \"{}\"", fail.as_str());
             assert_eq!(parse(&text).unwrap().decision.on_timeout, fail);
         }
-        for action in [VerdictAction::Deny, VerdictAction::Allow] {
+        for action in [
+            VerdictAction::Deny,
+            VerdictAction::Allow,
+            VerdictAction::Quarantine,
+        ] {
             let text = format!("decision.on_suspicious = \"{}\"", action.as_str());
             assert_eq!(parse(&text).unwrap().decision.on_suspicious, action);
         }
@@ -711,7 +750,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, log, exclude)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude)",
             ),
             (
                 "[scan.deep]\nx = 1\n",
@@ -780,8 +819,8 @@ processes = ["/usr/bin/backup"]
                 "/etc/vigil/vigil.toml:2: `decision.mode`: expected one of \"enforce\", \"audit\", found \"enforcing\"",
             ),
             (
-                "decision.on_malicious = \"quarantine\"\n",
-                "/etc/vigil/vigil.toml:1: `decision.on_malicious`: expected one of \"deny\", \"allow\", found \"quarantine\"",
+                "decision.on_malicious = \"delete\"\n",
+                "/etc/vigil/vigil.toml:1: `decision.on_malicious`: expected one of \"deny\", \"allow\", \"quarantine\", found \"delete\"",
             ),
             (
                 "content.rules_on_error = \"warn\"\n",

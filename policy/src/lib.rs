@@ -79,8 +79,8 @@ pub mod rules;
 pub mod verdict;
 
 pub use config::{
-    Config, DecisionConfig, EventSink, FailMode, Mode, RuleErrorPolicy, ScanOnOpen, VerdictAction,
-    WatchPath, Weights,
+    Config, DecisionConfig, EventSink, FailMode, Mode, Quarantine, RuleErrorPolicy, ScanOnOpen,
+    VerdictAction, WatchPath, Weights,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;

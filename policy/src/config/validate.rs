@@ -133,6 +133,10 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         "daemon.socket",
         [config.daemon.socket.as_path()].into_iter(),
     )?;
+    absolute_all(
+        "quarantine.dir",
+        [config.quarantine.dir.as_path()].into_iter(),
+    )?;
 
     match &config.log.events {
         EventSink::File(path) if !path.is_absolute() => {
@@ -194,7 +198,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 17] = [
+        let cases: [(Edit, &str, Option<usize>); 18] = [
             (
                 |c| c.decision.malicious_score = 0,
                 "decision.malicious_score",
@@ -254,6 +258,11 @@ mod tests {
                 Some(0),
             ),
             (|c| c.log.level = String::new(), "log.level", None),
+            (
+                |c| c.quarantine.dir = "quarantine".into(),
+                "quarantine.dir",
+                Some(0),
+            ),
             (
                 |c| c.exclude.paths = vec!["/a".into(), "{".into()],
                 "exclude.paths",
