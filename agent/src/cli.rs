@@ -102,11 +102,66 @@ pub enum Cmd {
         /// Files or directories (recursive).
         paths: Vec<PathBuf>,
     },
+    /// List, show, restore or delete quarantined files (through the daemon).
+    ///
+    /// Anyone may list and show the items whose file they owned; root sees all, and
+    /// only root may restore or delete. Exit status 1 when the daemon refused.
+    Quarantine {
+        /// Configuration file, to find the control socket.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: QuarantineCmd,
+    },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+/// `vigil quarantine` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCmd {
+    /// List the items, oldest first.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item's record (JSON).
+    Show {
+        /// The item id (from `list`).
+        id: String,
+    },
+    /// Put an item back with its original owner, mode and times, then drop it from
+    /// the store.
+    ///
+    /// The file is never written over an existing one unless --overwrite. A file
+    /// whose SHA-256 is still on a known-bad list needs --force (and will be denied,
+    /// and quarantined again, on its next use unless an exclusion covers it).
+    Restore {
+        /// The item id.
+        id: String,
+        /// Restore to this path instead of the original one.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Restore even if the hash is still known-bad.
+        #[arg(long)]
+        force: bool,
+        /// Replace an existing file at the target path.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Delete an item for good.
+    Delete {
+        /// The item id.
+        id: String,
     },
 }
 
@@ -182,6 +237,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Cmd::Quarantine {
+            config,
+            socket,
+            action,
+        } => quarantine(config, socket, action),
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
@@ -194,6 +254,129 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 fn warn_skipped_rules(generation: &Generation) {
     for w in &generation.rule_warnings {
         eprintln!("vigil: warning: rule file skipped: {w}");
+    }
+}
+
+fn quarantine(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    action: QuarantineCmd,
+) -> anyhow::Result<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let base = |cmd: &str, id: Option<String>| control::Request {
+        v: control::PROTOCOL_VERSION,
+        cmd: cmd.to_owned(),
+        id,
+        ..control::Request::default()
+    };
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    match action {
+        QuarantineCmd::List { json } => {
+            send(config, socket, base("quarantine-list", None), |reply| {
+                let items = reply.get("items").cloned().unwrap_or_default();
+                if json {
+                    println!("{}", pretty(&items));
+                    return;
+                }
+                let items = items.as_array().cloned().unwrap_or_default();
+                println!(
+                    "{:<16}  {:<20}  {:>10}  {:<10}  PATH",
+                    "ID", "WHEN", "SIZE", "VERDICT"
+                );
+                for item in &items {
+                    let s = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                    let size = item.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+                    println!(
+                        "{:<16}  {:<20}  {size:>10}  {:<10}  {}",
+                        s("id"),
+                        s("quarantined_at"),
+                        s("verdict"),
+                        s("path").escape_debug()
+                    );
+                }
+            })
+        }
+        QuarantineCmd::Show { id } => {
+            send(config, socket, base("quarantine-show", Some(id)), |reply| {
+                println!(
+                    "{}",
+                    pretty(&reply.get("item").cloned().unwrap_or_default())
+                );
+            })
+        }
+        QuarantineCmd::Restore {
+            id,
+            to,
+            force,
+            overwrite,
+        } => {
+            let to_hex = match to {
+                Some(p) => {
+                    let p = if p.is_absolute() {
+                        p
+                    } else {
+                        std::env::current_dir()
+                            .context("resolving --to against the working directory")?
+                            .join(p)
+                    };
+                    Some(hex::encode(p.as_os_str().as_bytes()))
+                }
+                None => None,
+            };
+            let request = control::Request {
+                to_hex,
+                force,
+                overwrite,
+                ..base("quarantine-restore", Some(id))
+            };
+            send(config, socket, request, |reply| {
+                let path = reply.get("restored").and_then(|v| v.as_str()).unwrap_or("");
+                println!("restored: {path}");
+            })
+        }
+        QuarantineCmd::Delete { id } => send(
+            config,
+            socket,
+            base("quarantine-delete", Some(id)),
+            |reply| {
+                let id = reply.get("deleted").and_then(|v| v.as_str()).unwrap_or("");
+                println!("deleted: {id}");
+            },
+        ),
+    }
+}
+
+fn socket_path(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match socket {
+        Some(s) => s,
+        None => {
+            load_config(config.as_deref())
+                .context("finding the control socket")?
+                .0
+                .daemon
+                .socket
+        }
+    })
+}
+
+fn send(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    request: control::Request,
+    on_ok: impl FnOnce(&serde_json::Value),
+) -> anyhow::Result<u8> {
+    let socket = socket_path(config, socket)?;
+    let reply = control::call_with(&socket, &request)?;
+    if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+        on_ok(&reply);
+        Ok(0)
+    } else {
+        let error = reply
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("unknown error");
+        eprintln!("vigil {}: rejected: {error}", request.cmd.replace('-', " "));
+        Ok(1)
     }
 }
 

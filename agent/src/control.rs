@@ -10,9 +10,18 @@
 //! → {"v":1,"cmd":"reload"}
 //! ← {"v":1,"ok":true,"generation":2,"summary":"generation 2 mode=enforce …"}
 //! ← {"v":1,"ok":false,"error":"/etc/vigil/vigil.toml:3: unknown key …"}
+//! → {"v":1,"cmd":"quarantine-restore","id":"0123456789abcdef","force":true}
 //! ```
+//!
+//! Commands: `status` and `quarantine-list`/`quarantine-show` (anyone; a non-root
+//! caller sees only items whose file it owned), `reload`, `quarantine-restore` and
+//! `quarantine-delete` (root only). Optional request fields: `id`, `to_hex` (a
+//! restore target path's bytes in hex: paths need not be UTF-8), `force`,
+//! `overwrite`. Unknown fields are ignored, so newer clients can talk to this
+//! daemon as long as they only use what it knows.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
@@ -32,21 +41,35 @@ const MAX_REQUEST: u64 = 64 * 1024;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A request line.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Request {
     /// Protocol version.
     pub v: u32,
-    /// `reload` or `status`.
+    /// The command (see the module doc).
     pub cmd: String,
+    /// A quarantine item id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A restore target, the path's bytes in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_hex: Option<String>,
+    /// Restore a still known-bad file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// Let a restore replace an existing file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
 }
 
 /// What the main loop is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
     /// Re-read configuration and content (root only).
     Reload,
     /// Report state and counters (anyone).
     Status,
+    /// A quarantine store request (authorization already checked).
+    Quarantine(crate::quarantine::Request),
 }
 
 /// A command with the channel for its reply.
@@ -140,24 +163,67 @@ async fn answer(line: &str, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Val
             request.v
         ));
     }
-    let command = match request.cmd.as_str() {
-        "reload" => Command::Reload,
-        "status" => Command::Status,
-        other => {
-            return failure(&format!(
-                "unknown command `{other}` (expected reload or status)"
-            ));
-        }
+    let command = match command(request, uid) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
-    if command == Command::Reload && uid != Some(0) {
-        return failure("permission denied: only root may reload the daemon");
-    }
     let (tx, rx) = oneshot::channel();
     if calls.send(Call { command, reply: tx }).await.is_err() {
         return failure("the daemon is shutting down");
     }
     rx.await
         .unwrap_or_else(|_| failure("the daemon dropped the request"))
+}
+
+/// Parses a request into a command, deciding who may do what: changes need uid 0;
+/// a non-root caller's listings are restricted to its own files.
+fn command(request: Request, uid: Option<u32>) -> Result<Command, Value> {
+    use crate::quarantine::Request as Q;
+    let root = uid == Some(0);
+    let need_root = |what: &str| failure(&format!("permission denied: only root may {what}"));
+    let id = |r: &Request| {
+        r.id.clone()
+            .ok_or_else(|| failure(&format!("`{}` needs an `id`", r.cmd)))
+    };
+    // Unknown callers (no SO_PEERCRED) see nothing that is not theirs.
+    let own = if root {
+        None
+    } else {
+        Some(uid.unwrap_or(u32::MAX))
+    };
+    Ok(match request.cmd.as_str() {
+        "reload" if !root => return Err(need_root("reload the daemon")),
+        "reload" => Command::Reload,
+        "status" => Command::Status,
+        "quarantine-list" => Command::Quarantine(Q::List { uid: own }),
+        "quarantine-show" => Command::Quarantine(Q::Show {
+            id: id(&request)?,
+            uid: own,
+        }),
+        "quarantine-restore" if !root => return Err(need_root("restore quarantined files")),
+        "quarantine-restore" => {
+            let to = match &request.to_hex {
+                None => None,
+                Some(h) => Some(std::ffi::OsString::from_vec(
+                    hex::decode(h).map_err(|e| failure(&format!("bad `to_hex`: {e}")))?,
+                )),
+            };
+            Command::Quarantine(Q::Restore {
+                id: id(&request)?,
+                to,
+                force: request.force,
+                overwrite: request.overwrite,
+            })
+        }
+        "quarantine-delete" if !root => return Err(need_root("delete quarantined files")),
+        "quarantine-delete" => Command::Quarantine(Q::Delete { id: id(&request)? }),
+        other => {
+            return Err(failure(&format!(
+                "unknown command `{other}` (expected status, reload, quarantine-list, \
+                 quarantine-show, quarantine-restore or quarantine-delete)"
+            )));
+        }
+    })
 }
 
 /// A failure reply.
@@ -170,6 +236,21 @@ pub fn failure(message: &str) -> Value {
 /// # Errors
 /// When the daemon cannot be reached or replies with something unparsable.
 pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
+    call_with(
+        socket,
+        &Request {
+            v: PROTOCOL_VERSION,
+            cmd: cmd.to_string(),
+            ..Request::default()
+        },
+    )
+}
+
+/// Client side: sends `request` to the daemon at `socket` and returns its reply.
+///
+/// # Errors
+/// When the daemon cannot be reached or replies with something unparsable.
+pub fn call_with(socket: &Path, request: &Request) -> anyhow::Result<Value> {
     use anyhow::Context as _;
     let mut stream = StdUnixStream::connect(socket).with_context(|| {
         format!(
@@ -178,10 +259,7 @@ pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
         )
     })?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut req = serde_json::to_string(&Request {
-        v: PROTOCOL_VERSION,
-        cmd: cmd.to_string(),
-    })?;
+    let mut req = serde_json::to_string(request)?;
     req.push('\n');
     stream.write_all(req.as_bytes())?;
     let mut line = String::new();

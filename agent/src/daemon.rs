@@ -29,6 +29,7 @@ use crate::logging;
 use crate::marks::Marks;
 use crate::notify::notify;
 use crate::pool::{Context, IgnoreSupport, Pool};
+use crate::quarantine::Quarantiner;
 use crate::reader::Reader;
 use crate::respond::Deadlines;
 use crate::stats::Stats;
@@ -84,13 +85,17 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&stats),
     )
     .context("starting the deadline thread")?;
+    let (quarantiner, quarantine_thread) =
+        Quarantiner::start(Arc::clone(&generation), events.clone(), Arc::clone(&stats))
+            .context("starting the quarantine thread")?;
     let ctx = Arc::new(Context {
         group: group.clone(),
         generation: Arc::clone(&generation),
         cache: Arc::clone(&cache),
         stats: Arc::clone(&stats),
-        events,
+        events: events.clone(),
         ignore: IgnoreSupport::default(),
+        quarantine: quarantiner.clone(),
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
@@ -138,13 +143,13 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
             _ = sighup.recv() => {
-                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, config_path.as_deref()).await {
+                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
                 }
             }
             Some(call) = calls.recv() => {
                 let reply = match call.command {
-                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, config_path.as_deref()).await {
+                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
                         Ok(g) => json!({"v": PROTOCOL_VERSION, "ok": true, "generation": g.id, "summary": g.summary()}),
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected; the running configuration stays");
@@ -152,6 +157,15 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
+                    Command::Quarantine(request) => {
+                        // Store I/O (a restore copies a whole file) runs on the
+                        // quarantine thread; the main loop does not wait for it.
+                        let q = quarantiner.clone();
+                        tokio::spawn(async move {
+                            let _ = call.reply.send(q.request(request).await);
+                        });
+                        continue;
+                    }
                 };
                 let _ = call.reply.send(reply);
             }
@@ -182,6 +196,14 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     drop(reader);
     drop(pool.close()); // stuck workers are not waited for: exit ends them
     drop(ctx);
+    // A move in progress finishes (it is crash-safe at every step anyway); queued
+    // ones are dropped with the channel. Bounded like the event log below.
+    drop(quarantiner);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !quarantine_thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(events);
     if let Some(t) = events_thread {
         // The writer ends once every EventLog clone is gone; workers may still hold
         // one, so bound the wait.
@@ -203,6 +225,7 @@ async fn reload(
     marks: &mut Marks,
     cache: &VerdictCache,
     stats: &Stats,
+    events: &EventLog,
     config_path: Option<&Path>,
 ) -> anyhow::Result<Arc<Generation>> {
     notify("RELOADING=1");
@@ -235,11 +258,17 @@ async fn reload(
     match &result {
         Ok(g) => {
             Stats::bump(&stats.reloads);
+            events.emit_json(config_event(g, "success", None));
             tracing::info!(summary = %g.summary(), load_ms = g.load_ms as u64, "reloaded");
             notify(&format!("READY=1\nSTATUS={}", g.summary()));
         }
-        Err(_) => {
+        Err(e) => {
             Stats::bump(&stats.reloads_rejected);
+            events.emit_json(config_event(
+                &generation.load(),
+                "failure",
+                Some(&format!("{e:#}")),
+            ));
             notify(&format!(
                 "READY=1\nSTATUS={} (last reload rejected)",
                 generation.load().summary()
@@ -247,6 +276,21 @@ async fn reload(
         }
     }
     result
+}
+
+/// The event line of a reload: `event.action = "config-change"`.
+fn config_event(g: &Generation, outcome: &str, error: Option<&str>) -> Value {
+    json!({
+        "@timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "event": {"kind": "event", "category": ["configuration"], "action": "config-change", "outcome": outcome},
+        "error": error.map(|m| json!({"message": m})),
+        "vigil": {
+            "generation": g.id,
+            "mode": mode_str(g.config.decision.mode),
+            "config": g.config_path.as_ref().map(|p| p.display().to_string()),
+            "hashes": g.hashes.len(),
+        },
+    })
 }
 
 fn status(

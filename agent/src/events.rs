@@ -1,4 +1,5 @@
-//! The JSON-lines event log: one line per detection and per deadline expiry.
+//! The JSON-lines event log: one line per detection, deadline expiry, quarantine,
+//! restore and configuration change.
 //!
 //! Owns the writer thread and its bounded queue. Workers hand over an owned
 //! [`EventRecord`] *after* answering the kernel; when the queue is full the record is
@@ -122,10 +123,27 @@ impl EventRecord {
     }
 }
 
+/// One queued line: a detection record (serialized on the writer thread) or a
+/// ready-made value (quarantine, restore, configuration change).
+#[derive(Debug)]
+enum Line {
+    Detection(Box<EventRecord>),
+    Value(serde_json::Value),
+}
+
+impl Line {
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            Line::Detection(r) => r.to_json(),
+            Line::Value(v) => v,
+        }
+    }
+}
+
 /// The sending side of the event log; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
-    tx: Option<Sender<EventRecord>>,
+    tx: Option<Sender<Line>>,
     stats: Arc<Stats>,
 }
 
@@ -160,8 +178,18 @@ impl EventLog {
 
     /// Queues a record; drops and counts it when the writer is behind.
     pub fn emit(&self, record: EventRecord) {
+        self.send(Line::Detection(Box::new(record)));
+    }
+
+    /// Queues a ready-made line (quarantine, restore, configuration change); drops
+    /// and counts it when the writer is behind.
+    pub fn emit_json(&self, value: serde_json::Value) {
+        self.send(Line::Value(value));
+    }
+
+    fn send(&self, line: Line) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(record) {
+        match tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 Stats::bump(&self.stats.events_dropped);
@@ -170,12 +198,12 @@ impl EventLog {
     }
 }
 
-fn write_loop(rx: &Receiver<EventRecord>, mut out: BufWriter<Box<dyn Write + Send>>) {
+fn write_loop(rx: &Receiver<Line>, mut out: BufWriter<Box<dyn Write + Send>>) {
     while let Ok(record) = rx.recv() {
         let mut batch = Some(record);
         // Write what is queued, then flush once, so a burst costs one write(2).
         while let Some(rec) = batch.take().or_else(|| rx.try_recv().ok()) {
-            if serde_json::to_writer(&mut out, &rec.to_json()).is_err()
+            if serde_json::to_writer(&mut out, &rec.into_json()).is_err()
                 || out.write_all(b"\n").is_err()
             {
                 crate::warn_limited!("event log write failed; record lost");

@@ -29,6 +29,7 @@ pub mod marks;
 pub mod mountinfo;
 pub mod notify;
 pub mod pool;
+pub mod quarantine;
 pub mod ratelimit;
 pub mod reader;
 pub mod respond;

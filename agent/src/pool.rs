@@ -27,6 +27,7 @@ use crate::cache::{Cached, FileKey, Lookup, VerdictCache};
 use crate::events::{EventAction, EventLog, EventRecord};
 use crate::fanotify::{Group, IgnoreStyle};
 use crate::generation::{Generation, mode_str};
+use crate::quarantine::{Detected, Quarantiner};
 use crate::respond::{AccessKind, AnsweredBy, Pending};
 use crate::scan::{Depth, Scanner, read_prefix};
 use crate::stats::Stats;
@@ -45,6 +46,8 @@ pub struct Context {
     pub events: EventLog,
     /// Which ignore-mark flavour works here (see [`IgnoreSupport`]).
     pub ignore: IgnoreSupport,
+    /// Where files whose decision says quarantine go, after the answer.
+    pub quarantine: Quarantiner,
 }
 
 /// The bounded pool. Dropping the last sender (via [`Pool::close`]) stops the
@@ -316,6 +319,26 @@ fn handle(
         ctx.ignore.add_current(ctx, generation, fd, mask);
     }
     let late = pending.answered_by() == AnsweredBy::Deadline;
+    // Quarantine once per scan (cache hits of a file already handed over add
+    // nothing), off the hot path: the quarantine thread does the I/O.
+    if fresh
+        && cached.decision.quarantine()
+        && let Some((Some(path), executable)) = &who
+    {
+        ctx.quarantine.submit(Detected {
+            path: path.clone(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            sha256: cached.sha256,
+            verdict: cached.decision.verdict.as_str().to_owned(),
+            reasons: serde_json::to_value(&cached.decision.reasons).unwrap_or_default(),
+            generation: generation.id,
+            pid,
+            executable: executable
+                .as_ref()
+                .map(|e| e.to_string_lossy().into_owned()),
+        });
+    }
     let action = if late {
         EventAction::Deadline
     } else if clean {

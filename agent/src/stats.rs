@@ -67,6 +67,14 @@ counters! {
     reloads,
     /// Reloads rejected (the running generation stayed).
     reloads_rejected,
+    /// Files moved into the quarantine store.
+    quarantined,
+    /// Quarantines that failed or were refused (the file stays in place, denied).
+    quarantine_failed,
+    /// Quarantine jobs dropped because the quarantine queue was full.
+    quarantine_dropped,
+    /// Items restored from quarantine.
+    restored,
 }
 
 impl Stats {

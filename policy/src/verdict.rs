@@ -230,9 +230,7 @@ impl Decision {
         };
         match (self.basis.mode, wanted) {
             (Mode::Enforce, VerdictAction::Quarantine) => true,
-            (Mode::Enforce, VerdictAction::Deny | VerdictAction::Allow) | (Mode::Audit, _) => {
-                false
-            }
+            (Mode::Enforce, VerdictAction::Deny | VerdictAction::Allow) | (Mode::Audit, _) => false,
         }
     }
 
@@ -488,9 +486,23 @@ mod tests {
             (Mode::Enforce, Quarantine, Allow, 100, Action::Deny, true),
             (Mode::Enforce, Quarantine, Allow, 50, Action::Allow, false),
             (Mode::Enforce, Deny, Quarantine, 50, Action::Deny, true),
-            (Mode::Enforce, Quarantine, Quarantine, 0, Action::Allow, false),
+            (
+                Mode::Enforce,
+                Quarantine,
+                Quarantine,
+                0,
+                Action::Allow,
+                false,
+            ),
             (Mode::Enforce, Deny, Allow, 100, Action::Deny, false),
-            (Mode::Audit, Quarantine, Quarantine, 100, Action::Allow, false),
+            (
+                Mode::Audit,
+                Quarantine,
+                Quarantine,
+                100,
+                Action::Allow,
+                false,
+            ),
         ];
         for &(mode, on_malicious, on_suspicious, score, action, quarantine) in cases {
             let config = DecisionConfig {

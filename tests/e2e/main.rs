@@ -19,6 +19,7 @@ mod deadline;
 mod detection;
 mod hot_path;
 mod overflow;
+mod quarantine;
 mod reload;
 mod rescan;
 mod scan_cli;
