@@ -166,16 +166,15 @@ impl Keeper {
     /// The open store for the current `quarantine.dir`, opening it if needed.
     fn store(&mut self) -> Result<&Store, QuarantineError> {
         let dir = self.generation.load().config.quarantine.dir.clone();
-        if self.store.as_ref().is_none_or(|s| s.dir() != dir) {
-            self.store = None;
-            let store = Store::open(&dir)?;
-            tracing::info!(dir = %dir.display(), "quarantine store open");
-            self.store = Some(store);
-            self.prune();
-        }
-        self.store
-            .as_ref()
-            .ok_or_else(|| QuarantineError::NoSuchItem("(store not open)".to_owned()))
+        let store = match self.store.take() {
+            Some(s) if s.dir() == dir => s,
+            _ => {
+                let s = Store::open(&dir)?;
+                tracing::info!(dir = %dir.display(), "quarantine store open");
+                s
+            }
+        };
+        Ok(self.store.insert(store))
     }
 
     fn prune(&mut self) {

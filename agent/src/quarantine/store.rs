@@ -730,3 +730,137 @@ fn fault(point: &str) {
 
 #[cfg(not(debug_assertions))]
 fn fault(_: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
+
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("vigil-qstore-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("files")).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn detected(path: &Path, sha256: Option<[u8; 32]>) -> Detected {
+        let md = std::fs::metadata(path).unwrap();
+        Detected {
+            path: path.to_path_buf(),
+            dev: md.dev(),
+            ino: md.ino(),
+            sha256,
+            verdict: "malicious".into(),
+            reasons: serde_json::json!([]),
+            generation: 1,
+            pid: 1,
+            executable: None,
+        }
+    }
+
+    #[test]
+    fn quarantine_then_restore_round_trips() {
+        let s = Scratch::new("roundtrip");
+        let store = Store::open(&s.0.join("store")).unwrap();
+        let file = s.0.join("files/sample");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&file, &data).unwrap();
+        let sha: [u8; 32] = Sha256::digest(&data).into();
+        let record = store.quarantine(&detected(&file, Some(sha))).unwrap();
+        assert!(!file.exists());
+        assert_eq!(record.sha256, hex::encode(sha));
+        let stored = std::fs::read(s.0.join(format!("store/{}.bin", record.id))).unwrap();
+        assert_eq!(stored.len(), data.len());
+        assert_ne!(stored, data);
+        assert_eq!(store.list().unwrap(), vec![record.clone()]);
+        let (_, target) = store.restore(&record.id, None, false).unwrap();
+        assert_eq!(target, file.as_os_str());
+        assert_eq!(std::fs::read(&file).unwrap(), data);
+        assert!(store.list().unwrap().is_empty());
+        assert!(matches!(
+            store.restore(&record.id, None, false),
+            Err(QuarantineError::NoSuchItem(_))
+        ));
+    }
+
+    #[test]
+    fn a_changed_or_replaced_file_is_left_alone() {
+        let s = Scratch::new("changed");
+        let store = Store::open(&s.0.join("store")).unwrap();
+        let file = s.0.join("files/sample");
+        std::fs::write(&file, b"now").unwrap();
+        let d = detected(&file, Some([0; 32]));
+        assert!(matches!(
+            store.quarantine(&d),
+            Err(QuarantineError::Changed(_))
+        ));
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, b"now").unwrap(); // same name, another inode
+        let mut other = detected(&file, None);
+        other.ino = other.ino.wrapping_add(1);
+        assert!(matches!(
+            store.quarantine(&other),
+            Err(QuarantineError::NotSameFile(_))
+        ));
+        assert!(file.exists());
+        assert!(store.list().unwrap().is_empty());
+        assert!(store.names().unwrap().is_empty(), "{:?}", store.names());
+    }
+
+    #[test]
+    fn prune_by_age_then_size_and_recover_orphans() {
+        let s = Scratch::new("prune");
+        let dir = s.0.join("store");
+        let store = Store::open(&dir).unwrap();
+        let mut ids = Vec::new();
+        for (i, len) in [100usize, 200, 300].into_iter().enumerate() {
+            let file = s.0.join(format!("files/f{i}"));
+            std::fs::write(&file, vec![i as u8; len]).unwrap();
+            ids.push(store.quarantine(&detected(&file, None)).unwrap().id);
+            std::thread::sleep(Duration::from_millis(1100)); // distinct seconds
+        }
+        let now = SystemTime::now();
+        // Nothing is older than a day, 600 bytes fit in 1000.
+        assert!(store.prune(1000, 1, now).unwrap().is_empty());
+        // Over 450 bytes: the oldest go first until it fits.
+        assert_eq!(store.prune(450, 0, now).unwrap(), ids[..2].to_vec());
+        // Two days later everything is too old.
+        let later = now + Duration::from_secs(2 * 86_400);
+        assert_eq!(store.prune(0, 1, later).unwrap(), ids[2..].to_vec());
+
+        std::fs::write(dir.join("0123456789abcdef.bin"), b"orphan").unwrap();
+        std::fs::write(dir.join("0123456789abcdef.json.tmp"), b"{").unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        assert!(store.names().unwrap().is_empty(), "{:?}", store.names());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        for bad in [
+            "",
+            "../x",
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "0123456789abcdefg",
+        ] {
+            assert!(
+                matches!(check_id(bad), Err(QuarantineError::BadId(_))),
+                "{bad}"
+            );
+        }
+        assert!(check_id("0123456789abcdef").is_ok());
+    }
+}
