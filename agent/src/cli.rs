@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::eval_cmd::Label;
 use crate::generation::{Generation, load_config};
-use crate::{control, daemon, eval_cmd, features_cmd, scan_cmd};
+use crate::{control, daemon, eval_cmd, features_cmd, notifier, scan_cmd};
 
 /// vigil — on-access anti-malware for Linux.
 #[derive(Debug, Parser)]
@@ -66,6 +66,22 @@ pub enum Cmd {
         /// Control socket [default: daemon.socket from the configuration].
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// One compact JSON line instead of indented JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the running daemon's counters, queue depth and per-stage latency
+    /// percentiles (hash, rules, heuristics, model, total).
+    Stats {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Count detections and false positives per stage over labelled sets.
     ///
@@ -101,6 +117,29 @@ pub enum Cmd {
         all_files: bool,
         /// Files or directories (recursive).
         paths: Vec<PathBuf>,
+    },
+    /// Print alerts live as the daemon sends them: every alert for root, otherwise
+    /// those about your files or your processes.
+    Alerts {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// One JSON event line per alert instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show alerts as desktop notifications (run per user, e.g. as a systemd user
+    /// service); reconnects when the daemon restarts.
+    Notifier {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// List, show, restore or delete quarantined files (through the daemon).
     ///
@@ -191,12 +230,30 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let summary = reply.get("summary").and_then(|s| s.as_str()).unwrap_or("");
             println!("reloaded: {summary}");
         }),
-        Cmd::Status { config, socket } => request(config, socket, "status", |reply| {
+        Cmd::Status {
+            config,
+            socket,
+            json,
+        } => request(config, socket, "status", |reply| {
             let status = reply.get("status").cloned().unwrap_or_default();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
-            );
+            let text = if json {
+                serde_json::to_string(&status)
+            } else {
+                serde_json::to_string_pretty(&status)
+            };
+            println!("{}", text.unwrap_or_default());
+        }),
+        Cmd::Stats {
+            config,
+            socket,
+            json,
+        } => request(config, socket, "stats", |reply| {
+            let stats = reply.get("stats").cloned().unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string(&stats).unwrap_or_default());
+            } else {
+                print!("{}", render_stats(&stats));
+            }
         }),
         Cmd::Eval {
             config,
@@ -242,6 +299,35 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             socket,
             action,
         } => quarantine(config, socket, action),
+        Cmd::Notifier { config, socket } => {
+            crate::logging::init("info");
+            notifier::run(socket_path(config, socket)?).map(|()| 0)
+        }
+        Cmd::Alerts {
+            config,
+            socket,
+            json,
+        } => {
+            use std::io::Write as _;
+            let socket = socket_path(config, socket)?;
+            control::subscribe_with(
+                &socket,
+                |hello| {
+                    let uid = hello.get("uid").and_then(|u| u.as_u64()).unwrap_or(0);
+                    eprintln!("vigil alerts: subscribed as uid {uid}");
+                },
+                |alert| {
+                    let line = if json {
+                        alert.to_string()
+                    } else {
+                        crate::notifier::summary(alert).join(": ")
+                    };
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+                },
+            )?;
+            Ok(0)
+        }
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
@@ -249,6 +335,50 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// `vigil stats` as text: the latency table, then queue and counters.
+fn render_stats(stats: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let n = |v: &serde_json::Value| match v.as_u64() {
+        Some(x) => x.to_string(),
+        None => "-".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "stage (us)", "count", "mean", "p50", "p95", "p99", "max"
+    );
+    for stage in crate::latency::Timed::ALL {
+        let h = &stats["latency_us"][stage.as_str()];
+        let _ = writeln!(
+            out,
+            "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            stage.as_str(),
+            n(&h["count"]),
+            n(&h["mean_us"]),
+            n(&h["p50_us"]),
+            n(&h["p95_us"]),
+            n(&h["p99_us"]),
+            n(&h["max_us"]),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nqueue {}/{}  pending {}  cache entries {}  uptime {} s",
+        n(&stats["queue_depth"]),
+        n(&stats["queue_capacity"]),
+        n(&stats["pending"]),
+        n(&stats["cache_entries"]),
+        n(&stats["uptime_s"]),
+    );
+    if let Some(counters) = stats["counters"].as_object() {
+        for (k, v) in counters {
+            let _ = writeln!(out, "{k:<24} {}", n(v));
+        }
+    }
+    out
 }
 
 fn warn_skipped_rules(generation: &Generation) {

@@ -68,6 +68,10 @@ pub struct EventRecord {
     pub pid: i32,
     /// The accessing process's executable, if it could be resolved.
     pub executable: Option<PathBuf>,
+    /// The accessing process's (effective) uid, if it could be read.
+    pub user_id: Option<u32>,
+    /// The file's owner.
+    pub file_uid: u32,
     /// The verdict.
     pub verdict: Verdict,
     /// The mode of the generation that decided.
@@ -102,8 +106,10 @@ impl EventRecord {
             "file": {
                 "path": self.path.as_ref().map(|p| p.to_string_lossy()),
                 "size": self.size,
+                "uid": self.file_uid.to_string(),
                 "hash": { "sha256": self.sha256.map(hex::encode) },
             },
+            "user": { "id": self.user_id.map(|u| u.to_string()) },
             "process": {
                 "pid": self.pid,
                 "executable": self.executable.as_ref().map(|p| p.to_string_lossy()),
@@ -148,20 +154,23 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens `sink` and starts the writer thread. `EventSink::None` starts nothing.
+    /// Opens `log.events` (a file sink rotates by size, see [`Rotating`]) and starts
+    /// the writer thread. `EventSink::None` starts nothing.
     ///
     /// # Errors
     /// When the log file cannot be opened for appending or the thread not spawned.
     pub fn start(
-        sink: &EventSink,
+        log: &vigil_policy::config::Log,
         stats: Arc<Stats>,
     ) -> io::Result<(EventLog, Option<thread::JoinHandle<()>>)> {
-        let out: Box<dyn Write + Send> = match sink {
+        let out: Box<dyn Write + Send> = match &log.events {
             EventSink::None => return Ok((EventLog { tx: None, stats }, None)),
             EventSink::Stdout => Box::new(io::stdout()),
-            EventSink::File(path) => {
-                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-            }
+            EventSink::File(path) => Box::new(Rotating::open(
+                path.clone(),
+                log.events_max_size,
+                log.events_keep,
+            )?),
         };
         let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let handle = thread::Builder::new()
@@ -198,6 +207,73 @@ impl EventLog {
     }
 }
 
+/// An append-only file rotated by size: at a flush that finds it at or past
+/// `max_size` bytes, `<path>.N` becomes `<path>.N+1` (the oldest beyond `keep` is
+/// removed), `<path>` becomes `<path>.1`, and a new `<path>` is started. The writer
+/// flushes after whole lines only, so a line is never split across files; a file
+/// may exceed `max_size` by the last batch.
+pub struct Rotating {
+    path: PathBuf,
+    file: std::fs::File,
+    size: u64,
+    max_size: u64,
+    keep: u64,
+}
+
+impl Rotating {
+    /// Opens `path` for appending; `max_size` 0 never rotates.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open(path: PathBuf, max_size: u64, keep: u64) -> io::Result<Rotating> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Rotating {
+            path,
+            file,
+            size,
+            max_size,
+            keep: keep.max(1),
+        })
+    }
+
+    fn numbered(&self, n: u64) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let _ = std::fs::remove_file(self.numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let _ = std::fs::rename(self.numbered(n), self.numbered(n + 1));
+        }
+        std::fs::rename(&self.path, self.numbered(1))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for Rotating {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        if self.max_size > 0 && self.size >= self.max_size {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+}
+
 fn write_loop(rx: &Receiver<Line>, mut out: BufWriter<Box<dyn Write + Send>>) {
     while let Ok(record) = rx.recv() {
         let mut batch = Some(record);
@@ -212,5 +288,42 @@ fn write_loop(rx: &Receiver<Line>, mut out: BufWriter<Box<dyn Write + Send>>) {
         if let Err(e) = out.flush() {
             crate::warn_limited!(error = %e, "event log flush failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_whole_lines_and_n_files() {
+        let dir = std::env::temp_dir().join(format!("vigil-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.json");
+        let mut out = BufWriter::new(Rotating::open(path.clone(), 100, 2).unwrap());
+        for i in 0..30 {
+            writeln!(out, "{{\"line\":{i},\"pad\":\"xxxxxxxxxxxxxxxxxx\"}}").unwrap();
+            out.flush().unwrap();
+        }
+        drop(out);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["events.json", "events.json.1", "events.json.2"]);
+        let mut lines = Vec::new();
+        for name in ["events.json.2", "events.json.1", "events.json"] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(text.len() <= 100 + 40, "{name}: {}", text.len());
+            for l in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                lines.push(v["line"].as_u64().unwrap());
+            }
+        }
+        // The newest lines, in order, none split.
+        assert_eq!(lines, (30 - lines.len() as u64..30).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

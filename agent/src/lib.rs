@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alerts;
 pub mod cache;
 pub mod cli;
 pub mod control;
@@ -24,9 +25,11 @@ pub mod events;
 pub mod fanotify;
 pub mod features_cmd;
 pub mod generation;
+pub mod latency;
 pub mod logging;
 pub mod marks;
 pub mod mountinfo;
+pub mod notifier;
 pub mod notify;
 pub mod pool;
 pub mod quarantine;

@@ -12,6 +12,7 @@
 //! buffer the later stages read; files above [`CONTENT_CAP`] are only hashed.
 
 use std::os::fd::BorrowedFd;
+use std::time::Instant;
 
 use md5::Md5;
 use nix::errno::Errno;
@@ -20,6 +21,7 @@ use vigil_policy::verdict::{hash_reason, weighted_score};
 use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide, heuristics};
 
 use crate::generation::Generation;
+use crate::latency::StageTimes;
 
 /// Bytes read per `pread`: large enough to amortise the syscall, small enough to
 /// stay in L2 while both digests consume it.
@@ -49,6 +51,8 @@ pub struct ScanResult {
     pub size: u64,
     /// The decision reached from every stage's findings.
     pub decision: Decision,
+    /// How long each stage took.
+    pub times: StageTimes,
 }
 
 /// A reusable scanner: one per worker thread (it owns its buffers).
@@ -87,6 +91,7 @@ impl Scanner {
         rules: &mut RuleScanner<'_>,
         depth: Depth,
     ) -> Result<ScanResult, Errno> {
+        let started = Instant::now();
         let keep = size <= CONTENT_CAP;
         self.content.clear();
         if keep {
@@ -121,6 +126,10 @@ impl Scanner {
         } else {
             None
         };
+        let mut times = StageTimes {
+            hash: Some(started.elapsed()),
+            ..StageTimes::default()
+        };
         let decision = evaluate(
             &sha256,
             md5.as_ref(),
@@ -129,6 +138,7 @@ impl Scanner {
             generation,
             rules,
             depth,
+            &mut times,
         );
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
@@ -137,6 +147,7 @@ impl Scanner {
             sha256,
             size: offset,
             decision,
+            times,
         })
     }
 }
@@ -156,6 +167,7 @@ pub fn scan_bytes(
         .then(|| Md5::digest(bytes).into());
     let size = bytes.len() as u64;
     let content = (size <= CONTENT_CAP).then_some(bytes);
+    let mut times = StageTimes::default();
     let decision = evaluate(
         &sha256,
         md5.as_ref(),
@@ -164,16 +176,20 @@ pub fn scan_bytes(
         generation,
         rules,
         depth,
+        &mut times,
     );
     ScanResult {
         sha256,
         size,
         decision,
+        times,
     }
 }
 
 /// The stages after reading: hash lookups, then (with the content in memory)
-/// heuristics and rules, then the decision.
+/// heuristics and rules, then the decision. Adds each stage's time to `times`
+/// (the lookups to `times.hash`).
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     sha256: &[u8; 32],
     md5: Option<&[u8; 16]>,
@@ -182,7 +198,9 @@ fn evaluate(
     generation: &Generation,
     rules: &mut RuleScanner<'_>,
     depth: Depth,
+    times: &mut StageTimes,
 ) -> Decision {
+    let lookups = Instant::now();
     let mut reasons: Vec<Reason> = Vec::new();
     if let Some(entry) = generation.hashes.lookup_sha256(sha256, size) {
         reasons.push(hash_reason(entry));
@@ -190,6 +208,7 @@ fn evaluate(
     if let Some(entry) = md5.and_then(|d| generation.hashes.lookup_md5(d, size)) {
         reasons.push(hash_reason(entry));
     }
+    times.hash = Some(times.hash.unwrap_or_default() + lookups.elapsed());
     let policy = &generation.config.decision;
     let done = |reasons: &[Reason]| {
         let score = reasons
@@ -202,15 +221,19 @@ fn evaluate(
         && !done(&reasons)
     {
         if generation.config.heuristics.enabled {
+            let t = Instant::now();
             reasons.extend(heuristics::analyze(content));
+            times.heuristics = Some(t.elapsed());
         }
         if !generation.rules.is_empty() && !done(&reasons) {
+            let t = Instant::now();
             match rules.scan(content, generation.config.scan.rule_timeout) {
                 Ok(found) => reasons.extend(found),
                 Err(e) => {
                     crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
                 }
             }
+            times.rules = Some(t.elapsed());
         }
     }
     decide(reasons, policy)

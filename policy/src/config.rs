@@ -62,6 +62,12 @@ pub const DEFAULT_QUARANTINE_DIR: &str = "/var/lib/vigil/quarantine";
 pub const DEFAULT_QUARANTINE_MAX_TOTAL_SIZE: u64 = 1024 * 1024 * 1024;
 /// Default `quarantine.max_age_days`.
 pub const DEFAULT_QUARANTINE_MAX_AGE_DAYS: u64 = 90;
+/// Default `log.events_max_size`: 64 MiB.
+pub const DEFAULT_EVENTS_MAX_SIZE: u64 = 64 * 1024 * 1024;
+/// Default `log.events_keep`.
+pub const DEFAULT_EVENTS_KEEP: u64 = 5;
+/// Largest accepted `log.events_keep`.
+pub const MAX_EVENTS_KEEP: u64 = 100;
 /// Default `log.level` tracing filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Name of the drop-in directory next to the main config file.
@@ -436,6 +442,11 @@ impl Default for Quarantine {
 pub struct Log {
     /// Where JSON-lines events go.
     pub events: EventSink,
+    /// A file event log is rotated (to `<file>.1`, `.2`, …) before it grows past
+    /// this many bytes; 0 = never rotated (leave it to logrotate).
+    pub events_max_size: u64,
+    /// Rotated event log files kept (1..=[`MAX_EVENTS_KEEP`]).
+    pub events_keep: u64,
     /// `tracing` filter directive; non-empty.
     pub level: String,
 }
@@ -444,6 +455,8 @@ impl Default for Log {
     fn default() -> Log {
         Log {
             events: EventSink::default(),
+            events_max_size: DEFAULT_EVENTS_MAX_SIZE,
+            events_keep: DEFAULT_EVENTS_KEEP,
             level: DEFAULT_LOG_LEVEL.to_owned(),
         }
     }

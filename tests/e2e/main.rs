@@ -13,11 +13,13 @@
 
 mod fixture;
 
+mod alerts;
 mod audit;
 mod concurrency;
 mod deadline;
 mod detection;
 mod hot_path;
+mod notifier;
 mod overflow;
 mod quarantine;
 mod reload;

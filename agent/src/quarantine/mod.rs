@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 pub use store::{Detected, QuarantineError, Record, Store};
 
+use crate::alerts::{Alert, Alerts};
 use crate::events::EventLog;
 use crate::generation::Generation;
 use crate::stats::Stats;
@@ -89,6 +90,7 @@ impl Quarantiner {
     pub fn start(
         generation: Arc<ArcSwap<Generation>>,
         events: EventLog,
+        alerts: Arc<Alerts>,
         stats: Arc<Stats>,
     ) -> std::io::Result<(Quarantiner, thread::JoinHandle<()>)> {
         let (jobs, job_rx) = crossbeam_channel::bounded(QUARANTINE_QUEUE);
@@ -96,6 +98,7 @@ impl Quarantiner {
         let mut keeper = Keeper {
             generation,
             events,
+            alerts,
             stats: Arc::clone(&stats),
             store: None,
         };
@@ -137,6 +140,7 @@ impl Quarantiner {
 struct Keeper {
     generation: Arc<ArcSwap<Generation>>,
     events: EventLog,
+    alerts: Arc<Alerts>,
     stats: Arc<Stats>,
     store: Option<Store>,
 }
@@ -198,8 +202,15 @@ impl Keeper {
             Ok(record) => {
                 Stats::bump(&self.stats.quarantined);
                 tracing::info!(file.path = %d.path.display(), quarantine.id = %record.id, "quarantined");
-                self.events
-                    .emit_json(record_event("quarantined", "success", &record, None));
+                let line = record_event("quarantined", "success", &record, None);
+                if self.alerts.active() {
+                    self.alerts.publish(Alert {
+                        file_uid: Some(record.uid),
+                        process_uid: d.process_uid,
+                        line: line.clone(),
+                    });
+                }
+                self.events.emit_json(line);
                 self.prune();
             }
             Err(e) => {

@@ -196,6 +196,8 @@ pub struct Detected {
     pub pid: i32,
     /// Its executable.
     pub executable: Option<String>,
+    /// Its uid.
+    pub process_uid: Option<u32>,
 }
 
 /// An open store directory.
@@ -767,6 +769,7 @@ mod tests {
             generation: 1,
             pid: 1,
             executable: None,
+            process_uid: None,
         }
     }
 

@@ -116,7 +116,12 @@ pub(super) const ROOT: &[Field] = &[
     ),
     field(
         "log",
-        Kind::Table(&[field("events", Kind::Text), field("level", Kind::Text)]),
+        Kind::Table(&[
+            field("events", Kind::Text),
+            field("events_max_size", Kind::Count),
+            field("events_keep", Kind::Count),
+            field("level", Kind::Text),
+        ]),
     ),
     field(
         "exclude",

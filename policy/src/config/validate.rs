@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
-use super::{MAX_RULE_TIMEOUT_MS, MAX_WEIGHT};
+use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_WEIGHT};
 use crate::exclusions;
 
 /// A value that is well-typed but not acceptable.
@@ -147,6 +147,15 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         }
         EventSink::File(_) | EventSink::Stdout | EventSink::None => {}
     }
+    if !(1..=MAX_EVENTS_KEEP).contains(&config.log.events_keep) {
+        return Err(invalid(
+            "log.events_keep",
+            format!(
+                "must be between 1 and {MAX_EVENTS_KEEP}, found {}",
+                config.log.events_keep
+            ),
+        ));
+    }
     if config.log.level.trim().is_empty() {
         return Err(invalid("log.level", "must not be empty".to_owned()));
     }
@@ -198,7 +207,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 18] = [
+        let cases: [(Edit, &str, Option<usize>); 19] = [
             (
                 |c| c.decision.malicious_score = 0,
                 "decision.malicious_score",
@@ -258,6 +267,7 @@ mod tests {
                 Some(0),
             ),
             (|c| c.log.level = String::new(), "log.level", None),
+            (|c| c.log.events_keep = 0, "log.events_keep", None),
             (
                 |c| c.quarantine.dir = "quarantine".into(),
                 "quarantine.dir",
