@@ -736,6 +736,7 @@ fn fault(_: &str) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
     use std::os::unix::fs::MetadataExt;
     use std::time::Duration;
 
@@ -848,6 +849,23 @@ mod tests {
         drop(store);
         let store = Store::open(&dir).unwrap();
         assert!(store.names().unwrap().is_empty(), "{:?}", store.names());
+    }
+
+    #[test]
+    fn non_utf8_paths_round_trip_as_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let s = Scratch::new("bytes");
+        let store = Store::open(&s.0.join("store")).unwrap();
+        let mut raw = s.0.join("files").into_os_string().into_vec();
+        raw.extend_from_slice(b"/bad-\xff\xfe-name");
+        let file = PathBuf::from(OsString::from_vec(raw.clone()));
+        std::fs::write(&file, b"payload").unwrap();
+        let record = store.quarantine(&detected(&file, None)).unwrap();
+        assert!(!file.exists());
+        assert_eq!(record.original_path().unwrap().as_bytes(), &raw[..]);
+        let (_, target) = store.restore(&record.id, None, false).unwrap();
+        assert_eq!(target.as_bytes(), &raw[..]);
+        assert_eq!(std::fs::read(&file).unwrap(), b"payload");
     }
 
     #[test]
