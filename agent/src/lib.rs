@@ -6,7 +6,8 @@
 //! [`generation`], asks the [`cache`], runs the [`scan`] pipeline through the event fd
 //! on a miss, and answers; [`respond`]'s deadline thread answers with the fail mode
 //! if the worker has not by the deadline. Only after the answer: the kernel ignore
-//! mark, and the [`events`] log. [`daemon`] wires these together and owns startup,
+//! mark, the move into [`quarantine`] (on its own thread), the [`alerts`] for
+//! subscribers (`vigil notifier`), and the [`events`] log. [`daemon`] wires these together and owns startup,
 //! reload and shutdown; [`cli`] maps subcommands to exit codes.
 //!
 //! Guarantees: every permission event read is answered exactly once, by its

@@ -4,7 +4,9 @@
 //! hands each event over with [`Pool::submit`]; a full queue hands it straight back
 //! (the reader answers it with the overflow action, never waits). A worker pins the
 //! current generation, asks the verdict cache, scans on a miss, **answers first**,
-//! then adds the kernel ignore mark and passes a record to the event log. The
+//! then adds the kernel ignore mark, hands a file to quarantine to the quarantine
+//! thread, publishes the alert to subscribers and passes a record to the event log
+//! (each through a bounded queue that drops rather than waits). The
 //! deadline thread may answer before the worker does; the worker still finishes the
 //! scan so the late verdict is logged and cached.
 
