@@ -21,8 +21,8 @@ if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
     fi
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)"
-for tool in cc unshare setpriv timeout md5sum python3; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install build-essential util-linux coreutils python3)"
+for tool in cc unshare nsenter setpriv timeout md5sum python3 Xvfb dbus-daemon dunst dunstctl; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install build-essential util-linux coreutils python3 xvfb dbus dunst)"
 done
 
 step() { echo; echo "== $*"; }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::eval_cmd::Label;
 use crate::generation::{Generation, load_config};
-use crate::{control, daemon, eval_cmd, features_cmd, model_cmd, scan_cmd};
+use crate::{control, daemon, eval_cmd, features_cmd, model_cmd, notifier, scan_cmd};
 
 /// vigil — on-access anti-malware for Linux.
 #[derive(Debug, Parser)]
@@ -67,6 +67,22 @@ pub enum Cmd {
         /// Control socket [default: daemon.socket from the configuration].
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// One compact JSON line instead of indented JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the running daemon's counters, queue depth and per-stage latency
+    /// percentiles (hash, rules, heuristics, model, total).
+    Stats {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Count detections and false positives per stage over labelled sets.
     ///
@@ -117,6 +133,44 @@ pub enum Cmd {
         #[command(subcommand)]
         command: ModelCmd,
     },
+    /// Print alerts live as the daemon sends them: every alert for root, otherwise
+    /// those about your files or your processes.
+    Alerts {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// One JSON event line per alert instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show alerts as desktop notifications (run per user, e.g. as a systemd user
+    /// service); reconnects when the daemon restarts.
+    Notifier {
+        /// Configuration file, to find the control socket.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// List, show, restore or delete quarantined files (through the daemon).
+    ///
+    /// Anyone may list and show the items whose file they owned; root sees all, and
+    /// only root may restore or delete. Exit status 1 when the daemon refused.
+    Quarantine {
+        /// Configuration file, to find the control socket.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Control socket [default: daemon.socket from the configuration].
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: QuarantineCmd,
+    },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -162,6 +216,46 @@ pub enum ModelCmd {
     },
 }
 
+/// `vigil quarantine` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCmd {
+    /// List the items, oldest first.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item's record (JSON).
+    Show {
+        /// The item id (from `list`).
+        id: String,
+    },
+    /// Put an item back with its original owner, mode and times, then drop it from
+    /// the store.
+    ///
+    /// The file is never written over an existing one unless --overwrite. A file
+    /// whose SHA-256 is still on a known-bad list needs --force (and will be denied,
+    /// and quarantined again, on its next use unless an exclusion covers it).
+    Restore {
+        /// The item id.
+        id: String,
+        /// Restore to this path instead of the original one.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Restore even if the hash is still known-bad.
+        #[arg(long)]
+        force: bool,
+        /// Replace an existing file at the target path.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Delete an item for good.
+    Delete {
+        /// The item id.
+        id: String,
+    },
+}
+
 /// Runs the parsed command; returns the process exit code.
 ///
 /// # Errors
@@ -188,12 +282,30 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let summary = reply.get("summary").and_then(|s| s.as_str()).unwrap_or("");
             println!("reloaded: {summary}");
         }),
-        Cmd::Status { config, socket } => request(config, socket, "status", |reply| {
+        Cmd::Status {
+            config,
+            socket,
+            json,
+        } => request(config, socket, "status", |reply| {
             let status = reply.get("status").cloned().unwrap_or_default();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
-            );
+            let text = if json {
+                serde_json::to_string(&status)
+            } else {
+                serde_json::to_string_pretty(&status)
+            };
+            println!("{}", text.unwrap_or_default());
+        }),
+        Cmd::Stats {
+            config,
+            socket,
+            json,
+        } => request(config, socket, "stats", |reply| {
+            let stats = reply.get("stats").cloned().unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string(&stats).unwrap_or_default());
+            } else {
+                print!("{}", render_stats(&stats));
+            }
         }),
         Cmd::Eval {
             config,
@@ -244,6 +356,40 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::Model { command } => run_model(command),
+        Cmd::Quarantine {
+            config,
+            socket,
+            action,
+        } => quarantine(config, socket, action),
+        Cmd::Notifier { config, socket } => {
+            crate::logging::init("info");
+            notifier::run(socket_path(config, socket)?).map(|()| 0)
+        }
+        Cmd::Alerts {
+            config,
+            socket,
+            json,
+        } => {
+            use std::io::Write as _;
+            let socket = socket_path(config, socket)?;
+            control::subscribe_with(
+                &socket,
+                |hello| {
+                    let uid = hello.get("uid").and_then(|u| u.as_u64()).unwrap_or(0);
+                    eprintln!("vigil alerts: subscribed as uid {uid}");
+                },
+                |alert| {
+                    let line = if json {
+                        alert.to_string()
+                    } else {
+                        crate::notifier::summary(alert).join(": ")
+                    };
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+                },
+            )?;
+            Ok(0)
+        }
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
@@ -301,9 +447,176 @@ fn run_model(command: ModelCmd) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `vigil stats` as text: the latency table, then queue and counters.
+fn render_stats(stats: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let n = |v: &serde_json::Value| match v.as_u64() {
+        Some(x) => x.to_string(),
+        None => "-".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "stage (us)", "count", "mean", "p50", "p95", "p99", "max"
+    );
+    for stage in crate::latency::Timed::ALL {
+        let h = &stats["latency_us"][stage.as_str()];
+        let _ = writeln!(
+            out,
+            "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            stage.as_str(),
+            n(&h["count"]),
+            n(&h["mean_us"]),
+            n(&h["p50_us"]),
+            n(&h["p95_us"]),
+            n(&h["p99_us"]),
+            n(&h["max_us"]),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nqueue {}/{}  pending {}  cache entries {}  uptime {} s",
+        n(&stats["queue_depth"]),
+        n(&stats["queue_capacity"]),
+        n(&stats["pending"]),
+        n(&stats["cache_entries"]),
+        n(&stats["uptime_s"]),
+    );
+    if let Some(counters) = stats["counters"].as_object() {
+        for (k, v) in counters {
+            let _ = writeln!(out, "{k:<24} {}", n(v));
+        }
+    }
+    out
+}
+
 fn warn_skipped_rules(generation: &Generation) {
     for w in &generation.rule_warnings {
         eprintln!("vigil: warning: rule file skipped: {w}");
+    }
+}
+
+fn quarantine(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    action: QuarantineCmd,
+) -> anyhow::Result<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let base = |cmd: &str, id: Option<String>| control::Request {
+        v: control::PROTOCOL_VERSION,
+        cmd: cmd.to_owned(),
+        id,
+        ..control::Request::default()
+    };
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    match action {
+        QuarantineCmd::List { json } => {
+            send(config, socket, base("quarantine-list", None), |reply| {
+                let items = reply.get("items").cloned().unwrap_or_default();
+                if json {
+                    println!("{}", pretty(&items));
+                    return;
+                }
+                let items = items.as_array().cloned().unwrap_or_default();
+                println!(
+                    "{:<16}  {:<20}  {:>10}  {:<10}  PATH",
+                    "ID", "WHEN", "SIZE", "VERDICT"
+                );
+                for item in &items {
+                    let s = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                    let size = item.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+                    println!(
+                        "{:<16}  {:<20}  {size:>10}  {:<10}  {}",
+                        s("id"),
+                        s("quarantined_at"),
+                        s("verdict"),
+                        s("path").escape_debug()
+                    );
+                }
+            })
+        }
+        QuarantineCmd::Show { id } => {
+            send(config, socket, base("quarantine-show", Some(id)), |reply| {
+                println!(
+                    "{}",
+                    pretty(&reply.get("item").cloned().unwrap_or_default())
+                );
+            })
+        }
+        QuarantineCmd::Restore {
+            id,
+            to,
+            force,
+            overwrite,
+        } => {
+            let to_hex = match to {
+                Some(p) => {
+                    let p = if p.is_absolute() {
+                        p
+                    } else {
+                        std::env::current_dir()
+                            .context("resolving --to against the working directory")?
+                            .join(p)
+                    };
+                    Some(hex::encode(p.as_os_str().as_bytes()))
+                }
+                None => None,
+            };
+            let request = control::Request {
+                to_hex,
+                force,
+                overwrite,
+                ..base("quarantine-restore", Some(id))
+            };
+            send(config, socket, request, |reply| {
+                let path = reply.get("restored").and_then(|v| v.as_str()).unwrap_or("");
+                println!("restored: {path}");
+            })
+        }
+        QuarantineCmd::Delete { id } => send(
+            config,
+            socket,
+            base("quarantine-delete", Some(id)),
+            |reply| {
+                let id = reply.get("deleted").and_then(|v| v.as_str()).unwrap_or("");
+                println!("deleted: {id}");
+            },
+        ),
+    }
+}
+
+fn socket_path(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match socket {
+        Some(s) => s,
+        None => {
+            load_config(config.as_deref())
+                .context("finding the control socket")?
+                .0
+                .daemon
+                .socket
+        }
+    })
+}
+
+fn send(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    request: control::Request,
+    on_ok: impl FnOnce(&serde_json::Value),
+) -> anyhow::Result<u8> {
+    let socket = socket_path(config, socket)?;
+    let reply = control::call_with(&socket, &request)?;
+    if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
+        on_ok(&reply);
+        Ok(0)
+    } else {
+        let error = reply
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("unknown error");
+        eprintln!("vigil {}: rejected: {error}", request.cmd.replace('-', " "));
+        Ok(1)
     }
 }
 

@@ -10,12 +10,27 @@
 //! → {"v":1,"cmd":"reload"}
 //! ← {"v":1,"ok":true,"generation":2,"summary":"generation 2 mode=enforce …"}
 //! ← {"v":1,"ok":false,"error":"/etc/vigil/vigil.toml:3: unknown key …"}
+//! → {"v":1,"cmd":"quarantine-restore","id":"0123456789abcdef","force":true}
 //! ```
+//!
+//! `subscribe` (anyone) keeps the connection open: after an `ok` line, the daemon
+//! writes one `{"v":1,"alert":{…event line…}}` line per alert the caller may see
+//! (root: all; others: files they own or accesses by their processes) until the
+//! client closes it.
+//!
+//! Commands: `status`, `stats` and `quarantine-list`/`quarantine-show` (anyone; a non-root
+//! caller sees only items whose file it owned), `reload`, `quarantine-restore` and
+//! `quarantine-delete` (root only). Optional request fields: `id`, `to_hex` (a
+//! restore target path's bytes in hex: paths need not be UTF-8), `force`,
+//! `overwrite`. Unknown fields are ignored, so newer clients can talk to this
+//! daemon as long as they only use what it knows.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +38,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::alerts::Alerts;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -32,21 +49,37 @@ const MAX_REQUEST: u64 = 64 * 1024;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A request line.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Request {
     /// Protocol version.
     pub v: u32,
-    /// `reload` or `status`.
+    /// The command (see the module doc).
     pub cmd: String,
+    /// A quarantine item id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A restore target, the path's bytes in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_hex: Option<String>,
+    /// Restore a still known-bad file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// Let a restore replace an existing file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
 }
 
 /// What the main loop is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
     /// Re-read configuration and content (root only).
     Reload,
     /// Report state and counters (anyone).
     Status,
+    /// Report counters, queue depth and latency histograms (anyone).
+    Stats,
+    /// A quarantine store request (authorization already checked).
+    Quarantine(crate::quarantine::Request),
 }
 
 /// A command with the channel for its reply.
@@ -81,6 +114,7 @@ pub enum ControlError {
 pub fn serve(
     path: &Path,
     calls: mpsc::Sender<Call>,
+    alerts: Arc<Alerts>,
 ) -> Result<tokio::task::JoinHandle<()>, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.display().to_string(),
@@ -104,7 +138,7 @@ pub fn serve(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_one(stream, calls.clone()));
+                    tokio::spawn(serve_one(stream, calls.clone(), Arc::clone(&alerts)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "control socket accept failed");
@@ -115,18 +149,69 @@ pub fn serve(
     }))
 }
 
-async fn serve_one(stream: UnixStream, calls: mpsc::Sender<Call>) {
+async fn serve_one(stream: UnixStream, calls: mpsc::Sender<Call>, alerts: Arc<Alerts>) {
     let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = AsyncBufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
     let reply = match reader.read_line(&mut line).await {
+        Ok(_) if is_subscribe(&line) => return subscribe(uid, reader, write, &alerts).await,
         Ok(_) => answer(&line, uid, &calls).await,
         Err(e) => failure(&format!("bad request: {e}")),
     };
     let mut out = reply.to_string();
     out.push('\n');
     let _ = write.write_all(out.as_bytes()).await;
+}
+
+fn is_subscribe(line: &str) -> bool {
+    serde_json::from_str::<Request>(line.trim())
+        .is_ok_and(|r| r.v == PROTOCOL_VERSION && r.cmd == "subscribe")
+}
+
+/// Streams the alerts `uid` may see (all for root; a connection without
+/// credentials gets none) until the client closes the connection.
+async fn subscribe<R: tokio::io::AsyncRead + Unpin>(
+    uid: Option<u32>,
+    mut reader: AsyncBufReader<R>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    alerts: &Alerts,
+) {
+    let Some(uid) = uid else {
+        let mut out = failure("no peer credentials").to_string();
+        out.push('\n');
+        let _ = write.write_all(out.as_bytes()).await;
+        return;
+    };
+    let scope = (uid != 0).then_some(uid);
+    let mut rx = alerts.subscribe(scope);
+    let hello = json!({"v": PROTOCOL_VERSION, "ok": true, "subscribed": true, "uid": uid});
+    if write
+        .write_all(format!("{hello}\n").as_bytes())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut ignored = String::new();
+    loop {
+        tokio::select! {
+            alert = rx.recv() => {
+                let Some(alert) = alert else { return };
+                let out = json!({"v": PROTOCOL_VERSION, "alert": alert.line});
+                if write.write_all(format!("{out}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // EOF ends the subscription; anything else the client sends is ignored.
+            read = reader.read_line(&mut ignored) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return;
+                }
+                ignored.clear();
+            }
+        }
+    }
 }
 
 async fn answer(line: &str, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Value {
@@ -140,24 +225,68 @@ async fn answer(line: &str, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Val
             request.v
         ));
     }
-    let command = match request.cmd.as_str() {
-        "reload" => Command::Reload,
-        "status" => Command::Status,
-        other => {
-            return failure(&format!(
-                "unknown command `{other}` (expected reload or status)"
-            ));
-        }
+    let command = match command(request, uid) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
-    if command == Command::Reload && uid != Some(0) {
-        return failure("permission denied: only root may reload the daemon");
-    }
     let (tx, rx) = oneshot::channel();
     if calls.send(Call { command, reply: tx }).await.is_err() {
         return failure("the daemon is shutting down");
     }
     rx.await
         .unwrap_or_else(|_| failure("the daemon dropped the request"))
+}
+
+/// Parses a request into a command, deciding who may do what: changes need uid 0;
+/// a non-root caller's listings are restricted to its own files.
+fn command(request: Request, uid: Option<u32>) -> Result<Command, Value> {
+    use crate::quarantine::Request as Q;
+    let root = uid == Some(0);
+    let need_root = |what: &str| failure(&format!("permission denied: only root may {what}"));
+    let id = |r: &Request| {
+        r.id.clone()
+            .ok_or_else(|| failure(&format!("`{}` needs an `id`", r.cmd)))
+    };
+    // Unknown callers (no SO_PEERCRED) see nothing that is not theirs.
+    let own = if root {
+        None
+    } else {
+        Some(uid.unwrap_or(u32::MAX))
+    };
+    Ok(match request.cmd.as_str() {
+        "reload" if !root => return Err(need_root("reload the daemon")),
+        "reload" => Command::Reload,
+        "status" => Command::Status,
+        "stats" => Command::Stats,
+        "quarantine-list" => Command::Quarantine(Q::List { uid: own }),
+        "quarantine-show" => Command::Quarantine(Q::Show {
+            id: id(&request)?,
+            uid: own,
+        }),
+        "quarantine-restore" if !root => return Err(need_root("restore quarantined files")),
+        "quarantine-restore" => {
+            let to = match &request.to_hex {
+                None => None,
+                Some(h) => Some(std::ffi::OsString::from_vec(
+                    hex::decode(h).map_err(|e| failure(&format!("bad `to_hex`: {e}")))?,
+                )),
+            };
+            Command::Quarantine(Q::Restore {
+                id: id(&request)?,
+                to,
+                force: request.force,
+                overwrite: request.overwrite,
+            })
+        }
+        "quarantine-delete" if !root => return Err(need_root("delete quarantined files")),
+        "quarantine-delete" => Command::Quarantine(Q::Delete { id: id(&request)? }),
+        other => {
+            return Err(failure(&format!(
+                "unknown command `{other}` (expected status, stats, reload, quarantine-list, \
+                 quarantine-show, quarantine-restore or quarantine-delete)"
+            )));
+        }
+    })
 }
 
 /// A failure reply.
@@ -170,6 +299,21 @@ pub fn failure(message: &str) -> Value {
 /// # Errors
 /// When the daemon cannot be reached or replies with something unparsable.
 pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
+    call_with(
+        socket,
+        &Request {
+            v: PROTOCOL_VERSION,
+            cmd: cmd.to_string(),
+            ..Request::default()
+        },
+    )
+}
+
+/// Client side: sends `request` to the daemon at `socket` and returns its reply.
+///
+/// # Errors
+/// When the daemon cannot be reached or replies with something unparsable.
+pub fn call_with(socket: &Path, request: &Request) -> anyhow::Result<Value> {
     use anyhow::Context as _;
     let mut stream = StdUnixStream::connect(socket).with_context(|| {
         format!(
@@ -178,10 +322,7 @@ pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
         )
     })?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut req = serde_json::to_string(&Request {
-        v: PROTOCOL_VERSION,
-        cmd: cmd.to_string(),
-    })?;
+    let mut req = serde_json::to_string(request)?;
     req.push('\n');
     stream.write_all(req.as_bytes())?;
     let mut line = String::new();
@@ -190,4 +331,54 @@ pub fn call(socket: &Path, cmd: &str) -> anyhow::Result<Value> {
         .context("reading the daemon's reply")?;
     serde_json::from_str(line.trim())
         .with_context(|| format!("unparsable reply from the daemon: {line:?}"))
+}
+
+/// Client side of `subscribe`: connects to `socket` and calls `on_alert` with each
+/// alert's event line until the daemon closes the connection (returns `Ok`) or
+/// `on_alert` returns false.
+///
+/// # Errors
+/// When the daemon cannot be reached, refuses, or sends something unparsable.
+pub fn subscribe_with(
+    socket: &Path,
+    mut on_subscribed: impl FnMut(&Value),
+    mut on_alert: impl FnMut(&Value) -> bool,
+) -> anyhow::Result<()> {
+    use anyhow::{Context as _, bail};
+    let mut stream = StdUnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the vigil daemon at {} (is it running?)",
+            socket.display()
+        )
+    })?;
+    let mut req = serde_json::to_string(&Request {
+        v: PROTOCOL_VERSION,
+        cmd: "subscribe".to_owned(),
+        ..Request::default()
+    })?;
+    req.push('\n');
+    stream.write_all(req.as_bytes())?;
+    let mut lines = BufReader::new(stream).lines();
+    let first = lines
+        .next()
+        .context("the daemon closed the connection")?
+        .context("reading the daemon's reply")?;
+    let hello: Value = serde_json::from_str(&first)
+        .with_context(|| format!("unparsable reply from the daemon: {first:?}"))?;
+    if hello.get("ok").and_then(Value::as_bool) != Some(true) {
+        let error = hello.get("error").and_then(Value::as_str).unwrap_or("?");
+        bail!("the daemon refused the subscription: {error}");
+    }
+    on_subscribed(&hello);
+    for line in lines {
+        let line = line.context("reading alerts")?;
+        let v: Value = serde_json::from_str(&line)
+            .with_context(|| format!("unparsable alert from the daemon: {line:?}"))?;
+        if let Some(alert) = v.get("alert")
+            && !on_alert(alert)
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
 }

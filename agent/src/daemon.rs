@@ -20,6 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use vigil_policy::FailMode;
 
+use crate::alerts::Alerts;
 use crate::cache::VerdictCache;
 use crate::control::{self, Call, Command, PROTOCOL_VERSION};
 use crate::events::EventLog;
@@ -29,6 +30,7 @@ use crate::logging;
 use crate::marks::Marks;
 use crate::notify::notify;
 use crate::pool::{Context, IgnoreSupport, Pool};
+use crate::quarantine::Quarantiner;
 use crate::reader::Reader;
 use crate::respond::Deadlines;
 use crate::stats::Stats;
@@ -64,8 +66,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let group = Group::new()
         .context("fanotify_init (needs CAP_SYS_ADMIN and a kernel with permission events)")?;
     let stats = Arc::new(Stats::default());
-    let (events, events_thread) = EventLog::start(&first.config.log.events, Arc::clone(&stats))
-        .context("opening the event log")?;
+    let (events, events_thread) =
+        EventLog::start(&first.config.log, Arc::clone(&stats)).context("opening the event log")?;
     let socket_path = first.config.daemon.socket.clone();
     let workers = match first.config.scan.workers {
         0 => std::thread::available_parallelism()
@@ -84,18 +86,29 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&stats),
     )
     .context("starting the deadline thread")?;
+    let alerts = Arc::new(Alerts::new(Arc::clone(&stats)));
+    let (quarantiner, quarantine_thread) = Quarantiner::start(
+        Arc::clone(&generation),
+        events.clone(),
+        Arc::clone(&alerts),
+        Arc::clone(&stats),
+    )
+    .context("starting the quarantine thread")?;
     let ctx = Arc::new(Context {
         group: group.clone(),
         generation: Arc::clone(&generation),
         cache: Arc::clone(&cache),
         stats: Arc::clone(&stats),
-        events,
+        events: events.clone(),
         ignore: IgnoreSupport::default(),
+        quarantine: quarantiner.clone(),
+        alerts: Arc::clone(&alerts),
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
     let outstanding = Arc::new(AtomicU64::new(0));
     let afd = sys::register(group.handle()).context("registering fanotify with the reactor")?;
+    let queue = pool.sender();
     let reader = Reader::new(
         afd,
         Arc::clone(&ctx),
@@ -106,8 +119,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
 
     // The socket first: a second daemon stops here, before it touches any mark.
     let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
-    let control_task =
-        control::serve(&socket_path, calls_tx).context("opening the control socket")?;
+    let control_task = control::serve(&socket_path, calls_tx, Arc::clone(&alerts))
+        .context("opening the control socket")?;
     let mut marks =
         Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
     if marks.list().is_empty() {
@@ -138,13 +151,13 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
             _ = sighup.recv() => {
-                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, config_path.as_deref()).await {
+                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
                 }
             }
             Some(call) = calls.recv() => {
                 let reply = match call.command {
-                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, config_path.as_deref()).await {
+                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
                         Ok(g) => json!({"v": PROTOCOL_VERSION, "ok": true, "generation": g.id, "summary": g.summary()}),
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected; the running configuration stays");
@@ -152,6 +165,28 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
+                    Command::Stats => json!({
+                        "v": PROTOCOL_VERSION,
+                        "ok": true,
+                        "stats": {
+                            "uptime_s": started.elapsed().as_secs(),
+                            "queue_depth": queue.queued(),
+                            "queue_capacity": queue_capacity,
+                            "pending": outstanding.load(Ordering::Relaxed),
+                            "cache_entries": cache.len(),
+                            "counters": counters(&stats),
+                            "latency_us": stats.latency.summary(),
+                        }
+                    }),
+                    Command::Quarantine(request) => {
+                        // Store I/O (a restore copies a whole file) runs on the
+                        // quarantine thread; the main loop does not wait for it.
+                        let q = quarantiner.clone();
+                        tokio::spawn(async move {
+                            let _ = call.reply.send(q.request(request).await);
+                        });
+                        continue;
+                    }
                 };
                 let _ = call.reply.send(reply);
             }
@@ -180,8 +215,17 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     deadlines.stop();
     let _ = deadline_thread.join();
     drop(reader);
+    drop(queue);
     drop(pool.close()); // stuck workers are not waited for: exit ends them
     drop(ctx);
+    // A move in progress finishes (it is crash-safe at every step anyway); queued
+    // ones are dropped with the channel. Bounded like the event log below.
+    drop(quarantiner);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !quarantine_thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(events);
     if let Some(t) = events_thread {
         // The writer ends once every EventLog clone is gone; workers may still hold
         // one, so bound the wait.
@@ -203,6 +247,7 @@ async fn reload(
     marks: &mut Marks,
     cache: &VerdictCache,
     stats: &Stats,
+    events: &EventLog,
     config_path: Option<&Path>,
 ) -> anyhow::Result<Arc<Generation>> {
     notify("RELOADING=1");
@@ -217,9 +262,11 @@ async fn reload(
         if next.config.daemon.socket != current.config.daemon.socket
             || next.config.scan.workers != current.config.scan.workers
             || next.config.scan.queue_capacity != current.config.scan.queue_capacity
-            || next.config.log.events != current.config.log.events
+            || next.config.log != current.config.log
         {
-            tracing::warn!("daemon.socket, scan.workers, scan.queue_capacity and log.events take effect at restart");
+            tracing::warn!(
+                "daemon.socket, scan.workers, scan.queue_capacity and log.* take effect at restart"
+            );
         }
         marks.update(group, &next.config)?;
         let next = Arc::new(next);
@@ -235,11 +282,17 @@ async fn reload(
     match &result {
         Ok(g) => {
             Stats::bump(&stats.reloads);
+            events.emit_json(config_event(g, "success", None));
             tracing::info!(summary = %g.summary(), load_ms = g.load_ms as u64, "reloaded");
             notify(&format!("READY=1\nSTATUS={}", g.summary()));
         }
-        Err(_) => {
+        Err(e) => {
             Stats::bump(&stats.reloads_rejected);
+            events.emit_json(config_event(
+                &generation.load(),
+                "failure",
+                Some(&format!("{e:#}")),
+            ));
             notify(&format!(
                 "READY=1\nSTATUS={} (last reload rejected)",
                 generation.load().summary()
@@ -247,6 +300,21 @@ async fn reload(
         }
     }
     result
+}
+
+/// The event line of a reload: `event.action = "config-change"`.
+fn config_event(g: &Generation, outcome: &str, error: Option<&str>) -> Value {
+    json!({
+        "@timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "event": {"kind": "event", "category": ["configuration"], "action": "config-change", "outcome": outcome},
+        "error": error.map(|m| json!({"message": m})),
+        "vigil": {
+            "generation": g.id,
+            "mode": mode_str(g.config.decision.mode),
+            "config": g.config_path.as_ref().map(|p| p.display().to_string()),
+            "hashes": g.hashes.len(),
+        },
+    })
 }
 
 fn status(
@@ -257,11 +325,7 @@ fn status(
     started: Instant,
     outstanding: &AtomicU64,
 ) -> Value {
-    let counters: serde_json::Map<String, Value> = stats
-        .snapshot()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v)))
-        .collect();
+    let counters = counters(stats);
     let fail = |m: FailMode| match m {
         FailMode::Allow => "allow",
         FailMode::Deny => "deny",
@@ -285,6 +349,14 @@ fn status(
             "counters": counters,
         }
     })
+}
+
+fn counters(stats: &Stats) -> serde_json::Map<String, Value> {
+    stats
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect()
 }
 
 /// Each in-flight event holds an fd; a busy machine needs more than the default

@@ -1,4 +1,5 @@
-//! The JSON-lines event log: one line per detection and per deadline expiry.
+//! The JSON-lines event log: one line per detection, deadline expiry, quarantine,
+//! restore and configuration change.
 //!
 //! Owns the writer thread and its bounded queue. Workers hand over an owned
 //! [`EventRecord`] *after* answering the kernel; when the queue is full the record is
@@ -67,6 +68,10 @@ pub struct EventRecord {
     pub pid: i32,
     /// The accessing process's executable, if it could be resolved.
     pub executable: Option<PathBuf>,
+    /// The accessing process's (effective) uid, if it could be read.
+    pub user_id: Option<u32>,
+    /// The file's owner.
+    pub file_uid: u32,
     /// The verdict.
     pub verdict: Verdict,
     /// The mode of the generation that decided.
@@ -101,8 +106,10 @@ impl EventRecord {
             "file": {
                 "path": self.path.as_ref().map(|p| p.to_string_lossy()),
                 "size": self.size,
+                "uid": self.file_uid.to_string(),
                 "hash": { "sha256": self.sha256.map(hex::encode) },
             },
+            "user": { "id": self.user_id.map(|u| u.to_string()) },
             "process": {
                 "pid": self.pid,
                 "executable": self.executable.as_ref().map(|p| p.to_string_lossy()),
@@ -122,28 +129,48 @@ impl EventRecord {
     }
 }
 
+/// One queued line: a detection record (serialized on the writer thread) or a
+/// ready-made value (quarantine, restore, configuration change).
+#[derive(Debug)]
+enum Line {
+    Detection(Box<EventRecord>),
+    Value(serde_json::Value),
+}
+
+impl Line {
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            Line::Detection(r) => r.to_json(),
+            Line::Value(v) => v,
+        }
+    }
+}
+
 /// The sending side of the event log; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
-    tx: Option<Sender<EventRecord>>,
+    tx: Option<Sender<Line>>,
     stats: Arc<Stats>,
 }
 
 impl EventLog {
-    /// Opens `sink` and starts the writer thread. `EventSink::None` starts nothing.
+    /// Opens `log.events` (a file sink rotates by size, see [`Rotating`]) and starts
+    /// the writer thread. `EventSink::None` starts nothing.
     ///
     /// # Errors
     /// When the log file cannot be opened for appending or the thread not spawned.
     pub fn start(
-        sink: &EventSink,
+        log: &vigil_policy::config::Log,
         stats: Arc<Stats>,
     ) -> io::Result<(EventLog, Option<thread::JoinHandle<()>>)> {
-        let out: Box<dyn Write + Send> = match sink {
+        let out: Box<dyn Write + Send> = match &log.events {
             EventSink::None => return Ok((EventLog { tx: None, stats }, None)),
             EventSink::Stdout => Box::new(io::stdout()),
-            EventSink::File(path) => {
-                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-            }
+            EventSink::File(path) => Box::new(Rotating::open(
+                path.clone(),
+                log.events_max_size,
+                log.events_keep,
+            )?),
         };
         let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let handle = thread::Builder::new()
@@ -160,8 +187,18 @@ impl EventLog {
 
     /// Queues a record; drops and counts it when the writer is behind.
     pub fn emit(&self, record: EventRecord) {
+        self.send(Line::Detection(Box::new(record)));
+    }
+
+    /// Queues a ready-made line (quarantine, restore, configuration change); drops
+    /// and counts it when the writer is behind.
+    pub fn emit_json(&self, value: serde_json::Value) {
+        self.send(Line::Value(value));
+    }
+
+    fn send(&self, line: Line) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(record) {
+        match tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 Stats::bump(&self.stats.events_dropped);
@@ -170,12 +207,79 @@ impl EventLog {
     }
 }
 
-fn write_loop(rx: &Receiver<EventRecord>, mut out: BufWriter<Box<dyn Write + Send>>) {
+/// An append-only file rotated by size: at a flush that finds it at or past
+/// `max_size` bytes, `<path>.N` becomes `<path>.N+1` (the oldest beyond `keep` is
+/// removed), `<path>` becomes `<path>.1`, and a new `<path>` is started. The writer
+/// flushes after whole lines only, so a line is never split across files; a file
+/// may exceed `max_size` by the last batch.
+pub struct Rotating {
+    path: PathBuf,
+    file: std::fs::File,
+    size: u64,
+    max_size: u64,
+    keep: u64,
+}
+
+impl Rotating {
+    /// Opens `path` for appending; `max_size` 0 never rotates.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open(path: PathBuf, max_size: u64, keep: u64) -> io::Result<Rotating> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Rotating {
+            path,
+            file,
+            size,
+            max_size,
+            keep: keep.max(1),
+        })
+    }
+
+    fn numbered(&self, n: u64) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let _ = std::fs::remove_file(self.numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let _ = std::fs::rename(self.numbered(n), self.numbered(n + 1));
+        }
+        std::fs::rename(&self.path, self.numbered(1))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for Rotating {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        if self.max_size > 0 && self.size >= self.max_size {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+}
+
+fn write_loop(rx: &Receiver<Line>, mut out: BufWriter<Box<dyn Write + Send>>) {
     while let Ok(record) = rx.recv() {
         let mut batch = Some(record);
         // Write what is queued, then flush once, so a burst costs one write(2).
         while let Some(rec) = batch.take().or_else(|| rx.try_recv().ok()) {
-            if serde_json::to_writer(&mut out, &rec.to_json()).is_err()
+            if serde_json::to_writer(&mut out, &rec.into_json()).is_err()
                 || out.write_all(b"\n").is_err()
             {
                 crate::warn_limited!("event log write failed; record lost");
@@ -184,5 +288,42 @@ fn write_loop(rx: &Receiver<EventRecord>, mut out: BufWriter<Box<dyn Write + Sen
         if let Err(e) = out.flush() {
             crate::warn_limited!(error = %e, "event log flush failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_whole_lines_and_n_files() {
+        let dir = std::env::temp_dir().join(format!("vigil-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.json");
+        let mut out = BufWriter::new(Rotating::open(path.clone(), 100, 2).unwrap());
+        for i in 0..30 {
+            writeln!(out, "{{\"line\":{i},\"pad\":\"xxxxxxxxxxxxxxxxxx\"}}").unwrap();
+            out.flush().unwrap();
+        }
+        drop(out);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["events.json", "events.json.1", "events.json.2"]);
+        let mut lines = Vec::new();
+        for name in ["events.json.2", "events.json.1", "events.json"] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(text.len() <= 100 + 40, "{name}: {}", text.len());
+            for l in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                lines.push(v["line"].as_u64().unwrap());
+            }
+        }
+        // The newest lines, in order, none split.
+        assert_eq!(lines, (30 - lines.len() as u64..30).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

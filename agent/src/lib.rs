@@ -6,7 +6,8 @@
 //! [`generation`], asks the [`cache`], runs the [`scan`] pipeline through the event fd
 //! on a miss, and answers; [`respond`]'s deadline thread answers with the fail mode
 //! if the worker has not by the deadline. Only after the answer: the kernel ignore
-//! mark, and the [`events`] log. [`daemon`] wires these together and owns startup,
+//! mark, the move into [`quarantine`] (on its own thread), the [`alerts`] for
+//! subscribers (`vigil notifier`), and the [`events`] log. [`daemon`] wires these together and owns startup,
 //! reload and shutdown; [`cli`] maps subcommands to exit codes.
 //!
 //! Guarantees: every permission event read is answered exactly once, by its
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alerts;
 pub mod cache;
 pub mod cli;
 pub mod control;
@@ -24,13 +26,16 @@ pub mod events;
 pub mod fanotify;
 pub mod features_cmd;
 pub mod generation;
+pub mod latency;
 pub mod logging;
 pub mod marks;
 pub mod model;
 pub mod model_cmd;
 pub mod mountinfo;
+pub mod notifier;
 pub mod notify;
 pub mod pool;
+pub mod quarantine;
 pub mod ratelimit;
 pub mod reader;
 pub mod respond;

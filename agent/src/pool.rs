@@ -4,7 +4,9 @@
 //! hands each event over with [`Pool::submit`]; a full queue hands it straight back
 //! (the reader answers it with the overflow action, never waits). A worker pins the
 //! current generation, asks the verdict cache, scans on a miss, **answers first**,
-//! then adds the kernel ignore mark and passes a record to the event log. The
+//! then adds the kernel ignore mark, hands a file to quarantine to the quarantine
+//! thread, publishes the alert to subscribers and passes a record to the event log
+//! (each through a bounded queue that drops rather than waits). The
 //! deadline thread may answer before the worker does; the worker still finishes the
 //! scan so the late verdict is logged and cached.
 
@@ -23,10 +25,13 @@ use nix::sys::stat::{FileStat, SFlag, fstat};
 use vigil_models::sniff::{SNIFF_LEN, sniff};
 use vigil_policy::{Action, RuleScanner, ScanOnOpen, Verdict, decide};
 
+use crate::alerts::{Alert, Alerts};
 use crate::cache::{Cached, FileKey, Lookup, VerdictCache};
 use crate::events::{EventAction, EventLog, EventRecord};
 use crate::fanotify::{Group, IgnoreStyle};
 use crate::generation::{Generation, mode_str};
+use crate::latency::Timed;
+use crate::quarantine::{Detected, Quarantiner};
 use crate::respond::{AccessKind, AnsweredBy, Pending};
 use crate::scan::{Depth, Scanner, read_prefix};
 use crate::stats::Stats;
@@ -45,6 +50,10 @@ pub struct Context {
     pub events: EventLog,
     /// Which ignore-mark flavour works here (see [`IgnoreSupport`]).
     pub ignore: IgnoreSupport,
+    /// Where files whose decision says quarantine go, after the answer.
+    pub quarantine: Quarantiner,
+    /// Live alert subscribers (`vigil notifier`).
+    pub alerts: Arc<Alerts>,
 }
 
 /// The bounded pool. Dropping the last sender (via [`Pool::close`]) stops the
@@ -94,6 +103,11 @@ pub struct PoolSender {
 }
 
 impl PoolSender {
+    /// Events waiting for a worker right now.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
     /// As [`Pool::submit`].
     ///
     /// # Errors
@@ -307,8 +321,12 @@ fn handle(
     let pid = pending.event().pid();
     // A detection's log fields are gathered before the answer: once denied, the
     // process may exit and take its /proc entry with it.
-    let mut who = (!clean).then(|| (fd_path(fd), exe_of(pid)));
-    pending.answer(&ctx.group, allow, AnsweredBy::Verdict, &ctx.stats);
+    let mut who = (!clean).then(|| (fd_path(fd), exe_of(pid), uid_of(pid)));
+    if pending.answer(&ctx.group, allow, AnsweredBy::Verdict, &ctx.stats) {
+        ctx.stats
+            .latency
+            .record(Timed::Total, pending.received.elapsed());
+    }
 
     // Everything below happens after the kernel has its answer.
     if clean && config.scan.ignore_marks && may_ignore(&st) {
@@ -316,6 +334,27 @@ fn handle(
         ctx.ignore.add_current(ctx, generation, fd, mask);
     }
     let late = pending.answered_by() == AnsweredBy::Deadline;
+    // Quarantine once per scan (cache hits of a file already handed over add
+    // nothing), off the hot path: the quarantine thread does the I/O.
+    if fresh
+        && cached.decision.quarantine()
+        && let Some((Some(path), executable, user_id)) = &who
+    {
+        ctx.quarantine.submit(Detected {
+            path: path.clone(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            sha256: cached.sha256,
+            verdict: cached.decision.verdict.as_str().to_owned(),
+            reasons: serde_json::to_value(&cached.decision.reasons).unwrap_or_default(),
+            generation: generation.id,
+            pid,
+            executable: executable
+                .as_ref()
+                .map(|e| e.to_string_lossy().into_owned()),
+            process_uid: *user_id,
+        });
+    }
     let action = if late {
         EventAction::Deadline
     } else if clean {
@@ -328,8 +367,10 @@ fn handle(
     if late && !fresh {
         return; // the late verdict was logged by the event that scanned
     }
-    let (path, executable) = who.take().unwrap_or_else(|| (fd_path(fd), exe_of(pid)));
-    ctx.events.emit(EventRecord {
+    let (path, executable, user_id) = who
+        .take()
+        .unwrap_or_else(|| (fd_path(fd), exe_of(pid), uid_of(pid)));
+    let record = EventRecord {
         time: SystemTime::now(),
         action,
         access: pending.access,
@@ -339,13 +380,23 @@ fn handle(
         sha256: cached.sha256,
         pid,
         executable,
+        user_id,
+        file_uid: st.st_uid,
         verdict: cached.decision.verdict,
         mode: mode_str(config.decision.mode),
         reasons: cached.decision.reasons.clone(),
         generation: generation.id,
         late,
         duration_us: duration_us(pending.received),
-    });
+    };
+    if ctx.alerts.active() && !clean {
+        ctx.alerts.publish(Alert {
+            file_uid: Some(st.st_uid),
+            process_uid: user_id,
+            line: record.to_json(),
+        });
+    }
+    ctx.events.emit(record);
 }
 
 /// Scans the file behind `fd`; `None` on a read error (logged).
@@ -370,6 +421,12 @@ fn scan(
     Stats::bump(&ctx.stats.scans);
     match scanner.scan_fd(fd, size, generation, rules, Depth::FirstMalicious) {
         Ok(result) => {
+            ctx.stats.latency.record_scan(&result.times);
+            match result.decision.verdict {
+                Verdict::Clean => {}
+                Verdict::Suspicious => Stats::bump(&ctx.stats.verdicts_suspicious),
+                Verdict::Malicious => Stats::bump(&ctx.stats.verdicts_malicious),
+            }
             if !matches!(result.decision.verdict, Verdict::Clean) {
                 Stats::bump(&ctx.stats.detections);
             }
@@ -406,6 +463,15 @@ fn is_current(ctx: &Context, generation: &Generation) -> bool {
 pub fn fd_path(fd: BorrowedFd<'_>) -> Option<PathBuf> {
     use std::os::fd::AsRawFd;
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
+}
+
+/// The effective uid of process `pid` (the owner of `/proc/<pid>`), if it still
+/// exists.
+pub fn uid_of(pid: i32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 /// The executable of process `pid`, if it still exists.

@@ -13,6 +13,7 @@
 //! buffer the later stages read; files above [`CONTENT_CAP`] are only hashed.
 
 use std::os::fd::BorrowedFd;
+use std::time::Instant;
 
 use md5::Md5;
 use nix::errno::Errno;
@@ -23,6 +24,7 @@ use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide, heuristics};
 use vigil_models::sniff::{FileKind, sniff};
 
 use crate::generation::Generation;
+use crate::latency::StageTimes;
 
 /// Bytes read per `pread`: large enough to amortise the syscall, small enough to
 /// stay in L2 while both digests consume it.
@@ -52,6 +54,8 @@ pub struct ScanResult {
     pub size: u64,
     /// The decision reached from every stage's findings.
     pub decision: Decision,
+    /// How long each stage took.
+    pub times: StageTimes,
 }
 
 /// A reusable scanner: one per worker thread (it owns its buffers).
@@ -90,6 +94,7 @@ impl Scanner {
         rules: &mut RuleScanner<'_>,
         depth: Depth,
     ) -> Result<ScanResult, Errno> {
+        let started = Instant::now();
         let keep = size <= CONTENT_CAP;
         self.content.clear();
         if keep {
@@ -124,6 +129,10 @@ impl Scanner {
         } else {
             None
         };
+        let mut times = StageTimes {
+            hash: Some(started.elapsed()),
+            ..StageTimes::default()
+        };
         let decision = evaluate(
             &sha256,
             md5.as_ref(),
@@ -132,6 +141,7 @@ impl Scanner {
             generation,
             rules,
             depth,
+            &mut times,
         );
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
@@ -140,6 +150,7 @@ impl Scanner {
             sha256,
             size: offset,
             decision,
+            times,
         })
     }
 }
@@ -159,6 +170,7 @@ pub fn scan_bytes(
         .then(|| Md5::digest(bytes).into());
     let size = bytes.len() as u64;
     let content = (size <= CONTENT_CAP).then_some(bytes);
+    let mut times = StageTimes::default();
     let decision = evaluate(
         &sha256,
         md5.as_ref(),
@@ -167,16 +179,20 @@ pub fn scan_bytes(
         generation,
         rules,
         depth,
+        &mut times,
     );
     ScanResult {
         sha256,
         size,
         decision,
+        times,
     }
 }
 
 /// The stages after reading: hash lookups, then (with the content in memory)
-/// heuristics and rules, then the decision.
+/// heuristics and rules, then the decision. Adds each stage's time to `times`
+/// (the lookups to `times.hash`).
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     sha256: &[u8; 32],
     md5: Option<&[u8; 16]>,
@@ -185,7 +201,9 @@ fn evaluate(
     generation: &Generation,
     rules: &mut RuleScanner<'_>,
     depth: Depth,
+    times: &mut StageTimes,
 ) -> Decision {
+    let lookups = Instant::now();
     let mut reasons: Vec<Reason> = Vec::new();
     if let Some(entry) = generation.hashes.lookup_sha256(sha256, size) {
         reasons.push(hash_reason(entry));
@@ -193,6 +211,7 @@ fn evaluate(
     if let Some(entry) = md5.and_then(|d| generation.hashes.lookup_md5(d, size)) {
         reasons.push(hash_reason(entry));
     }
+    times.hash = Some(times.hash.unwrap_or_default() + lookups.elapsed());
     let policy = &generation.config.decision;
     let done = |reasons: &[Reason]| {
         let score = reasons
@@ -205,21 +224,27 @@ fn evaluate(
         && !done(&reasons)
     {
         if generation.config.heuristics.enabled {
+            let t = Instant::now();
             reasons.extend(heuristics::analyze(content));
+            times.heuristics = Some(t.elapsed());
         }
         if !generation.rules.is_empty() && !done(&reasons) {
+            let t = Instant::now();
             match rules.scan(content, generation.config.scan.rule_timeout) {
                 Ok(found) => reasons.extend(found),
                 Err(e) => {
                     crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
                 }
             }
+            times.rules = Some(t.elapsed());
         }
         if let Some(model) = &generation.model
             && !done(&reasons)
             && sniff(content) == FileKind::Elf
         {
+            let t = Instant::now();
             model.evaluate(content, &mut reasons, depth == Depth::All);
+            times.model = Some(t.elapsed());
         }
     }
     decide(reasons, policy)

@@ -5,12 +5,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::latency::Latency;
+
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// Monotonic event counters, shared by every thread of the daemon.
         #[derive(Debug, Default)]
         pub struct Stats {
             $($(#[$doc])* pub $name: AtomicU64,)*
+            /// Per-stage latency histograms (`vigil stats`).
+            pub latency: Latency,
         }
 
         impl Stats {
@@ -47,6 +51,10 @@ counters! {
     scan_errors,
     /// Scans that found something (malicious or suspicious).
     detections,
+    /// Scans whose verdict was malicious.
+    verdicts_malicious,
+    /// Scans whose verdict was suspicious.
+    verdicts_suspicious,
     /// Events answered with deny.
     denied,
     /// Events answered by their deadline instead of their verdict.
@@ -67,6 +75,16 @@ counters! {
     reloads,
     /// Reloads rejected (the running generation stayed).
     reloads_rejected,
+    /// Files moved into the quarantine store.
+    quarantined,
+    /// Quarantines that failed or were refused (the file stays in place, denied).
+    quarantine_failed,
+    /// Quarantine jobs dropped because the quarantine queue was full.
+    quarantine_dropped,
+    /// Items restored from quarantine.
+    restored,
+    /// Alerts not delivered to a subscriber that did not keep up.
+    alerts_dropped,
 }
 
 impl Stats {

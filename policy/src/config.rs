@@ -56,6 +56,18 @@ pub const MAX_RULE_TIMEOUT_MS: u64 = 60_000;
 pub const MAX_WEIGHT: f64 = 100.0;
 /// Default control socket path.
 pub const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
+/// Default `quarantine.dir`.
+pub const DEFAULT_QUARANTINE_DIR: &str = "/var/lib/vigil/quarantine";
+/// Default `quarantine.max_total_size`: 1 GiB of stored content.
+pub const DEFAULT_QUARANTINE_MAX_TOTAL_SIZE: u64 = 1024 * 1024 * 1024;
+/// Default `quarantine.max_age_days`.
+pub const DEFAULT_QUARANTINE_MAX_AGE_DAYS: u64 = 90;
+/// Default `log.events_max_size`: 64 MiB.
+pub const DEFAULT_EVENTS_MAX_SIZE: u64 = 64 * 1024 * 1024;
+/// Default `log.events_keep`.
+pub const DEFAULT_EVENTS_KEEP: u64 = 5;
+/// Largest accepted `log.events_keep`.
+pub const MAX_EVENTS_KEEP: u64 = 100;
 /// Default `log.level` tracing filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Name of the drop-in directory next to the main config file.
@@ -79,6 +91,8 @@ pub struct Config {
     pub heuristics: HeuristicsConfig,
     /// Daemon plumbing.
     pub daemon: Daemon,
+    /// The quarantine store and its retention.
+    pub quarantine: Quarantine,
     /// Event log and tracing.
     pub log: Log,
     /// What is never scanned.
@@ -242,6 +256,9 @@ pub enum VerdictAction {
     Deny,
     /// Allow it (the verdict is still logged).
     Allow,
+    /// Deny it, then (after the kernel was answered) move the file into the
+    /// quarantine store.
+    Quarantine,
 }
 
 impl VerdictAction {
@@ -250,6 +267,7 @@ impl VerdictAction {
         match self {
             VerdictAction::Deny => "deny",
             VerdictAction::Allow => "allow",
+            VerdictAction::Quarantine => "quarantine",
         }
     }
 }
@@ -435,12 +453,40 @@ impl Default for Daemon {
     }
 }
 
+/// The `[quarantine]` table: where quarantined files are kept and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quarantine {
+    /// The store directory (created 0700, root); absolute.
+    pub dir: PathBuf,
+    /// Oldest items are deleted while the stored content exceeds this many bytes;
+    /// 0 = no size limit.
+    pub max_total_size: u64,
+    /// Items older than this many days are deleted; 0 = kept until deleted.
+    pub max_age_days: u64,
+}
+
+impl Default for Quarantine {
+    fn default() -> Quarantine {
+        Quarantine {
+            dir: PathBuf::from(DEFAULT_QUARANTINE_DIR),
+            max_total_size: DEFAULT_QUARANTINE_MAX_TOTAL_SIZE,
+            max_age_days: DEFAULT_QUARANTINE_MAX_AGE_DAYS,
+        }
+    }
+}
+
 /// The `[log]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// Where JSON-lines events go.
     pub events: EventSink,
+    /// A file event log is rotated (to `<file>.1`, `.2`, …) before it grows past
+    /// this many bytes; 0 = never rotated (leave it to logrotate).
+    pub events_max_size: u64,
+    /// Rotated event log files kept (1..=[`MAX_EVENTS_KEEP`]).
+    pub events_keep: u64,
     /// `tracing` filter directive; non-empty.
     pub level: String,
 }
@@ -449,6 +495,8 @@ impl Default for Log {
     fn default() -> Log {
         Log {
             events: EventSink::default(),
+            events_max_size: DEFAULT_EVENTS_MAX_SIZE,
+            events_keep: DEFAULT_EVENTS_KEEP,
             level: DEFAULT_LOG_LEVEL.to_owned(),
         }
     }
@@ -628,7 +676,11 @@ mod tests {
             let text = format!("decision.on_timeout = \"{}\"", fail.as_str());
             assert_eq!(parse(&text).unwrap().decision.on_timeout, fail);
         }
-        for action in [VerdictAction::Deny, VerdictAction::Allow] {
+        for action in [
+            VerdictAction::Deny,
+            VerdictAction::Allow,
+            VerdictAction::Quarantine,
+        ] {
             let text = format!("decision.on_suspicious = \"{}\"", action.as_str());
             assert_eq!(parse(&text).unwrap().decision.on_suspicious, action);
         }
@@ -751,7 +803,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, log, exclude)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude)",
             ),
             (
                 "[scan.deep]\nx = 1\n",
@@ -820,8 +872,8 @@ processes = ["/usr/bin/backup"]
                 "/etc/vigil/vigil.toml:2: `decision.mode`: expected one of \"enforce\", \"audit\", found \"enforcing\"",
             ),
             (
-                "decision.on_malicious = \"quarantine\"\n",
-                "/etc/vigil/vigil.toml:1: `decision.on_malicious`: expected one of \"deny\", \"allow\", found \"quarantine\"",
+                "decision.on_malicious = \"delete\"\n",
+                "/etc/vigil/vigil.toml:1: `decision.on_malicious`: expected one of \"deny\", \"allow\", \"quarantine\", found \"delete\"",
             ),
             (
                 "content.rules_on_error = \"warn\"\n",

@@ -79,7 +79,8 @@ pub mod rules;
 pub mod verdict;
 
 pub use config::{
-    Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, RuleErrorPolicy, ScanOnOpen,
+    Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, Quarantine, RuleErrorPolicy,
+    ScanOnOpen,
     VerdictAction, WatchPath, Weights,
 };
 pub use error::Error;

@@ -187,8 +187,9 @@ pub fn weighted_score(reason: &Reason, weights: &Weights) -> u32 {
 
 /// Decides: the weighted total ≥ `policy.malicious_score` → malicious, ≥
 /// `policy.suspicious_score` → suspicious, else clean. In [`Mode::Enforce`] a malicious
-/// or suspicious file gets `policy.on_malicious` / `policy.on_suspicious`; a clean one
-/// is allowed. [`Mode::Audit`] allows everything (the caller logs what it would have
+/// or suspicious file gets `policy.on_malicious` / `policy.on_suspicious` (quarantine
+/// is a deny; [`Decision::quarantine`] tells the caller to move the file afterwards);
+/// a clean one is allowed. [`Mode::Audit`] allows everything (the caller logs what it would have
 /// denied).
 pub fn decide(reasons: Vec<Reason>, policy: &DecisionConfig) -> Decision {
     let score = reasons.iter().fold(0u32, |sum, reason| {
@@ -201,7 +202,7 @@ pub fn decide(reasons: Vec<Reason>, policy: &DecisionConfig) -> Decision {
         Verdict::Clean => VerdictAction::Allow,
     };
     let action = match (policy.mode, wanted) {
-        (Mode::Enforce, VerdictAction::Deny) => Action::Deny,
+        (Mode::Enforce, VerdictAction::Deny | VerdictAction::Quarantine) => Action::Deny,
         (Mode::Enforce, VerdictAction::Allow) | (Mode::Audit, _) => Action::Allow,
     };
     Decision {
@@ -221,6 +222,21 @@ pub fn decide(reasons: Vec<Reason>, policy: &DecisionConfig) -> Decision {
 }
 
 impl Decision {
+    /// True when the file is to be quarantined after the deny: enforce mode and the
+    /// verdict's action is [`VerdictAction::Quarantine`]. Never true for a clean file
+    /// or in audit mode.
+    pub fn quarantine(&self) -> bool {
+        let wanted = match self.verdict {
+            Verdict::Malicious => self.basis.on_malicious,
+            Verdict::Suspicious => self.basis.on_suspicious,
+            Verdict::Clean => VerdictAction::Allow,
+        };
+        match (self.basis.mode, wanted) {
+            (Mode::Enforce, VerdictAction::Quarantine) => true,
+            (Mode::Enforce, VerdictAction::Deny | VerdictAction::Allow) | (Mode::Audit, _) => false,
+        }
+    }
+
     /// A multi-line account for `vigil scan --explain`: each stage's findings with
     /// score, weight and weighted score, the total against both thresholds, the
     /// verdict, and the action with the mode and setting that produced it.
@@ -498,6 +514,52 @@ mod tests {
                 (decision.score, decision.verdict, decision.action),
                 (score, verdict, action),
                 "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn quarantine_is_a_deny_in_enforce_mode_only() {
+        use VerdictAction::{Allow, Deny, Quarantine};
+        let cases: &[(Mode, VerdictAction, VerdictAction, u32, Action, bool)] = &[
+            (Mode::Enforce, Quarantine, Allow, 100, Action::Deny, true),
+            (Mode::Enforce, Quarantine, Allow, 50, Action::Allow, false),
+            (Mode::Enforce, Deny, Quarantine, 50, Action::Deny, true),
+            (
+                Mode::Enforce,
+                Quarantine,
+                Quarantine,
+                0,
+                Action::Allow,
+                false,
+            ),
+            (Mode::Enforce, Deny, Allow, 100, Action::Deny, false),
+            (
+                Mode::Audit,
+                Quarantine,
+                Quarantine,
+                100,
+                Action::Allow,
+                false,
+            ),
+        ];
+        for &(mode, on_malicious, on_suspicious, score, action, quarantine) in cases {
+            let config = DecisionConfig {
+                mode,
+                on_malicious,
+                on_suspicious,
+                ..DecisionConfig::default()
+            };
+            let found = if score == 0 {
+                Vec::new()
+            } else {
+                vec![reason(Stage::Hash, score)]
+            };
+            let decision = decide(found, &config);
+            assert_eq!(
+                (decision.action, decision.quarantine()),
+                (action, quarantine),
+                "{mode:?} {on_malicious:?} {on_suspicious:?} score {score}"
             );
         }
     }

@@ -437,6 +437,10 @@ pub struct Config {
     pub events: String,
     /// `log.level`.
     pub level: String,
+    /// `decision.on_malicious`: "deny" | "allow" | "quarantine".
+    pub on_malicious: String,
+    /// `quarantine.dir` (a host path, never on the watched tmpfs).
+    pub quarantine_dir: PathBuf,
 }
 
 fn toml_str(s: &str) -> String {
@@ -476,6 +480,7 @@ impl Config {
              on_timeout = {ot}\n\
              on_overflow = \"allow\"\n\
              {threshold}\
+             on_malicious = {om}\n\
              \n\
              [content]\n\
              hashes = {hashes}\n\
@@ -488,6 +493,9 @@ impl Config {
              \n\
              [daemon]\n\
              socket = {socket}\n\
+             \n\
+             [quarantine]\n\
+             dir = {qdir}\n\
              \n\
              [log]\n\
              events = {events}\n\
@@ -509,6 +517,8 @@ impl Config {
             socket = toml_str(&self.socket.to_string_lossy()),
             events = toml_str(&self.events),
             level = toml_str(&self.level),
+            om = toml_str(&self.on_malicious),
+            qdir = toml_str(&self.quarantine_dir.to_string_lossy()),
         )
     }
 }
@@ -575,7 +585,30 @@ impl Sandbox {
             socket: self.host("vigil.sock"),
             events: "stdout".into(),
             level: "info".into(),
+            on_malicious: "deny".into(),
+            quarantine_dir: self.host("quarantine"),
         }
+    }
+
+    /// A path on the tmpfs as the daemon sees it when started with
+    /// [`Sandbox::start_in_namespace`] (and as event lines name it).
+    pub fn ns_path(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.join("mnt").join(name)
+    }
+
+    /// Like [`Sandbox::start_with_env`], but the daemon runs inside the holder's
+    /// mount namespace (`nsenter --mount`), where the tmpfs is mounted at its
+    /// plain path: paths the daemon reads from event fds then resolve there, as
+    /// they do for a daemon and files sharing a namespace in production. Needed by
+    /// anything that acts on a detected file's path (quarantine, restore).
+    pub fn start_in_namespace(&self, cfg: &Config, env: &[(&str, &str)]) -> Daemon {
+        for p in &cfg.filesystems {
+            assert_tmpfs(p);
+        }
+        let config = self.config_path();
+        write_file(&config, cfg.to_toml().as_bytes(), 0o644);
+        let ns = format!("--mount=/proc/{}/ns/mnt", self.fs.holder_pid);
+        Daemon::spawn_with(&self.dir, &self.name, &config, env, &["nsenter", &ns, "--"])
     }
 
     /// The path the sandbox writes its config to.
@@ -632,6 +665,18 @@ pub struct Daemon {
 
 impl Daemon {
     fn spawn(dir: &TempDir, name: &str, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_with(dir, name, config, env, &[])
+    }
+
+    /// Spawns `timeout … <wrapper…> vigil daemon`; `wrapper` must exec (not fork)
+    /// the daemon, so the daemon stays the child of timeout(1).
+    fn spawn_with(
+        dir: &TempDir,
+        name: &str,
+        config: &Path,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Daemon {
         let n = unique();
         let notify_path = dir.join(format!("notify-{n}.sock"));
         let _ = fs::remove_file(&notify_path);
@@ -642,21 +687,16 @@ impl Daemon {
         let stdout = dir.join(format!("daemon-{n}.stdout"));
         let stderr = dir.join(format!("daemon-{n}.stderr"));
         let mut cmd = Command::new("timeout");
-        cmd.args([
-            "-k",
-            "5",
-            &DAEMON_TIMEOUT_S.to_string(),
-            VIGIL,
-            "daemon",
-            "--config",
-        ])
-        .arg(config)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout).expect("create daemon stdout"))
-        .stderr(File::create(&stderr).expect("create daemon stderr"));
+        cmd.args(["-k", "5", &DAEMON_TIMEOUT_S.to_string()])
+            .args(wrapper)
+            .args([VIGIL, "daemon", "--config"])
+            .arg(config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("create daemon stdout"))
+            .stderr(File::create(&stderr).expect("create daemon stderr"));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -789,6 +829,28 @@ impl Daemon {
             tail(&self.stdout_text(), 20),
             tail(&self.stderr_text(), 60)
         )
+    }
+
+    /// Runs `vigil <args…>` (under a 60 s timeout; prefix `setpriv …` style
+    /// wrappers with `as_user`) and returns its output.
+    pub fn cli(&self, as_user: Option<(u32, u32)>, args: &[&OsStr]) -> Output {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "5", "60"]);
+        if let Some((uid, gid)) = as_user {
+            cmd.args([
+                "setpriv",
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "--",
+            ]);
+        }
+        cmd.arg(VIGIL)
+            .args(args)
+            .stdin(Stdio::null())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run vigil")
     }
 
     /// Runs `vigil reload --socket <daemon.socket>` and returns its output.

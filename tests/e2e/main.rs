@@ -13,13 +13,16 @@
 
 mod fixture;
 
+mod alerts;
 mod audit;
 mod concurrency;
 mod deadline;
 mod detection;
 mod hot_path;
 mod model;
+mod notifier;
 mod overflow;
+mod quarantine;
 mod reload;
 mod rescan;
 mod scan_cli;

@@ -51,7 +51,7 @@ const fn field(key: &'static str, kind: Kind) -> Field {
 /// Values of `decision.on_timeout` / `decision.on_overflow`.
 const FAIL_MODES: &[&str] = &["allow", "deny"];
 /// Values of `decision.on_malicious` / `decision.on_suspicious`.
-const VERDICT_ACTIONS: &[&str] = &["deny", "allow"];
+const VERDICT_ACTIONS: &[&str] = &["deny", "allow", "quarantine"];
 
 /// The whole schema, in the order the keys are documented.
 pub(super) const ROOT: &[Field] = &[
@@ -110,8 +110,21 @@ pub(super) const ROOT: &[Field] = &[
     field("heuristics", Kind::Table(&[field("enabled", Kind::Bool)])),
     field("daemon", Kind::Table(&[field("socket", Kind::Text)])),
     field(
+        "quarantine",
+        Kind::Table(&[
+            field("dir", Kind::Text),
+            field("max_total_size", Kind::Count),
+            field("max_age_days", Kind::Count),
+        ]),
+    ),
+    field(
         "log",
-        Kind::Table(&[field("events", Kind::Text), field("level", Kind::Text)]),
+        Kind::Table(&[
+            field("events", Kind::Text),
+            field("events_max_size", Kind::Count),
+            field("events_keep", Kind::Count),
+            field("level", Kind::Text),
+        ]),
     ),
     field(
         "exclude",
@@ -313,7 +326,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
-    use crate::config::{Watch, Weights};
+    use crate::config::{Quarantine, Watch, Weights};
     use serde::Deserialize;
     use serde::de::{self, Visitor};
     use std::cell::RefCell;
@@ -410,6 +423,7 @@ mod tests {
             (keys(sub("scan")), names::<Scan>()),
             (keys(sub("heuristics")), names::<HeuristicsConfig>()),
             (keys(sub("daemon")), names::<Daemon>()),
+            (keys(sub("quarantine")), names::<Quarantine>()),
             (keys(sub("log")), names::<Log>()),
             (keys(sub("exclude")), names::<Exclude>()),
             (one_of("watch", "scan_on_open"), names::<ScanOnOpen>()),

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
-use super::{MAX_RULE_TIMEOUT_MS, MAX_WEIGHT};
+use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_WEIGHT};
 use crate::exclusions;
 
 /// A value that is well-typed but not acceptable.
@@ -143,6 +143,10 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         "daemon.socket",
         [config.daemon.socket.as_path()].into_iter(),
     )?;
+    absolute_all(
+        "quarantine.dir",
+        [config.quarantine.dir.as_path()].into_iter(),
+    )?;
 
     match &config.log.events {
         EventSink::File(path) if !path.is_absolute() => {
@@ -152,6 +156,15 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
             ));
         }
         EventSink::File(_) | EventSink::Stdout | EventSink::None => {}
+    }
+    if !(1..=MAX_EVENTS_KEEP).contains(&config.log.events_keep) {
+        return Err(invalid(
+            "log.events_keep",
+            format!(
+                "must be between 1 and {MAX_EVENTS_KEEP}, found {}",
+                config.log.events_keep
+            ),
+        ));
     }
     if config.log.level.trim().is_empty() {
         return Err(invalid("log.level", "must not be empty".to_owned()));
@@ -204,7 +217,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 17] = [
+        let cases: [(Edit, &str, Option<usize>); 19] = [
             (
                 |c| c.decision.malicious_score = 0,
                 "decision.malicious_score",
@@ -264,6 +277,12 @@ mod tests {
                 Some(0),
             ),
             (|c| c.log.level = String::new(), "log.level", None),
+            (|c| c.log.events_keep = 0, "log.events_keep", None),
+            (
+                |c| c.quarantine.dir = "quarantine".into(),
+                "quarantine.dir",
+                Some(0),
+            ),
             (
                 |c| c.exclude.paths = vec!["/a".into(), "{".into()],
                 "exclude.paths",

@@ -1,0 +1,368 @@
+//! Quarantine: the thread that moves detected files into the store, and serves
+//! list/show/restore/delete requests.
+//!
+//! Owns the quarantine thread, its two bounded queues and the open [`Store`]. A
+//! worker hands over a [`Detected`] *after* it answered the kernel (deny first,
+//! then quarantine); a full queue drops the job and counts it (the file stays
+//! where it is, still denied). Control requests arrive on their own queue, so a
+//! flood of detections never starves `vigil quarantine restore`. Every store
+//! operation runs on this one thread: there is no concurrent access to the store.
+//!
+//! The store is opened on first use, not at startup, so a daemon whose policy never
+//! quarantines never creates `quarantine.dir`. A reload that changes
+//! `quarantine.dir` takes effect at the next operation.
+
+pub mod path;
+pub mod store;
+
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub use store::{Detected, QuarantineError, Record, Store};
+
+use crate::alerts::{Alert, Alerts};
+use crate::events::EventLog;
+use crate::generation::Generation;
+use crate::stats::Stats;
+
+/// Detections that may wait for the quarantine thread before new ones are dropped.
+pub const QUARANTINE_QUEUE: usize = 256;
+/// Control requests that may wait.
+const REQUEST_QUEUE: usize = 16;
+/// How often retention runs when nothing else happens.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A control request about the store.
+#[derive(Debug)]
+pub enum Request {
+    /// Every item (only the caller's own files when `uid` is set).
+    List {
+        /// Restrict to files owned by this uid (non-root callers).
+        uid: Option<u32>,
+    },
+    /// One item's record.
+    Show {
+        /// The item.
+        id: String,
+        /// As in `List`.
+        uid: Option<u32>,
+    },
+    /// Put an item back (root only; checked by the control socket).
+    Restore {
+        /// The item.
+        id: String,
+        /// Restore here instead of the original path.
+        to: Option<OsString>,
+        /// Restore even if the hash is still known-bad.
+        force: bool,
+        /// Replace an existing file at the target.
+        overwrite: bool,
+    },
+    /// Delete an item for good (root only).
+    Delete {
+        /// The item.
+        id: String,
+    },
+}
+
+type Reply = oneshot::Sender<Value>;
+
+/// The handle workers and the control loop use; cheap to clone.
+#[derive(Clone)]
+pub struct Quarantiner {
+    jobs: Sender<Detected>,
+    requests: Sender<(Request, Reply)>,
+    stats: Arc<Stats>,
+}
+
+impl Quarantiner {
+    /// Starts the quarantine thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn start(
+        generation: Arc<ArcSwap<Generation>>,
+        events: EventLog,
+        alerts: Arc<Alerts>,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<(Quarantiner, thread::JoinHandle<()>)> {
+        let (jobs, job_rx) = crossbeam_channel::bounded(QUARANTINE_QUEUE);
+        let (requests, request_rx) = crossbeam_channel::bounded(REQUEST_QUEUE);
+        let mut keeper = Keeper {
+            generation,
+            events,
+            alerts,
+            stats: Arc::clone(&stats),
+            store: None,
+        };
+        let handle = thread::Builder::new()
+            .name("vigil-quarantine".into())
+            .spawn(move || keeper.run(&job_rx, &request_rx))?;
+        Ok((
+            Quarantiner {
+                jobs,
+                requests,
+                stats,
+            },
+            handle,
+        ))
+    }
+
+    /// Queues a detected file; never blocks. A full queue drops it (counted).
+    pub fn submit(&self, detected: Detected) {
+        match self.jobs.try_send(detected) {
+            Ok(()) => {}
+            Err(TrySendError::Full(d) | TrySendError::Disconnected(d)) => {
+                Stats::bump(&self.stats.quarantine_dropped);
+                crate::warn_limited!(file.path = %d.path.display(), "quarantine queue full; file left in place (still denied)");
+            }
+        }
+    }
+
+    /// Runs `request` on the quarantine thread and returns its JSON reply.
+    pub async fn request(&self, request: Request) -> Value {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.try_send((request, tx)).is_err() {
+            return crate::control::failure("the quarantine thread is busy; try again");
+        }
+        rx.await
+            .unwrap_or_else(|_| crate::control::failure("the quarantine thread stopped"))
+    }
+}
+
+struct Keeper {
+    generation: Arc<ArcSwap<Generation>>,
+    events: EventLog,
+    alerts: Arc<Alerts>,
+    stats: Arc<Stats>,
+    store: Option<Store>,
+}
+
+impl Keeper {
+    fn run(&mut self, jobs: &Receiver<Detected>, requests: &Receiver<(Request, Reply)>) {
+        let mut last_prune = Instant::now();
+        loop {
+            crossbeam_channel::select! {
+                recv(jobs) -> job => match job {
+                    Ok(d) => self.quarantine(&d),
+                    Err(_) => return,
+                },
+                recv(requests) -> req => match req {
+                    Ok((r, reply)) => { let _ = reply.send(self.answer(r)); }
+                    Err(_) => return,
+                },
+                default(PRUNE_EVERY) => {}
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = Instant::now();
+                self.prune();
+            }
+        }
+    }
+
+    /// The open store for the current `quarantine.dir`, opening it if needed.
+    fn store(&mut self) -> Result<&Store, QuarantineError> {
+        let dir = self.generation.load().config.quarantine.dir.clone();
+        let store = match self.store.take() {
+            Some(s) if s.dir() == dir => s,
+            _ => {
+                let s = Store::open(&dir)?;
+                tracing::info!(dir = %dir.display(), "quarantine store open");
+                s
+            }
+        };
+        Ok(self.store.insert(store))
+    }
+
+    fn prune(&mut self) {
+        let q = self.generation.load().config.quarantine.clone();
+        let Some(store) = &self.store else { return };
+        match store.prune(q.max_total_size, q.max_age_days, SystemTime::now()) {
+            Ok(deleted) => {
+                for id in deleted {
+                    tracing::info!(quarantine.id = %id, "quarantine retention: item deleted");
+                    self.events.emit_json(item_event("quarantine-expired", &id));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "quarantine retention failed"),
+        }
+    }
+
+    fn quarantine(&mut self, d: &Detected) {
+        test_delay();
+        let result = self.store().and_then(|s| s.quarantine(d));
+        match result {
+            Ok(record) => {
+                Stats::bump(&self.stats.quarantined);
+                tracing::info!(file.path = %d.path.display(), quarantine.id = %record.id, "quarantined");
+                let line = record_event("quarantined", "success", &record, None);
+                if self.alerts.active() {
+                    self.alerts.publish(Alert {
+                        file_uid: Some(record.uid),
+                        process_uid: d.process_uid,
+                        line: line.clone(),
+                    });
+                }
+                self.events.emit_json(line);
+                self.prune();
+            }
+            Err(e) => {
+                Stats::bump(&self.stats.quarantine_failed);
+                tracing::warn!(file.path = %d.path.display(), error = %e, "quarantine failed");
+                self.events.emit_json(json!({
+                    "@timestamp": now(),
+                    "event": {"kind": "event", "category": ["malware", "file"], "action": "quarantined", "outcome": "failure"},
+                    "file": {"path": d.path.to_string_lossy(), "hash": {"sha256": d.sha256.map(hex::encode)}},
+                    "process": {"pid": d.pid, "executable": d.executable},
+                    "error": {"message": e.to_string()},
+                    "vigil": {"generation": d.generation, "verdict": d.verdict},
+                }));
+            }
+        }
+    }
+
+    fn answer(&mut self, request: Request) -> Value {
+        let generation = self.generation.load_full();
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return crate::control::failure(&e.to_string()),
+        };
+        let visible = |r: &Record, uid: Option<u32>| uid.is_none_or(|u| u == r.uid);
+        let ok = |body: Value| {
+            let mut v = json!({"v": crate::control::PROTOCOL_VERSION, "ok": true});
+            if let (Some(map), Value::Object(extra)) = (v.as_object_mut(), body) {
+                map.extend(extra);
+            }
+            v
+        };
+        match request {
+            Request::List { uid } => match store.list() {
+                Ok(records) => {
+                    let items: Vec<Value> = records
+                        .iter()
+                        .filter(|r| visible(r, uid))
+                        .map(public)
+                        .collect();
+                    ok(json!({"items": items}))
+                }
+                Err(e) => crate::control::failure(&e.to_string()),
+            },
+            Request::Show { id, uid } => match store.record(&id) {
+                Ok(r) if visible(&r, uid) => ok(json!({"item": public(&r)})),
+                Ok(_) => crate::control::failure(&QuarantineError::NoSuchItem(id).to_string()),
+                Err(e) => crate::control::failure(&e.to_string()),
+            },
+            Request::Restore {
+                id,
+                to,
+                force,
+                overwrite,
+            } => {
+                let record = match store.record(&id) {
+                    Ok(r) => r,
+                    Err(e) => return crate::control::failure(&e.to_string()),
+                };
+                let known_bad = hex::decode(&record.sha256)
+                    .ok()
+                    .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                    .and_then(|h| generation.hashes.lookup_sha256(&h, record.size))
+                    .map(|entry| entry.name.to_string());
+                if let (Some(name), false) = (&known_bad, force) {
+                    return crate::control::failure(&format!(
+                        "item {id} is still known-bad ({name}); restoring it needs --force (it will be denied again unless excluded)"
+                    ));
+                }
+                match store.restore(&id, to.as_deref(), overwrite) {
+                    Ok((record, target)) => {
+                        Stats::bump(&self.stats.restored);
+                        let path = target.to_string_lossy().into_owned();
+                        tracing::info!(quarantine.id = %id, file.path = %path, forced = known_bad.is_some(), "restored");
+                        self.events.emit_json(record_event(
+                            "restored",
+                            "success",
+                            &record,
+                            Some(&path),
+                        ));
+                        ok(json!({"restored": path, "item": public(&record)}))
+                    }
+                    Err(e) => crate::control::failure(&e.to_string()),
+                }
+            }
+            Request::Delete { id } => match store.delete(&id) {
+                Ok(()) => {
+                    tracing::info!(quarantine.id = %id, "quarantined item deleted");
+                    self.events.emit_json(item_event("quarantine-deleted", &id));
+                    ok(json!({"deleted": id}))
+                }
+                Err(e) => crate::control::failure(&e.to_string()),
+            },
+        }
+    }
+}
+
+/// A record as shown to users: everything but the key.
+fn public(r: &Record) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.remove("key");
+    }
+    v
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}
+
+/// An event line about a whole record (quarantined, restored).
+fn record_event(action: &str, outcome: &str, r: &Record, path: Option<&str>) -> Value {
+    json!({
+        "@timestamp": now(),
+        "event": {"kind": "event", "category": ["malware", "file"], "action": action, "outcome": outcome},
+        "file": {
+            "path": path.unwrap_or(&r.path),
+            "size": r.size,
+            "hash": {"sha256": r.sha256},
+            "uid": r.uid.to_string(),
+            "gid": r.gid.to_string(),
+            "mode": format!("{:o}", r.mode),
+        },
+        "process": {"pid": r.pid, "executable": r.executable},
+        "vigil": {
+            "quarantine": {"id": r.id, "original_path": r.path},
+            "verdict": r.verdict,
+            "generation": r.generation,
+            "reasons": r.reasons,
+        },
+    })
+}
+
+/// An event line about an item known only by id (deleted, expired).
+fn item_event(action: &str, id: &str) -> Value {
+    json!({
+        "@timestamp": now(),
+        "event": {"kind": "event", "category": ["file"], "action": action, "outcome": "success"},
+        "vigil": {"quarantine": {"id": id}},
+    })
+}
+
+/// Debug builds only: `VIGIL_TEST_QUARANTINE_DELAY_MS` delays every move, so a
+/// test can race the path. Compiled out of release builds.
+#[cfg(debug_assertions)]
+fn test_delay() {
+    if let Some(ms) = std::env::var("VIGIL_TEST_QUARANTINE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_delay() {}
