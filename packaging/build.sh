@@ -37,7 +37,16 @@ arch=$(dpkg --print-architecture)
 host=$(rustc -vV | sed -n 's/^host: //p')
 
 echo "== cargo build --profile $profile (vigil, man pages)"
-cargo build --locked --profile "$profile" -p vigil --bin vigil --example manpage
+if [ "$profile" = dev ]; then
+    # Exactly what `cargo test --workspace` builds (same feature unification,
+    # examples included): nothing to compile after the test run.
+    cargo test --workspace --locked --no-run
+else
+    # Two invocations: the example's dev-dependencies must not change the
+    # features the shipped binary is built with.
+    cargo build --locked --profile "$profile" -p vigil --bin vigil
+    cargo build --locked --profile "$profile" -p vigil --example manpage
+fi
 bin="target/$profile_dir/vigil"
 
 work=$(mktemp -d)

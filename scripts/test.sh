@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit tests, doc tests
 # and the end-to-end tests (tests/e2e), which start the real daemon on private
-# tmpfs mounts and therefore need root.
+# tmpfs mounts and therefore need root; then the packaging tests
+# (tests/packaging/run.sh: .deb/.rpm build, lintian, systemd-analyze security,
+# rpm install into a scratch root, and a systemd-nspawn boot of the .deb).
 #
 #   sudo scripts/test.sh
 set -euo pipefail
@@ -24,6 +26,9 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 w
 for tool in cc unshare setpriv timeout md5sum python3; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install build-essential util-linux coreutils python3)"
 done
+for tool in dpkg-deb dpkg-shlibdeps rpmbuild lintian systemd-nspawn debootstrap; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev rpm lintian systemd-container debootstrap)"
+done
 
 step() { echo; echo "== $*"; }
 
@@ -44,3 +49,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit, doc and end-to-end tests)"
 cargo test --workspace --locked --no-fail-fast
+
+step "packaging tests (tests/packaging/run.sh)"
+tests/packaging/run.sh
