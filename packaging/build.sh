@@ -32,7 +32,7 @@ esac
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 [ -n "$version" ] || die "no workspace version in Cargo.toml"
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+source_date_epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 arch=$(dpkg --print-architecture)
 host=$(rustc -vV | sed -n 's/^host: //p')
 
@@ -48,6 +48,9 @@ else
     cargo build --locked --profile "$profile" -p vigil --example manpage
 fi
 bin="target/$profile_dir/vigil"
+# Only now: build scripts (cc) rerun when SOURCE_DATE_EPOCH changes, so setting
+# it for cargo would rebuild what `cargo test` built.
+export SOURCE_DATE_EPOCH=$source_date_epoch
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -68,7 +71,7 @@ stage() {
     install -D -m 0644 README.md "$root/usr/share/doc/vigil/README.md"
     install -m 0644 "$work/copyright" "$root/usr/share/doc/vigil/copyright"
     install -d -m 0755 "$root/usr/share/man/man8"
-    "target/$profile_dir/examples/manpage" "$work/man"
+    "target/$profile_dir/examples/manpage" "$work/man" "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)"
     for page in "$work"/man/*.8; do
         gzip -9n < "$page" > "$root/usr/share/man/man8/$(basename "$page").gz"
         chmod 0644 "$root/usr/share/man/man8/$(basename "$page").gz"

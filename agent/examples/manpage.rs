@@ -2,7 +2,10 @@
 //! `vigil --help`, into a directory: `vigil.8` and one `vigil-<command>.8` per
 //! subcommand. packaging/build.sh runs it, so the pages never drift from the CLI.
 //!
-//!     cargo run --release --example manpage -- OUT_DIR
+//!     cargo run --release --example manpage -- OUT_DIR [DATE]
+//!
+//! DATE (e.g. 2026-11-28) goes into each page's header; packaging/build.sh
+//! passes the last commit's date, so the pages are reproducible.
 
 use std::path::PathBuf;
 
@@ -12,10 +15,17 @@ use clap::CommandFactory as _;
 const SECTION: &str = "8";
 
 fn main() -> anyhow::Result<()> {
-    let out = std::env::args_os()
-        .nth(1)
+    let mut args = std::env::args_os().skip(1);
+    let out = args
+        .next()
         .map(PathBuf::from)
-        .context("usage: manpage OUT_DIR")?;
+        .context("usage: manpage OUT_DIR [DATE]")?;
+    // Without a date clap_mangen leaves the .TH field out and the source and
+    // manual shift into the wrong columns.
+    let date = args.next().map_or_else(
+        || "unknown".to_string(),
+        |d| d.to_string_lossy().into_owned(),
+    );
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let cmd = vigil::cli::Cli::command();
     let version = cmd.get_version().unwrap_or_default().to_string();
@@ -23,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         let mut roff = Vec::new();
         clap_mangen::Man::new(cmd)
             .section(SECTION)
+            .date(&date)
             .source(format!("vigil {version}"))
             .manual("vigil manual")
             .render(&mut roff)
