@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit tests, doc tests
 # and the end-to-end tests (tests/e2e), which start the real daemon on private
-# tmpfs mounts and therefore need root.
+# tmpfs mounts and therefore need root; then the packaging tests
+# (tests/packaging/run.sh: .deb/.rpm build, lintian, systemd-analyze security,
+# rpm install into a scratch root, and a systemd-nspawn boot of the .deb).
 #
 #   sudo scripts/test.sh
 set -euo pipefail
@@ -23,6 +25,9 @@ fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)"
 for tool in cc unshare nsenter setpriv timeout md5sum python3 Xvfb dbus-daemon dunst dunstctl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install build-essential util-linux coreutils python3 xvfb dbus dunst)"
+done
+for tool in dpkg-deb dpkg-shlibdeps rpmbuild lintian systemd-nspawn debootstrap; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev rpm lintian systemd-container debootstrap)"
 done
 
 step() { echo; echo "== $*"; }
@@ -56,3 +61,6 @@ if [ -r "$CORPUS/linux-malware-train.tar.xz" ]; then
 else
     echo "SKIPPED: no malware corpus at $CORPUS (set VIGIL_CORPUS)"
 fi
+
+step "packaging tests (tests/packaging/run.sh)"
+tests/packaging/run.sh

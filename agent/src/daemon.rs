@@ -28,7 +28,7 @@ use crate::fanotify::{Group, sys};
 use crate::generation::{Generation, mode_str};
 use crate::logging;
 use crate::marks::Marks;
-use crate::notify::notify;
+use crate::notify::{notify, watchdog_tick, watchdog_timer};
 use crate::pool::{Context, IgnoreSupport, Pool};
 use crate::quarantine::Quarantiner;
 use crate::reader::Reader;
@@ -145,9 +145,13 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let summary = generation.load().summary();
     tracing::info!(workers, queue_capacity, %summary, "ready");
     notify(&format!("READY=1\nSTATUS={summary}"));
+    // WATCHDOG=1 from this loop, which shares its thread with the reader: if either
+    // stops turning, systemd (WatchdogSec=) kills and restarts the daemon.
+    let mut watchdog = watchdog_timer();
 
     let reader_result = loop {
         tokio::select! {
+            () = watchdog_tick(&mut watchdog) => notify("WATCHDOG=1"),
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
             _ = sighup.recv() => {

@@ -80,8 +80,7 @@ pub mod verdict;
 
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, Quarantine, RuleErrorPolicy,
-    ScanOnOpen,
-    VerdictAction, WatchPath, Weights,
+    ScanOnOpen, VerdictAction, WatchPath, Weights,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Writes the Debian machine-readable copyright file (also shipped in the .rpm)
+to stdout: vigil's own licence, then every crate linked into the `vigil`
+binary with the licence its Cargo.toml declares, from `cargo metadata`.
+
+    cargo metadata --format-version 1 --locked --filter-platform HOST | packaging/copyright.py
+"""
+import json
+import sys
+
+meta = json.load(sys.stdin)
+pkgs = {p["id"]: p for p in meta["packages"]}
+nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
+root = next(p["id"] for p in meta["packages"]
+            if p["name"] == "vigil" and p["source"] is None)
+
+# Normal (not dev, not build) dependencies reachable from the vigil package:
+# what ends up in the binary.
+seen, todo = set(), [root]
+while todo:
+    cur = todo.pop()
+    for dep in nodes[cur]["deps"]:
+        if any(k["kind"] is None for k in dep["dep_kinds"]) and dep["pkg"] not in seen:
+            seen.add(dep["pkg"])
+            todo.append(dep["pkg"])
+
+print("""Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: vigil
+Source: https://example.invalid/vigil
+
+Files: *
+Copyright: 2026 vigil developers
+License: Apache-2.0
+
+License: Apache-2.0
+ On Debian systems, the full text of the Apache License, Version 2.0 can be
+ found in the file /usr/share/common-licenses/Apache-2.0.
+
+Comment: Rust crates /usr/bin/vigil is built from (statically linked, or
+ proc macros used at build time), with the licence
+ each declares in its Cargo.toml (crate version: licence expression):""")
+for pid in sorted(seen, key=lambda i: (pkgs[i]["name"], pkgs[i]["version"])):
+    p = pkgs[pid]
+    if p["source"] is None:
+        continue  # workspace crates: Files: * above
+    print(f" {p['name']} {p['version']}: {p['license'] or 'see ' + (p.get('license_file') or 'crate')}")
