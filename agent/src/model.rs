@@ -60,16 +60,24 @@ impl ModelStage {
         Ok(Some(ModelStage { bundle, active }))
     }
 
-    /// Scores ELF `content` with every active model and adds a reason for each
-    /// score at or above its suspicious threshold (for every score with
-    /// `explain`, as 0-point information).
+    /// Scores ELF `content` with every active model whose `max_input_size` it
+    /// fits and adds a reason for each score at or above its suspicious
+    /// threshold (for every score with `explain`, as 0-point information).
     pub fn evaluate(&self, content: &[u8], reasons: &mut Vec<Reason>, explain: bool) {
-        if self.active.is_empty() {
+        let size = content.len() as u64;
+        if !self
+            .active
+            .iter()
+            .any(|a| size <= self.bundle.models()[a.index].spec.max_input_size)
+        {
             return;
         }
         let row = features::extract(content);
         for a in &self.active {
             let model = &self.bundle.models()[a.index];
+            if size > model.spec.max_input_size {
+                continue;
+            }
             match model.score(&row.values) {
                 Ok(score) => {
                     let r =

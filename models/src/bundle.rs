@@ -81,6 +81,15 @@ pub struct ModelSpec {
     pub target_fpr: f64,
     /// Whether the daemon runs it by default.
     pub enabled: bool,
+    /// Largest file (bytes) the model is applied to: the size range it was
+    /// trained on. Larger files are not scored (a model says nothing useful
+    /// outside its training distribution).
+    #[serde(default = "unlimited")]
+    pub max_input_size: u64,
+}
+
+fn unlimited() -> u64 {
+    u64::MAX
 }
 
 /// A loaded, checked bundle.

@@ -40,7 +40,8 @@ import pandas as pd
 
 warnings.filterwarnings("ignore", category=pd.errors.PerformanceWarning)
 
-SIZE_CAP_LOG = math.log1p(4 * 1024 * 1024)  # fmt_size_log is ln(1 + size)
+SIZE_CAP = 4 * 1024 * 1024  # the corpus holds no file this large
+SIZE_CAP_LOG = math.log1p(SIZE_CAP)  # fmt_size_log is ln(1 + size)
 PER_PACKAGE_CAP = 200  # benign ELF rows per (package, arch): kernel modules do not dominate
 FOLDS = 5
 VALIDATION_FOLD = 0
@@ -513,13 +514,13 @@ def main() -> None:
                 "name": "elf-mlp", "kind": "classifier", "file": "elf-mlp.onnx",
                 "sha256": hashlib.sha256(files["elf-mlp.onnx"]).hexdigest(),
                 "threshold": thr, "threshold_suspicious": thr_susp, "target_fpr": args.target_fpr,
-                "enabled": True,
+                "enabled": True, "max_input_size": SIZE_CAP - 1,
             },
             {
                 "name": "elf-anomaly", "kind": "anomaly", "file": "elf-anomaly.onnx",
                 "sha256": hashlib.sha256(files["elf-anomaly.onnx"]).hexdigest(),
                 "threshold": a_thr, "threshold_suspicious": a_thr, "target_fpr": args.target_fpr,
-                "enabled": bool(anomaly_enabled),
+                "enabled": bool(anomaly_enabled), "max_input_size": SIZE_CAP - 1,
             },
         ],
         "metrics": {

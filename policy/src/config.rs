@@ -208,6 +208,9 @@ impl Default for DecisionConfig {
     }
 }
 
+/// Default `decision.weights.model` (see [`Weights::model`]).
+pub const DEFAULT_MODEL_WEIGHT: f64 = 0.5;
+
 /// The `[decision.weights]` table: each reason's score is multiplied by the weight of
 /// its stage before the scores are added up. Finite, 0..=[`MAX_WEIGHT`]; 0 turns a
 /// stage's findings into information only.
@@ -220,7 +223,10 @@ pub struct Weights {
     pub rules: f64,
     /// ELF and script heuristics.
     pub heuristics: f64,
-    /// The model bundle's models.
+    /// The model bundle's models. 0.5 by default: a model detection alone
+    /// (100 points) makes a file suspicious, not malicious, until the model is
+    /// shown to beat a trivial baseline at low false-positive rates (see
+    /// `models/MODEL_CARD.md`); with any other finding it tips the verdict.
     pub model: f64,
 }
 
@@ -230,7 +236,7 @@ impl Default for Weights {
             hash: 1.0,
             rules: 1.0,
             heuristics: 1.0,
-            model: 1.0,
+            model: DEFAULT_MODEL_WEIGHT,
         }
     }
 }
@@ -799,7 +805,7 @@ processes = ["/usr/bin/backup"]
             // Unknown keys at each nesting level.
             (
                 "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_overflow, malicious_score, suspicious_score, weights, on_malicious, on_suspicious)",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_overflow, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold)",
             ),
             (
                 "\n\nwatc = 1\n",
@@ -855,8 +861,8 @@ processes = ["/usr/bin/backup"]
                 "/etc/vigil/vigil.toml:2: `decision.weights.rules`: expected a non-negative number, found -1",
             ),
             (
-                "[decision.weights]\nhash = 1.0\nmodel = 1.0\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.weights.model` (expected one of hash, rules, heuristics)",
+                "[decision.weights]\nhash = 1.0\nyara = 1.0\n",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.weights.yara` (expected one of hash, rules, heuristics, model)",
             ),
             (
                 "heuristics.enabled = 1\n",

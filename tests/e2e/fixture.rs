@@ -429,6 +429,8 @@ pub struct Config {
     pub model: String,
     /// `decision.model_threshold`, when set.
     pub model_threshold: Option<f64>,
+    /// `decision.weights.model`.
+    pub model_weight: f64,
     /// `scan.workers` (0 = automatic).
     pub workers: u32,
     /// `daemon.socket`.
@@ -482,6 +484,9 @@ impl Config {
              {threshold}\
              on_malicious = {om}\n\
              \n\
+             [decision.weights]\n\
+             model = {model_weight:?}\n\
+             \n\
              [content]\n\
              hashes = {hashes}\n\
              builtin = {builtin}\n\
@@ -509,6 +514,7 @@ impl Config {
             builtin = self.builtin,
             rules = toml_paths(&self.rules),
             model = toml_str(&self.model),
+            model_weight = self.model_weight,
             threshold = self
                 .model_threshold
                 .map(|t| format!("model_threshold = {t:e}\n"))
@@ -581,6 +587,7 @@ impl Sandbox {
             rules: vec![],
             model: "none".into(),
             model_threshold: None,
+            model_weight: 1.0,
             workers: 0,
             socket: self.host("vigil.sock"),
             events: "stdout".into(),

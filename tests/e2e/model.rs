@@ -176,7 +176,8 @@ fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
         assert_no_action(&d, "blocked", "score below the threshold");
     }
 
-    // Threshold at half the score: the model alone denies the exec.
+    // Threshold at half the score, weight 1.0 (the fixture's; the shipped
+    // default 0.5 would make it only suspicious): the model alone denies.
     let sb = Sandbox::new("model-exec-deny");
     let bin = sb.mnt("tool");
     assert_eq!(write_marker_binary(&bin, "model-exec"), sha);
