@@ -117,7 +117,6 @@ step "model card"
 "$PY" models/train/card.py --before "$WORK/before.json" --after "$WORK/after.json" \
     --mutations-before "$WORK/mutations-before.csv" --mutations-after "$WORK/mutations-after.csv" \
     --manifest "$CORPUS/manifest.csv" --out "$CARD"
-cp "$WORK/after.json" "$(dirname "$CARD")/$( [ "$SMOKE" = 1 ] && echo report.json || echo model-report.json)"
 echo
 echo "bundle: $OUT"
 echo "card:   $CARD"

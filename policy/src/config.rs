@@ -779,7 +779,8 @@ processes = ["/usr/bin/backup"]
             Weights {
                 hash: 2.0,
                 rules: 0.5,
-                heuristics: 0.0
+                heuristics: 0.0,
+                model: DEFAULT_MODEL_WEIGHT,
             }
         );
         assert_eq!(config.scan.rule_timeout, Duration::from_millis(250));

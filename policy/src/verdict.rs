@@ -656,6 +656,7 @@ mod tests {
                  \x20 elastic:Linux_Trojan_Mirai_1 score 100 x 1 = 100: Linux.Trojan.Mirai (severity 100)\n\
                  heuristics: 1 finding (weight 0.5), 30 points\n\
                  \x20 elf.upx score 60 x 0.5 = 30: UPX header\n\
+                 model: no findings (weight 0.5)\n\
                  total: 130 (suspicious at 50, malicious at 100)\n\
                  verdict: malicious\n\
                  action: deny (decision.on_malicious = \"deny\")\n",
