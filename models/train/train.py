@@ -9,7 +9,8 @@ benign".
 
 Splits are by group -- the malware family (UPX-unpacked copies live in their
 original's family folder, so a pair never straddles a split) and the Debian
-source package -- into five folds by a hash of the group name.
+source package -- assigned whole to five folds, largest groups first, each to
+the fold with the fewest rows of its class (reproducible: ties go by name hash).
 
 - Reported metrics are out-of-fold over the five folds (each row scored by a
   model that never saw its group), for the shipped network, a LightGBM
