@@ -164,11 +164,12 @@ pub fn mutations(
         if failed.is_some() || sniff(bytes) != FileKind::Elf {
             return Ok::<(), vigil_models::Error>(());
         }
-        let sha = hex::encode(Sha256::digest(bytes));
+        let digest = Sha256::digest(bytes);
+        let sha = hex::encode(digest);
         if only.is_some_and(|o| !o.contains(&sha)) {
             return Ok(());
         }
-        let seed = u64::from_le_bytes(Sha256::digest(bytes)[..8].try_into().unwrap_or([0; 8]));
+        let seed = u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
         let variants = std::iter::once(("none", Some(bytes.to_vec()))).chain(
             Mutation::ALL
                 .into_iter()

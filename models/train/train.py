@@ -303,8 +303,9 @@ def strata(df: pd.DataFrame) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- ONNX
 
 
-def onnx_mlp(scaler: Scaler, mlp, n: int) -> bytes:
-    from onnx import TensorProto, helper, numpy_helper
+def scaler_graph(scaler: Scaler, n: int, out: str) -> tuple[list, list]:
+    """Nodes and initializers computing Scaler: features -> `out`."""
+    from onnx import helper, numpy_helper
 
     inits = [
         numpy_helper.from_array(scaler.mean.reshape(1, n), "mean"),
@@ -315,8 +316,15 @@ def onnx_mlp(scaler: Scaler, mlp, n: int) -> bytes:
     nodes = [
         helper.make_node("Sub", ["features", "mean"], ["centered"]),
         helper.make_node("Mul", ["centered", "inv_std"], ["scaled"]),
-        helper.make_node("Clip", ["scaled", "lo", "hi"], ["h0"]),
+        helper.make_node("Clip", ["scaled", "lo", "hi"], [out]),
     ]
+    return nodes, inits
+
+
+def onnx_mlp(scaler: Scaler, mlp, n: int) -> bytes:
+    from onnx import helper, numpy_helper
+
+    nodes, inits = scaler_graph(scaler, n, "h0")
     last = len(mlp.coefs_) - 1
     for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
         inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
@@ -333,19 +341,13 @@ def onnx_mlp(scaler: Scaler, mlp, n: int) -> bytes:
 def onnx_anomaly(scaler: Scaler, an: Anomaly, n: int) -> bytes:
     from onnx import helper, numpy_helper
 
-    inits = [
-        numpy_helper.from_array(scaler.mean.reshape(1, n), "mean"),
-        numpy_helper.from_array(scaler.inv.reshape(1, n), "inv_std"),
-        numpy_helper.from_array(np.array(-Z_CLIP, dtype=np.float32), "lo"),
-        numpy_helper.from_array(np.array(Z_CLIP, dtype=np.float32), "hi"),
+    nodes, inits = scaler_graph(scaler, n, "z")
+    inits += [
         numpy_helper.from_array(an.mean.reshape(1, n), "pca_mean"),
         numpy_helper.from_array(np.ascontiguousarray(an.components.T), "vt"),
         numpy_helper.from_array(an.components, "v"),
     ]
-    nodes = [
-        helper.make_node("Sub", ["features", "mean"], ["centered"]),
-        helper.make_node("Mul", ["centered", "inv_std"], ["scaled"]),
-        helper.make_node("Clip", ["scaled", "lo", "hi"], ["z"]),
+    nodes += [
         helper.make_node("Sub", ["z", "pca_mean"], ["c"]),
         helper.make_node("MatMul", ["c", "vt"], ["proj"]),
         helper.make_node("MatMul", ["proj", "v"], ["recon"]),

@@ -31,15 +31,6 @@ fn vigil(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("wait vigil")
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The built-in classifier's score for `file`, through `vigil features` and
 /// `vigil model score` (tract), as the daemon computes it.
 fn classifier_score(file: &Path) -> f64 {

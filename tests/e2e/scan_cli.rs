@@ -25,15 +25,6 @@ fn scan(config: &Path, args: &[&Path], json: bool) -> Output {
         .expect("run vigil scan")
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -1,18 +1,9 @@
 //! Startup refusals: the daemon needs root, and a broken config stops it
 //! before it marks anything, with an error naming the file and line.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::fixture::*;
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn daemon_refuses_to_run_as_non_root() {
