@@ -40,8 +40,9 @@ def reserved(name: str) -> bool:
     return hashlib.sha256(name.encode()).hexdigest()[0] in "01"
 
 
-def apt_env(data: Path) -> dict[str, str]:
-    """A private apt configuration: host sources, all architectures we sample."""
+def apt_env(data: Path, entries: list[str]) -> dict[str, str]:
+    """A private apt configuration: host sources, the architectures of `entries`
+    (each one more Packages index for `apt-get update` to fetch)."""
     root = data / "apt"
     for d in ("lists/partial", "cache/archives/partial", "etc"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,7 @@ def apt_env(data: Path) -> dict[str, str]:
         sys.exit("fetch_debian: no Debian main source in /etc/apt/sources.list.d/*.sources")
     (root / "etc" / "debian.sources").write_text("\n\n".join(stanzas) + "\n")
     (root / "etc" / "status").touch()
-    arches = sorted({line.split(":")[1] for line in read_list() if ":" in line})
+    arches = sorted({e.split(":")[1] for e in entries if ":" in e} | {"amd64"})
     conf = root / "apt.conf"
     conf.write_text(
         f'Dir::Etc::SourceList "/dev/null";\n'
@@ -102,7 +103,9 @@ def download(entries: list[str], env: dict[str, str], debs: Path) -> dict[str, s
     """Downloads the .debs of `entries` in batches; returns entry -> status."""
     debs.mkdir(parents=True, exist_ok=True)
     status: dict[str, str] = {}
-    todo = [e for e in entries if not (debs / "done" / e).exists()]
+    # Entries with feature rows already need no .deb (a rerun only fetches
+    # what is new in packages.txt).
+    todo = [e for e in entries if not (debs / "done" / e).exists() and not csv_for(e, debs.parent).exists()]
     # Which entries exist at all, in one apt-cache run (apt's start-up costs
     # seconds; asking per package would dominate the whole fetch).
     r = subprocess.run(["apt-cache", "show", "--no-all-versions", *todo], env=env, capture_output=True, text=True)
@@ -142,6 +145,12 @@ def download(entries: list[str], env: dict[str, str], debs: Path) -> dict[str, s
     return status
 
 
+def csv_for(entry: str, data: Path) -> Path:
+    """Where an entry's feature rows go."""
+    pkg, _, arch = entry.partition(":")
+    return data / "features" / f"{pkg}_{arch}.csv"
+
+
 def deb_for(entry: str, debs: Path) -> Path | None:
     pkg, _, arch = entry.partition(":")
     # Debian file names escape ':' in epochs as %3a; versions never hold '_'.
@@ -152,7 +161,7 @@ def deb_for(entry: str, debs: Path) -> Path | None:
 def process(entry: str, data: Path, vigil: str) -> str:
     """Unpacks one downloaded .deb into scratch space and writes its feature rows."""
     pkg, _, arch = entry.partition(":")
-    out_csv = data / "features" / f"{pkg}_{arch}.csv"
+    out_csv = csv_for(entry, data)
     if out_csv.exists():
         return "cached"
     if reserved(pkg):
@@ -252,7 +261,7 @@ def main() -> None:
     if args.limit:
         entries = entries[: args.limit]
     (args.data / "features").mkdir(parents=True, exist_ok=True)
-    env = apt_env(args.data)
+    env = apt_env(args.data, entries)
     r = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"fetch_debian: apt-get update failed:\n{r.stderr}")
