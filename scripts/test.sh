@@ -30,7 +30,7 @@ for tool in dpkg-deb dpkg-shlibdeps rpmbuild lintian systemd-nspawn debootstrap;
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev rpm lintian systemd-container debootstrap)"
 done
 
-step() { echo; echo "== $*"; }
+step() { echo; echo "== $* (at ${SECONDS} s)"; }
 
 # The kernel never times out a permission event; with its fanotify watchdog on,
 # it at least logs (dmesg) a listener that leaves one unanswered for 30 s, so a
@@ -64,3 +64,4 @@ fi
 
 step "packaging tests (tests/packaging/run.sh)"
 tests/packaging/run.sh
+echo; echo "scripts/test.sh: everything passed in ${SECONDS} s"

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 die() { echo "tests/packaging/run.sh: $*" >&2; exit 1; }
-step() { echo; echo "== $*"; }
+step() { echo; echo "== $* (at ${SECONDS} s)"; }
 [ "$(id -u)" = 0 ] || die "must run as root"
 for tool in dpkg-deb rpmbuild lintian systemd-analyze systemd-nspawn debootstrap; do
     command -v "$tool" >/dev/null 2>&1 \
