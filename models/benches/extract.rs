@@ -8,11 +8,12 @@
 //! read-only check of the training corpus. Unset `RUST_BACKTRACE` when benchmarking.
 //!
 //! After the extraction numbers it prints the inference latency (p50/p99 µs per
-//! call, tract) of each model of the built-in bundle on those files' rows.
+//! call, tract) of each model of the built-in bundle (`--bundle DIR`: that
+//! bundle) on those files' rows.
 //!
 //! `--dump FILE` prints the nonzero non-byte columns of one file's row.
 //!
-//! `cargo bench -p vigil-models --bench extract [-- --n 300 --dir /usr/bin | --tar A | --dump F]`
+//! `cargo bench -p vigil-models --bench extract [-- --n 300 --dir /usr/bin --bundle B | --tar A | --dump F]`
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ struct Options {
     tar: Option<PathBuf>,
     any: bool,
     dump: Option<PathBuf>,
+    bundle: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, Box<dyn Error>> {
@@ -39,6 +41,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
         tar: None,
         any: false,
         dump: None,
+        bundle: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -49,6 +52,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
             "--tar" => o.tar = Some(args.next().ok_or("--tar needs a path")?.into()),
             "--any" => o.any = true,
             "--dump" => o.dump = Some(args.next().ok_or("--dump needs a path")?.into()),
+            "--bundle" => o.bundle = Some(args.next().ok_or("--bundle needs a directory")?.into()),
             // cargo passes --bench to harness = false targets.
             _ => {}
         }
@@ -147,13 +151,17 @@ fn bench_dir(o: &Options) -> Result<(), Box<dyn Error>> {
         percentile(&medians, 0.99).as_secs_f64() * 1e6,
         medians.last().copied().unwrap_or_default().as_secs_f64() * 1e6
     );
-    bench_inference(&files, o.rounds)
+    bench_inference(&files, o.rounds, o.bundle.as_deref())
 }
 
-/// Inference latency of every model of the built-in bundle on the same files'
-/// rows (features extracted beforehand): p50/p99/max µs over all calls.
-fn bench_inference(files: &Loaded, rounds: usize) -> Result<(), Box<dyn Error>> {
-    let bundle = vigil_models::bundle::Bundle::builtin()?;
+/// Inference latency of every model of the built-in bundle (or the bundle in
+/// `dir`) on the same files' rows (features extracted beforehand): p50/p99/max
+/// µs over all calls.
+fn bench_inference(files: &Loaded, rounds: usize, dir: Option<&Path>) -> Result<(), Box<dyn Error>> {
+    let bundle = match dir {
+        Some(d) => vigil_models::bundle::Bundle::load_dir(d)?,
+        None => vigil_models::bundle::Bundle::builtin()?,
+    };
     let rows: Vec<Vec<f32>> = files
         .iter()
         .map(|(_, b)| vigil_models::features::extract(b).values)

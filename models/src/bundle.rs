@@ -64,7 +64,7 @@ pub enum ModelKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// Stable identifier, reported as the finding's id (e.g. `model.elf-mlp`).
+    /// Stable identifier, reported as the finding's id (e.g. `model.elf-gbdt`).
     pub name: String,
     /// What the score means.
     pub kind: ModelKind,
@@ -112,7 +112,10 @@ pub struct Model {
 
 const BUILTIN_MANIFEST: &[u8] = include_bytes!("../bundle/manifest.json");
 const BUILTIN_FILES: &[(&str, &[u8])] = &[
-    ("elf-mlp.onnx", include_bytes!("../bundle/elf-mlp.onnx")),
+    (
+        "elf-classifier.onnx",
+        include_bytes!("../bundle/elf-classifier.onnx"),
+    ),
     (
         "elf-anomaly.onnx",
         include_bytes!("../bundle/elf-anomaly.onnx"),

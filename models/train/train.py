@@ -12,14 +12,19 @@ original's family folder, so a pair never straddles a split) and the Debian
 source package -- assigned whole to five folds, largest groups first, each to
 the fold with the fewest rows of its class (reproducible: ties go by name hash).
 
-- Reported metrics are out-of-fold over the five folds (each row scored by a
-  model that never saw its group), for the shipped network, a LightGBM
-  reference on all features and a trivial LightGBM baseline on header fields.
+- Two classifiers are trained on the same features: gradient-boosted trees
+  (LightGBM) and a neural network (MLP). Reported metrics are out-of-fold over
+  the five folds (each row scored by a model that never saw its group), for
+  both and for a trivial LightGBM baseline on header fields. The one with the
+  better out-of-fold detection at the target false-positive rate is shipped
+  (`--classifier` forces one).
 - The shipped model is trained on folds 1-4; fold 0 is validation, where the
   threshold is chosen at the target false-positive rate.
-- The network is exported to ONNX built from standard ops only (Sub, Mul, Clip,
-  MatMul, Add, Relu, Sigmoid) so stock tract runs it; `vigil model score` (tract)
-  must reproduce this script's scores on the validation rows to 1e-5.
+- Both are exported to ONNX built from standard ops only, so stock tract runs
+  them: the network as Sub, Mul, Clip, MatMul, Add, Relu, Sigmoid; the trees as
+  a lock-step traversal (gbdt_onnx.py: Gather, GatherElements, LessOrEqual,
+  Where, ReduceSum, Sigmoid), not as a TreeEnsemble node. `vigil model score`
+  (tract) must reproduce this script's scores on the validation rows to 1e-5.
 - An anomaly model (PCA reconstruction error, benign rows only) is trained and
   measured against the classifier; it is enabled only if it earns it.
 """
@@ -38,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+import gbdt_onnx
 
 warnings.filterwarnings("ignore", category=pd.errors.PerformanceWarning)
 
@@ -206,6 +213,11 @@ def mlp_forward(mlp, z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-h[:, 0]))
 
 
+def arch_mask(names: list[str]) -> np.ndarray:
+    """1.0 per column the models may use, 0.0 for the architecture columns."""
+    return np.array([not n.startswith(ARCH_PREFIXES) for n in names], dtype=np.float32)
+
+
 def fit_lgbm(x: np.ndarray, y: np.ndarray, seed: int, smoke: bool):
     import lightgbm as lgb
 
@@ -284,6 +296,14 @@ def summary(y: np.ndarray, s: np.ndarray) -> dict:
     return out
 
 
+def machines(df: pd.DataFrame) -> dict[str, int]:
+    """Rows per ELF machine (e_machine as the extractor buckets it; the Debian
+    package architecture would call a cross toolchain's SPARC libraries amd64)."""
+    cols = [c for c in df.columns if c.startswith("hdr_machine_")]
+    counts = {c.removeprefix("hdr_machine_"): int((df[c] == 1).sum()) for c in cols}
+    return {k: v for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v}
+
+
 def strata(df: pd.DataFrame) -> dict[str, np.ndarray]:
     static = (df["interp_present"] == 0) & (df["dyn_present"] == 0)
     upx = (df["pack_upx_magic_log"] > 0) | (df["pack_upx_banner"] > 0) | (df["upx_marker"].astype(int) == 1)
@@ -336,6 +356,11 @@ def onnx_mlp(scaler: Scaler, mlp, n: int) -> bytes:
             nodes.append(helper.make_node("Relu", [out], [f"h{i + 1}"]))
     nodes.append(helper.make_node("Sigmoid", ["logit"], ["score"]))
     return finish(nodes, inits, n, "vigil ELF malware classifier (MLP)")
+
+
+def onnx_gbdt(trees: gbdt_onnx.Tables, mask: np.ndarray, n: int) -> bytes:
+    nodes, inits = gbdt_onnx.graph(trees, mask)
+    return finish(nodes, inits, n, "vigil ELF malware classifier (gradient-boosted trees as tensor ops)")
 
 
 def onnx_anomaly(scaler: Scaler, an: Anomaly, n: int) -> bytes:
@@ -391,6 +416,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--smoke", action="store_true", help="small models, fast (CI)")
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validated report (train and validate only)")
+    ap.add_argument("--classifier", choices=("auto", "gbdt", "mlp"), default="auto",
+                    help="the classifier to ship (auto: the better one out-of-fold; gbdt without cross-validation)")
     args = ap.parse_args()
 
     rows, names = load(args)
@@ -399,6 +426,7 @@ def main() -> None:
     y = data["label"].to_numpy()
     x = data[names].to_numpy(np.float32)
     fold = data["fold"].to_numpy()
+    mask = arch_mask(names)
     log(f"{len(data)} ELF rows: {int((y == 0).sum())} benign, {int((y == 1).sum())} malicious; "
         f"{data['group'].nunique()} groups; {len(large_benign)} benign rows >= 4 MiB held aside")
 
@@ -426,7 +454,7 @@ def main() -> None:
     # architecture columns are masked for every model).
     hdr = [i for i, c in enumerate(names) if c.startswith("hdr_") and not c.startswith(ARCH_PREFIXES)]
     # Out-of-fold scores for the report.
-    oof = {k: np.zeros(len(data)) for k in ("mlp", "lgbm", "baseline", "anomaly")}
+    oof = {k: np.zeros(len(data)) for k in ("gbdt", "mlp", "baseline", "anomaly")}
     for f in range(0 if args.no_cv else FOLDS):
         test = fold == f
         if not test.any():
@@ -436,7 +464,7 @@ def main() -> None:
             continue
         sc = Scaler(xt, names)
         oof["mlp"][test] = mlp_forward(fit_mlp(sc(xt), yt, args.seed, args.smoke), sc(x[test]))
-        oof["lgbm"][test] = fit_lgbm(sc(xt), yt, args.seed, args.smoke).predict_proba(sc(x[test]))[:, 1]
+        oof["gbdt"][test] = fit_lgbm(xt * mask, yt, args.seed, args.smoke).predict_proba(x[test] * mask)[:, 1]
         oof["baseline"][test] = fit_lgbm(xt[:, hdr], yt, args.seed, args.smoke).predict_proba(x[test][:, hdr])[:, 1]
         oof["anomaly"][test] = Anomaly(sc(xt[yt == 0]), args.seed, args.smoke).score(sc(x[test]))
         log(f"fold {f}: {int(test.sum())} rows scored")
@@ -446,7 +474,7 @@ def main() -> None:
 
     # Per-stratum detection and false alarms at the global out-of-fold thresholds.
     strata_report = {}
-    for model in () if args.no_cv else ("mlp", "lgbm", "baseline"):
+    for model in () if args.no_cv else ("gbdt", "mlp", "baseline"):
         s = oof[model]
         t1, t01 = threshold_at(s[y == 0], 0.01), threshold_at(s[y == 0], 0.001)
         per = {}
@@ -469,11 +497,23 @@ def main() -> None:
     sc = Scaler(xt, names)
     mlp = fit_mlp(sc(xt), yt, args.seed, args.smoke)
     an = Anomaly(sc(xt[yt == 0]), args.seed, args.smoke)
-    teacher = fit_lgbm(sc(xt), yt, args.seed, args.smoke)
-    s_val = mlp_forward(mlp, sc(x[val]))
+    gb = fit_lgbm(xt * mask, yt, args.seed, args.smoke)
+    trees = gbdt_onnx.Tables(gb.booster_)
     a_val = an.score(sc(x[val]))
-    t_val = teacher.predict_proba(sc(x[val]))[:, 1]
+    # The trainer's scores are what the exported graphs compute (float32
+    # weights and thresholds), checked against LightGBM's own below.
+    val_scores = {"gbdt": trees.predict(x[val] * mask), "mlp": mlp_forward(mlp, sc(x[val]))}
+    lowering = float(np.abs(val_scores["gbdt"] - gb.predict_proba(x[val] * mask)[:, 1]).max())
+    log(f"trees lowered to tensor ops: max |diff| to LightGBM {lowering:.2e} on validation")
+    if lowering > 1e-5:
+        sys.exit("train: the lowered trees differ from LightGBM's predictions by more than 1e-5")
     yv = y[val]
+    kind = args.classifier
+    if kind == "auto":
+        kind = "gbdt" if not cv else max(("gbdt", "mlp"), key=lambda k: (cv[k][f"tpr_at_{args.target_fpr:g}"], k == "gbdt"))
+    s_val = val_scores[kind]
+    clf_name = f"elf-{kind}"
+    log(f"shipping {clf_name}: {trees.trees} trees of depth <= {trees.depth}" if kind == "gbdt" else f"shipping {clf_name}")
     thr = threshold_at(s_val[yv == 0], args.target_fpr)
     thr_susp = min(thr, threshold_at(s_val[yv == 0], 0.01))
     a_thr = threshold_at(a_val[yv == 0], args.target_fpr)
@@ -495,12 +535,16 @@ def main() -> None:
     # Large benign files (>= 4 MiB): false alarms out of the training range.
     large_fp = None
     if len(large_benign):
-        s_large = mlp_forward(mlp, sc(large_benign[names].to_numpy(np.float32)))
+        xl = large_benign[names].to_numpy(np.float32)
+        s_large = trees.predict(xl * mask) if kind == "gbdt" else mlp_forward(mlp, sc(xl))
         large_fp = {"files": len(large_benign), "flagged": int((s_large.astype(np.float32) >= thr).sum())}
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"elf-mlp.onnx": onnx_mlp(sc, mlp, n), "elf-anomaly.onnx": onnx_anomaly(sc, an, n)}
+    clf_blob = onnx_gbdt(trees, mask, n) if kind == "gbdt" else onnx_mlp(sc, mlp, n)
+    files = {"elf-classifier.onnx": clf_blob, "elf-anomaly.onnx": onnx_anomaly(sc, an, n)}
+    for stale in out.glob("*.onnx"):
+        stale.unlink()
     for fname, blob in files.items():
         (out / fname).write_bytes(blob)
 
@@ -514,8 +558,8 @@ def main() -> None:
         "feature_count": n,
         "models": [
             {
-                "name": "elf-mlp", "kind": "classifier", "file": "elf-mlp.onnx",
-                "sha256": hashlib.sha256(files["elf-mlp.onnx"]).hexdigest(),
+                "name": clf_name, "kind": "classifier", "file": "elf-classifier.onnx",
+                "sha256": hashlib.sha256(files["elf-classifier.onnx"]).hexdigest(),
                 "threshold": thr, "threshold_suspicious": thr_susp, "target_fpr": args.target_fpr,
                 "enabled": True, "max_input_size": SIZE_CAP - 1,
             },
@@ -528,15 +572,15 @@ def main() -> None:
         ],
         "metrics": {
             "validation_tpr": val_tpr, "validation_fpr": val_fpr,
-            "cv_auc": cv.get("mlp", {}).get("auc"), "cv_tpr_at_0.001": cv.get("mlp", {}).get("tpr_at_0.001"),
+            "cv_auc": cv.get(kind, {}).get("auc"), "cv_tpr_at_0.001": cv.get(kind, {}).get("tpr_at_0.001"),
         },
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
     # tract must reproduce the trainer's scores on the validation rows.
-    check = tract_check(args.vigil, out, data[val], names, {"elf-mlp": s_val, "elf-anomaly": a_val})
-    log(f"tract check: max |diff| classifier {check['elf-mlp']:.2e}, anomaly (relative) {check['elf-anomaly']:.2e}")
-    if check["elf-mlp"] > 1e-5 or check["elf-anomaly"] > 1e-5:
+    check = tract_check(args.vigil, out, data[val], names, {clf_name: s_val, "elf-anomaly": a_val})
+    log(f"tract check: max |diff| classifier {check[clf_name]:.2e}, anomaly (relative) {check['elf-anomaly']:.2e}")
+    if check[clf_name] > 1e-5 or check["elf-anomaly"] > 1e-5:
         sys.exit("train: tract's scores differ from the trainer's by more than 1e-5")
 
     report = {
@@ -548,8 +592,8 @@ def main() -> None:
             "benign_packages": int(data.loc[y == 0, "package"].nunique()),
             "benign_sources": int(data.loc[y == 0, "source"].nunique()),
             "families": int(data.loc[y == 1, "family"].nunique()),
-            "benign_by_arch": data.loc[y == 0, "arch"].value_counts().to_dict(),
-            "malicious_by_arch": data.loc[y == 1, "arch"].value_counts().to_dict(),
+            "benign_by_arch": machines(data[y == 0]),
+            "malicious_by_arch": machines(data[y == 1]),
             "augmented_rows": 0 if aug is None else len(aug),
         },
         "cv": cv,
@@ -558,17 +602,22 @@ def main() -> None:
             "benign": int((yv == 0).sum()), "malicious": int((yv == 1).sum()),
             "threshold": thr, "threshold_suspicious": thr_susp,
             "tpr": val_tpr, "fpr": val_fpr,
-            "mlp": summary(yv, s_val), "lgbm": summary(yv, t_val),
+            "gbdt": summary(yv, val_scores["gbdt"]), "mlp": summary(yv, val_scores["mlp"]),
             "validation_malware": sorted(data.loc[val & (y == 1), "sha256"]),
         },
         "anomaly": {"threshold": a_thr, "new_detections": new_det, "new_false_alarms": new_fp,
                     "validation_malicious": n_mal_v, "validation_benign": n_ben_v, "enabled": bool(anomaly_enabled),
                     "cv": cv.get("anomaly")},
         "large_benign": large_fp,
-        "architecture": "MLP " + "-".join(str(k) for k in [n, *mlp.hidden_layer_sizes, 1]) + ", ReLU, sigmoid",
-        "oof_mlp": {} if args.no_cv else {h: float(v) for h, v in zip(data["sha256"], oof["mlp"])},
-        "oof_threshold_0.001": None if args.no_cv else threshold_at(oof["mlp"][y == 0], 0.001),
+        "shipped": kind,
+        "architecture": {
+            "gbdt": f"{trees.trees} trees, at most 31 leaves, depth <= {trees.depth}, sigmoid",
+            "mlp": "MLP " + "-".join(str(k) for k in [n, *mlp.hidden_layer_sizes, 1]) + ", ReLU, sigmoid",
+        },
+        "oof_shipped": {} if args.no_cv else {h: float(v) for h, v in zip(data["sha256"], oof[kind])},
+        "oof_threshold_0.001": None if args.no_cv else threshold_at(oof[kind][y == 0], 0.001),
         "tract_check": check,
+        "lowering_check": lowering,
         "manifest": manifest,
     }
     Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")

@@ -31,6 +31,23 @@ fn vigil(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("wait vigil")
 }
 
+/// The name of the built-in bundle's enabled classifier (the trainer picks the
+/// model kind, so the tests read it from the committed manifest).
+fn shipped_classifier() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundle/manifest.json");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read the bundle manifest"))
+            .expect("manifest JSON");
+    manifest["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .find(|m| m["kind"] == "classifier" && m["enabled"] == true)
+        .and_then(|m| m["name"].as_str())
+        .expect("an enabled classifier")
+        .to_string()
+}
+
 /// The built-in classifier's score for `file`, through `vigil features` and
 /// `vigil model score` (tract), as the daemon computes it.
 fn classifier_score(file: &Path) -> f64 {
@@ -45,10 +62,11 @@ fn classifier_score(file: &Path) -> f64 {
     let text = String::from_utf8_lossy(&scored.stdout);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let name = shipped_classifier();
     let col = header
         .iter()
-        .position(|c| *c == "elf-mlp")
-        .unwrap_or_else(|| panic!("no elf-mlp column: {text}"));
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("no {name} column: {text}"));
     let row: Vec<&str> = lines.next().expect("one row").split(',').collect();
     row[col].parse().expect("score")
 }
@@ -88,7 +106,8 @@ fn scan_runs_the_builtin_model_by_default() {
         .iter()
         .find(|r| jstr(r, "/stage") == "model")
         .unwrap_or_else(|| panic!("no model finding under --explain: {}", show(&out)));
-    assert_eq!(jstr(model, "/id"), "model.elf-mlp", "{}", show(&out));
+    let name = shipped_classifier();
+    assert_eq!(jstr(model, "/id"), format!("model.{name}"), "{}", show(&out));
     assert!(
         jstr(model, "/detail").starts_with("score "),
         "{}",
@@ -99,7 +118,7 @@ fn scan_runs_the_builtin_model_by_default() {
     assert!(info.status.success(), "{}", show(&info));
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(
-        text.contains("elf-mlp") && text.contains("classifier"),
+        text.contains(&name) && text.contains("classifier"),
         "{text}"
     );
 }
@@ -110,7 +129,7 @@ fn a_tampered_bundle_is_refused_with_its_name() {
     let bundle = dir.join("bundle");
     std::fs::create_dir_all(&bundle).expect("mkdir");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundle");
-    for f in ["manifest.json", "elf-mlp.onnx", "elf-anomaly.onnx"] {
+    for f in ["manifest.json", "elf-classifier.onnx", "elf-anomaly.onnx"] {
         std::fs::copy(src.join(f), bundle.join(f)).expect("copy bundle file");
     }
     let cfg = dir.join("vigil.toml");
@@ -122,12 +141,12 @@ fn a_tampered_bundle_is_refused_with_its_name() {
     let ok = vigil(&["check-config", "--config", &cfg.to_string_lossy()], None);
     assert!(ok.status.success(), "{}", show(&ok));
     assert!(
-        String::from_utf8_lossy(&ok.stdout).contains("elf-mlp"),
+        String::from_utf8_lossy(&ok.stdout).contains(&shipped_classifier()),
         "{}",
         show(&ok)
     );
 
-    let onnx = bundle.join("elf-mlp.onnx");
+    let onnx = bundle.join("elf-classifier.onnx");
     let mut bytes = std::fs::read(&onnx).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
@@ -192,7 +211,8 @@ fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
     assert!(
         reasons
             .iter()
-            .any(|r| jstr(r, "/stage") == "model" && jstr(r, "/id") == "model.elf-mlp"),
+            .any(|r| jstr(r, "/stage") == "model"
+                && jstr(r, "/id") == format!("model.{}", shipped_classifier())),
         "no model reason in {ev}{}",
         d.context()
     );
