@@ -68,8 +68,10 @@ agent_start() {
         "$(vigil_bin)" daemon --config "$AGENT_WORK/vigil.toml"
 }
 
-# Ready once the content is loaded and answering: the hash-listed probe is denied.
+# Ready once the content is loaded and answering: the ELF probe carrying the
+# test string is denied on exec (execs are scanned under every scan_on_open;
+# the hash-listed probe is a data file, not scanned on open under "executable").
 agent_ready() {
-    [ "$("$BIN/probe" open "$MNT/probe/hash.bin" | cut -d' ' -f1)" = DENY:EPERM ]
+    [ "$("$BIN/probe" exec "$MNT/probe/sig-exec" | cut -d' ' -f1)" = DENY:EPERM ]
 }
 
