@@ -125,6 +125,22 @@ fn non_utf8_names_and_paths_beyond_path_max() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(blocked, 2, "blocked events{}", d.context());
+    // The deep one: `/proc/self/fd` cannot name it, so its path is null.
+    let events = d.events();
+    let deep: Vec<_> = events
+        .iter()
+        .filter(|v| jstr(v, "/event/action") == "blocked" && jstr(v, "/file/path").is_empty())
+        .collect();
+    assert_eq!(
+        deep.len(),
+        1,
+        "one blocked event without a path: {events:?}"
+    );
+    assert_eq!(
+        jstr(deep[0], "/file/hash/sha256"),
+        sha256_hex(&bad_data),
+        "{events:?}"
+    );
     let stdout = d.stdout_text();
     for line in stdout.lines().filter(|l| l.contains("\"blocked\"")) {
         assert!(
