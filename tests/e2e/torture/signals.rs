@@ -89,8 +89,8 @@ fn kill_9_mid_scan_under_load_releases_everyone_and_a_restart_serves() {
     assert!(counter(&st, "denied") >= 1, "{st}");
 }
 
-/// SIGSTOP for 5× the deadline. What really happens (README "Stopping the
-/// daemon"): the deadline is kept by the daemon's own threads, which are stopped
+/// SIGSTOP for 5× the deadline. What really happens (docs/failure-modes.md, "Stopped
+/// (SIGSTOP)"): the deadline is kept by the daemon's own threads, which are stopped
 /// too, so openers stay blocked for as long as the daemon is stopped; SIGCONT
 /// releases them within the deadline, and kill -9 of the stopped daemon releases
 /// them at once (the kernel allows pending events when the group fd closes).
