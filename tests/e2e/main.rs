@@ -28,3 +28,4 @@ mod rescan;
 mod scan_cli;
 mod shutdown;
 mod startup;
+mod torture;
