@@ -360,7 +360,7 @@ fn handle(
     // A decision that skipped stages because the file was trusted under another
     // name (a hard link) is not this path's: scan again in full, uncached.
     let (cached, fresh) =
-        if cached.trusted && !trust_entry.is_some_and(|e| cached.sha256 == Some(e.sha256)) {
+        if cached.trusted && trust_entry.is_none_or(|e| cached.sha256 != Some(e.sha256)) {
             match scan(ctx, scanner, generation, rules, fd, &st, None) {
                 Some(c) => (c, true),
                 None => return allow_for(&ctx.stats.scan_errors),

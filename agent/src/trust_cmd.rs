@@ -110,7 +110,7 @@ pub fn update(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
         .with_context(|| format!("{}: cannot read dpkg status", status_path.display()))?;
     let mut packages = parse_dpkg_status(&status);
     if !opts.only.is_empty() {
-        packages.retain(|p| opts.only.iter().any(|o| *o == p.name));
+        packages.retain(|p| opts.only.contains(&p.name));
         for wanted in &opts.only {
             if !packages.iter().any(|p| p.name == *wanted) {
                 anyhow::bail!(

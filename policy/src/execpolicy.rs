@@ -460,9 +460,17 @@ mod tests {
         }
     }
 
+    /// Profile, executed path, parent program, expected (rule, action).
+    type ProfileCase = (
+        Profile,
+        &'static str,
+        Option<&'static str>,
+        Option<(&'static str, RuleAction)>,
+    );
+
     #[test]
     fn profiles_table() {
-        let cases: [(Profile, &str, Option<&str>, Option<(&str, RuleAction)>); 12] = [
+        let cases: [ProfileCase; 12] = [
             (Profile::Desktop, "/tmp/x", None, None),
             (
                 Profile::Desktop,
