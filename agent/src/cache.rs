@@ -53,6 +53,10 @@ pub struct Cached {
     pub decision: Decision,
     /// SHA-256 of the content, when it was read (not for files above the size cap).
     pub sha256: Option<[u8; 32]>,
+    /// The scan skipped the expensive stages because the content matched the trust
+    /// store under the path it was scanned by; an event for the same inode under a
+    /// path that is not trusted must not reuse this decision.
+    pub trusted: bool,
 }
 
 /// The answer to [`VerdictCache::begin`].
@@ -243,6 +247,7 @@ mod tests {
         Arc::new(Cached {
             decision: decide(Vec::new(), &DecisionConfig::default()),
             sha256: None,
+            trusted: false,
         })
     }
 

@@ -171,6 +171,19 @@ pub enum Cmd {
         #[command(subcommand)]
         action: QuarantineCmd,
     },
+    /// The package trust store: build it from dpkg, check files, open an upgrade
+    /// window (see `policy.profile = "lockdown"`).
+    Trust {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::trust_cmd::TrustCmd,
+    },
+    /// Exec policies: a dry run of the rules over what the daemon saw.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::policy_cmd::PolicyCmd,
+    },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -390,6 +403,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             )?;
             Ok(0)
         }
+        Cmd::Trust { action } => crate::trust_cmd::run(action),
+        Cmd::Policy { action } => crate::policy_cmd::run(action),
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);

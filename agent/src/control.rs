@@ -20,7 +20,7 @@
 //!
 //! Commands: `status`, `stats` and `quarantine-list`/`quarantine-show` (anyone; a non-root
 //! caller sees only items whose file it owned), `reload`, `quarantine-restore` and
-//! `quarantine-delete` (root only). Optional request fields: `id`, `to_hex` (a
+//! `quarantine-delete` and `exec-history` (root only; optional `since_ms`). Optional request fields: `id`, `to_hex` (a
 //! restore target path's bytes in hex: paths need not be UTF-8), `force`,
 //! `overwrite`. Unknown fields are ignored, so newer clients can talk to this
 //! daemon as long as they only use what it knows.
@@ -67,6 +67,9 @@ pub struct Request {
     /// Let a restore replace an existing file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overwrite: bool,
+    /// `exec-history`: only records at or after this time (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
 }
 
 /// What the main loop is asked to do.
@@ -80,6 +83,12 @@ pub enum Command {
     Stats,
     /// A quarantine store request (authorization already checked).
     Quarantine(crate::quarantine::Request),
+    /// The recent execs at or after `since_ms` (root only: they name every
+    /// user's programs).
+    ExecHistory {
+        /// Milliseconds since the epoch.
+        since_ms: u64,
+    },
 }
 
 /// A command with the channel for its reply.
@@ -280,10 +289,14 @@ fn command(request: Request, uid: Option<u32>) -> Result<Command, Value> {
         }
         "quarantine-delete" if !root => return Err(need_root("delete quarantined files")),
         "quarantine-delete" => Command::Quarantine(Q::Delete { id: id(&request)? }),
+        "exec-history" if !root => return Err(need_root("read the exec history")),
+        "exec-history" => Command::ExecHistory {
+            since_ms: request.since_ms.unwrap_or(0),
+        },
         other => {
             return Err(failure(&format!(
                 "unknown command `{other}` (expected status, stats, reload, quarantine-list, \
-                 quarantine-show, quarantine-restore or quarantine-delete)"
+                 quarantine-show, quarantine-restore, quarantine-delete or exec-history)"
             )));
         }
     })

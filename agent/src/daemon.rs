@@ -94,6 +94,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&stats),
     )
     .context("starting the quarantine thread")?;
+    let history = Arc::new(crate::exec_history::ExecHistory::default());
     let ctx = Arc::new(Context {
         group: group.clone(),
         generation: Arc::clone(&generation),
@@ -103,6 +104,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         ignore: IgnoreSupport::default(),
         quarantine: quarantiner.clone(),
         alerts: Arc::clone(&alerts),
+        history: Arc::clone(&history),
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
@@ -181,6 +183,11 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                             "counters": counters(&stats),
                             "latency_us": stats.latency.summary(),
                         }
+                    }),
+                    Command::ExecHistory { since_ms } => json!({
+                        "v": PROTOCOL_VERSION,
+                        "ok": true,
+                        "records": history.since(since_ms),
                     }),
                     Command::Quarantine(request) => {
                         // Store I/O (a restore copies a whole file) runs on the

@@ -84,6 +84,9 @@ pub struct EventRecord {
     pub late: bool,
     /// Time from the event's arrival to the verdict.
     pub duration_us: u64,
+    /// The exec rule that matched (`vigil.rule`: name, action, source, trust
+    /// outcome), if any.
+    pub rule: Option<serde_json::Value>,
 }
 
 impl EventRecord {
@@ -91,10 +94,10 @@ impl EventRecord {
     pub fn to_json(&self) -> serde_json::Value {
         let timestamp = humantime::format_rfc3339_micros(self.time).to_string();
         let kind = match self.verdict {
-            Verdict::Clean => "event",
-            Verdict::Suspicious | Verdict::Malicious => "alert",
+            Verdict::Clean if !self.denied => "event",
+            Verdict::Clean | Verdict::Suspicious | Verdict::Malicious => "alert",
         };
-        json!({
+        let mut value = json!({
             "@timestamp": timestamp,
             "event": {
                 "kind": kind,
@@ -125,7 +128,13 @@ impl EventRecord {
                 "late": self.late,
                 "duration_us": self.duration_us,
             },
-        })
+        });
+        if let Some(rule) = &self.rule
+            && let Some(vigil) = value.get_mut("vigil").and_then(|v| v.as_object_mut())
+        {
+            vigil.insert("rule".to_owned(), rule.clone());
+        }
+        value
     }
 }
 

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vigil_policy::{Config, Exclusions, HashDb, RuleSet};
+use vigil_policy::{Config, Exclusions, ExecPolicy, HashDb, RuleSet, TrustStore};
 
 use crate::model::ModelStage;
 
@@ -26,6 +26,12 @@ pub enum LoadError {
     /// The model bundle is unreadable or fails its checks.
     #[error(transparent)]
     Model(#[from] vigil_models::Error),
+    /// A `trusted-only` rule is configured but the trust store does not exist.
+    #[error(
+        "{}: no trust store, but policy.profile or policy.rules use \"trusted-only\" (run `vigil trust update` first)",
+        .0.display()
+    )]
+    NoTrustStore(PathBuf),
 }
 
 /// One immutable snapshot of configuration and content.
@@ -47,6 +53,11 @@ pub struct Generation {
     pub exclusions: Exclusions,
     /// The model stage (`None` with `content.model = "none"`).
     pub model: Option<ModelStage>,
+    /// The exec rules (`[policy]`: the administrator's, then the profile's).
+    pub exec_policy: ExecPolicy,
+    /// The package trust store (`policy.trust_db`), when it exists; required by a
+    /// `trusted-only` rule.
+    pub trust: Option<TrustStore>,
     /// How long loading took, for the log.
     pub load_ms: u128,
 }
@@ -69,9 +80,13 @@ impl Generation {
             RuleSet::load(&config.content.rules, config.content.rules_on_error)?
         };
         let model = ModelStage::load(&config)?;
+        let exec_policy = ExecPolicy::new(&config.policy)?;
+        let trust = load_trust(&config, &exec_policy)?;
         Ok(Generation {
             id,
             model,
+            exec_policy,
+            trust,
             config,
             config_path,
             hashes,
@@ -92,7 +107,7 @@ impl Generation {
     /// A one-line description for logs and `STATUS=`.
     pub fn summary(&self) -> String {
         format!(
-            "generation {} mode={} hashes={} rules={} heuristics={} model={} config={}",
+            "generation {} mode={} hashes={} rules={} heuristics={} model={} profile={} exec_rules={} trusted_files={} config={}",
             self.id,
             mode_str(self.config.decision.mode),
             self.hashes.len(),
@@ -105,11 +120,35 @@ impl Generation {
             self.model
                 .as_ref()
                 .map_or_else(|| "none".to_string(), ModelStage::summary),
+            self.exec_policy.profile().as_str(),
+            self.exec_policy.len(),
+            self.trust.as_ref().map_or(0, TrustStore::len),
             self.config_path.as_deref().map_or_else(
                 || "<built-in defaults>".to_string(),
                 |p| p.display().to_string()
             ),
         )
+    }
+}
+
+/// Loads `policy.trust_db`. A missing store is no store, unless a `trusted-only`
+/// rule needs one: then (as for a damaged store) loading fails, so a daemon never
+/// starts, or reloads into, a policy that would deny every exec.
+fn load_trust(config: &Config, policy: &ExecPolicy) -> Result<Option<TrustStore>, LoadError> {
+    let path = &config.policy.trust_db;
+    match TrustStore::load(path) {
+        Ok(store) => Ok(Some(store)),
+        Err(vigil_policy::Error::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && !policy.uses_trust() =>
+        {
+            Ok(None)
+        }
+        Err(vigil_policy::Error::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err(LoadError::NoTrustStore(path.clone()))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -23,11 +23,16 @@ use nix::errno::Errno;
 use nix::sys::fanotify::MaskFlags;
 use nix::sys::stat::{FileStat, SFlag, fstat};
 use vigil_models::sniff::{SNIFF_LEN, sniff};
-use vigil_policy::{Action, RuleScanner, ScanOnOpen, Verdict, decide};
+use vigil_policy::{
+    Action, Mode, RuleAction, RuleMatch, RuleScanner, ScanOnOpen, TrustEntry, TrustOutcome,
+    Verdict, decide,
+};
 
 use crate::alerts::{Alert, Alerts};
 use crate::cache::{Cached, FileKey, Lookup, VerdictCache};
 use crate::events::{EventAction, EventLog, EventRecord};
+use crate::exec_gate::{self, Gate, ProcessFacts};
+use crate::exec_history::{ExecHistory, ExecRecord, now_ms};
 use crate::fanotify::{Group, IgnoreStyle};
 use crate::generation::{Generation, mode_str};
 use crate::latency::Timed;
@@ -54,6 +59,8 @@ pub struct Context {
     pub quarantine: Quarantiner,
     /// Live alert subscribers (`vigil notifier`).
     pub alerts: Arc<Alerts>,
+    /// The recent execs, for `vigil policy test`.
+    pub history: Arc<ExecHistory>,
 }
 
 /// The bounded pool. Dropping the last sender (via [`Pool::close`]) stops the
@@ -271,6 +278,40 @@ fn handle(
     {
         return allow_for(&ctx.stats.allowed_excluded);
     }
+    // Exec rules first (cheap, before the cache: they depend on the process too).
+    // Every exec's facts are read before the answer (after it, the process runs
+    // its new program): the rules need them, and so does the exec history.
+    let policy = &generation.exec_policy;
+    let exec = pending.access == AccessKind::Exec;
+    let gated = exec && !policy.is_empty();
+    let pid = pending.event().pid();
+    let path = if exec || generation.trust.is_some() {
+        fd_path(fd)
+    } else {
+        None
+    };
+    let process = if exec {
+        ProcessFacts::gather_all(pid)
+    } else {
+        ProcessFacts::default()
+    };
+    let rule = if gated {
+        match exec_gate::before_scan(policy, &process, path.as_deref(), &st) {
+            Gate::Scan => None,
+            Gate::Deny(m) => {
+                return deny_by_rule(ctx, generation, pending, &st, path, &process, &m);
+            }
+            Gate::Rule(m) => Some(m),
+        }
+    } else {
+        None
+    };
+    let trust_entry = generation
+        .trust
+        .as_ref()
+        .zip(exec_gate::lookup_path(path.as_deref()))
+        .and_then(|(store, p)| store.lookup(p));
+
     if pending.access == AccessKind::Open
         && matches!(config.watch.scan_on_open, ScanOnOpen::Executable)
     {
@@ -302,13 +343,13 @@ fn handle(
                 .saturating_sub(pending.received.elapsed());
             match slot.wait(left) {
                 Some(cached) => (cached, false),
-                None => match scan(ctx, scanner, generation, rules, fd, &st) {
+                None => match scan(ctx, scanner, generation, rules, fd, &st, trust_entry) {
                     Some(c) => (c, true),
                     None => return allow_for(&ctx.stats.scan_errors),
                 },
             }
         }
-        Lookup::Miss(ticket) => match scan(ctx, scanner, generation, rules, fd, &st) {
+        Lookup::Miss(ticket) => match scan(ctx, scanner, generation, rules, fd, &st, trust_entry) {
             Some(c) => {
                 ticket.complete(Arc::clone(&c));
                 (c, true)
@@ -316,12 +357,46 @@ fn handle(
             None => return allow_for(&ctx.stats.scan_errors),
         },
     };
-    let allow = matches!(cached.decision.action, Action::Allow);
+    // A decision that skipped stages because the file was trusted under another
+    // name (a hard link) is not this path's: scan again in full, uncached.
+    let (cached, fresh) =
+        if cached.trusted && trust_entry.is_none_or(|e| cached.sha256 != Some(e.sha256)) {
+            match scan(ctx, scanner, generation, rules, fd, &st, None) {
+                Some(c) => (c, true),
+                None => return allow_for(&ctx.stats.scan_errors),
+            }
+        } else {
+            (cached, fresh)
+        };
+    let outcome = match rule {
+        Some(m) if m.action == RuleAction::TrustedOnly => Some(exec_gate::after_scan(
+            config,
+            policy,
+            generation.trust.as_ref(),
+            &process,
+            exec_gate::lookup_path(path.as_deref()),
+            &st,
+            cached.sha256.as_ref(),
+            pid,
+        )),
+        _ => None,
+    };
+    let rule_denies =
+        outcome.is_some_and(|o| !o.allowed()) && config.decision.mode == Mode::Enforce;
+    let allow = matches!(cached.decision.action, Action::Allow) && !rule_denies;
     let clean = matches!(cached.decision.verdict, Verdict::Clean);
-    let pid = pending.event().pid();
+    // Rule decisions other than "allow" and "trusted" are logged even for clean files.
+    let rule_logged = rule.is_some_and(|m| m.action == RuleAction::Audit)
+        || outcome.is_some_and(|o| o != TrustOutcome::Trusted);
     // A detection's log fields are gathered before the answer: once denied, the
     // process may exit and take its /proc entry with it.
-    let mut who = (!clean).then(|| (fd_path(fd), exe_of(pid), uid_of(pid)));
+    let mut who = (!clean || rule_logged).then(|| {
+        (
+            path.clone().or_else(|| fd_path(fd)),
+            exe_of(pid),
+            uid_of(pid),
+        )
+    });
     if pending.answer(&ctx.group, allow, AnsweredBy::Verdict, &ctx.stats) {
         ctx.stats
             .latency
@@ -329,8 +404,31 @@ fn handle(
     }
 
     // Everything below happens after the kernel has its answer.
-    if clean && config.scan.ignore_marks && may_ignore(&st) {
-        let mask = MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM;
+    if exec {
+        remember(
+            ctx,
+            &st,
+            path.as_deref(),
+            &process,
+            pid,
+            cached.sha256,
+            pending.was_denied(),
+        );
+    }
+    match outcome {
+        Some(TrustOutcome::Trusted) => Stats::bump(&ctx.stats.exec_trusted),
+        Some(TrustOutcome::UpgradeWindow | TrustOutcome::PackageManager) => {
+            Stats::bump(&ctx.stats.exec_upgrade_allowed)
+        }
+        Some(TrustOutcome::Untrusted) if rule_denies => Stats::bump(&ctx.stats.exec_rule_denied),
+        Some(TrustOutcome::Untrusted) | None => {}
+    }
+    if clean && allow && config.scan.ignore_marks && may_ignore(&st) {
+        let mask = if exec_mark_safe(policy, pending.access, rule.as_ref(), outcome) {
+            MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM
+        } else {
+            MaskFlags::FAN_OPEN_PERM
+        };
         ctx.ignore.add_current(ctx, generation, fd, mask);
     }
     let late = pending.answered_by() == AnsweredBy::Deadline;
@@ -357,7 +455,7 @@ fn handle(
     }
     let action = if late {
         EventAction::Deadline
-    } else if clean {
+    } else if clean && !rule_logged {
         return;
     } else if pending.was_denied() {
         EventAction::Blocked
@@ -388,8 +486,9 @@ fn handle(
         generation: generation.id,
         late,
         duration_us: duration_us(pending.received),
+        rule: rule.map(|m| exec_gate::rule_json(&m, outcome)),
     };
-    if ctx.alerts.active() && !clean {
+    if ctx.alerts.active() && (!clean || pending.was_denied()) {
         ctx.alerts.publish(Alert {
             file_uid: Some(st.st_uid),
             process_uid: user_id,
@@ -399,7 +498,124 @@ fn handle(
     ctx.events.emit(record);
 }
 
-/// Scans the file behind `fd`; `None` on a read error (logged).
+/// Answers an exec a `deny` rule matched (allowed in audit mode), unscanned,
+/// then logs it with the rule.
+fn deny_by_rule(
+    ctx: &Context,
+    generation: &Generation,
+    pending: &Arc<Pending>,
+    st: &FileStat,
+    path: Option<PathBuf>,
+    process: &ProcessFacts,
+    rule: &RuleMatch<'_>,
+) {
+    let enforce = generation.config.decision.mode == Mode::Enforce;
+    let pid = pending.event().pid();
+    let (executable, user_id) = (process.exe.clone(), process.uid);
+    if pending.answer(&ctx.group, !enforce, AnsweredBy::Verdict, &ctx.stats) {
+        ctx.stats
+            .latency
+            .record(Timed::Total, pending.received.elapsed());
+    }
+    remember(
+        ctx,
+        st,
+        path.as_deref(),
+        process,
+        pid,
+        None,
+        pending.was_denied(),
+    );
+    if enforce {
+        Stats::bump(&ctx.stats.exec_rule_denied);
+    }
+    let record = EventRecord {
+        time: SystemTime::now(),
+        action: if pending.was_denied() {
+            EventAction::Blocked
+        } else {
+            EventAction::Audited
+        },
+        access: pending.access,
+        denied: pending.was_denied(),
+        path,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        sha256: None,
+        pid,
+        executable,
+        user_id,
+        file_uid: st.st_uid,
+        verdict: Verdict::Clean,
+        mode: mode_str(generation.config.decision.mode),
+        reasons: Vec::new(),
+        generation: generation.id,
+        late: false,
+        duration_us: duration_us(pending.received),
+        rule: Some(exec_gate::rule_json(rule, None)),
+    };
+    if ctx.alerts.active() {
+        ctx.alerts.publish(Alert {
+            file_uid: Some(st.st_uid),
+            process_uid: user_id,
+            line: record.to_json(),
+        });
+    }
+    ctx.events.emit(record);
+}
+
+/// Adds an exec to the history ring (after the answer).
+fn remember(
+    ctx: &Context,
+    st: &FileStat,
+    path: Option<&std::path::Path>,
+    process: &ProcessFacts,
+    pid: i32,
+    sha256: Option<[u8; 32]>,
+    denied: bool,
+) {
+    ctx.history.push(ExecRecord {
+        time_ms: now_ms(),
+        path: path.map(|p| p.to_string_lossy().into_owned()),
+        file_uid: st.st_uid,
+        file_mode: st.st_mode,
+        pid,
+        uid: process.uid,
+        gid: process.gid,
+        parent: process
+            .exe
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        sha256: sha256.map(hex::encode),
+        denied,
+    });
+}
+
+/// Whether a clean file's kernel ignore mark may cover execs too: never when the
+/// exec rules look at the process or the path (the mark would answer for every
+/// later exec of the inode), nor for an exec allowed only by an audit rule or an
+/// upgrade exception.
+fn exec_mark_safe(
+    policy: &vigil_policy::ExecPolicy,
+    access: AccessKind,
+    rule: Option<&RuleMatch<'_>>,
+    outcome: Option<TrustOutcome>,
+) -> bool {
+    if policy.is_empty() {
+        return true;
+    }
+    if access != AccessKind::Exec || !policy.exec_ignore_marks_safe() {
+        return false;
+    }
+    match rule.map(|m| m.action) {
+        None | Some(RuleAction::Allow) => true,
+        Some(RuleAction::TrustedOnly) => outcome == Some(TrustOutcome::Trusted),
+        Some(RuleAction::Audit | RuleAction::Deny) => false,
+    }
+}
+
+/// Scans the file behind `fd`; `None` on a read error (logged). With `trust`, the
+/// trust store's entry for the file's path, a file that matches it skips the
+/// expensive stages.
 fn scan(
     ctx: &Context,
     scanner: &mut Scanner,
@@ -407,6 +623,7 @@ fn scan(
     rules: &mut RuleScanner<'_>,
     fd: BorrowedFd<'_>,
     st: &FileStat,
+    trust: Option<&TrustEntry>,
 ) -> Option<Arc<Cached>> {
     test_stall();
     let size = u64::try_from(st.st_size).unwrap_or(0);
@@ -416,10 +633,11 @@ fn scan(
         return Some(Arc::new(Cached {
             decision,
             sha256: None,
+            trusted: false,
         }));
     }
     Stats::bump(&ctx.stats.scans);
-    match scanner.scan_fd(fd, size, generation, rules, Depth::FirstMalicious) {
+    match scanner.scan_fd_trusted(fd, size, generation, rules, Depth::FirstMalicious, trust) {
         Ok(result) => {
             ctx.stats.latency.record_scan(&result.times);
             match result.decision.verdict {
@@ -430,9 +648,13 @@ fn scan(
             if !matches!(result.decision.verdict, Verdict::Clean) {
                 Stats::bump(&ctx.stats.detections);
             }
+            if result.trusted {
+                Stats::bump(&ctx.stats.scans_trusted);
+            }
             Some(Arc::new(Cached {
                 decision: result.decision,
                 sha256: Some(result.sha256),
+                trusted: result.trusted,
             }))
         }
         Err(errno) => {

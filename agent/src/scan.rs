@@ -11,6 +11,9 @@
 //! fanotify and race with renames. Reads use `pread` from offset 0, so the event
 //! fd's own offset does not matter. One pass feeds the digests and fills the content
 //! buffer the later stages read; files above [`CONTENT_CAP`] are only hashed.
+//! A file whose SHA-256 equals the trust store's for its path (a package file as
+//! installed) is only looked up in the hash lists: provenance stands in for the
+//! expensive stages, never for the blocklist.
 
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
@@ -19,7 +22,7 @@ use md5::Md5;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
 use vigil_policy::verdict::{hash_reason, weighted_score};
-use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide, heuristics};
+use vigil_policy::{Decision, Reason, RuleScanner, TrustEntry, Verdict, decide, heuristics};
 
 use vigil_models::sniff::{FileKind, sniff};
 
@@ -56,6 +59,9 @@ pub struct ScanResult {
     pub decision: Decision,
     /// How long each stage took.
     pub times: StageTimes,
+    /// The content matched the trust store's SHA-256 for its path, so only the
+    /// hash lists ran (rules, heuristics and model were skipped).
+    pub trusted: bool,
 }
 
 /// A reusable scanner: one per worker thread (it owns its buffers).
@@ -93,6 +99,24 @@ impl Scanner {
         generation: &Generation,
         rules: &mut RuleScanner<'_>,
         depth: Depth,
+    ) -> Result<ScanResult, Errno> {
+        self.scan_fd_trusted(fd, size, generation, rules, depth, None)
+    }
+
+    /// As [`Scanner::scan_fd`], with the trust store's entry for the file's path:
+    /// when the content's SHA-256 equals `trust`'s, the hash lists still run but the
+    /// expensive stages are skipped ([`ScanResult::trusted`]).
+    ///
+    /// # Errors
+    /// As [`Scanner::scan_fd`].
+    pub fn scan_fd_trusted(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        size: u64,
+        generation: &Generation,
+        rules: &mut RuleScanner<'_>,
+        depth: Depth,
+        trust: Option<&TrustEntry>,
     ) -> Result<ScanResult, Errno> {
         let started = Instant::now();
         let keep = size <= CONTENT_CAP;
@@ -133,11 +157,12 @@ impl Scanner {
             hash: Some(started.elapsed()),
             ..StageTimes::default()
         };
+        let trusted = trust.is_some_and(|t| t.sha256 == sha256);
         let decision = evaluate(
             &sha256,
             md5.as_ref(),
             offset,
-            content,
+            content.filter(|_| !trusted),
             generation,
             rules,
             depth,
@@ -151,6 +176,7 @@ impl Scanner {
             size: offset,
             decision,
             times,
+            trusted,
         })
     }
 }
@@ -186,6 +212,7 @@ pub fn scan_bytes(
         size,
         decision,
         times,
+        trusted: false,
     }
 }
 

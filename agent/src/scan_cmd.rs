@@ -47,6 +47,16 @@ struct Report {
     verdict: Result<Verdict, String>,
     reasons: Vec<Reason>,
     elapsed_us: u64,
+    /// What the exec rules would do with an exec of this file by no particular
+    /// process (rules on the process never match here), and whether the trust
+    /// store vouches for its content.
+    policy: Option<PolicyView>,
+}
+
+struct PolicyView {
+    rule: Option<String>,
+    rule_json: Option<serde_json::Value>,
+    trusted: bool,
 }
 
 /// Scans every path (directories recursively, without following symlinks inside
@@ -131,17 +141,29 @@ impl Walker<'_> {
                 verdict: Ok(decision.verdict),
                 reasons: Vec::new(),
                 elapsed_us: elapsed_us(started),
+                policy: None,
             };
             return self.emit(report, Some(&decision));
         }
-        match self.scanner.scan_fd(
+        // The daemon names files by their resolved path; so do the rules and the
+        // trust store here.
+        let resolved = std::fs::canonicalize(path).ok();
+        let trust = self
+            .generation
+            .trust
+            .as_ref()
+            .zip(resolved.as_deref())
+            .and_then(|(t, p)| t.lookup(p));
+        match self.scanner.scan_fd_trusted(
             file.as_fd(),
             md.len(),
             self.generation,
             &mut self.rules,
             self.depth,
+            trust,
         ) {
             Ok(result) => {
+                let policy = self.policy_view(resolved.as_deref(), &md, result.trusted);
                 let report = Report {
                     path: path.to_path_buf(),
                     sha256: Some(result.sha256),
@@ -149,11 +171,44 @@ impl Walker<'_> {
                     verdict: Ok(result.decision.verdict),
                     reasons: result.decision.reasons.clone(),
                     elapsed_us: elapsed_us(started),
+                    policy,
                 };
                 self.emit(report, Some(&result.decision));
             }
             Err(errno) => self.emit(error_report(path, format!("read failed: {errno}")), None),
         }
+    }
+
+    /// The exec rules' and the trust store's view of a scanned file, when the
+    /// generation has either.
+    fn policy_view(
+        &self,
+        resolved: Option<&Path>,
+        md: &std::fs::Metadata,
+        trusted: bool,
+    ) -> Option<PolicyView> {
+        use std::os::unix::fs::MetadataExt;
+        let policy = &self.generation.exec_policy;
+        if policy.is_empty() && self.generation.trust.is_none() {
+            return None;
+        }
+        let facts = vigil_policy::ExecFacts {
+            path: resolved,
+            file_uid: md.uid(),
+            file_mode: md.mode(),
+            uid: None,
+            gid: None,
+            parent: None,
+        };
+        let m = policy.evaluate(&facts);
+        Some(PolicyView {
+            rule: Some(m.map_or_else(
+                || "no exec rule matches (scanned, detections denied)".to_owned(),
+                |m| m.explain(),
+            )),
+            rule_json: m.map(|m| crate::exec_gate::rule_json(&m, None)),
+            trusted,
+        })
     }
 
     fn emit(&mut self, report: Report, decision: Option<&Decision>) {
@@ -182,6 +237,7 @@ fn error_report(path: &Path, message: String) -> Report {
         verdict: Err(message),
         reasons: Vec::new(),
         elapsed_us: 0,
+        policy: None,
     }
 }
 
@@ -212,6 +268,10 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decis
             if let Some(d) = explain {
                 obj.insert("explain".into(), json!(d.explain()));
             }
+            if let Some(p) = &r.policy {
+                obj.insert("rule".into(), json!(p.rule_json));
+                obj.insert("trusted".into(), json!(p.trusted));
+            }
         }
         v.to_string()
     } else {
@@ -233,7 +293,21 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decis
             Err(e) => format!("{}: ERROR {e}", r.path.display()),
         };
         match explain {
-            Some(d) => format!("{text}\n{}", indent(&d.explain())),
+            Some(d) => {
+                let mut account = String::new();
+                if let Some(p) = &r.policy {
+                    if let Some(rule) = &p.rule {
+                        account.push_str(&format!("policy: {rule}\n"));
+                    }
+                    account.push_str(if p.trusted {
+                        "trust: content matches the trust store (rules, heuristics and model skipped)\n"
+                    } else {
+                        "trust: not a trusted package file\n"
+                    });
+                }
+                account.push_str(&d.explain());
+                format!("{text}\n{}", indent(&account))
+            }
             None => text,
         }
     };

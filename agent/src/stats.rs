@@ -85,6 +85,14 @@ counters! {
     restored,
     /// Alerts not delivered to a subscriber that did not keep up.
     alerts_dropped,
+    /// Execs denied by an exec rule (`deny`, or `trusted-only` on an untrusted file).
+    exec_rule_denied,
+    /// Execs a `trusted-only` rule allowed because the file is in the trust store.
+    exec_trusted,
+    /// Execs a `trusted-only` rule allowed as part of a package upgrade.
+    exec_upgrade_allowed,
+    /// Scans that skipped rules, heuristics and model for a trusted file.
+    scans_trusted,
 }
 
 impl Stats {

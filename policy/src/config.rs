@@ -97,6 +97,8 @@ pub struct Config {
     pub log: Log,
     /// What is never scanned.
     pub exclude: Exclude,
+    /// Exec rules, the profile and the package trust store.
+    pub policy: PolicyConfig,
 }
 
 /// The `[watch]` table: what the agent marks and which opens it scans.
@@ -543,6 +545,182 @@ pub struct Exclude {
     pub processes: Vec<PathBuf>,
 }
 
+/// Default `policy.trust_db`: the package trust store.
+pub const DEFAULT_TRUST_DB: &str = "/var/lib/vigil/trust.db";
+/// Default `policy.dpkg_admin`: dpkg's database.
+pub const DEFAULT_DPKG_ADMIN: &str = "/var/lib/dpkg";
+/// Default `policy.upgrade_window_s`: how long a `vigil trust begin` (apt's
+/// `DPkg::Pre-Invoke`) keeps replaced package files runnable when no `vigil trust
+/// update` closes the window.
+pub const DEFAULT_UPGRADE_WINDOW_S: u64 = 3600;
+/// Largest accepted `policy.upgrade_window_s` (one day).
+pub const MAX_UPGRADE_WINDOW_S: u64 = 86_400;
+/// Default `policy.tmp_paths`: world-writable places the `server` profile
+/// forbids execs from.
+pub const DEFAULT_TMP_PATHS: [&str; 4] =
+    ["/tmp/**", "/var/tmp/**", "/dev/shm/**", "/run/user/*/**"];
+/// Default `policy.services`: programs that serve the network and must not
+/// start a shell under the `server` profile.
+pub const DEFAULT_SERVICES: [&str; 10] = [
+    "/usr/sbin/nginx",
+    "/usr/sbin/apache2",
+    "/usr/sbin/httpd",
+    "/usr/sbin/php-fpm*",
+    "/usr/sbin/mysqld",
+    "/usr/sbin/mariadbd",
+    "/usr/lib/postgresql/*/bin/postgres",
+    "/usr/bin/postgres",
+    "/usr/sbin/named",
+    "/usr/sbin/lighttpd",
+];
+/// Default `policy.shells`: what `/bin/sh` and friends resolve to on a
+/// merged-/usr system (the kernel reports the final target: `/bin/sh` runs as
+/// `/usr/bin/dash` on Debian).
+pub const DEFAULT_SHELLS: [&str; 8] = [
+    "/usr/bin/sh",
+    "/usr/bin/bash",
+    "/usr/bin/dash",
+    "/usr/bin/zsh",
+    "/usr/bin/ksh*",
+    "/usr/bin/mksh",
+    "/usr/bin/fish",
+    "/usr/bin/busybox",
+];
+/// Default `policy.package_managers`: processes (and their descendants) that
+/// may run freshly installed package files before the trust store knows them.
+pub const DEFAULT_PACKAGE_MANAGERS: [&str; 3] =
+    ["/usr/bin/dpkg", "/usr/bin/rpm", "/usr/bin/rpmkeys"];
+
+/// The `[policy]` table: exec rules, the profile they extend, and the package
+/// trust store ([`crate::execpolicy`], [`crate::trust`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The built-in rules appended after `rules`.
+    pub profile: Profile,
+    /// The administrator's rules, evaluated first (first match wins).
+    pub rules: Vec<RuleConfig>,
+    /// The trust store file (`vigil trust update` writes it); absolute.
+    pub trust_db: PathBuf,
+    /// dpkg's admin directory (`status`, `info/*.md5sums`) the store is built from.
+    pub dpkg_admin: PathBuf,
+    /// The root the paths in dpkg's lists are relative to (dpkg's `--instdir`).
+    pub dpkg_root: PathBuf,
+    /// Seconds an open `vigil trust begin` window lasts at most; 1..=[`MAX_UPGRADE_WINDOW_S`].
+    pub upgrade_window_s: u64,
+    /// Path globs of world-writable places (the `server` profile's `tmp-exec` rule).
+    pub tmp_paths: Vec<String>,
+    /// Executable globs of network services (the `server` profile's `service-shell` rule).
+    pub services: Vec<String>,
+    /// Path globs of shells and interpreters services may not start.
+    pub shells: Vec<String>,
+    /// Absolute executables of package managers (see [`DEFAULT_PACKAGE_MANAGERS`]).
+    pub package_managers: Vec<PathBuf>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+        PolicyConfig {
+            profile: Profile::default(),
+            rules: Vec::new(),
+            trust_db: PathBuf::from(DEFAULT_TRUST_DB),
+            dpkg_admin: PathBuf::from(DEFAULT_DPKG_ADMIN),
+            dpkg_root: PathBuf::from("/"),
+            upgrade_window_s: DEFAULT_UPGRADE_WINDOW_S,
+            tmp_paths: strings(&DEFAULT_TMP_PATHS),
+            services: strings(&DEFAULT_SERVICES),
+            shells: strings(&DEFAULT_SHELLS),
+            package_managers: DEFAULT_PACKAGE_MANAGERS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+/// A named set of built-in exec rules (`policy.profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// No exec rules: every exec is scanned and detections are blocked.
+    #[default]
+    Desktop,
+    /// No execs from `tmp_paths`; `services` may not start `shells`; everything
+    /// else is scanned.
+    Server,
+    /// The server rules, then: only files in the trust store (or allowed by an
+    /// administrator's rule) may execute.
+    Lockdown,
+}
+
+impl Profile {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Desktop => "desktop",
+            Profile::Server => "server",
+            Profile::Lockdown => "lockdown",
+        }
+    }
+}
+
+/// One `[[policy.rules]]` entry: every condition given must hold for the rule to
+/// match; an empty rule matches every exec.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Shown in `--explain` and event lines; default `rule-<n>` (1-based).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What a match does.
+    pub action: RuleAction,
+    /// Globs on the executed file's path.
+    #[serde(default)]
+    pub path: Vec<String>,
+    /// Globs on the executable of the process doing the exec (its program
+    /// before the exec: the parent of the new program).
+    #[serde(default)]
+    pub parent: Vec<String>,
+    /// Effective uids of the executing process.
+    #[serde(default)]
+    pub uid: Vec<u32>,
+    /// Effective gids of the executing process.
+    #[serde(default)]
+    pub gid: Vec<u32>,
+    /// Owners (uids) of the executed file.
+    #[serde(default)]
+    pub file_uid: Vec<u32>,
+    /// `true`: the file is owned by a non-root user or group/world writable;
+    /// `false`: the opposite.
+    #[serde(default)]
+    pub non_root_writable: Option<bool>,
+}
+
+/// What a matching exec rule does (`action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleAction {
+    /// Allowed by policy; still scanned, detections still denied.
+    Allow,
+    /// Denied without a scan (allowed and logged in audit mode).
+    Deny,
+    /// Allowed and scanned, and logged even when clean.
+    Audit,
+    /// Allowed only if the file is in the trust store with the same SHA-256
+    /// (trusted files skip rules, heuristics and model; never the hash lists).
+    TrustedOnly,
+}
+
+impl RuleAction {
+    /// The TOML spelling, also used in logs and `--explain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleAction::Allow => "allow",
+            RuleAction::Deny => "deny",
+            RuleAction::Audit => "audit",
+            RuleAction::TrustedOnly => "trusted-only",
+        }
+    }
+}
+
 impl Config {
     /// Loads `path`, then every `*.toml` in `<dir of path>/conf.d/` in lexical order,
     /// each merged over the previous (tables merged key by key, later values replace
@@ -810,7 +988,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy)",
             ),
             (
                 "[scan.deep]\nx = 1\n",
@@ -967,6 +1145,86 @@ processes = ["/usr/bin/backup"]
             (
                 "[exclude]\npaths = [\"/ok/**\", \"/bad/[\"]\n",
                 "/etc/vigil/vigil.toml:2: `exclude.paths`: invalid glob pattern `/bad/[`: unclosed character class; missing ']'",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(text).map(|_| ()).unwrap_err().to_string();
+            assert_eq!(got, want, "input: {text:?}");
+        }
+    }
+
+    #[test]
+    fn policy_table_is_read_and_its_errors_named() {
+        let text = r#"
+[policy]
+profile = "lockdown"
+trust_db = "/srv/trust.db"
+
+[[policy.rules]]
+name = "build-tree"
+path = ["/srv/build/**"]
+uid = [1000, 1001]
+action = "allow"
+
+[[policy.rules]]
+action = "deny"
+parent = ["/usr/sbin/nginx"]
+non_root_writable = true
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(config.policy.profile, Profile::Lockdown);
+        assert_eq!(config.policy.trust_db, Path::new("/srv/trust.db"));
+        assert_eq!(config.policy.rules.len(), 2);
+        assert_eq!(config.policy.rules[0].uid, vec![1000, 1001]);
+        assert_eq!(config.policy.rules[0].action, RuleAction::Allow);
+        assert_eq!(config.policy.rules[1].non_root_writable, Some(true));
+        assert_eq!(config.policy.rules[1].name, None);
+        assert_eq!(Config::default().policy.profile, Profile::Desktop);
+
+        let cases = [
+            (
+                "[[policy.rules]]\npath = [\"/tmp/**\"]\n",
+                "/etc/vigil/vigil.toml:1: `policy.rules[0]`: missing key `action`",
+            ),
+            (
+                "[[policy.rules]]\naction = \"deny\"\n\n[[policy.rules]]\naction = \"block\"\n",
+                "/etc/vigil/vigil.toml:5: `policy.rules[1].action`: expected one of \"allow\", \"deny\", \"audit\", \"trusted-only\", found \"block\"",
+            ),
+            (
+                "[[policy.rules]]\naction = \"deny\"\nparnet = [\"/x\"]\n",
+                "/etc/vigil/vigil.toml:3: unknown key `policy.rules[0].parnet` (expected one of name, action, path, parent, uid, gid, file_uid, non_root_writable)",
+            ),
+            (
+                "[[policy.rules]]\naction = \"deny\"\nuid = [0, -1]\n",
+                "/etc/vigil/vigil.toml:3: `policy.rules[0].uid[1]`: expected an integer between 0 and 4294967295, found -1",
+            ),
+            (
+                "[[policy.rules]]\naction = \"deny\"\n[[policy.rules]]\naction = \"deny\"\npath = [\"/a/[\"]\n",
+                "/etc/vigil/vigil.toml:3: `policy.rules`: rule 2: invalid glob pattern `/a/[`: unclosed character class; missing ']'",
+            ),
+            (
+                "[[policy.rules]]\nname = \"x\"\naction = \"deny\"\n[[policy.rules]]\nname = \"x\"\naction = \"audit\"\n",
+                "/etc/vigil/vigil.toml:4: `policy.rules`: rule 2: duplicate name \"x\"",
+            ),
+            (
+                "policy.rules = 3\n",
+                "/etc/vigil/vigil.toml:1: `policy.rules`: expected an array of tables, found an integer",
+            ),
+            (
+                "policy.profile = \"paranoid\"\n",
+                "/etc/vigil/vigil.toml:1: `policy.profile`: expected one of \"desktop\", \"server\", \"lockdown\", found \"paranoid\"",
+            ),
+            (
+                "[policy]\ntrust_db = \"trust.db\"\n",
+                "/etc/vigil/vigil.toml:2: `policy.trust_db`: path must be absolute, found \"trust.db\"",
+            ),
+            (
+                "[policy]\ntmp_paths = [\"/tmp/**\", \"/x/{\"]\n",
+                "/etc/vigil/vigil.toml:2: `policy.tmp_paths`: invalid glob pattern `/x/{`: unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?)",
+            ),
+            (
+                "policy.upgrade_window_s = 0\n",
+                "/etc/vigil/vigil.toml:1: `policy.upgrade_window_s`: must be between 1 and 86400, found 0",
             ),
         ];
         for (text, want) in cases {

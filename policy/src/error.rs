@@ -120,6 +120,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A trust store file is damaged or not a trust store.
+    #[error("{}: {message}", path.display())]
+    TrustStore {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// A glob pattern in the exclusions does not compile.
     #[error("`{key}`: invalid glob pattern `{pattern}`: {message}")]
     Glob {

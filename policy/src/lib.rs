@@ -17,6 +17,12 @@
 //! - [`heuristics::analyze`]: ELF and script heuristics over the file's bytes, each
 //!   finding with a stable id (`elf.upx`, `script.reverse_shell`, …).
 //! - [`Exclusions`]: path globs and executables that are never scanned.
+//! - [`ExecPolicy`]: exec rules (the administrator's, then the profile's: `desktop`,
+//!   `server`, `lockdown`), evaluated before any scan, first match wins;
+//!   [`execpolicy::trusted_only`] decides a `trusted-only` rule, including the
+//!   package-upgrade exceptions.
+//! - [`TrustStore`]: files installed by the package manager with their SHA-256,
+//!   O(1) lookup by path; the parsers of dpkg's `status` and `md5sums` lists.
 //! - [`Reason`], [`Verdict`], [`Action`], [`Decision`]: the result of a scan;
 //!   [`Decision::explain`] says how it was reached.
 //!
@@ -73,17 +79,22 @@
 pub mod config;
 pub mod error;
 pub mod exclusions;
+pub mod execpolicy;
 pub mod hashdb;
 pub mod heuristics;
 pub mod rules;
+pub mod trust;
 pub mod verdict;
 
 pub use config::{
-    Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, Quarantine, RuleErrorPolicy,
-    ScanOnOpen, VerdictAction, WatchPath, Weights,
+    Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, PolicyConfig, Profile,
+    Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen, VerdictAction, WatchPath,
+    Weights,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;
+pub use execpolicy::{ExecFacts, ExecPolicy, RuleMatch, TrustFacts, TrustOutcome};
 pub use hashdb::{HashDb, HashEntry, HashKind};
 pub use rules::{RuleScanner, RuleSet, RuleWarning};
+pub use trust::{TrustEntry, TrustStore};
 pub use verdict::{Action, Decision, Reason, Stage, Verdict, decide};

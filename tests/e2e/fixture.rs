@@ -618,6 +618,32 @@ impl Sandbox {
         Daemon::spawn_with(&self.dir, &self.name, &config, env, &["nsenter", &ns, "--"])
     }
 
+    /// Like [`Sandbox::start_in_namespace`] with the config file's text given
+    /// (`text` is `cfg.to_toml()` plus what the test adds).
+    pub fn start_in_namespace_with_text(&self, cfg: &Config, text: &str) -> Daemon {
+        for p in &cfg.filesystems {
+            assert_tmpfs(p);
+        }
+        let config = self.config_path();
+        write_file(&config, text.as_bytes(), 0o644);
+        let ns = format!("--mount=/proc/{}/ns/mnt", self.fs.holder_pid);
+        Daemon::spawn_with(&self.dir, &self.name, &config, &[], &["nsenter", &ns, "--"])
+    }
+
+    /// A command that runs `program` inside the holder's mount namespace (under a
+    /// 60 s timeout), where [`Sandbox::ns_path`] names the tmpfs: for CLI commands
+    /// that read files the daemon must later recognise by path.
+    pub fn ns_command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "5", "60", "nsenter"])
+            .arg(format!("--mount=/proc/{}/ns/mnt", self.fs.holder_pid))
+            .arg("--")
+            .arg(program)
+            .stdin(Stdio::null())
+            .env_remove("RUST_BACKTRACE");
+        cmd
+    }
+
     /// The path the sandbox writes its config to.
     pub fn config_path(&self) -> PathBuf {
         self.host("vigil.toml")

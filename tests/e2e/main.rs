@@ -22,6 +22,7 @@ mod hot_path;
 mod model;
 mod notifier;
 mod overflow;
+mod policy;
 mod quarantine;
 mod reload;
 mod rescan;

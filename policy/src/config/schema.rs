@@ -33,6 +33,11 @@ pub(super) enum Kind {
     TextList,
     /// One of these strings.
     OneOf(&'static [&'static str]),
+    /// An array of non-negative integers.
+    CountList,
+    /// An array of tables, each with these keys; the keys in `required` must be
+    /// present in each.
+    TableList(&'static [Field], &'static [&'static str]),
 }
 
 /// One key of a table.
@@ -131,6 +136,39 @@ pub(super) const ROOT: &[Field] = &[
         Kind::Table(&[
             field("paths", Kind::TextList),
             field("processes", Kind::TextList),
+        ]),
+    ),
+    field(
+        "policy",
+        Kind::Table(&[
+            field("profile", Kind::OneOf(&["desktop", "server", "lockdown"])),
+            field(
+                "rules",
+                Kind::TableList(
+                    &[
+                        field("name", Kind::Text),
+                        field(
+                            "action",
+                            Kind::OneOf(&["allow", "deny", "audit", "trusted-only"]),
+                        ),
+                        field("path", Kind::TextList),
+                        field("parent", Kind::TextList),
+                        field("uid", Kind::CountList),
+                        field("gid", Kind::CountList),
+                        field("file_uid", Kind::CountList),
+                        field("non_root_writable", Kind::Bool),
+                    ],
+                    &["action"],
+                ),
+            ),
+            field("trust_db", Kind::Text),
+            field("dpkg_admin", Kind::Text),
+            field("dpkg_root", Kind::Text),
+            field("upgrade_window_s", Kind::Count),
+            field("tmp_paths", Kind::TextList),
+            field("services", Kind::TextList),
+            field("shells", Kind::TextList),
+            field("package_managers", Kind::TextList),
         ]),
     ),
 ];
@@ -246,6 +284,65 @@ impl Walk<'_> {
                     ));
                 }
             }
+            (Kind::CountList, DeValue::Array(array)) => {
+                for (index, item) in array.iter().enumerate() {
+                    let item_line = self.line(item.span().start);
+                    let item_key = format!("{key}[{index}]");
+                    let DeValue::Integer(integer) = item.get_ref() else {
+                        return Err(Error::WrongType {
+                            path: self.path.to_owned(),
+                            line: item_line,
+                            key: item_key,
+                            expected: "an integer".to_owned(),
+                            found: found(item.get_ref()).to_owned(),
+                        });
+                    };
+                    if u32::from_str_radix(integer.as_str(), integer.radix()).is_err() {
+                        return Err(self.invalid(
+                            item_line,
+                            item_key,
+                            format!(
+                                "expected an integer between 0 and {}, found {}",
+                                u32::MAX,
+                                integer.as_str()
+                            ),
+                        ));
+                    }
+                    items.push(item_line);
+                }
+            }
+            (Kind::TableList(fields, required), DeValue::Array(array)) => {
+                for (index, item) in array.iter().enumerate() {
+                    let item_line = self.line(item.span().start);
+                    let item_key = format!("{key}[{index}]");
+                    let DeValue::Table(table) = item.get_ref() else {
+                        return Err(Error::WrongType {
+                            path: self.path.to_owned(),
+                            line: item_line,
+                            key: item_key,
+                            expected: "a table".to_owned(),
+                            found: found(item.get_ref()).to_owned(),
+                        });
+                    };
+                    for name in required {
+                        let present = table.iter().any(|(k, _)| {
+                            let k: &str = k.get_ref();
+                            k == *name
+                        });
+                        if !present {
+                            return Err(self.invalid(
+                                item_line,
+                                item_key,
+                                format!("missing key `{name}`"),
+                            ));
+                        }
+                    }
+                    // Leaves inside are recorded under `key[index].field`; the list
+                    // itself keeps each item's line for errors about a whole rule.
+                    self.table(fields, table, &item_key)?;
+                    items.push(item_line);
+                }
+            }
             (Kind::TextList, DeValue::Array(array)) => {
                 for (index, item) in array.iter().enumerate() {
                     let item_line = self.line(item.span().start);
@@ -306,6 +403,8 @@ fn expected(kind: Kind) -> &'static str {
         Kind::Number => "a number",
         Kind::Text | Kind::OneOf(_) => "a string",
         Kind::TextList => "an array of strings",
+        Kind::CountList => "an array of integers",
+        Kind::TableList(..) => "an array of tables",
     }
 }
 
@@ -326,7 +425,9 @@ mod tests {
     use super::*;
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
-    use crate::config::{Quarantine, Watch, Weights};
+    use crate::config::{
+        PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, Watch, Weights,
+    };
     use serde::Deserialize;
     use serde::de::{self, Visitor};
     use std::cell::RefCell;
@@ -412,6 +513,32 @@ mod tests {
         }
     }
 
+    fn rule_fields() -> &'static [Field] {
+        match sub("policy")
+            .iter()
+            .find(|field| field.key == "rules")
+            .map(|field| field.kind)
+        {
+            Some(Kind::TableList(fields, _)) => fields,
+            other => panic!("policy.rules: {other:?}"),
+        }
+    }
+
+    fn rule_keys() -> Vec<&'static str> {
+        keys(rule_fields())
+    }
+
+    fn rule_actions() -> Vec<&'static str> {
+        match rule_fields()
+            .iter()
+            .find(|field| field.key == "action")
+            .map(|field| field.kind)
+        {
+            Some(Kind::OneOf(values)) => values.to_vec(),
+            other => panic!("policy.rules.action: {other:?}"),
+        }
+    }
+
     #[test]
     fn schema_matches_serde_derive() {
         let tables = [
@@ -426,6 +553,10 @@ mod tests {
             (keys(sub("quarantine")), names::<Quarantine>()),
             (keys(sub("log")), names::<Log>()),
             (keys(sub("exclude")), names::<Exclude>()),
+            (keys(sub("policy")), names::<PolicyConfig>()),
+            (rule_keys(), names::<RuleConfig>()),
+            (one_of("policy", "profile"), names::<Profile>()),
+            (rule_actions(), names::<RuleAction>()),
             (one_of("watch", "scan_on_open"), names::<ScanOnOpen>()),
             (one_of("decision", "mode"), names::<Mode>()),
             (one_of("decision", "on_timeout"), names::<FailMode>()),

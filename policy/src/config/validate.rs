@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
-use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_WEIGHT};
+use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_UPGRADE_WINDOW_S, MAX_WEIGHT};
 use crate::exclusions;
 
 /// A value that is well-typed but not acceptable.
@@ -183,6 +183,73 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         "exclude.processes",
         config.exclude.processes.iter().map(|path| path.as_path()),
     )?;
+    check_policy(&config.policy)
+}
+
+/// The `[policy]` table: globs compile, paths are absolute, rule names unique.
+fn check_policy(policy: &super::PolicyConfig) -> Result<(), Invalid> {
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let at = |message: String| Invalid {
+            key: "policy.rules",
+            index: Some(index),
+            message,
+        };
+        for pattern in rule.path.iter().chain(&rule.parent) {
+            if let Err(error) = exclusions::compile_glob(pattern) {
+                return Err(at(format!(
+                    "rule {}: invalid glob pattern `{pattern}`: {}",
+                    index + 1,
+                    error.kind()
+                )));
+            }
+        }
+        if let Some(name) = &rule.name {
+            if name.trim().is_empty() {
+                return Err(at(format!("rule {}: `name` must not be empty", index + 1)));
+            }
+            if policy.rules[..index]
+                .iter()
+                .any(|r| r.name.as_deref() == Some(name))
+            {
+                return Err(at(format!("rule {}: duplicate name {name:?}", index + 1)));
+            }
+        }
+    }
+    let globs = [
+        ("policy.tmp_paths", &policy.tmp_paths),
+        ("policy.services", &policy.services),
+        ("policy.shells", &policy.shells),
+    ];
+    for (key, patterns) in globs {
+        for (index, pattern) in patterns.iter().enumerate() {
+            if let Err(error) = exclusions::compile_glob(pattern) {
+                return Err(Invalid {
+                    key,
+                    index: Some(index),
+                    message: format!("invalid glob pattern `{pattern}`: {}", error.kind()),
+                });
+            }
+        }
+    }
+    absolute_all("policy.trust_db", [policy.trust_db.as_path()].into_iter())?;
+    absolute_all(
+        "policy.dpkg_admin",
+        [policy.dpkg_admin.as_path()].into_iter(),
+    )?;
+    absolute_all("policy.dpkg_root", [policy.dpkg_root.as_path()].into_iter())?;
+    absolute_all(
+        "policy.package_managers",
+        policy.package_managers.iter().map(|path| path.as_path()),
+    )?;
+    if !(1..=MAX_UPGRADE_WINDOW_S).contains(&policy.upgrade_window_s) {
+        return Err(invalid(
+            "policy.upgrade_window_s",
+            format!(
+                "must be between 1 and {MAX_UPGRADE_WINDOW_S}, found {}",
+                policy.upgrade_window_s
+            ),
+        ));
+    }
     Ok(())
 }
 

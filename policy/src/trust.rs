@@ -1,0 +1,511 @@
+//! The package trust store: every file the package manager installed, with its
+//! SHA-256, and how to read dpkg's database.
+//!
+//! Owns: [`TrustStore`] (an in-memory map from absolute path to [`TrustEntry`],
+//! O(1) lookup that never allocates), its compact on-disk format
+//! ([`TrustStore::to_bytes`] / [`TrustStore::from_bytes`]), and the parsers of
+//! dpkg's `status` file and `info/<package>.md5sums` lists. Must not own: hashing
+//! files or walking the package database (the agent's `vigil trust update` does
+//! that I/O), or what a trusted file is allowed to skip (the agent's scan).
+//!
+//! Why the SHA-256 and not size + mtime: the scan computes the file's SHA-256 anyway
+//! (for the hash blocklist), so comparing it costs nothing more, and it is the only
+//! check a modified file cannot pass: mtime can be set back with `touch -d`, and an
+//! inode number is reused after a delete. dpkg only records MD5 sums, so the store
+//! is built by reading each file once, checking its MD5 against dpkg's list, and
+//! keeping its SHA-256; a file whose MD5 does not match is left out (not trusted).
+//!
+//! File format (little endian), all of it covered by a SHA-256 trailer:
+//! ```text
+//! "VGTRUST1"  u32 packages  u32 files
+//! per package: u16 len, name; u16 len, version; u64 size, i64 mtime_ns, u64 inode
+//!              (of its md5sums list: an unchanged list is not hashed again)
+//! per file:    u32 package index; u64 size; [u8; 32] sha256; u16 len, path bytes
+//! [u8; 32] SHA-256 of everything above
+//! ```
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+/// The magic bytes (and format version) at the start of a store file.
+pub const MAGIC: &[u8; 8] = b"VGTRUST1";
+/// Longest path (bytes) a store holds; longer ones are left out at build time.
+pub const MAX_PATH_LEN: usize = u16::MAX as usize;
+
+/// One trusted file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustEntry {
+    /// SHA-256 of the content the package manager installed.
+    pub sha256: [u8; 32],
+    /// Its size in bytes.
+    pub size: u64,
+    /// Index into [`TrustStore::packages`].
+    pub package: u32,
+}
+
+/// Identity of a package's file list when the store was built: an unchanged
+/// list (same size, mtime and inode) means the package's files need no rehash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    /// Size of the list in bytes.
+    pub size: u64,
+    /// Its modification time, in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Its inode number (dpkg replaces lists by rename).
+    pub inode: u64,
+}
+
+/// One package the store was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRecord {
+    /// Package name, with `:arch` for multi-arch packages as dpkg names them.
+    pub name: String,
+    /// Installed version.
+    pub version: String,
+    /// Of its md5sums list.
+    pub fingerprint: Fingerprint,
+}
+
+/// The trust store of one generation.
+#[derive(Debug, Clone, Default)]
+pub struct TrustStore {
+    packages: Vec<PackageRecord>,
+    files: HashMap<Box<[u8]>, TrustEntry>,
+}
+
+impl TrustStore {
+    /// An empty store.
+    pub fn new() -> TrustStore {
+        TrustStore::default()
+    }
+
+    /// Number of trusted files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// True when no file is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The packages the store was built from.
+    pub fn packages(&self) -> &[PackageRecord] {
+        &self.packages
+    }
+
+    /// The entry for `path` (absolute, as the kernel reports it). Never allocates.
+    pub fn lookup(&self, path: &Path) -> Option<&TrustEntry> {
+        self.files.get(path.as_os_str().as_bytes())
+    }
+
+    /// True when `path` is in the store with exactly this SHA-256.
+    pub fn verify(&self, path: &Path, sha256: &[u8; 32]) -> bool {
+        self.lookup(path).is_some_and(|e| &e.sha256 == sha256)
+    }
+
+    /// Adds a package; returns its index for [`TrustStore::insert`].
+    pub fn add_package(&mut self, record: PackageRecord) -> u32 {
+        self.packages.push(record);
+        u32::try_from(self.packages.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Adds (or replaces) a file. Paths longer than [`MAX_PATH_LEN`] are ignored
+    /// and reported as `false`.
+    pub fn insert(&mut self, path: &Path, entry: TrustEntry) -> bool {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.len() > MAX_PATH_LEN {
+            return false;
+        }
+        self.files.insert(bytes.into(), entry);
+        true
+    }
+
+    /// Every file with its entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Path, &TrustEntry)> {
+        self.files
+            .iter()
+            .map(|(k, v)| (Path::new(OsStr::from_bytes(k)), v))
+    }
+
+    /// The store's files grouped by package index (for an incremental update).
+    pub fn files_by_package(&self) -> Vec<Vec<(PathBuf, TrustEntry)>> {
+        let mut out = vec![Vec::new(); self.packages.len()];
+        for (path, entry) in self.iter() {
+            if let Some(list) = out.get_mut(entry.package as usize) {
+                list.push((path.to_path_buf(), *entry));
+            }
+        }
+        out
+    }
+
+    /// The on-disk form (files sorted by path, so equal stores give equal bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.files.len() * 96);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.packages.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
+        for p in &self.packages {
+            put_str(&mut out, p.name.as_bytes());
+            put_str(&mut out, p.version.as_bytes());
+            out.extend_from_slice(&p.fingerprint.size.to_le_bytes());
+            out.extend_from_slice(&p.fingerprint.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&p.fingerprint.inode.to_le_bytes());
+        }
+        let mut files: Vec<_> = self.files.iter().collect();
+        files.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, e) in files {
+            out.extend_from_slice(&e.package.to_le_bytes());
+            out.extend_from_slice(&e.size.to_le_bytes());
+            out.extend_from_slice(&e.sha256);
+            put_str(&mut out, path);
+        }
+        let digest: [u8; 32] = Sha256::digest(&out).into();
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    /// Parses the on-disk form; `origin` names the file in errors.
+    ///
+    /// # Errors
+    /// [`Error::TrustStore`] when the magic, the checksum or any record is wrong:
+    /// a damaged store is refused whole, never half-trusted.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<TrustStore, Error> {
+        let bad = |message: &str| Error::TrustStore {
+            path: origin.to_owned(),
+            message: message.to_owned(),
+        };
+        if bytes.len() < MAGIC.len() + 8 + 32 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(bad("not a vigil trust store (bad magic)"));
+        }
+        let (body, trailer) = bytes.split_at(bytes.len() - 32);
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        if digest.as_slice() != trailer {
+            return Err(bad("checksum mismatch (truncated or modified)"));
+        }
+        let mut r = Reader {
+            data: body,
+            at: MAGIC.len(),
+        };
+        let truncated = || bad("truncated record");
+        let packages = r.u32().ok_or_else(truncated)? as usize;
+        let files = r.u32().ok_or_else(truncated)? as usize;
+        let mut store = TrustStore {
+            // Counts come from the file: cap the preallocation by what can fit.
+            packages: Vec::with_capacity(packages.min(body.len() / 28)),
+            files: HashMap::with_capacity(files.min(body.len() / 46)),
+        };
+        for _ in 0..packages {
+            let name = r.text().ok_or_else(truncated)?;
+            let version = r.text().ok_or_else(truncated)?;
+            let fingerprint = Fingerprint {
+                size: r.u64().ok_or_else(truncated)?,
+                mtime_ns: r.u64().ok_or_else(truncated)? as i64,
+                inode: r.u64().ok_or_else(truncated)?,
+            };
+            store.packages.push(PackageRecord {
+                name,
+                version,
+                fingerprint,
+            });
+        }
+        for _ in 0..files {
+            let package = r.u32().ok_or_else(truncated)?;
+            let size = r.u64().ok_or_else(truncated)?;
+            let sha256: [u8; 32] = r
+                .take(32)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(truncated)?;
+            let path = r.bytes().ok_or_else(truncated)?;
+            if package as usize >= store.packages.len() {
+                return Err(bad("file record names a package that does not exist"));
+            }
+            if path.first() != Some(&b'/') {
+                return Err(bad("file record with a relative path"));
+            }
+            store.files.insert(
+                path.into(),
+                TrustEntry {
+                    sha256,
+                    size,
+                    package,
+                },
+            );
+        }
+        if r.at != body.len() {
+            return Err(bad("trailing bytes after the last record"));
+        }
+        Ok(store)
+    }
+
+    /// Reads and parses a store file.
+    ///
+    /// # Errors
+    /// [`Error::Read`], or as [`TrustStore::from_bytes`].
+    pub fn load(path: &Path) -> Result<TrustStore, Error> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        TrustStore::from_bytes(&bytes, path)
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+    // Callers keep names, versions and paths below 64 KiB (insert refuses longer).
+    let len = s.len().min(MAX_PATH_LEN);
+    out.extend_from_slice(&(len as u16).to_le_bytes());
+    out.extend_from_slice(&s[..len]);
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let slice = self.data.get(self.at..end)?;
+        self.at = end;
+        Some(slice)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
+        self.take(len as usize)
+    }
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+}
+
+/// One package from dpkg's `status` file whose files are on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpkgPackage {
+    /// `Package:`.
+    pub name: String,
+    /// `Architecture:`.
+    pub arch: String,
+    /// `Version:`.
+    pub version: String,
+}
+
+impl DpkgPackage {
+    /// The names dpkg may give this package's `info/` files, most specific first
+    /// (`name:arch` for `Multi-Arch: same` packages, else `name`).
+    pub fn info_names(&self) -> [String; 2] {
+        [format!("{}:{}", self.name, self.arch), self.name.clone()]
+    }
+}
+
+/// Package states whose files are unpacked on disk (dpkg's `Status:` third word).
+const ON_DISK: [&str; 5] = [
+    "installed",
+    "unpacked",
+    "half-configured",
+    "triggers-awaited",
+    "triggers-pending",
+];
+
+/// The packages of dpkg's `status` file whose files are on disk, in file order.
+/// Stanzas without a name or in other states (`config-files`, `not-installed`,
+/// `half-installed`) are skipped.
+pub fn parse_dpkg_status(text: &str) -> Vec<DpkgPackage> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let (mut name, mut arch, mut version, mut status) = (None, "", "", "");
+        for line in stanza.lines() {
+            if line.starts_with([' ', '\t']) {
+                continue; // continuation of a multi-line field
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match key {
+                "Package" => name = Some(value),
+                "Architecture" => arch = value,
+                "Version" => version = value,
+                "Status" => status = value,
+                _ => {}
+            }
+        }
+        let state = status.split_whitespace().nth(2).unwrap_or("");
+        if let Some(name) = name
+            && ON_DISK.contains(&state)
+        {
+            out.push(DpkgPackage {
+                name: name.to_owned(),
+                arch: arch.to_owned(),
+                version: version.to_owned(),
+            });
+        }
+    }
+    out
+}
+
+/// One line of an `md5sums` list: the digest and the path relative to the root
+/// (no leading `/`), as bytes (paths need not be UTF-8).
+pub type Md5Line<'a> = ([u8; 16], &'a [u8]);
+
+/// Parses an `info/<package>.md5sums` list (`<32 hex digits>  <path>` per line).
+///
+/// # Errors
+/// [`Error::HashList`] naming `origin` and the line of a malformed entry.
+pub fn parse_md5sums<'a>(text: &'a [u8], origin: &Path) -> Result<Vec<Md5Line<'a>>, Error> {
+    let mut out = Vec::new();
+    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |message: &str| Error::HashList {
+            path: origin.to_owned(),
+            line: index + 1,
+            message: message.to_owned(),
+        };
+        if line.len() < 34 || line[32] != b' ' {
+            return Err(bad("expected `<md5>  <path>`"));
+        }
+        let mut md5 = [0u8; 16];
+        hex::decode_to_slice(&line[..32], &mut md5).map_err(|_| bad("invalid MD5 digest"))?;
+        // Two spaces (text mode) or space-star (binary mode) separate the fields.
+        let path = &line[34..];
+        let path = path.strip_prefix(b"/").unwrap_or(path);
+        if path.is_empty() {
+            return Err(bad("empty path"));
+        }
+        out.push((md5, path));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TrustStore {
+        let mut s = TrustStore::new();
+        let p = s.add_package(PackageRecord {
+            name: "coreutils".into(),
+            version: "9.1-1".into(),
+            fingerprint: Fingerprint {
+                size: 10,
+                mtime_ns: -5,
+                inode: 7,
+            },
+        });
+        for (i, path) in ["/usr/bin/ls", "/usr/bin/caf\u{e9}", "/usr/bin/cat"]
+            .iter()
+            .enumerate()
+        {
+            s.insert(
+                Path::new(path),
+                TrustEntry {
+                    sha256: [i as u8; 32],
+                    size: i as u64 * 100,
+                    package: p,
+                },
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn round_trip_and_lookup() {
+        let s = sample();
+        let bytes = s.to_bytes();
+        assert_eq!(bytes, sample().to_bytes(), "deterministic");
+        let back = TrustStore::from_bytes(&bytes, Path::new("t.db")).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back.packages(), s.packages());
+        assert_eq!(
+            back.lookup(Path::new("/usr/bin/cat")).map(|e| e.size),
+            Some(200)
+        );
+        assert!(back.verify(Path::new("/usr/bin/ls"), &[0; 32]));
+        assert!(!back.verify(Path::new("/usr/bin/ls"), &[1; 32]));
+        assert!(!back.verify(Path::new("/usr/bin/nope"), &[0; 32]));
+        assert_eq!(back.files_by_package()[0].len(), 3);
+    }
+
+    #[test]
+    fn damaged_stores_are_refused() {
+        let bytes = sample().to_bytes();
+        let origin = Path::new("/var/lib/vigil/trust.db");
+        let mut flipped = bytes.clone();
+        flipped[40] ^= 1;
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (Vec::new(), "bad magic"),
+            (b"VGTRUST0".repeat(8), "bad magic"),
+            (bytes[..bytes.len() - 1].to_vec(), "checksum mismatch"),
+            (flipped, "checksum mismatch"),
+        ];
+        for (data, want) in cases {
+            let error = TrustStore::from_bytes(&data, origin)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with("/var/lib/vigil/trust.db: ") && error.contains(want),
+                "{error}"
+            );
+        }
+        // A well-checksummed but inconsistent body (counts larger than the data).
+        let mut body = MAGIC.to_vec();
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&5u32.to_le_bytes());
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+        body.extend_from_slice(&digest);
+        let error = TrustStore::from_bytes(&body, origin)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("truncated record"), "{error}");
+    }
+
+    #[test]
+    fn dpkg_status_keeps_packages_on_disk() {
+        let text = "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\nDescription: x\n more text\n\n\
+                    Package: b\nStatus: deinstall ok config-files\nVersion: 2\n\n\
+                    Package: c\nStatus: install ok unpacked\nArchitecture: all\nVersion: 3\n\n\
+                    Package: d\nStatus: install reinstreq half-installed\nVersion: 4\n";
+        let got = parse_dpkg_status(text);
+        let names: Vec<_> = got.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(got[0].version, "1.0");
+        assert_eq!(got[0].info_names(), ["a:amd64".to_owned(), "a".to_owned()]);
+    }
+
+    #[test]
+    fn md5sums_lines() {
+        let text = b"d41d8cd98f00b204e9800998ecf8427e  usr/bin/true\n\
+                     0123456789abcdef0123456789abcdef  usr/share/a b\n\n";
+        let got = parse_md5sums(text, Path::new("x.md5sums")).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1, b"usr/bin/true");
+        assert_eq!(got[1].1, b"usr/share/a b");
+        assert_eq!(hex::encode(got[0].0), "d41d8cd98f00b204e9800998ecf8427e");
+        for (bad, want) in [
+            (&b"zz  usr/x\n"[..], "x.md5sums:1: expected"),
+            (
+                &b"\nd41d8cd98f00b204e9800998ecf8427g  usr/x\n"[..],
+                "x.md5sums:2: invalid MD5",
+            ),
+        ] {
+            let error = parse_md5sums(bad, Path::new("x.md5sums"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(want), "{error}");
+        }
+    }
+}
