@@ -478,8 +478,8 @@ def main() -> None:
         s = oof[model]
         t1, t01 = threshold_at(s[y == 0], 0.01), threshold_at(s[y == 0], 0.001)
         per = {}
-        for name, mask in strata(data).items():
-            yy, ss = y[mask], s[mask]
+        for name, rows_in in strata(data).items():
+            yy, ss = y[rows_in], s[rows_in]
             per[name] = {
                 "malicious": int((yy == 1).sum()),
                 "benign": int((yy == 0).sum()),
