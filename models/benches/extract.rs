@@ -157,7 +157,11 @@ fn bench_dir(o: &Options) -> Result<(), Box<dyn Error>> {
 /// Inference latency of every model of the built-in bundle (or the bundle in
 /// `dir`) on the same files' rows (features extracted beforehand): p50/p99/max
 /// µs over all calls.
-fn bench_inference(files: &Loaded, rounds: usize, dir: Option<&Path>) -> Result<(), Box<dyn Error>> {
+fn bench_inference(
+    files: &Loaded,
+    rounds: usize,
+    dir: Option<&Path>,
+) -> Result<(), Box<dyn Error>> {
     let bundle = match dir {
         Some(d) => vigil_models::bundle::Bundle::load_dir(d)?,
         None => vigil_models::bundle::Bundle::builtin()?,

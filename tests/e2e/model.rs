@@ -107,7 +107,12 @@ fn scan_runs_the_builtin_model_by_default() {
         .find(|r| jstr(r, "/stage") == "model")
         .unwrap_or_else(|| panic!("no model finding under --explain: {}", show(&out)));
     let name = shipped_classifier();
-    assert_eq!(jstr(model, "/id"), format!("model.{name}"), "{}", show(&out));
+    assert_eq!(
+        jstr(model, "/id"),
+        format!("model.{name}"),
+        "{}",
+        show(&out)
+    );
     assert!(
         jstr(model, "/detail").starts_with("score "),
         "{}",
@@ -209,10 +214,8 @@ fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
         .cloned()
         .unwrap_or_default();
     assert!(
-        reasons
-            .iter()
-            .any(|r| jstr(r, "/stage") == "model"
-                && jstr(r, "/id") == format!("model.{}", shipped_classifier())),
+        reasons.iter().any(|r| jstr(r, "/stage") == "model"
+            && jstr(r, "/id") == format!("model.{}", shipped_classifier())),
         "no model reason in {ev}{}",
         d.context()
     );
