@@ -116,8 +116,11 @@ def main() -> None:
           f"{m['feature_count']} static features of schema {m['feature_schema']} (`models/src/features`), "
           "standardized and clipped to ±8 inside the ONNX graph. Output: probability that an ELF file is malware.")
     other = "mlp" if kind == "gbdt" else "gbdt"
-    w(f"- Chosen over the {'network' if other == 'mlp' else 'trees'} ({arch[other]}) by out-of-fold detection "
-      f"at {clf['target_fpr'] * 100:g} % FPR (table below); `train.py --classifier` forces either.")
+    w(f"- Shipped instead of the {'network' if other == 'mlp' else 'trees'} ({arch[other]}), both trained on "
+      f"the same rows and compared below; chosen by: {after.get('choice', 'n/a')}. The trees are exported too "
+      "(lowered to standard tensor ops, `models/train/gbdt_onnx.py`, checked against LightGBM), but run about "
+      "nine times slower than the network in tract, over the agent's 50 µs budget "
+      "(`models/train/README.md`).")
     w("- In the agent its findings weigh 0.5 by default (`[decision.weights] model`): a detection by the model "
       "alone makes a file suspicious (logged, allowed); with any other finding, malicious. At 0.1 % false "
       "positives a machine with thousands of ELF files still has a few benign files above the threshold, and "

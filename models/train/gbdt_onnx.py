@@ -2,23 +2,20 @@
 
 Stock tract evaluates ONNX `TreeEnsembleClassifier` in time quadratic in the
 number of trees and wrongly for `BRANCH_GTE` nodes, so the ensemble is lowered
-to a tree traversal that every runtime runs the same way: all trees advance one
-level per step, in lock-step, for as many steps as the deepest tree is deep.
-
-    node  <- roots                                   [N, T] (int64)
-    repeat depth times:
-        f    <- feature[node]; t <- threshold[node]  (Gather)
-        x    <- features[:, f]                       (GatherElements)
-        node <- x <= t ? left[node] : right[node]    (LessOrEqual, Where)
-    score <- sigmoid(init + sum over trees of value[node])
-
-A leaf is a node whose children are itself, so trees of different depths stay
-put once they reach a leaf. Nodes of all trees share one table.
+to the matrix form (`graph_gemm`): every split is compared at once, a batched
+MatMul with a per-tree path matrix finds the one leaf each tree reaches, and
+the reached leaves' values are summed. Twelve ops, whatever the ensemble size.
 
 Exactness: LightGBM compares the float32 feature, widened to double, with a
 double threshold (`x <= t`). The graph compares in float32 against the largest
 float32 not above `t`, which gives the same branch for every float32 `x`. Leaf
 values are summed in float32 (a relative error around 1e-7 on the logit).
+
+Measured (`cargo bench -p vigil-models --bench extract --profile dev --
+--bundle DIR`, 200 trees of 31 leaves, 1200 calls): p50 243 us against 28 us
+for the network on the same rows; a lock-step traversal (Gather/Where per
+level, depth 20) was slower still (341 us). tract runs the 200 small batched
+products one by one.
 """
 
 from __future__ import annotations
@@ -94,50 +91,88 @@ class Tables:
         return 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
 
 
-def graph(tables: Tables, mask: np.ndarray):
-    """Nodes and initializers: `features` [N, n] -> `score` [N, 1].
+def gemm_tables(tables: Tables):
+    """Per-tree matrices for the matrix form (see `graph_gemm`): for tree t,
+    internal node i and leaf l, path[t, i, l] is +1 when l lies under i's left
+    child, -1 under its right child, 0 otherwise; lefts[t, l] counts the +1s on
+    l's path; value[t, l] is the leaf's value. Trees are padded to the largest
+    internal-node and leaf counts (padding nodes compare feature 0 and lead
+    nowhere; padding leaves can never match, their target is -1)."""
+    per_tree = []
+    for root in tables.roots:
+        internal: list[int] = []
+        leaves: list[tuple[int, list[tuple[int, int]]]] = []
 
-    `mask` (float32, 0 or 1 per column) is applied first, as in training: the
-    masked columns are zero for the trees, so they can never be split on."""
+        def walk(node: int, path: list[tuple[int, int]]):
+            if tables.left[node] == node:
+                leaves.append((node, path))
+                return
+            internal.append(node)
+            walk(int(tables.left[node]), path + [(node, 1)])
+            walk(int(tables.right[node]), path + [(node, -1)])
+
+        walk(int(root), [])
+        per_tree.append((internal, leaves))
+    n_i = max(1, max(len(i) for i, _ in per_tree))
+    n_l = max(len(lv) for _, lv in per_tree)
+    t = len(per_tree)
+    feature = np.zeros((t, n_i), dtype=np.int64)
+    threshold = np.zeros((t, n_i), dtype=np.float32)
+    path = np.zeros((t, n_i, n_l), dtype=np.float32)
+    lefts = np.full((t, n_l), -1.0, dtype=np.float32)
+    value = np.zeros((t, n_l), dtype=np.float32)
+    for k, (internal, leaves) in enumerate(per_tree):
+        col = {node: j for j, node in enumerate(internal)}
+        for j, node in enumerate(internal):
+            feature[k, j] = tables.feature[node]
+            threshold[k, j] = tables.threshold[node]
+        for l, (leaf, steps) in enumerate(leaves):
+            value[k, l] = tables.value[leaf]
+            lefts[k, l] = sum(1 for _, d in steps if d == 1)
+            for node, d in steps:
+                path[k, col[node], l] = d
+    return feature, threshold, path, lefts, value
+
+
+def graph_gemm(tables: Tables, mask: np.ndarray):
+    """The matrix form of the ensemble, in a constant number of ops:
+
+        go_left[n, t, i] = x[n, feature[t, i]] <= threshold[t, i]     (0 or 1)
+        reached[n, t, l] = (go_left[n, t, :] @ path[t, :, l]) == lefts[t, l]
+        score[n]         = sigmoid(sum over t, l of reached * value)
+
+    A leaf's path sum equals its count of left turns only if every left turn
+    on its path was taken (+1 each) and no right turn was (-1 each would lower
+    it), so exactly one leaf per tree is reached. Sums of at most a few dozen
+    +-1 terms are exact in float32."""
     from onnx import helper, numpy_helper
 
+    feature, threshold, path, lefts, value = gemm_tables(tables)
+    t, n_i = feature.shape
+    n_l = value.shape[1]
     inits = [
         numpy_helper.from_array(mask.reshape(1, -1).astype(np.float32), "mask"),
-        numpy_helper.from_array(tables.feature, "t_feature"),
-        numpy_helper.from_array(tables.threshold, "t_threshold"),
-        numpy_helper.from_array(tables.left, "t_left"),
-        numpy_helper.from_array(tables.right, "t_right"),
-        numpy_helper.from_array(tables.value, "t_value"),
-        numpy_helper.from_array(tables.roots.reshape(1, -1), "t_roots"),
-        numpy_helper.from_array(np.array([0], dtype=np.int64), "i0"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "i1"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(feature.reshape(-1), "g_feature"),
+        numpy_helper.from_array(threshold.reshape(1, -1), "g_threshold"),
+        numpy_helper.from_array(np.array([-1, t, 1, n_i], dtype=np.int64), "g_shape"),
+        numpy_helper.from_array(path, "g_path"),
+        numpy_helper.from_array(lefts.reshape(t, 1, n_l), "g_lefts"),
+        numpy_helper.from_array(value.reshape(t, 1, n_l), "g_value"),
+        numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "g_axes"),
+        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "g_out"),
     ]
     nodes = [
         helper.make_node("Mul", ["features", "mask"], ["x"]),
-        # A zero column [N, 1] in int64, so the roots broadcast to [N, T].
-        helper.make_node("Slice", ["x", "i0", "i1", "axis1"], ["col0"]),
-        helper.make_node("Mul", ["col0", "zero_f"], ["zcol"]),
-        helper.make_node("Cast", ["zcol"], ["zcol_i"], to=7),
-        helper.make_node("Add", ["zcol_i", "t_roots"], ["node0"]),
-    ]
-    inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero_f"))
-    cur = "node0"
-    for d in range(tables.depth):
-        p = f"d{d}_"
-        nodes += [
-            helper.make_node("Gather", ["t_feature", cur], [p + "f"]),
-            helper.make_node("Gather", ["t_threshold", cur], [p + "t"]),
-            helper.make_node("GatherElements", ["x", p + "f"], [p + "x"], axis=1),
-            helper.make_node("LessOrEqual", [p + "x", p + "t"], [p + "le"]),
-            helper.make_node("Gather", ["t_left", cur], [p + "l"]),
-            helper.make_node("Gather", ["t_right", cur], [p + "r"]),
-            helper.make_node("Where", [p + "le", p + "l", p + "r"], [p + "node"]),
-        ]
-        cur = p + "node"
-    nodes += [
-        helper.make_node("Gather", ["t_value", cur], ["leaf"]),
-        helper.make_node("ReduceSum", ["leaf", "axis1"], ["logit"], keepdims=1),
+        helper.make_node("Gather", ["x", "g_feature"], ["xs"], axis=1),
+        helper.make_node("LessOrEqual", ["xs", "g_threshold"], ["le"]),
+        helper.make_node("Cast", ["le"], ["lef"], to=1),
+        helper.make_node("Reshape", ["lef", "g_shape"], ["le4"]),
+        helper.make_node("MatMul", ["le4", "g_path"], ["sums"]),
+        helper.make_node("Equal", ["sums", "g_lefts"], ["hit"]),
+        helper.make_node("Cast", ["hit"], ["hitf"], to=1),
+        helper.make_node("Mul", ["hitf", "g_value"], ["contrib"]),
+        helper.make_node("ReduceSum", ["contrib", "g_axes"], ["logit1"], keepdims=0),
+        helper.make_node("Reshape", ["logit1", "g_out"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["score"]),
     ]
     return nodes, inits
