@@ -145,7 +145,9 @@ def main() -> None:
       f"({rows['benign_sources']} source packages), at most 200 per package and architecture, listed in "
       "`models/train/packages.txt`: static builds (`*-static`, klibc, sash, Go), Go and Rust programs, kernel "
       "modules, compilers, network and security tools, 7-Zip self-extracting ELF archives built from benign "
-      "payloads, and the same core set on eight non-x86 architectures.")
+      "payloads, the same core set on eight non-x86 architectures, and the C and C++ runtimes of Debian's "
+      "cross toolchains for machines it has no port for (SPARC, m68k, SuperH, PowerPC, big-endian MIPS, "
+      "Alpha, HPPA, RISC-V).")
     w("- Packages whose name (binary or source) has a SHA-256 starting with 0 or 1 are reserved for independent "
       "evaluation: `fetch_debian.py` refuses them, so they never reach training, validation or tuning.")
     w("- Only files under 4 MiB on both sides (the corpus has none larger), so size alone cannot separate them.")
@@ -253,8 +255,10 @@ def main() -> None:
     w(f"- {rows['malicious']} malicious ELF files in {rows['families']} families is small; per-stratum numbers on a "
       "few files are noisy, and the validation fold (one fifth of the groups) is easier than the pooled "
       "cross-validation: its 0.1 % FPR rests on one benign file.")
-    w("- SPARC, SuperH, m68k and 32-bit PowerPC malware has no benign counterpart in Debian's main archive; "
-      "the architecture columns are masked, but byte statistics still differ by instruction set.")
+    w("- For SPARC, SuperH, m68k and 32-bit PowerPC malware, Debian 12 has no port; the only benign files "
+      "of those machines are the runtime libraries and start files of its cross toolchains (a few dozen, "
+      "none an executable). The architecture columns are masked, but byte statistics still differ by "
+      "instruction set.")
     w("- Scripts are not modelled (11 malicious scripts); the heuristic and rule stages cover them.")
     w("- A model of static features is evaded by an adversary who can make the file look like the benign "
       "distribution; the mutation table shows which cheap moves work.")

@@ -41,6 +41,7 @@ fn an_exec_storm_of_64_spawners() {
     let limit = Duration::from_millis(cfg.deadline_ms) + MARGIN;
 
     let ops = Openers::new();
+    ops.expect(SPAWNERS * (EACH + 1));
     let ops = std::sync::Arc::new(ops);
     let spawners: Vec<_> = (0..SPAWNERS)
         .map(|s| {

@@ -90,7 +90,7 @@ fn every_kind_of_malformed_content_is_a_refused_reload_under_load() {
     ));
     let corrupt = sb.host("bundle-corrupt");
     bundle_copy(&corrupt);
-    let onnx = corrupt.join("elf-mlp.onnx");
+    let onnx = corrupt.join("elf-classifier.onnx");
     let mut bytes = fs::read(&onnx).expect("read onnx");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;

@@ -48,6 +48,8 @@ struct OpsState {
     done: BTreeMap<String, OpResult>,
     /// Operations the watchdog saw unanswered past their limit.
     stuck: Vec<String>,
+    /// How many operations the test will start ([`Openers::expect`]).
+    expected: usize,
 }
 
 /// Openers (opens, execs) run on their own threads, watched by a watchdog thread
@@ -162,6 +164,13 @@ impl Openers {
         self.spawn(name, limit, move || exec_errno(&path));
     }
 
+    /// Declares that `n` operations will be started, some from the test's own
+    /// threads ([`Openers::run`]): waiting then also covers the ones not yet
+    /// started, so a slow thread start cannot look like "all returned".
+    pub fn expect(&self, n: usize) {
+        lock(&self.state).expected = n;
+    }
+
     /// How many operations have returned so far.
     pub fn finished(&self) -> usize {
         lock(&self.state).done.len()
@@ -176,7 +185,11 @@ impl Openers {
     /// Does not assert: see [`Openers::assert_all_answered`].
     pub fn wait_all(&self, limit: Duration) -> BTreeMap<String, OpResult> {
         let t0 = Instant::now();
-        while self.running() > 0 && t0.elapsed() < limit {
+        let pending = || {
+            let g = lock(&self.state);
+            !g.running.is_empty() || g.done.len() < g.expected
+        };
+        while pending() && t0.elapsed() < limit {
             thread::sleep(Duration::from_millis(10));
         }
         lock(&self.state).done.clone()
@@ -206,6 +219,13 @@ impl Openers {
             "{} openers blocked past their limit: {:?}{}",
             g.stuck.len(),
             &g.stuck[..g.stuck.len().min(5)],
+            ctx()
+        );
+        assert!(
+            done.len() >= g.expected,
+            "only {} of {} operations returned in {limit:?}{}",
+            done.len(),
+            g.expected,
             ctx()
         );
         done
