@@ -176,11 +176,6 @@ impl Openers {
         lock(&self.state).done.len()
     }
 
-    /// How many are still running.
-    pub fn running(&self) -> usize {
-        lock(&self.state).running.len()
-    }
-
     /// Waits up to `limit` for every operation to return; returns the results.
     /// Does not assert: see [`Openers::assert_all_answered`].
     pub fn wait_all(&self, limit: Duration) -> BTreeMap<String, OpResult> {
