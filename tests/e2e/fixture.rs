@@ -539,6 +539,77 @@ pub struct Sandbox {
     fs: Tmpfs,
     dir: TempDir,
     name: String,
+    _live: Live,
+}
+
+/// Sandboxes alive in this test process, and whether one test runs alone.
+struct Occupancy {
+    live: usize,
+    exclusive: bool,
+}
+
+static OCCUPANCY: std::sync::Mutex<Occupancy> = std::sync::Mutex::new(Occupancy {
+    live: 0,
+    exclusive: false,
+});
+static OCCUPANCY_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
+thread_local! {
+    /// Set on the thread holding an [`Exclusive`] guard: its own sandboxes do
+    /// not wait for it.
+    static HOLDS_EXCLUSIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn occupancy() -> std::sync::MutexGuard<'static, Occupancy> {
+    OCCUPANCY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One live sandbox, counted for [`exclusive`].
+struct Live;
+
+impl Live {
+    fn enter() -> Live {
+        let mut o = occupancy();
+        if !HOLDS_EXCLUSIVE.with(|h| h.get()) {
+            while o.exclusive {
+                o = OCCUPANCY_CHANGED.wait(o).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        o.live += 1;
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        occupancy().live -= 1;
+        OCCUPANCY_CHANGED.notify_all();
+    }
+}
+
+/// While held, no other test of this process has a sandbox: for a case that
+/// loads the whole machine (16k blocked openers), so that it cannot push other
+/// tests' daemons past their deadlines. Waits until no sandbox is alive, so a
+/// test holding one sandbox while it makes another cannot deadlock with it.
+pub struct Exclusive;
+
+/// Takes the machine for this test (see [`Exclusive`]).
+pub fn exclusive() -> Exclusive {
+    let mut o = occupancy();
+    while o.exclusive || o.live > 0 {
+        o = OCCUPANCY_CHANGED.wait(o).unwrap_or_else(|p| p.into_inner());
+    }
+    o.exclusive = true;
+    HOLDS_EXCLUSIVE.with(|h| h.set(true));
+    Exclusive
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        occupancy().exclusive = false;
+        HOLDS_EXCLUSIVE.with(|h| h.set(false));
+        OCCUPANCY_CHANGED.notify_all();
+    }
 }
 
 impl Sandbox {
@@ -549,12 +620,14 @@ impl Sandbox {
 
     /// A sandbox with a tmpfs of `size` (tmpfs syntax: "256m", "2g").
     pub fn with_size(name: &str, size: &str) -> Sandbox {
+        let live = Live::enter();
         let dir = TempDir::new(name);
         let fs = Tmpfs::mount(&dir.join("mnt"), size);
         Sandbox {
             fs,
             dir,
             name: name.to_owned(),
+            _live: live,
         }
     }
 
