@@ -102,7 +102,7 @@ mutation_suite() { # bundle-dir report.json out.csv
         --donor "$DONOR_EVAL" --only "$WORK/validation-malware.txt" > "$3"
 }
 
-step "train with augmentation (shipped; picks the classifier kind by cross-validation)"
+step "train with augmentation (shipped)"
 "$PY" models/train/train.py --benign "$DATA/features" --malware "$WORK/malware.csv" \
     --augment "$WORK/malware-mutated.csv" --manifest "$CORPUS/manifest.csv" \
     --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" "${TRAIN_ARGS[@]}"
