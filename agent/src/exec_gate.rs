@@ -45,20 +45,6 @@ pub struct ProcessFacts {
 }
 
 impl ProcessFacts {
-    /// Reads what `policy` needs about `pid`, and nothing else.
-    pub fn gather(policy: &ExecPolicy, pid: i32) -> ProcessFacts {
-        let (uid, gid) = if policy.needs_credentials() {
-            credentials(pid)
-        } else {
-            (None, None)
-        };
-        ProcessFacts {
-            uid,
-            gid,
-            exe: policy.needs_parent().then(|| program_of(pid)).flatten(),
-        }
-    }
-
     /// Reads everything about `pid` (for the exec history, which a later
     /// `vigil policy test` may replay against any rules).
     pub fn gather_all(pid: i32) -> ProcessFacts {

@@ -488,14 +488,7 @@ fn handle(
         duration_us: duration_us(pending.received),
         rule: rule.map(|m| exec_gate::rule_json(&m, outcome)),
     };
-    if ctx.alerts.active() && (!clean || pending.was_denied()) {
-        ctx.alerts.publish(Alert {
-            file_uid: Some(st.st_uid),
-            process_uid: user_id,
-            line: record.to_json(),
-        });
-    }
-    ctx.events.emit(record);
+    emit(ctx, record, !clean || pending.was_denied());
 }
 
 /// Answers an exec a `deny` rule matched (allowed in audit mode), unscanned,
@@ -553,10 +546,15 @@ fn deny_by_rule(
         duration_us: duration_us(pending.received),
         rule: Some(exec_gate::rule_json(rule, None)),
     };
-    if ctx.alerts.active() {
+    emit(ctx, record, true);
+}
+
+/// Logs `record`, and sends it to the alert subscribers too when `alert`.
+fn emit(ctx: &Context, record: EventRecord, alert: bool) {
+    if alert && ctx.alerts.active() {
         ctx.alerts.publish(Alert {
-            file_uid: Some(st.st_uid),
-            process_uid: user_id,
+            file_uid: Some(record.file_uid),
+            process_uid: record.user_id,
             line: record.to_json(),
         });
     }

@@ -156,8 +156,7 @@ class Scaler:
         self.mean = x.mean(axis=0)
         std = x.std(axis=0)
         self.inv = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 0.0)
-        mask = np.array([not n.startswith(ARCH_PREFIXES) for n in names])
-        self.inv = (self.inv * mask).astype(np.float32)
+        self.inv = (self.inv * arch_mask(names)).astype(np.float32)
         self.mean = self.mean.astype(np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
