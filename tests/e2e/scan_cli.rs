@@ -282,6 +282,85 @@ fn scan_matches_a_yara_rule() {
     assert_eq!(jstr(plain, "/verdict"), "clean", "{plain}");
 }
 
+/// A large ELF (over `PARALLEL_MIN`, 256 KiB) takes the path where heuristics and
+/// the model run beside the rules: every stage's findings must still reach the
+/// verdict and the explanation.
+#[test]
+fn scan_explain_of_a_large_elf_reports_the_rules_and_the_model() {
+    let dir = TempDir::new("scan-large-elf");
+    write_test_rule(&dir.join("rules/e2e.yar"));
+    let cfg = dir.join("vigil.toml");
+    write_file(
+        &cfg,
+        format!(
+            "[content]\nrules = [{:?}]\n",
+            dir.join("rules").to_string_lossy()
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let elf = std::fs::read("/bin/bash").expect("read /bin/bash");
+    assert!(
+        elf.len() > 256 * 1024,
+        "/bin/bash is only {} bytes",
+        elf.len()
+    );
+    let mut marked = elf.clone();
+    marked.extend_from_slice(RULE_MARKER.as_bytes());
+    write_file(&dir.join("tree/marked"), &marked, 0o755);
+    write_file(&dir.join("tree/plain"), &elf, 0o755);
+    let mut cmd = Command::new("timeout");
+    let out = cmd
+        .args([
+            "-k",
+            "5",
+            "60",
+            VIGIL,
+            "scan",
+            "--json",
+            "--explain",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(dir.join("tree"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil scan");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let lines = json_lines(&out);
+    let line = |name: &str| {
+        lines
+            .iter()
+            .find(|v| jstr(v, "/path").ends_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {}", show(&out)))
+            .clone()
+    };
+    let stages = |v: &Value| -> Vec<String> {
+        v["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| jstr(r, "/stage").to_owned())
+            .collect()
+    };
+    let marked = line("/marked");
+    assert_eq!(jstr(&marked, "/verdict"), "malicious", "{marked}");
+    let found = stages(&marked);
+    assert!(
+        found.iter().any(|s| s == "rules"),
+        "no rules reason: {marked}"
+    );
+    assert!(
+        found.iter().any(|s| s == "model"),
+        "no model reason under --explain: {marked}"
+    );
+    let explain = jstr(&marked, "/explain");
+    assert!(explain.contains("rules: 1 finding"), "{explain}");
+    let plain = line("/plain");
+    assert_eq!(jstr(&plain, "/verdict"), "clean", "{plain}");
+    assert_eq!(stages(&plain), ["model"], "{plain}");
+}
+
 #[test]
 fn scan_with_a_broken_rule_file_exits_2_naming_it() {
     let dir = TempDir::new("scan-badrule");
