@@ -604,8 +604,12 @@ pub struct PolicyConfig {
     pub trust_db: PathBuf,
     /// dpkg's admin directory (`status`, `info/*.md5sums`) the store is built from.
     pub dpkg_admin: PathBuf,
-    /// The root the paths in dpkg's lists are relative to (dpkg's `--instdir`).
+    /// The root the paths in dpkg's lists are relative to (dpkg's `--instdir`),
+    /// and rpm's `--root`.
     pub dpkg_root: PathBuf,
+    /// rpm's database directory, inside `dpkg_root` (rpm's `--dbpath`); absent:
+    /// `/usr/lib/sysimage/rpm` or `/var/lib/rpm`, whichever holds a database.
+    pub rpm_dbpath: Option<PathBuf>,
     /// Seconds an open `vigil trust begin` window lasts at most; 1..=[`MAX_UPGRADE_WINDOW_S`].
     pub upgrade_window_s: u64,
     /// Path globs of world-writable places (the `server` profile's `tmp-exec` rule).
@@ -627,6 +631,7 @@ impl Default for PolicyConfig {
             trust_db: PathBuf::from(DEFAULT_TRUST_DB),
             dpkg_admin: PathBuf::from(DEFAULT_DPKG_ADMIN),
             dpkg_root: PathBuf::from("/"),
+            rpm_dbpath: None,
             upgrade_window_s: DEFAULT_UPGRADE_WINDOW_S,
             tmp_paths: strings(&DEFAULT_TMP_PATHS),
             services: strings(&DEFAULT_SERVICES),
