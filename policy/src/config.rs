@@ -588,8 +588,23 @@ pub const DEFAULT_SHELLS: [&str; 8] = [
 ];
 /// Default `policy.package_managers`: processes (and their descendants) that
 /// may run freshly installed package files before the trust store knows them.
-pub const DEFAULT_PACKAGE_MANAGERS: [&str; 3] =
-    ["/usr/bin/dpkg", "/usr/bin/rpm", "/usr/bin/rpmkeys"];
+/// rpm's front ends run transactions (and so scriptlets) in their own process:
+/// dnf5, microdnf, zypper and PackageKit are programs; dnf 4 and yum are Python
+/// scripts (`yum` and `dnf` link to `dnf-3`), recognised by the script a root
+/// Python process runs.
+pub const DEFAULT_PACKAGE_MANAGERS: [&str; 11] = [
+    "/usr/bin/dpkg",
+    "/usr/bin/rpm",
+    "/usr/bin/rpmkeys",
+    "/usr/bin/dnf",
+    "/usr/bin/dnf-3",
+    "/usr/bin/dnf5",
+    "/usr/bin/yum",
+    "/usr/bin/microdnf",
+    "/usr/bin/zypper",
+    "/usr/libexec/packagekitd",
+    "/usr/bin/rpm-ostree",
+];
 
 /// The `[policy]` table: exec rules, the profile they extend, and the package
 /// trust store ([`crate::execpolicy`], [`crate::trust`]).

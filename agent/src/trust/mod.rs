@@ -210,6 +210,19 @@ impl<'p> Build<'p> {
         });
     }
 
+    /// Keeps every package of `manager` the previous store had, unchanged
+    /// (its database cannot be read this time); returns how many.
+    fn keep_previous(&mut self, previous: Option<&TrustStore>, manager: PackageManager) -> usize {
+        let Some(previous) = previous else { return 0 };
+        let mut kept = 0;
+        for record in previous.packages().iter().filter(|p| p.manager == manager) {
+            if self.add_package(record.clone()).is_none() {
+                kept += 1;
+            }
+        }
+        kept
+    }
+
     fn manager_of(&self, package: u32) -> PackageManager {
         self.store
             .packages()
@@ -251,11 +264,28 @@ pub fn update(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
     let mut found = Vec::new();
     let dpkg_read = dpkg::read(opts, &mut build, &mut found)?;
     let rpm_read = rpm::read(opts, &mut build, &mut found)?;
-    if !dpkg_read && !rpm_read && build.report.warnings.is_empty() {
+    if !rpm_read && !build.report.warnings.is_empty() {
+        // A database that is there but cannot be read: its packages stay as
+        // they were rather than vanish from the store.
+        let kept = build.keep_previous(previous.as_ref(), PackageManager::Rpm);
+        if kept > 0 {
+            build
+                .report
+                .warnings
+                .push(format!("kept the previous store's {kept} rpm package(s)"));
+        }
+    }
+    if !dpkg_read && !rpm_read && build.store.packages().is_empty() {
         anyhow::bail!(
-            "no package database: no dpkg status in {} and no rpm database under {}",
+            "no package database read: no dpkg status in {} and no rpm database under {}{}",
             opts.admin.display(),
-            opts.root.display()
+            opts.root.display(),
+            build
+                .report
+                .warnings
+                .iter()
+                .map(|w| format!("; {w}"))
+                .collect::<String>()
         );
     }
     for wanted in &opts.only {
