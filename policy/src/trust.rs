@@ -425,8 +425,40 @@ const ON_DISK: [&str; 5] = [
 /// Stanzas without a name or in other states (`config-files`, `not-installed`,
 /// `half-installed`) are skipped.
 pub fn parse_dpkg_status(text: &str) -> Vec<DpkgPackage> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
+    parse_dpkg_database(text, &[] as &[&str])
+}
+
+/// The packages whose files are on disk per dpkg's `status` file and the
+/// journal in its `updates/` directory (`updates`: the files' contents in
+/// numeric order), in `status` order with new packages last.
+///
+/// dpkg records each change in a journal file first and folds the journal
+/// into `status` only at a checkpoint (at the latest when it exits): a file
+/// trigger that dpkg runs sees the packages of its own run only there. A
+/// journal stanza replaces the package's entry (same name and architecture);
+/// one in a state without files on disk removes it.
+pub fn parse_dpkg_database<S: AsRef<str>>(status: &str, updates: &[S]) -> Vec<DpkgPackage> {
+    let mut order: Vec<Option<DpkgPackage>> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let texts = std::iter::once(status).chain(updates.iter().map(|u| u.as_ref()));
+    for (package, state) in texts.flat_map(stanzas) {
+        let on_disk = ON_DISK.contains(&state).then_some(package.clone());
+        let key = (package.name, package.arch);
+        match index.get(&key) {
+            Some(&i) => order[i] = on_disk,
+            None => {
+                index.insert(key, order.len());
+                order.push(on_disk);
+            }
+        }
+    }
+    order.into_iter().flatten().collect()
+}
+
+/// Every stanza of a `status`-format text that names a package, with the
+/// third word of its `Status:` (the package state).
+fn stanzas(text: &str) -> impl Iterator<Item = (DpkgPackage, &str)> {
+    text.split("\n\n").filter_map(|stanza| {
         let (mut name, mut arch, mut version, mut status) = (None, "", "", "");
         for line in stanza.lines() {
             if line.starts_with([' ', '\t']) {
@@ -445,17 +477,17 @@ pub fn parse_dpkg_status(text: &str) -> Vec<DpkgPackage> {
             }
         }
         let state = status.split_whitespace().nth(2).unwrap_or("");
-        if let Some(name) = name
-            && ON_DISK.contains(&state)
-        {
-            out.push(DpkgPackage {
-                name: name.to_owned(),
-                arch: arch.to_owned(),
-                version: version.to_owned(),
-            });
-        }
-    }
-    out
+        name.map(|name| {
+            (
+                DpkgPackage {
+                    name: name.to_owned(),
+                    arch: arch.to_owned(),
+                    version: version.to_owned(),
+                },
+                state,
+            )
+        })
+    })
 }
 
 /// One line of an `md5sums` list: the digest and the path relative to the root
@@ -652,6 +684,28 @@ mod tests {
         assert_eq!(names, ["a", "c"]);
         assert_eq!(got[0].version, "1.0");
         assert_eq!(got[0].info_names(), ["a:amd64".to_owned(), "a".to_owned()]);
+    }
+
+    #[test]
+    fn dpkg_journal_overrides_status() {
+        let status = "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n\
+                      Package: b\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n\
+                      Package: c\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n";
+        let updates = [
+            // An upgrade of a, the removal of b, then a new package d and its
+            // i386 twin of a.
+            "Package: a\nStatus: install ok unpacked\nArchitecture: amd64\nVersion: 2\n",
+            "Package: b\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 1\n",
+            "Package: d\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n\
+             Package: a\nStatus: install ok installed\nArchitecture: i386\nVersion: 2\n",
+            "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2\n",
+        ];
+        let got: Vec<_> = parse_dpkg_database(status, &updates)
+            .into_iter()
+            .map(|p| format!("{}:{} {}", p.name, p.arch, p.version))
+            .collect();
+        assert_eq!(got, ["a:amd64 2", "c:all 1", "d:all 1", "a:i386 2"]);
+        assert_eq!(parse_dpkg_status(status).len(), 3);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use vigil_policy::trust::rpm::DigestAlgo;
 use vigil_policy::trust::{
-    DpkgPackage, Fingerprint, PackageManager, PackageRecord, parse_dpkg_status, parse_md5sums,
+    DpkgPackage, Fingerprint, PackageManager, PackageRecord, parse_dpkg_database, parse_md5sums,
 };
 
 use super::{Build, BuildOptions};
@@ -37,7 +37,8 @@ pub(super) fn read(
         }
     };
     build.manager(PackageManager::Dpkg).database = opts.admin.clone();
-    let mut packages = parse_dpkg_status(&status);
+    let updates = journal(&opts.admin)?;
+    let mut packages = parse_dpkg_database(&status, &updates);
     if !opts.only.is_empty() {
         packages.retain(|p| opts.only.contains(&p.name));
     }
@@ -71,6 +72,46 @@ pub(super) fn read(
         }
     }
     Ok(true)
+}
+
+/// The contents of dpkg's journal (`updates/<number>`), oldest first: the
+/// changes of a dpkg run not yet folded into `status` (a file trigger runs
+/// before dpkg's final checkpoint).
+///
+/// # Errors
+/// A journal file that cannot be read (one dpkg folded and removed meanwhile
+/// is skipped).
+fn journal(admin: &Path) -> anyhow::Result<Vec<String>> {
+    let dir = admin.join("updates");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot list", dir.display())),
+    };
+    let mut numbered: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
+        // Only all-digit names: `tmp.i` is an entry dpkg is still writing.
+        let name = entry.file_name();
+        let Some(number) = name
+            .to_str()
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        numbered.push((number, entry.path()));
+    }
+    numbered.sort();
+    let mut out = Vec::with_capacity(numbered.len());
+    for (_, path) in numbered {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => out.push(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+        }
+    }
+    Ok(out)
 }
 
 /// The md5sums list of `package` and the name dpkg gives it (`name:arch` for

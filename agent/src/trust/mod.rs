@@ -623,6 +623,19 @@ mod tests {
         assert!(store.verify(&a, &sha2));
         assert!(!store.verify(&a, &sha));
 
+        // A dpkg run not yet folded into `status` (as a file trigger sees it):
+        // its journal entry removing `two` counts.
+        std::fs::create_dir_all(opts.admin.join("updates")).unwrap();
+        std::fs::write(
+            opts.admin.join("updates/0000"),
+            "Package: two\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 2\n",
+        )
+        .unwrap();
+        std::fs::write(opts.admin.join("updates/tmp.i"), "garbage").unwrap();
+        let report = update(&opts).unwrap();
+        assert_eq!((report.packages, report.packages_reused), (1, 1));
+        std::fs::remove_dir_all(opts.admin.join("updates")).unwrap();
+
         // --package restricts the build; an unknown name is an error.
         let mut only = opts.clone();
         only.only = vec!["one".into()];
