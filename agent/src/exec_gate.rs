@@ -406,7 +406,10 @@ mod tests {
         assert_eq!(found_listed, root, "listed script");
         assert!(!found_default, "a script not in the list");
         // Not a Python, or no script.
-        assert_eq!(python_script_of(std::process::id() as i32, Path::new("/usr/bin/dash")), None);
+        assert_eq!(
+            python_script_of(std::process::id() as i32, Path::new("/usr/bin/dash")),
+            None
+        );
     }
 
     #[test]

@@ -482,8 +482,14 @@ fn build_rpm(dir: &Path, name: &str, algo: u32) -> PathBuf {
         .arg("-bb")
         .arg("--quiet")
         .args(["--define", &format!("pkgname {name}")])
-        .args(["--define", &format!("_topdir {}", dir.join("build").display())])
-        .args(["--define", &format!("_rpmdir {}", dir.join("rpms").display())])
+        .args([
+            "--define",
+            &format!("_topdir {}", dir.join("build").display()),
+        ])
+        .args([
+            "--define",
+            &format!("_rpmdir {}", dir.join("rpms").display()),
+        ])
         .args(["--define", &format!("_binary_filedigest_algorithm {algo}")])
         .args(["--define", "_build_id_links none"])
         .args(["--define", "debug_package %{nil}"])
@@ -591,7 +597,11 @@ fn trust_store_from_an_rpm_database() {
             .unwrap_or_else(|| panic!("{} not in the store", path.display()));
         assert_eq!(hex::encode(entry.sha256), want, "{}", path.display());
     }
-    assert!(store.lookup(&real_root.join("usr/bin/vigil-e2e-sha-link")).is_none());
+    assert!(
+        store
+            .lookup(&real_root.join("usr/bin/vigil-e2e-sha-link"))
+            .is_none()
+    );
     let status = trust_in(dir.path(), &["status"], None);
     assert!(status.status.success(), "{}", show(&status));
     let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
@@ -636,7 +646,11 @@ fn trust_store_from_an_rpm_database() {
         "{erased}"
     );
     let store = vigil_policy::TrustStore::load(&dir.join("trust.db")).expect("load the store");
-    assert!(store.lookup(&real_root.join("usr/bin/vigil-e2e-sha")).is_none());
+    assert!(
+        store
+            .lookup(&real_root.join("usr/bin/vigil-e2e-sha"))
+            .is_none()
+    );
 
     // No `rpm` program: a warning, and the rpm packages stay as they were.
     let empty_path = dir.join("no-bin");

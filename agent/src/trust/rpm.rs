@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use vigil_policy::trust::rpm::{DigestAlgo, parse_query, QUERY_FORMAT};
+use vigil_policy::trust::rpm::{DigestAlgo, QUERY_FORMAT, parse_query};
 use vigil_policy::trust::{PackageManager, PackageRecord};
 
 use super::{Build, BuildOptions};

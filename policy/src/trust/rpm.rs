@@ -254,8 +254,8 @@ pub fn parse_query<'a>(output: &'a [u8], origin: &str) -> Result<Vec<RpmPackage<
             ));
         };
         // FILEMODES is a 16-bit field some rpm versions print signed.
-        let mode = signed(mode).ok_or_else(|| bad("FILEMODES is not a number".into()))? as u32
-            & 0xffff;
+        let mode =
+            signed(mode).ok_or_else(|| bad("FILEMODES is not a number".into()))? as u32 & 0xffff;
         let flags = number(flags)
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| bad("FILEFLAGS is not a number".into()))?;
@@ -336,7 +336,10 @@ mod tests {
         let got = parse_query(text.as_bytes(), "rpm -qa").unwrap();
         assert_eq!(got.len(), 3);
         let tool = &got[0];
-        assert_eq!((tool.name.as_str(), tool.evra()), ("tool", "1.0-1.noarch".into()));
+        assert_eq!(
+            (tool.name.as_str(), tool.evra()),
+            ("tool", "1.0-1.noarch".into())
+        );
         assert_eq!(tool.algo, Ok(DigestAlgo::Sha256));
         let rels: Vec<&[u8]> = tool.files.iter().map(|f| f.rel).collect();
         assert_eq!(
