@@ -378,6 +378,77 @@ fn lockdown_trusts_package_files_and_survives_an_upgrade_through_the_apt_hook() 
 }
 
 #[test]
+fn lockdown_lets_a_python_package_managers_scriptlets_run() {
+    // dnf 4 and yum are Python scripts: rpm's scriptlets run as children of
+    // `python3 /usr/bin/dnf`. Here a root Python runs the sandbox's `dnf`
+    // (listed in package_managers, itself in the store), which runs a helper the
+    // store does not know: allowed as a package manager's descendant. The same
+    // Python running the same code with -c is no package manager: denied.
+    if skip_unless_root("lockdown_lets_a_python_package_managers_scriptlets_run") {
+        return;
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        println!("SKIPPED lockdown_lets_a_python_package_managers_scriptlets_run: no python3");
+        return;
+    }
+    let sb = Sandbox::new("lockdown-dnf");
+    let code = "import subprocess, sys\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n";
+    let dnf_text = format!("#!/usr/bin/python3 -s\n{code}");
+    write_file(&sb.mnt("usr/bin/dnf"), dnf_text.as_bytes(), 0o755);
+    let helper = sb.mnt("usr/lib/tools/helper");
+    write_marker_binary(&helper, "helper");
+    write_dpkg(&sb, "1", &[("usr/bin/dnf", dnf_text.as_bytes())]);
+    let cfg = sb.config();
+    let policy = policy_toml(&sb, "lockdown").replace(
+        &list(&[&sb.ns_path("usr/bin/dpkg")]),
+        &list(&[&sb.ns_path("usr/bin/dnf")]),
+    );
+    let text = format!("{}{policy}", cfg.to_toml());
+    write_file(&sb.config_path(), text.as_bytes(), 0o644);
+    let out = sb
+        .ns_command(VIGIL)
+        .args(["trust", "update", "--no-reload", "--config"])
+        .arg(sb.config_path())
+        .output()
+        .expect("vigil trust update");
+    assert!(out.status.success(), "trust update: {}", show(&out));
+    let d = sb.start_in_namespace_with_text(&cfg, &text);
+
+    let out = sb
+        .ns_command(sb.ns_path("usr/bin/dnf"))
+        .arg(sb.ns_path("usr/lib/tools/helper"))
+        .output();
+    assert_ran(
+        &out,
+        &format!("helper run by the dnf script{}", d.context()),
+    );
+    let ev = d.wait_event("helper audited", EVENT_WAIT, |v| {
+        is_event(v, "audited", "usr/lib/tools/helper")
+    });
+    assert_eq!(
+        rule_of(&ev),
+        ("lockdown.trusted-only", "package-manager"),
+        "{ev}"
+    );
+
+    let out = sb
+        .ns_command("/usr/bin/python3")
+        .args(["-c", code])
+        .arg(sb.ns_path("usr/lib/tools/helper"))
+        .output()
+        .expect("run python3 -c");
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("PermissionError"),
+        "python -c is no package manager: {}{}",
+        show(&out),
+        d.context()
+    );
+    d.wait_event("helper denied", EVENT_WAIT, |v| {
+        is_event(v, "blocked", "usr/lib/tools/helper")
+    });
+}
+
+#[test]
 fn trust_store_from_this_machines_dpkg_database() {
     // No daemon and no root needed: reads /var/lib/dpkg and /usr.
     let admin = Path::new("/var/lib/dpkg");
