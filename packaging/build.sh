@@ -93,9 +93,10 @@ sed -e "s/@VERSION@/$deb_version/" -e "s/@COMMIT@/$commit/" \
     | gzip -9n > "$d/usr/share/doc/vigil/changelog.Debian.gz"
 chmod 0644 "$d/usr/share/doc/vigil/changelog.Debian.gz"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$d/DEBIAN/"
-install -m 0644 packaging/debian/conffiles "$d/DEBIAN/"
-# apt hooks keeping the trust store in step with dpkg (Debian only: rpm has no
-# equivalent here yet).
+install -m 0644 packaging/debian/conffiles packaging/debian/triggers "$d/DEBIAN/"
+# apt hooks keeping the trust store in step with apt runs; the dpkg file
+# trigger (DEBIAN/triggers) covers a plain dpkg -i. rpm's are file triggers in
+# the spec.
 install -D -m 0644 packaging/apt/80vigil-trust "$d/etc/apt/apt.conf.d/80vigil-trust"
 install -D -m 0644 packaging/debian/lintian-overrides "$d/usr/share/lintian/overrides/vigil"
 # dpkg-shlibdeps wants a source tree's debian/control.

@@ -171,8 +171,8 @@ pub enum Cmd {
         #[command(subcommand)]
         action: QuarantineCmd,
     },
-    /// The package trust store: build it from dpkg, check files, open an upgrade
-    /// window (see `policy.profile = "lockdown"`).
+    /// The package trust store: build it from dpkg and rpm, check files, open an
+    /// upgrade window (see `policy.profile = "lockdown"`).
     Trust {
         /// What to do.
         #[command(subcommand)]

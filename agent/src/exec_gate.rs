@@ -105,14 +105,23 @@ fn parent_pid(pid: i32) -> Option<i32> {
 }
 
 /// True when `pid` or one of its first [`MAX_ANCESTRY`] ancestors runs one of
-/// `policy.package_managers` (maintainer scripts run as dpkg's descendants).
+/// `policy.package_managers` (maintainer scripts run as dpkg's descendants,
+/// rpm's scriptlets as rpm's, dnf's or zypper's), as its program or, for a
+/// root Python process, as its script ([`python_script_of`]: dnf 4 and yum).
 pub fn package_manager_ancestor(policy: &ExecPolicy, pid: i32) -> bool {
     let mut current = pid;
     for _ in 0..MAX_ANCESTRY {
         if current <= 1 {
             return false;
         }
-        if program_of(current).is_some_and(|exe| policy.is_package_manager(&exe)) {
+        if program_of(current).is_some_and(|exe| {
+            policy.is_package_manager(&exe)
+                || python_script_of(current, &exe).is_some_and(|script| {
+                    policy.is_package_manager(&script)
+                        || std::fs::canonicalize(&script)
+                            .is_ok_and(|real| policy.is_package_manager(&real))
+                })
+        }) {
             return true;
         }
         match parent_pid(current) {
@@ -121,6 +130,45 @@ pub fn package_manager_ancestor(policy: &ExecPolicy, pid: i32) -> bool {
         }
     }
     false
+}
+
+/// The script a Python interpreter runs as `pid`, when that process is root's:
+/// `/usr/bin/dnf` for dnf 4 (`#!/usr/bin/python3` makes the kernel run
+/// `python3 /usr/bin/dnf ...`), whose transactions run rpm's scriptlets as its
+/// own children. The first argument after the interpreter's options; `None`
+/// for `-c`/`-m`, a process that is not root's (a user's process can rewrite
+/// its own command line, root's can already do anything), or a program that
+/// is not a Python. A relative script is taken from the process's cwd.
+pub fn python_script_of(pid: i32, exe: &Path) -> Option<PathBuf> {
+    let name = exe.file_name()?.as_bytes();
+    if !name.windows(6).any(|w| w == b"python") {
+        return None;
+    }
+    if credentials(pid).0 != Some(0) {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut args = cmdline.split(|&b| b == 0).skip(1);
+    let script = loop {
+        let arg = args.next()?;
+        match arg.strip_prefix(b"-") {
+            // -c and -m take the rest of the line: no script.
+            Some(flags) if flags.contains(&b'c') || flags.contains(&b'm') => return None,
+            Some(_) => continue,
+            None => break arg,
+        }
+    };
+    if script.is_empty() {
+        return None;
+    }
+    let script = Path::new(std::ffi::OsStr::from_bytes(script));
+    if script.is_absolute() {
+        Some(script.to_path_buf())
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()
+            .map(|cwd| cwd.join(script))
+    }
 }
 
 /// The upgrade-window marker of `config` (`<policy.trust_db>.pending`).
@@ -248,6 +296,120 @@ mod tests {
         cfg.package_managers = vec![my_exe];
         let mine = ExecPolicy::new(&cfg).unwrap();
         assert!(package_manager_ancestor(&mine, me));
+    }
+
+    /// Waits until `file` holds a pid (written by a child being started).
+    fn pid_from(file: &Path) -> i32 {
+        for _ in 0..200 {
+            if let Some(pid) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("no pid in {}", file.display());
+    }
+
+    #[test]
+    fn rpm_scriptlet_has_a_package_manager_ancestor_by_default() {
+        // A shell run by the real rpm (a macro's %(...), as a scriptlet is run):
+        // recognised with the default policy.package_managers.
+        if std::fs::canonicalize("/usr/bin/rpm").ok().as_deref() != Some(Path::new("/usr/bin/rpm"))
+        {
+            println!("SKIPPED: no /usr/bin/rpm");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("vigil-gate-rpm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        let mut rpm = std::process::Command::new("/usr/bin/rpm")
+            .arg("--eval")
+            .arg(format!("%(echo $$ >{}; exec sleep 10)", pid_file.display()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let scriptlet = pid_from(&pid_file);
+        let policy = ExecPolicy::new(&vigil_policy::PolicyConfig::default()).unwrap();
+        let found = package_manager_ancestor(&policy, scriptlet);
+        let outside = package_manager_ancestor(&policy, std::process::id() as i32);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(scriptlet),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = rpm.wait();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(found, "rpm's child not recognised");
+        assert!(!outside, "the test itself is no package manager's child");
+    }
+
+    #[test]
+    fn python_package_manager_recognised_by_its_script() {
+        // dnf 4 and yum are Python scripts: the kernel runs `python3 /usr/bin/dnf`,
+        // and rpm's scriptlets are children of that Python process.
+        let python = Path::new("/usr/bin/python3");
+        if !python.exists() {
+            println!("SKIPPED: no /usr/bin/python3");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("vigil-gate-dnf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("dnf");
+        let pid_file = dir.join("pid");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/usr/bin/python3 -s\nimport subprocess\n\
+                 child = subprocess.Popen(['sleep', '10'])\n\
+                 open({pid:?}, 'w').write(str(child.pid))\nchild.wait()\n",
+                pid = pid_file.to_string_lossy()
+            ),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&script, perms).unwrap();
+        // Another test thread forking while the script was open for writing
+        // makes the exec fail with ETXTBSY for a moment.
+        let mut spawned = std::process::Command::new(&script).spawn();
+        for _ in 0..50 {
+            match &spawned {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    spawned = std::process::Command::new(&script).spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut dnf = spawned.unwrap();
+        let scriptlet = pid_from(&pid_file);
+        let mut cfg = vigil_policy::PolicyConfig::default();
+        let default = ExecPolicy::new(&cfg).unwrap();
+        cfg.package_managers = vec![script.clone()];
+        let listed = ExecPolicy::new(&cfg).unwrap();
+        let interpreter = exe_of(dnf.id() as i32).unwrap();
+        let seen_script = python_script_of(dnf.id() as i32, &interpreter);
+        let found_listed = package_manager_ancestor(&listed, scriptlet);
+        let found_default = package_manager_ancestor(&default, scriptlet);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(scriptlet),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = dnf.wait();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        // Only a root interpreter's script counts.
+        assert_eq!(seen_script.as_deref(), root.then_some(script.as_path()));
+        assert_eq!(found_listed, root, "listed script");
+        assert!(!found_default, "a script not in the list");
+        // Not a Python, or no script.
+        assert_eq!(
+            python_script_of(std::process::id() as i32, Path::new("/usr/bin/dash")),
+            None
+        );
     }
 
     #[test]

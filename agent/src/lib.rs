@@ -45,5 +45,6 @@ pub mod respond;
 pub mod scan;
 pub mod scan_cmd;
 pub mod stats;
+pub mod trust;
 pub mod trust_cmd;
 pub mod walk;

@@ -588,8 +588,23 @@ pub const DEFAULT_SHELLS: [&str; 8] = [
 ];
 /// Default `policy.package_managers`: processes (and their descendants) that
 /// may run freshly installed package files before the trust store knows them.
-pub const DEFAULT_PACKAGE_MANAGERS: [&str; 3] =
-    ["/usr/bin/dpkg", "/usr/bin/rpm", "/usr/bin/rpmkeys"];
+/// rpm's front ends run transactions (and so scriptlets) in their own process:
+/// dnf5, microdnf, zypper and PackageKit are programs; dnf 4 and yum are Python
+/// scripts (`yum` and `dnf` link to `dnf-3`), recognised by the script a root
+/// Python process runs.
+pub const DEFAULT_PACKAGE_MANAGERS: [&str; 11] = [
+    "/usr/bin/dpkg",
+    "/usr/bin/rpm",
+    "/usr/bin/rpmkeys",
+    "/usr/bin/dnf",
+    "/usr/bin/dnf-3",
+    "/usr/bin/dnf5",
+    "/usr/bin/yum",
+    "/usr/bin/microdnf",
+    "/usr/bin/zypper",
+    "/usr/libexec/packagekitd",
+    "/usr/bin/rpm-ostree",
+];
 
 /// The `[policy]` table: exec rules, the profile they extend, and the package
 /// trust store ([`crate::execpolicy`], [`crate::trust`]).
@@ -604,8 +619,12 @@ pub struct PolicyConfig {
     pub trust_db: PathBuf,
     /// dpkg's admin directory (`status`, `info/*.md5sums`) the store is built from.
     pub dpkg_admin: PathBuf,
-    /// The root the paths in dpkg's lists are relative to (dpkg's `--instdir`).
+    /// The root the paths in dpkg's lists are relative to (dpkg's `--instdir`),
+    /// and rpm's `--root`.
     pub dpkg_root: PathBuf,
+    /// rpm's database directory, inside `dpkg_root` (rpm's `--dbpath`); absent:
+    /// `/usr/lib/sysimage/rpm` or `/var/lib/rpm`, whichever holds a database.
+    pub rpm_dbpath: Option<PathBuf>,
     /// Seconds an open `vigil trust begin` window lasts at most; 1..=[`MAX_UPGRADE_WINDOW_S`].
     pub upgrade_window_s: u64,
     /// Path globs of world-writable places (the `server` profile's `tmp-exec` rule).
@@ -627,6 +646,7 @@ impl Default for PolicyConfig {
             trust_db: PathBuf::from(DEFAULT_TRUST_DB),
             dpkg_admin: PathBuf::from(DEFAULT_DPKG_ADMIN),
             dpkg_root: PathBuf::from("/"),
+            rpm_dbpath: None,
             upgrade_window_s: DEFAULT_UPGRADE_WINDOW_S,
             tmp_paths: strings(&DEFAULT_TMP_PATHS),
             services: strings(&DEFAULT_SERVICES),

@@ -129,6 +129,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A package manager's query output (`rpm -qa --queryformat`) has a
+    /// malformed line.
+    #[error("{origin}: line {line}: {message}")]
+    PackageQuery {
+        /// The query, e.g. `rpm -qa --dbpath /var/lib/rpm`.
+        origin: String,
+        /// 1-based line of the output.
+        line: usize,
+        /// What is wrong with the line.
+        message: String,
+    },
+
     /// A glob pattern in the exclusions does not compile.
     #[error("`{key}`: invalid glob pattern `{pattern}`: {message}")]
     Glob {
@@ -212,6 +224,14 @@ mod tests {
                     path: "/rules".into(),
                 },
                 "/rules: no YARA rule files (*.yar, *.yara) found",
+            ),
+            (
+                Error::PackageQuery {
+                    origin: "rpm -qa".into(),
+                    line: 3,
+                    message: "bad".into(),
+                },
+                "rpm -qa: line 3: bad",
             ),
             (
                 Error::RuleTimeout {

@@ -1,5 +1,5 @@
-//! The package trust store: every file the package manager installed, with its
-//! SHA-256, and how to read dpkg's database.
+//! The package trust store: every file the package managers installed, with its
+//! SHA-256, and how to read dpkg's database (rpm's: [`rpm`]).
 //!
 //! Owns: [`TrustStore`] (an in-memory map from absolute path to [`TrustEntry`],
 //! O(1) lookup that never allocates), its compact on-disk format
@@ -15,14 +15,21 @@
 //! is built by reading each file once, checking its MD5 against dpkg's list, and
 //! keeping its SHA-256; a file whose MD5 does not match is left out (not trusted).
 //!
+//! rpm records SHA-256 digests itself for modern packages (MD5 for old ones):
+//! the build checks the file against rpm's digest in rpm's algorithm and keeps
+//! the SHA-256, as for dpkg.
+//!
 //! File format (little endian), all of it covered by a SHA-256 trailer:
 //! ```text
-//! "VGTRUST1"  u32 packages  u32 files
-//! per package: u16 len, name; u16 len, version; u64 size, i64 mtime_ns, u64 inode
-//!              (of its md5sums list: an unchanged list is not hashed again)
+//! "VGTRUST2"  u32 packages  u32 files
+//! per package: u8 manager (0 dpkg, 1 rpm); u16 len, name; u16 len, version;
+//!              u64 size, i64 mtime_ns, u64 inode (its Fingerprint: an
+//!              unchanged package is not hashed again)
 //! per file:    u32 package index; u64 size; [u8; 32] sha256; u16 len, path bytes
 //! [u8; 32] SHA-256 of everything above
 //! ```
+//! A "VGTRUST1" store (before rpm support) is the same without the manager
+//! byte; it is still read (every package is dpkg's).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -33,8 +40,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
+pub mod rpm;
+
 /// The magic bytes (and format version) at the start of a store file.
-pub const MAGIC: &[u8; 8] = b"VGTRUST1";
+pub const MAGIC: &[u8; 8] = b"VGTRUST2";
+/// The magic of the previous format (no package manager byte), still read.
+pub const MAGIC_V1: &[u8; 8] = b"VGTRUST1";
 /// Longest path (bytes) a store holds; longer ones are left out at build time.
 pub const MAX_PATH_LEN: usize = u16::MAX as usize;
 
@@ -50,26 +61,82 @@ pub struct TrustEntry {
 }
 
 /// Identity of a package's file list when the store was built: an unchanged
-/// list (same size, mtime and inode) means the package's files need no rehash.
+/// list means the package's files need no rehash.
+///
+/// For dpkg, the `info/<package>.md5sums` file's size, mtime and inode (dpkg
+/// replaces lists by rename). For rpm, which has no file per package, the
+/// length of the package's query output (its NEVRA, install transaction and
+/// every file's mode, flags, state, digest and name) in `size` and the first 8
+/// bytes of its SHA-256 in `inode` ([`rpm::RpmPackage::fingerprint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Fingerprint {
     /// Size of the list in bytes.
     pub size: u64,
-    /// Its modification time, in nanoseconds since the epoch.
+    /// Its modification time, in nanoseconds since the epoch (0 for rpm).
     pub mtime_ns: i64,
-    /// Its inode number (dpkg replaces lists by rename).
+    /// Its inode number (for rpm: a digest of the listing).
     pub inode: u64,
+}
+
+/// The package manager a package record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub enum PackageManager {
+    /// dpkg (`/var/lib/dpkg`).
+    #[default]
+    Dpkg,
+    /// rpm (`/var/lib/rpm`, `/usr/lib/sysimage/rpm`).
+    Rpm,
+}
+
+impl PackageManager {
+    /// Every package manager, in the order a build reads them.
+    pub const ALL: [PackageManager; 2] = [PackageManager::Dpkg, PackageManager::Rpm];
+
+    /// `dpkg` or `rpm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageManager::Dpkg => "dpkg",
+            PackageManager::Rpm => "rpm",
+        }
+    }
+
+    fn to_byte(self) -> u8 {
+        match self {
+            PackageManager::Dpkg => 0,
+            PackageManager::Rpm => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<PackageManager> {
+        match byte {
+            0 => Some(PackageManager::Dpkg),
+            1 => Some(PackageManager::Rpm),
+            _ => None,
+        }
+    }
 }
 
 /// One package the store was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageRecord {
-    /// Package name, with `:arch` for multi-arch packages as dpkg names them.
+    /// Which database it is from.
+    pub manager: PackageManager,
+    /// Package name: with `:arch` for multi-arch packages as dpkg names them;
+    /// rpm's `NAME`.
     pub name: String,
-    /// Installed version.
+    /// Installed version; for rpm `[EPOCH:]VERSION-RELEASE.ARCH`.
     pub version: String,
-    /// Of its md5sums list.
+    /// Of its file list.
     pub fingerprint: Fingerprint,
+}
+
+/// Packages and files of one package manager in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ManagerCounts {
+    /// Package records.
+    pub packages: usize,
+    /// Trusted files (a path two packages list counts for the one that won).
+    pub files: usize,
 }
 
 /// The trust store of one generation.
@@ -134,6 +201,27 @@ impl TrustStore {
             .map(|(k, v)| (Path::new(OsStr::from_bytes(k)), v))
     }
 
+    /// Packages and files per package manager ([`PackageManager::ALL`] order).
+    pub fn counts_by_manager(&self) -> [(PackageManager, ManagerCounts); 2] {
+        let mut out = PackageManager::ALL.map(|m| (m, ManagerCounts::default()));
+        let slot = |m: PackageManager| PackageManager::ALL.iter().position(|x| *x == m);
+        for p in &self.packages {
+            if let Some(i) = slot(p.manager) {
+                out[i].1.packages += 1;
+            }
+        }
+        for entry in self.files.values() {
+            if let Some(i) = self
+                .packages
+                .get(entry.package as usize)
+                .and_then(|p| slot(p.manager))
+            {
+                out[i].1.files += 1;
+            }
+        }
+        out
+    }
+
     /// The store's files grouped by package index (for an incremental update).
     pub fn files_by_package(&self) -> Vec<Vec<(PathBuf, TrustEntry)>> {
         let mut out = vec![Vec::new(); self.packages.len()];
@@ -152,6 +240,7 @@ impl TrustStore {
         out.extend_from_slice(&(self.packages.len() as u32).to_le_bytes());
         out.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
         for p in &self.packages {
+            out.push(p.manager.to_byte());
             put_str(&mut out, p.name.as_bytes());
             put_str(&mut out, p.version.as_bytes());
             out.extend_from_slice(&p.fingerprint.size.to_le_bytes());
@@ -181,9 +270,14 @@ impl TrustStore {
             path: origin.to_owned(),
             message: message.to_owned(),
         };
-        if bytes.len() < MAGIC.len() + 8 + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        if bytes.len() < MAGIC.len() + 8 + 32 {
             return Err(bad("not a vigil trust store (bad magic)"));
         }
+        let v1 = match &bytes[..MAGIC.len()] {
+            m if m == MAGIC => false,
+            m if m == MAGIC_V1 => true,
+            _ => return Err(bad("not a vigil trust store (bad magic)")),
+        };
         let (body, trailer) = bytes.split_at(bytes.len() - 32);
         let digest: [u8; 32] = Sha256::digest(body).into();
         if digest.as_slice() != trailer {
@@ -202,6 +296,13 @@ impl TrustStore {
             files: HashMap::with_capacity(files.min(body.len() / 46)),
         };
         for _ in 0..packages {
+            let manager = if v1 {
+                PackageManager::Dpkg
+            } else {
+                let byte = r.take(1).ok_or_else(truncated)?[0];
+                PackageManager::from_byte(byte)
+                    .ok_or_else(|| bad(&format!("unknown package manager {byte}")))?
+            };
             let name = r.text().ok_or_else(truncated)?;
             let version = r.text().ok_or_else(truncated)?;
             let fingerprint = Fingerprint {
@@ -210,6 +311,7 @@ impl TrustStore {
                 inode: r.u64().ok_or_else(truncated)?,
             };
             store.packages.push(PackageRecord {
+                manager,
                 name,
                 version,
                 fingerprint,
@@ -323,8 +425,40 @@ const ON_DISK: [&str; 5] = [
 /// Stanzas without a name or in other states (`config-files`, `not-installed`,
 /// `half-installed`) are skipped.
 pub fn parse_dpkg_status(text: &str) -> Vec<DpkgPackage> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
+    parse_dpkg_database(text, &[] as &[&str])
+}
+
+/// The packages whose files are on disk per dpkg's `status` file and the
+/// journal in its `updates/` directory (`updates`: the files' contents in
+/// numeric order), in `status` order with new packages last.
+///
+/// dpkg records each change in a journal file first and folds the journal
+/// into `status` only at a checkpoint (at the latest when it exits): a file
+/// trigger that dpkg runs sees the packages of its own run only there. A
+/// journal stanza replaces the package's entry (same name and architecture);
+/// one in a state without files on disk removes it.
+pub fn parse_dpkg_database<S: AsRef<str>>(status: &str, updates: &[S]) -> Vec<DpkgPackage> {
+    let mut order: Vec<Option<DpkgPackage>> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let texts = std::iter::once(status).chain(updates.iter().map(|u| u.as_ref()));
+    for (package, state) in texts.flat_map(stanzas) {
+        let on_disk = ON_DISK.contains(&state).then_some(package.clone());
+        let key = (package.name, package.arch);
+        match index.get(&key) {
+            Some(&i) => order[i] = on_disk,
+            None => {
+                index.insert(key, order.len());
+                order.push(on_disk);
+            }
+        }
+    }
+    order.into_iter().flatten().collect()
+}
+
+/// Every stanza of a `status`-format text that names a package, with the
+/// third word of its `Status:` (the package state).
+fn stanzas(text: &str) -> impl Iterator<Item = (DpkgPackage, &str)> {
+    text.split("\n\n").filter_map(|stanza| {
         let (mut name, mut arch, mut version, mut status) = (None, "", "", "");
         for line in stanza.lines() {
             if line.starts_with([' ', '\t']) {
@@ -343,17 +477,17 @@ pub fn parse_dpkg_status(text: &str) -> Vec<DpkgPackage> {
             }
         }
         let state = status.split_whitespace().nth(2).unwrap_or("");
-        if let Some(name) = name
-            && ON_DISK.contains(&state)
-        {
-            out.push(DpkgPackage {
-                name: name.to_owned(),
-                arch: arch.to_owned(),
-                version: version.to_owned(),
-            });
-        }
-    }
-    out
+        name.map(|name| {
+            (
+                DpkgPackage {
+                    name: name.to_owned(),
+                    arch: arch.to_owned(),
+                    version: version.to_owned(),
+                },
+                state,
+            )
+        })
+    })
 }
 
 /// One line of an `md5sums` list: the digest and the path relative to the root
@@ -398,6 +532,7 @@ mod tests {
     fn sample() -> TrustStore {
         let mut s = TrustStore::new();
         let p = s.add_package(PackageRecord {
+            manager: PackageManager::Dpkg,
             name: "coreutils".into(),
             version: "9.1-1".into(),
             fingerprint: Fingerprint {
@@ -441,6 +576,70 @@ mod tests {
     }
 
     #[test]
+    fn managers_round_trip_and_are_counted() {
+        let mut s = sample();
+        let p = s.add_package(PackageRecord {
+            manager: PackageManager::Rpm,
+            name: "bash".into(),
+            version: "5.2.26-3.fc40.x86_64".into(),
+            fingerprint: Fingerprint::default(),
+        });
+        let entry = TrustEntry {
+            sha256: [9; 32],
+            size: 1,
+            package: p,
+        };
+        s.insert(Path::new("/usr/bin/bash"), entry);
+        // The same path from the rpm package replaces the dpkg one.
+        s.insert(Path::new("/usr/bin/cat"), entry);
+        let back = TrustStore::from_bytes(&s.to_bytes(), Path::new("t.db")).unwrap();
+        assert_eq!(back.packages()[1].manager, PackageManager::Rpm);
+        let counts = back.counts_by_manager();
+        assert_eq!(
+            counts,
+            [
+                (
+                    PackageManager::Dpkg,
+                    ManagerCounts {
+                        packages: 1,
+                        files: 2
+                    }
+                ),
+                (
+                    PackageManager::Rpm,
+                    ManagerCounts {
+                        packages: 1,
+                        files: 2
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn version_1_stores_are_read_as_dpkg() {
+        // A store written before rpm support: no manager byte.
+        let mut body = MAGIC_V1.to_vec();
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        put_str(&mut body, b"coreutils");
+        put_str(&mut body, b"9.1-1");
+        body.extend_from_slice(&[0u8; 24]);
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&7u64.to_le_bytes());
+        body.extend_from_slice(&[3u8; 32]);
+        put_str(&mut body, b"/usr/bin/ls");
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+        body.extend_from_slice(&digest);
+        let store = TrustStore::from_bytes(&body, Path::new("old.db")).unwrap();
+        assert_eq!(store.packages()[0].manager, PackageManager::Dpkg);
+        assert_eq!(store.packages()[0].name, "coreutils");
+        assert!(store.verify(Path::new("/usr/bin/ls"), &[3; 32]));
+        // Written back in the current format.
+        assert_eq!(&store.to_bytes()[..8], MAGIC);
+    }
+
+    #[test]
     fn damaged_stores_are_refused() {
         let bytes = sample().to_bytes();
         let origin = Path::new("/var/lib/vigil/trust.db");
@@ -449,6 +648,7 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (Vec::new(), "bad magic"),
             (b"VGTRUST0".repeat(8), "bad magic"),
+            (b"VGTRUST3".repeat(8), "bad magic"),
             (bytes[..bytes.len() - 1].to_vec(), "checksum mismatch"),
             (flipped, "checksum mismatch"),
         ];
@@ -484,6 +684,28 @@ mod tests {
         assert_eq!(names, ["a", "c"]);
         assert_eq!(got[0].version, "1.0");
         assert_eq!(got[0].info_names(), ["a:amd64".to_owned(), "a".to_owned()]);
+    }
+
+    #[test]
+    fn dpkg_journal_overrides_status() {
+        let status = "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n\
+                      Package: b\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n\
+                      Package: c\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n";
+        let updates = [
+            // An upgrade of a, the removal of b, then a new package d and its
+            // i386 twin of a.
+            "Package: a\nStatus: install ok unpacked\nArchitecture: amd64\nVersion: 2\n",
+            "Package: b\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 1\n",
+            "Package: d\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n\
+             Package: a\nStatus: install ok installed\nArchitecture: i386\nVersion: 2\n",
+            "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2\n",
+        ];
+        let got: Vec<_> = parse_dpkg_database(status, &updates)
+            .into_iter()
+            .map(|p| format!("{}:{} {}", p.name, p.arch, p.version))
+            .collect();
+        assert_eq!(got, ["a:amd64 2", "c:all 1", "d:all 1", "a:i386 2"]);
+        assert_eq!(parse_dpkg_status(status).len(), 3);
     }
 
     #[test]

@@ -273,7 +273,7 @@ fn lockdown_trusts_package_files_and_survives_an_upgrade_through_the_apt_hook() 
     assert!(out.status.success(), "trust update: {}", show(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["files"], 2, "{report}");
-    assert_eq!(report["md5_mismatches"], 0, "{report}");
+    assert_eq!(report["digest_mismatches"], 0, "{report}");
 
     let d = sb.start_in_namespace_with_text(&cfg, &text);
     assert_ran(&run(&tool), &format!("trusted tool{}", d.context()));
@@ -378,6 +378,77 @@ fn lockdown_trusts_package_files_and_survives_an_upgrade_through_the_apt_hook() 
 }
 
 #[test]
+fn lockdown_lets_a_python_package_managers_scriptlets_run() {
+    // dnf 4 and yum are Python scripts: rpm's scriptlets run as children of
+    // `python3 /usr/bin/dnf`. Here a root Python runs the sandbox's `dnf`
+    // (listed in package_managers, itself in the store), which runs a helper the
+    // store does not know: allowed as a package manager's descendant. The same
+    // Python running the same code with -c is no package manager: denied.
+    if skip_unless_root("lockdown_lets_a_python_package_managers_scriptlets_run") {
+        return;
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        println!("SKIPPED lockdown_lets_a_python_package_managers_scriptlets_run: no python3");
+        return;
+    }
+    let sb = Sandbox::new("lockdown-dnf");
+    let code = "import subprocess, sys\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n";
+    let dnf_text = format!("#!/usr/bin/python3 -s\n{code}");
+    write_file(&sb.mnt("usr/bin/dnf"), dnf_text.as_bytes(), 0o755);
+    let helper = sb.mnt("usr/lib/tools/helper");
+    write_marker_binary(&helper, "helper");
+    write_dpkg(&sb, "1", &[("usr/bin/dnf", dnf_text.as_bytes())]);
+    let cfg = sb.config();
+    let policy = policy_toml(&sb, "lockdown").replace(
+        &list(&[&sb.ns_path("usr/bin/dpkg")]),
+        &list(&[&sb.ns_path("usr/bin/dnf")]),
+    );
+    let text = format!("{}{policy}", cfg.to_toml());
+    write_file(&sb.config_path(), text.as_bytes(), 0o644);
+    let out = sb
+        .ns_command(VIGIL)
+        .args(["trust", "update", "--no-reload", "--config"])
+        .arg(sb.config_path())
+        .output()
+        .expect("vigil trust update");
+    assert!(out.status.success(), "trust update: {}", show(&out));
+    let d = sb.start_in_namespace_with_text(&cfg, &text);
+
+    let out = sb
+        .ns_command(sb.ns_path("usr/bin/dnf"))
+        .arg(sb.ns_path("usr/lib/tools/helper"))
+        .output();
+    assert_ran(
+        &out,
+        &format!("helper run by the dnf script{}", d.context()),
+    );
+    let ev = d.wait_event("helper audited", EVENT_WAIT, |v| {
+        is_event(v, "audited", "usr/lib/tools/helper")
+    });
+    assert_eq!(
+        rule_of(&ev),
+        ("lockdown.trusted-only", "package-manager"),
+        "{ev}"
+    );
+
+    let out = sb
+        .ns_command("/usr/bin/python3")
+        .args(["-c", code])
+        .arg(sb.ns_path("usr/lib/tools/helper"))
+        .output()
+        .expect("run python3 -c");
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("PermissionError"),
+        "python -c is no package manager: {}{}",
+        show(&out),
+        d.context()
+    );
+    d.wait_event("helper denied", EVENT_WAIT, |v| {
+        is_event(v, "blocked", "usr/lib/tools/helper")
+    });
+}
+
+#[test]
 fn trust_store_from_this_machines_dpkg_database() {
     // No daemon and no root needed: reads /var/lib/dpkg and /usr.
     let admin = Path::new("/var/lib/dpkg");
@@ -421,7 +492,7 @@ fn trust_store_from_this_machines_dpkg_database() {
         .sum();
     let n = |k: &str| report[k].as_u64().unwrap_or(0);
     assert_eq!(
-        n("files") + n("md5_mismatches") + n("unreadable"),
+        n("files") + n("digest_mismatches") + n("unreadable"),
         listed,
         "{report}"
     );
@@ -456,6 +527,219 @@ fn trust_store_from_this_machines_dpkg_database() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("/usr/bin/ls: trusted (coreutils "),
+        "{}",
+        show(&out)
+    );
+}
+
+/// The spec of the rpm test packages: a script, a data file, a symlink and a
+/// `%ghost` log, all named after the package.
+const RPM_SPEC: &str = "Name: %{pkgname}\nVersion: 1.0\nRelease: 1\nSummary: vigil e2e\n\
+    License: MIT\nBuildArch: noarch\n%description\nvigil e2e test package\n\
+    %install\nmkdir -p %{buildroot}/usr/bin %{buildroot}/usr/share/%{name}\n\
+    printf '#!/bin/sh\\necho %{name}\\n' >%{buildroot}/usr/bin/%{name}\n\
+    chmod 0755 %{buildroot}/usr/bin/%{name}\n\
+    ln -s %{name} %{buildroot}/usr/bin/%{name}-link\n\
+    echo %{name} >%{buildroot}/usr/share/%{name}/data\n\
+    %files\n/usr/bin/%{name}\n/usr/bin/%{name}-link\n/usr/share/%{name}\n\
+    %ghost /var/log/%{name}.log\n";
+
+/// Builds the test package `name` with rpmbuild under `dir`, its file digests
+/// in rpm's algorithm `algo` (8 SHA-256, 1 MD5); returns the .rpm.
+fn build_rpm(dir: &Path, name: &str, algo: u32) -> PathBuf {
+    let spec = dir.join("test.spec");
+    write_file(&spec, RPM_SPEC.as_bytes(), 0o644);
+    let out = std::process::Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--quiet")
+        .args(["--define", &format!("pkgname {name}")])
+        .args([
+            "--define",
+            &format!("_topdir {}", dir.join("build").display()),
+        ])
+        .args([
+            "--define",
+            &format!("_rpmdir {}", dir.join("rpms").display()),
+        ])
+        .args(["--define", &format!("_binary_filedigest_algorithm {algo}")])
+        .args(["--define", "_build_id_links none"])
+        .args(["--define", "debug_package %{nil}"])
+        .args(["--define", "__os_install_post %{nil}"])
+        .arg(&spec)
+        .output()
+        .expect("run rpmbuild");
+    assert!(out.status.success(), "rpmbuild: {}", show(&out));
+    dir.join(format!("rpms/noarch/{name}-1.0-1.noarch.rpm"))
+}
+
+/// Runs `rpm --root ROOT --dbpath /var/lib/rpm ARGS`.
+fn rpm_in(root: &Path, args: &[&str]) -> Output {
+    let out = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .args(args)
+        .output()
+        .expect("run rpm");
+    assert!(out.status.success(), "rpm {args:?}: {}", show(&out));
+    out
+}
+
+/// `vigil trust SUBCOMMAND` on the rpm test root (no dpkg database), JSON out.
+fn trust_in(dir: &Path, args: &[&str], path_env: Option<&str>) -> Output {
+    let mut cmd = std::process::Command::new(VIGIL);
+    cmd.arg("trust")
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("empty.toml"))
+        .arg("--store")
+        .arg(dir.join("trust.db"))
+        .env_remove("RUST_BACKTRACE");
+    if args[0] == "update" {
+        cmd.args(["--json", "--no-reload", "--dpkg-admin"])
+            .arg(dir.join("no-dpkg"))
+            .arg("--root")
+            .arg(dir.join("root"));
+    }
+    if let Some(path) = path_env {
+        cmd.env("PATH", path);
+    }
+    cmd.output().expect("run vigil trust")
+}
+
+#[test]
+fn trust_store_from_an_rpm_database() {
+    // Real packages from rpmbuild, installed by rpm into a private root and
+    // database; no daemon. rpm needs root to install (it chroots).
+    if skip_unless_root("trust_store_from_an_rpm_database") {
+        return;
+    }
+    for tool in ["rpm", "rpmbuild"] {
+        let found = std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(found, "{tool} missing (apt-get install rpm)");
+    }
+    let dir = TempDir::new("trust-rpm");
+    write_file(&dir.join("empty.toml"), b"", 0o644);
+    let sha = build_rpm(dir.path(), "vigil-e2e-sha", 8);
+    let md5 = build_rpm(dir.path(), "vigil-e2e-md5", 1);
+    let root = dir.join("root");
+    fs::create_dir_all(&root).expect("mkdir root");
+    rpm_in(&root, &["--initdb"]);
+    let (sha_s, md5_s) = (sha.to_string_lossy(), md5.to_string_lossy());
+    rpm_in(&root, &["-i", "--nodeps", "--noscripts", &sha_s, &md5_s]);
+    let algos = rpm_in(&root, &["-qa", "--qf", "%{NAME} %{FILEDIGESTALGO}\n"]);
+    let algos = String::from_utf8_lossy(&algos.stdout).to_string();
+    assert!(
+        algos.contains("vigil-e2e-sha 8") && algos.contains("vigil-e2e-md5 (none)"),
+        "one SHA-256 and one MD5 package: {algos}"
+    );
+
+    let report = |out: &Output| -> Value {
+        assert!(out.status.success(), "trust update: {}", show(out));
+        serde_json::from_slice(&out.stdout).expect("JSON report")
+    };
+    let first = report(&trust_in(dir.path(), &["update"], None));
+    let rpm = &first["managers"]["rpm"];
+    // Per package: the script and the data file; the symlink is not content,
+    // the ghost is not installed.
+    assert_eq!(
+        (&rpm["packages"], &rpm["files"], &rpm["files_skipped"]),
+        (&Value::from(2), &Value::from(4), &Value::from(2)),
+        "{first}"
+    );
+    assert_eq!(rpm["digest_mismatches"], 0, "{first}");
+    assert!(first["managers"].get("dpkg").is_none(), "{first}");
+
+    // Stored under the kernel's names, with sha256sum(1)'s digest.
+    let store = vigil_policy::TrustStore::load(&dir.join("trust.db")).expect("load the store");
+    let real_root = fs::canonicalize(&root).expect("resolve root");
+    for rel in [
+        "usr/bin/vigil-e2e-sha",
+        "usr/bin/vigil-e2e-md5",
+        "usr/share/vigil-e2e-md5/data",
+    ] {
+        let path = real_root.join(rel);
+        let want = sha256_file(&path).expect("hash");
+        let entry = store
+            .lookup(&path)
+            .unwrap_or_else(|| panic!("{} not in the store", path.display()));
+        assert_eq!(hex::encode(entry.sha256), want, "{}", path.display());
+    }
+    assert!(
+        store
+            .lookup(&real_root.join("usr/bin/vigil-e2e-sha-link"))
+            .is_none()
+    );
+    let status = trust_in(dir.path(), &["status"], None);
+    assert!(status.status.success(), "{}", show(&status));
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["managers"]["rpm"]["files"], 4, "{status}");
+
+    // Nothing changed: both reused.
+    let again = report(&trust_in(dir.path(), &["update"], None));
+    assert_eq!(
+        (&again["packages_reused"], &again["files_hashed"]),
+        (&Value::from(2), &Value::from(0)),
+        "{again}"
+    );
+
+    // A modified file: `check` says so, and a full rebuild leaves it out
+    // (its MD5 no longer matches rpm's).
+    let tool = real_root.join("usr/bin/vigil-e2e-md5");
+    write_file(&tool, b"#!/bin/sh\necho tampered\n", 0o755);
+    let tool_s = tool.to_string_lossy();
+    let check = trust_in(dir.path(), &["check", &tool_s], None);
+    assert_eq!(check.status.code(), Some(1), "{}", show(&check));
+    assert!(
+        String::from_utf8_lossy(&check.stdout)
+            .contains("MODIFIED (differs from what vigil-e2e-md5 1.0-1.noarch installed)"),
+        "{}",
+        show(&check)
+    );
+    let full = report(&trust_in(dir.path(), &["update", "--full"], None));
+    assert_eq!(full["managers"]["rpm"]["digest_mismatches"], 1, "{full}");
+    let check = trust_in(dir.path(), &["check", &tool_s], None);
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("unknown (not in the trust store)"),
+        "{}",
+        show(&check)
+    );
+
+    // A package erased: gone from the store at the next update; the other kept.
+    rpm_in(&root, &["-e", "--noscripts", "vigil-e2e-sha"]);
+    let erased = report(&trust_in(dir.path(), &["update"], None));
+    assert_eq!(
+        (&erased["packages"], &erased["packages_reused"]),
+        (&Value::from(1), &Value::from(1)),
+        "{erased}"
+    );
+    let store = vigil_policy::TrustStore::load(&dir.join("trust.db")).expect("load the store");
+    assert!(
+        store
+            .lookup(&real_root.join("usr/bin/vigil-e2e-sha"))
+            .is_none()
+    );
+
+    // No `rpm` program: a warning, and the rpm packages stay as they were.
+    let empty_path = dir.join("no-bin");
+    fs::create_dir_all(&empty_path).expect("mkdir");
+    let out = trust_in(dir.path(), &["update"], Some(&empty_path.to_string_lossy()));
+    let kept = report(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no `rpm` program"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(kept["packages"], 1, "{kept}");
+    assert_eq!(kept["files"], 1, "the md5 package's data file: {kept}");
+
+    // A configured database directory that holds none is an error.
+    let out = trust_in(dir.path(), &["update", "--rpm-dbpath", "/nowhere"], None);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no rpm database"),
         "{}",
         show(&out)
     );

@@ -61,6 +61,26 @@ echo "systemd-analyze verify: ${verify:-<nothing>}"
 check "systemd-analyze verify: no output" test -z "$verify"
 check "man page installed" test -s /usr/share/man/man8/vigil.8.gz
 
+echo "== trust store in step with a plain dpkg -i (dpkg file trigger)"
+check "vigil trust update: first build of the store" timeout 120 vigil trust update --no-reload
+files() { timeout 10 vigil trust status | sed -n 's/^  "files": \([0-9]*\),$/\1/p'; }
+before=$(files)
+d=/tmp/vigil-trigger-test
+mkdir -p "$d/DEBIAN" "$d/usr/bin"
+printf '#!/bin/sh\nexit 0\n' >"$d/usr/bin/vigil-trigger-test"
+chmod 0755 "$d/usr/bin/vigil-trigger-test"
+printf 'Package: vigil-trigger-test\nVersion: 1\nArchitecture: all\nMaintainer: vigil tests <root@localhost>\nDescription: vigil file trigger test\n' >"$d/DEBIAN/control"
+(cd "$d" && md5sum usr/bin/vigil-trigger-test >DEBIAN/md5sums)
+dpkg-deb --root-owner-group --build "$d" /tmp/vigil-trigger-test.deb >/dev/null
+check "dpkg -i of another package" timeout 120 dpkg -i /tmp/vigil-trigger-test.deb
+out=$(timeout 10 vigil trust check /usr/bin/vigil-trigger-test); echo "$out"
+check "its file trusted after the file trigger" grep -q 'trusted (vigil-trigger-test 1)' <<<"$out"
+check "dpkg -r of it" timeout 120 dpkg -r vigil-trigger-test
+after=$(files)
+echo "store files: $before before, $after after install and removal"
+check "removed: out of the store again" test -n "$after" -a "$after" = "$before"
+check "no upgrade window left open" test ! -e /var/lib/vigil/trust.db.pending
+
 echo "== exec of a known-bad file"
 eicar >/var/tmp/eicar
 chmod 0755 /var/tmp/eicar

@@ -35,6 +35,10 @@ if [ "${VIGIL_RPM_TEST_INNER:-}" != 1 ]; then
         <<<"$(rpm -qp --queryformat '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file")"
     check "scriptlets present" grep -q 'systemctl --no-reload preset vigil.service' <<<"$(rpm -qp --scripts "$rpm_file")"
     check "requires libc" grep -q 'libc.so.6' <<<"$(rpm -qpR "$rpm_file")"
+    triggers=$(rpm -qp --filetriggers "$rpm_file")
+    for t in transfiletriggerun transfiletriggerin transfiletriggerpostun; do
+        check "file trigger $t on /" grep -qx "$t scriptlet (using /bin/sh) -- /" <<<"$triggers"
+    done
     root=$("$here/rootfs.sh" "${2:-/var/cache/vigil-test}")
     VIGIL_RPM_TEST_INNER=1 VIGIL_ROOTFS="$root" VIGIL_FAILURES=$failures \
         exec timeout -k 10 300 unshare --mount --propagation private -- "$0" "$rpm_file"
@@ -58,6 +62,40 @@ check "binary runs in the root" chroot "$root" /usr/bin/vigil --version
 check "%post: quarantine 0700" test "$(stat -c %a "$root/var/lib/vigil/quarantine")" = 700
 check "%post: preset enabled vigil.service" test -L "$root/etc/systemd/system/multi-user.target.wants/vigil.service"
 check "%post: preset enabled the user notifier" test -L "$root/etc/systemd/user/default.target.wants/vigil-notifier.service"
+# The trust store in step with rpm: with a store in the root, a transaction
+# installing or erasing package files runs vigil's file triggers (chrooted:
+# `vigil trust begin` before an erase, `vigil trust update` after), which
+# rewrite the store and leave no upgrade window open. The Debian root has no
+# rpm program: the update warns and keeps the (empty) rpm part.
+store="$root/var/lib/vigil/trust.db"
+check "vigil trust update in the root (its dpkg database)" chroot "$root" /usr/bin/vigil trust update --no-reload
+cat >"$work/trigger.spec" <<'SPEC'
+Name: vigil-trigger-test
+Version: 1
+Release: 1
+Summary: vigil file trigger test
+License: MIT
+BuildArch: noarch
+%description
+A file under /usr/bin, to set off vigil's file triggers.
+%install
+mkdir -p %{buildroot}/usr/bin
+printf '#!/bin/sh\nexit 0\n' >%{buildroot}/usr/bin/vigil-trigger-test
+chmod 0755 %{buildroot}/usr/bin/vigil-trigger-test
+%files
+/usr/bin/vigil-trigger-test
+SPEC
+rpmbuild -bb --quiet --define "_topdir $work/trigger" --define "_rpmdir $work/trigger/rpms" \
+    --define "__os_install_post %{nil}" --define "_build_id_links none" "$work/trigger.spec"
+trigger_rpm=$(find "$work/trigger/rpms" -name '*.rpm' | head -n1)
+touch -d @0 "$store"
+out=$(r -i --nodeps "$trigger_rpm" 2>&1); echo "$out"
+check "install of another package: %transfiletriggerin rewrote the store" test "$(stat -c %Y "$store")" != 0
+check "the trigger's update found the root's rpm database" grep -q 'rpm database .* no `rpm` program' <<<"$out"
+touch -d @0 "$store"
+out=$(r -e vigil-trigger-test 2>&1); echo "$out"
+check "erase: %transfiletriggerpostun rewrote the store" test "$(stat -c %Y "$store")" != 0
+check "no upgrade window left open" test ! -e "$store.pending"
 echo "# admin edit" >>"$root/etc/vigil/vigil.toml"
 echo marker >"$root/var/lib/vigil/quarantine/rpm-test-item"
 check "rpm --root -e" r -e vigil

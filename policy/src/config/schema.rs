@@ -164,6 +164,7 @@ pub(super) const ROOT: &[Field] = &[
             field("trust_db", Kind::Text),
             field("dpkg_admin", Kind::Text),
             field("dpkg_root", Kind::Text),
+            field("rpm_dbpath", Kind::Text),
             field("upgrade_window_s", Kind::Count),
             field("tmp_paths", Kind::TextList),
             field("services", Kind::TextList),

@@ -238,6 +238,10 @@ fn check_policy(policy: &super::PolicyConfig) -> Result<(), Invalid> {
     )?;
     absolute_all("policy.dpkg_root", [policy.dpkg_root.as_path()].into_iter())?;
     absolute_all(
+        "policy.rpm_dbpath",
+        policy.rpm_dbpath.iter().map(|p| p.as_path()),
+    )?;
+    absolute_all(
         "policy.package_managers",
         policy.package_managers.iter().map(|path| path.as_path()),
     )?;
