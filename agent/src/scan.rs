@@ -3,11 +3,8 @@
 //! Owns the per-thread buffers and the order of the stages: SHA-256 (and MD5 only
 //! when an MD5 list is loaded) against the hash database, then the ELF and script
 //! heuristics, then the YARA rules, then (ELF files only) the model bundle, then
-//! [`decide`], each stage skipped once an earlier one made the file malicious.
-//! Content of [`PARALLEL_MIN`] bytes or more is the exception: the heuristics and
-//! the model run on a second thread while the rules scan, so a large first exec
-//! waits for the slowest stage rather than for their sum. It does not answer
-//! events or touch the cache: the worker (daemon) and `vigil scan` (CLI) call
+//! [`decide`]. It does not answer events or
+//! touch the cache: the worker (daemon) and `vigil scan` (CLI) call
 //! [`Scanner::scan_fd`] and act on the result.
 //!
 //! The daemon hands in the fanotify event fd: reading by path would re-enter
@@ -19,7 +16,7 @@
 //! expensive stages, never for the blocklist.
 
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use md5::Md5;
 use nix::errno::Errno;
@@ -31,7 +28,6 @@ use vigil_models::sniff::{FileKind, sniff};
 
 use crate::generation::Generation;
 use crate::latency::StageTimes;
-use crate::model::ModelStage;
 
 /// Bytes read per `pread`: large enough to amortise the syscall, small enough to
 /// stay in L2 while both digests consume it.
@@ -42,11 +38,6 @@ pub const CONTENT_CAP: u64 = 64 * 1024 * 1024;
 /// Capacity a worker's content buffer keeps between scans, so one large file does
 /// not pin its memory forever.
 const CONTENT_KEEP: usize = 8 * 1024 * 1024;
-/// Content at least this large runs the heuristics and the model on a second
-/// thread while the rules scan it: at this size the stages take milliseconds
-/// (a 680 KB static binary: rules about 3 ms, model about 1 ms), so a thread
-/// start (tens of µs) is cheap beside what it hides.
-pub const PARALLEL_MIN: usize = 256 * 1024;
 
 /// How much work a scan does once the verdict is certain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,110 +250,31 @@ fn evaluate(
     if let Some(content) = content
         && !done(&reasons)
     {
-        let model = generation
-            .model
-            .as_ref()
-            .filter(|_| sniff(content) == FileKind::Elf);
-        let side_work = generation.config.heuristics.enabled || model.is_some();
-        let explain = depth == Depth::All;
-        if content.len() >= PARALLEL_MIN && !generation.rules.is_empty() && side_work {
-            // Nothing a rule finds can stop heuristics or the model already running,
-            // so a detection here pays for stages a sequential scan would skip: CPU
-            // traded for the latency of a large first exec.
-            let heuristics_on = generation.config.heuristics.enabled;
-            let side = || side_stages(content, heuristics_on, model, explain);
-            let found = std::thread::scope(|scope| {
-                let handle = std::thread::Builder::new()
-                    .name("vigil-scan-side".into())
-                    .spawn_scoped(scope, side);
-                let ruled = rule_stage(content, generation, rules, times);
-                let found = match handle {
-                    Ok(handle) => handle.join().unwrap_or_else(|_| {
-                        crate::warn_limited!(
-                            "heuristics or model stage panicked; deciding without it"
-                        );
-                        SideStages::default()
-                    }),
-                    // No thread to be had (EAGAIN at the task limit): run them here.
-                    Err(_) => side_stages(content, heuristics_on, model, explain),
-                };
-                (ruled, found)
-            });
-            let (ruled, side) = found;
-            reasons.extend(side.reasons);
-            reasons.extend(ruled);
-            times.heuristics = side.heuristics;
-            times.model = side.model;
-        } else {
-            if generation.config.heuristics.enabled {
-                let t = Instant::now();
-                reasons.extend(heuristics::analyze(content));
-                times.heuristics = Some(t.elapsed());
+        if generation.config.heuristics.enabled {
+            let t = Instant::now();
+            reasons.extend(heuristics::analyze(content));
+            times.heuristics = Some(t.elapsed());
+        }
+        if !generation.rules.is_empty() && !done(&reasons) {
+            let t = Instant::now();
+            match rules.scan(content, generation.config.scan.rule_timeout) {
+                Ok(found) => reasons.extend(found),
+                Err(e) => {
+                    crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
+                }
             }
-            if !generation.rules.is_empty() && !done(&reasons) {
-                let ruled = rule_stage(content, generation, rules, times);
-                reasons.extend(ruled);
-            }
-            if let Some(model) = model
-                && !done(&reasons)
-            {
-                let t = Instant::now();
-                model.evaluate(content, &mut reasons, explain);
-                times.model = Some(t.elapsed());
-            }
+            times.rules = Some(t.elapsed());
+        }
+        if let Some(model) = &generation.model
+            && !done(&reasons)
+            && sniff(content) == FileKind::Elf
+        {
+            let t = Instant::now();
+            model.evaluate(content, &mut reasons, depth == Depth::All);
+            times.model = Some(t.elapsed());
         }
     }
     decide(reasons, policy)
-}
-
-/// The rule stage's findings; its time goes to `times.rules`. A failure (the
-/// rule timeout) is logged and finds nothing.
-fn rule_stage(
-    content: &[u8],
-    generation: &Generation,
-    rules: &mut RuleScanner<'_>,
-    times: &mut StageTimes,
-) -> Vec<Reason> {
-    let t = Instant::now();
-    let found = match rules.scan(content, generation.config.scan.rule_timeout) {
-        Ok(found) => found,
-        Err(e) => {
-            crate::warn_limited!(error = %e, "rule stage failed; deciding without it");
-            Vec::new()
-        }
-    };
-    times.rules = Some(t.elapsed());
-    found
-}
-
-/// What the heuristics and the model found, and how long each took.
-#[derive(Default)]
-struct SideStages {
-    reasons: Vec<Reason>,
-    heuristics: Option<Duration>,
-    model: Option<Duration>,
-}
-
-/// The heuristics, then the model (both optional), with no early exit: run beside
-/// the rule stage, which decides nothing until both are done.
-fn side_stages(
-    content: &[u8],
-    heuristics_on: bool,
-    model: Option<&ModelStage>,
-    explain: bool,
-) -> SideStages {
-    let mut side = SideStages::default();
-    if heuristics_on {
-        let t = Instant::now();
-        side.reasons.extend(heuristics::analyze(content));
-        side.heuristics = Some(t.elapsed());
-    }
-    if let Some(model) = model {
-        let t = Instant::now();
-        model.evaluate(content, &mut side.reasons, explain);
-        side.model = Some(t.elapsed());
-    }
-    side
 }
 
 /// Reads up to `buf.len()` leading bytes of the file behind `fd` (for sniffing).
