@@ -20,6 +20,9 @@
 # text probes and burst_sig are detected); vigil-default.sh sets "executable",
 # the shipped default.
 VIGIL_SCAN_ON_OPEN=${VIGIL_SCAN_ON_OPEN:-all}
+# VIGIL_PROFILE (optional) sets policy.profile: vigil-server.sh measures the
+# "server" exec rules, which read /proc for every exec they see.
+VIGIL_PROFILE=${VIGIL_PROFILE:-}
 AGENT_DESC="vigil daemon: filesystem mark, scan_on_open=$VIGIL_SCAN_ON_OPEN, shared/content hash lists + YARA rules, built-in model, probe hash + rule"
 AGENT_FS=tmpfs
 
@@ -57,6 +60,9 @@ socket = "$AGENT_WORK/vigil.sock"
 events = "$AGENT_WORK/events.log"
 level = "info"
 TOML
+    if [ -n "$VIGIL_PROFILE" ]; then
+        printf '\n[policy]\nprofile = "%s"\n' "$VIGIL_PROFILE" >> "$AGENT_WORK/vigil.toml"
+    fi
     # Fail here, with the loader's message, rather than as a probe mismatch.
     "$bin" check-config --config "$AGENT_WORK/vigil.toml" > "$AGENT_WORK/check-config.txt" 2>&1 \
         || { cat "$AGENT_WORK/check-config.txt" >&2; return 1; }
