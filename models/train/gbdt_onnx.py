@@ -11,11 +11,12 @@ double threshold (`x <= t`). The graph compares in float32 against the largest
 float32 not above `t`, which gives the same branch for every float32 `x`. Leaf
 values are summed in float32 (a relative error around 1e-7 on the logit).
 
-Measured (`cargo bench -p vigil-models --bench extract --profile dev --
---bundle DIR`, 200 trees of 31 leaves, 1200 calls): p50 243 us against 28 us
-for the network on the same rows; a lock-step traversal (Gather/Where per
-level, depth 20) was slower still (341 us). tract runs the 200 small batched
-products one by one.
+Measured (`cargo bench -p vigil-models --bench extract -- --bundle DIR`,
+release, 3,600 calls): 50 trees of 15 leaves (shipped) p50 26 us, p99 39-43
+us; 60 trees p99 50 us; 100 trees of 15 leaves p99 67 us; the network p50 10
+us. In the dev profile 200 trees of 31 leaves took p50 243 us and a lock-step
+traversal (Gather/Where per level, depth 20) 341 us. tract runs the per-tree
+batched products one by one, so the cost grows with the number of trees.
 """
 
 from __future__ import annotations

@@ -218,14 +218,21 @@ def arch_mask(names: list[str]) -> np.ndarray:
     return np.array([not n.startswith(ARCH_PREFIXES) for n in names], dtype=np.float32)
 
 
-def fit_lgbm(x: np.ndarray, y: np.ndarray, seed: int, smoke: bool):
+def fit_lgbm(x: np.ndarray, y: np.ndarray, seed: int, smoke: bool, trees: int = 50, leaves: int = 15,
+             rate: float = 0.15):
     import lightgbm as lgb
 
     pos = max(1, int((y == 1).sum()))
+    # 50 trees of at most 15 leaves: out of fold (nine sizes compared on the
+    # training folds only) they detect more than 200 trees of 31 leaves (78.1 %
+    # against 71.6 % at 1 % FPR, 74.6 % against 59.5 % at 0.1 %), and lowered to
+    # tensor ops they fit the agent's 50 µs budget in tract (100 trees did not).
+    # The header-only baseline keeps the larger setting, which suits it better
+    # (63.8 % against 51.5 % at 1 % FPR): the bar to clear is its best.
     model = lgb.LGBMClassifier(
-        n_estimators=40 if smoke else 200,
-        learning_rate=0.05,
-        num_leaves=31,
+        n_estimators=min(40, trees) if smoke else trees,
+        learning_rate=rate,
+        num_leaves=leaves,
         min_child_samples=5,
         subsample=0.8,
         subsample_freq=1,
@@ -417,8 +424,9 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="small models, fast (CI)")
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validated report (train and validate only)")
     ap.add_argument("--classifier", choices=("auto", "gbdt", "mlp"), default="mlp",
-                    help="the classifier to ship (default mlp: the lowered trees are exact but about 9x slower "
-                         "in tract, over the agent's 50 us budget; auto: the better one out-of-fold)")
+                    help="the classifier to ship (default mlp: the trees detect more out of fold and fit the "
+                         "agent's 50 us budget, but score small locally compiled programs (cc hello.c) as "
+                         "malware; auto: the better one out-of-fold)")
     args = ap.parse_args()
 
     rows, names = load(args)
@@ -466,7 +474,8 @@ def main() -> None:
         sc = Scaler(xt, names)
         oof["mlp"][test] = mlp_forward(fit_mlp(sc(xt), yt, args.seed, args.smoke), sc(x[test]))
         oof["gbdt"][test] = fit_lgbm(xt * mask, yt, args.seed, args.smoke).predict_proba(x[test] * mask)[:, 1]
-        oof["baseline"][test] = fit_lgbm(xt[:, hdr], yt, args.seed, args.smoke).predict_proba(x[test][:, hdr])[:, 1]
+        oof["baseline"][test] = fit_lgbm(xt[:, hdr], yt, args.seed, args.smoke, trees=200, leaves=31,
+                                         rate=0.05).predict_proba(x[test][:, hdr])[:, 1]
         oof["anomaly"][test] = Anomaly(sc(xt[yt == 0]), args.seed, args.smoke).score(sc(x[test]))
         log(f"fold {f}: {int(test.sum())} rows scored")
     cv = {} if args.no_cv else {k: summary(y, v) for k, v in oof.items()}
@@ -615,7 +624,7 @@ def main() -> None:
         "shipped": kind,
         "choice": choice,
         "architecture": {
-            "gbdt": f"{trees.trees} trees, at most 31 leaves, depth <= {trees.depth}, sigmoid",
+            "gbdt": f"{trees.trees} trees, at most {gb.get_params()['num_leaves']} leaves, depth <= {trees.depth}, sigmoid",
             "mlp": "MLP " + "-".join(str(k) for k in [n, *mlp.hidden_layer_sizes, 1]) + ", ReLU, sigmoid",
         },
         "oof_shipped": {} if args.no_cv else {h: float(v) for h, v in zip(data["sha256"], oof[kind])},
