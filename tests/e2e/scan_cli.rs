@@ -12,12 +12,15 @@ use crate::fixture::*;
 const BAD: &[u8] = b"vigil e2e: the known-bad sample of the scan tests\n";
 
 fn scan(config: &Path, args: &[&Path], json: bool) -> Output {
+    scan_with(config, args, if json { &["--json"] } else { &[] })
+}
+
+/// `vigil scan` with extra `flags` (`--json`, `--explain`) under `timeout`.
+fn scan_with(config: &Path, args: &[&Path], flags: &[&str]) -> Output {
     let mut cmd = Command::new("timeout");
     cmd.args(["-k", "5", "60", VIGIL, "scan", "--config"])
-        .arg(config);
-    if json {
-        cmd.arg("--json");
-    }
+        .arg(config)
+        .args(flags);
     cmd.args(args)
         .stdin(Stdio::null())
         .env_remove("RUST_BACKTRACE")
@@ -51,6 +54,21 @@ fn config_in(dir: &TempDir, lists: &[&Path]) -> PathBuf {
         format!(
             "[content]\nhashes = [{}]\nbuiltin = true\n",
             items.join(", ")
+        )
+        .as_bytes(),
+        0o644,
+    );
+    cfg
+}
+
+/// Writes `<dir>/vigil.toml` with `content.rules = ["<dir>/rules"]`.
+fn rules_config(dir: &TempDir) -> PathBuf {
+    let cfg = dir.join("vigil.toml");
+    write_file(
+        &cfg,
+        format!(
+            "[content]\nrules = [{:?}]\n",
+            dir.join("rules").to_string_lossy()
         )
         .as_bytes(),
         0o644,
@@ -247,16 +265,7 @@ fn scan_detects_the_builtin_test_signature_unless_disabled() {
 fn scan_matches_a_yara_rule() {
     let dir = TempDir::new("scan-yara");
     write_test_rule(&dir.join("rules/sub/e2e.yar"));
-    let cfg = dir.join("vigil.toml");
-    write_file(
-        &cfg,
-        format!(
-            "[content]\nrules = [{:?}]\n",
-            dir.join("rules").to_string_lossy()
-        )
-        .as_bytes(),
-        0o644,
-    );
+    let cfg = rules_config(&dir);
     let sample = dir.join("tree/ruled.txt");
     write_file(&sample, format!("x {RULE_MARKER} y\n").as_bytes(), 0o644);
     write_file(&dir.join("tree/plain.txt"), b"x y\n", 0o644);
@@ -282,23 +291,14 @@ fn scan_matches_a_yara_rule() {
     assert_eq!(jstr(plain, "/verdict"), "clean", "{plain}");
 }
 
-/// A large ELF (over `PARALLEL_MIN`, 256 KiB) takes the path where heuristics and
-/// the model run beside the rules: every stage's findings must still reach the
-/// verdict and the explanation.
+/// A large ELF (over the scanner's 256 KiB read chunk, so read in several
+/// `pread`s) goes through every stage: the rules' and the model's findings
+/// reach the verdict and the explanation.
 #[test]
 fn scan_explain_of_a_large_elf_reports_the_rules_and_the_model() {
     let dir = TempDir::new("scan-large-elf");
     write_test_rule(&dir.join("rules/e2e.yar"));
-    let cfg = dir.join("vigil.toml");
-    write_file(
-        &cfg,
-        format!(
-            "[content]\nrules = [{:?}]\n",
-            dir.join("rules").to_string_lossy()
-        )
-        .as_bytes(),
-        0o644,
-    );
+    let cfg = rules_config(&dir);
     let elf = std::fs::read("/bin/bash").expect("read /bin/bash");
     assert!(
         elf.len() > 256 * 1024,
@@ -309,23 +309,7 @@ fn scan_explain_of_a_large_elf_reports_the_rules_and_the_model() {
     marked.extend_from_slice(RULE_MARKER.as_bytes());
     write_file(&dir.join("tree/marked"), &marked, 0o755);
     write_file(&dir.join("tree/plain"), &elf, 0o755);
-    let mut cmd = Command::new("timeout");
-    let out = cmd
-        .args([
-            "-k",
-            "5",
-            "60",
-            VIGIL,
-            "scan",
-            "--json",
-            "--explain",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg(dir.join("tree"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vigil scan");
+    let out = scan_with(&cfg, &[&dir.join("tree")], &["--json", "--explain"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let lines = json_lines(&out);
     let line = |name: &str| {
@@ -370,16 +354,7 @@ fn scan_with_a_broken_rule_file_exits_2_naming_it() {
         b"rule Broken {\n  condition:\n    $undefined\n}\n",
         0o644,
     );
-    let cfg = dir.join("vigil.toml");
-    write_file(
-        &cfg,
-        format!(
-            "[content]\nrules = [{:?}]\n",
-            dir.join("rules").to_string_lossy()
-        )
-        .as_bytes(),
-        0o644,
-    );
+    let cfg = rules_config(&dir);
     write_file(&dir.join("x.txt"), b"x\n", 0o644);
     let out = scan(&cfg, &[&dir.join("x.txt")], false);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
