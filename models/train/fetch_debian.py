@@ -15,7 +15,8 @@ whatever the list says, so they can never reach training, validation or tuning.
 Hard benign cases that Debian does not ship ready-made are built from the
 downloaded packages themselves (see make_hard_benign): 7-Zip self-extracting ELF
 executables (the 7zCon.sfx stub with a compressed payload appended) and makeself
-self-extracting shell archives.
+self-extracting shell archives; and programs compiled here, not the way Debian
+builds them (build_local.py).
 
 Idempotent: a package whose CSV exists is skipped, so an interrupted run resumes.
 """
@@ -275,6 +276,13 @@ def main() -> None:
         shutil.rmtree(args.data / "debs", ignore_errors=True)
     if not args.limit:
         print("hard benign:", make_hard_benign(env, args.data, args.vigil), flush=True)
+    # Programs built here (a smoke run builds four, to exercise the path).
+    from build_local import build_local
+
+    print("built locally:", build_local(env, args.data, args.vigil, smoke=bool(args.limit)), flush=True)
+    from fetch_wheels import fetch_wheels
+
+    print("wheels from PyPI:", fetch_wheels(args.data, args.vigil, smoke=bool(args.limit)), flush=True)
     ok = sum(1 for s in status.values() if s in ("ok", "cached"))
     print(f"fetch_debian: {ok} of {len(entries)} packages have feature rows in {args.data}/features")
     if ok == 0:

@@ -7,11 +7,15 @@
 # 1. a Python venv (models/train/.venv) with the pinned requirements.txt;
 # 2. cargo build --release (the extractor and tract scorer are vigil's own);
 # 3. benign rows: fetch_debian.py (Debian packages in packages.txt, by apt-get
-#    download + dpkg-deb -x into scratch space; reserved packages refused);
+#    download + dpkg-deb -x into scratch space; reserved packages refused),
+#    build_local.py (programs compiled here with Debian's compilers and cargo;
+#    crates from crates.io) and fetch_wheels.py (PyPI wheels in wheels.txt);
 # 4. malicious rows: `vigil features --tar` over the shared corpus (read in
 #    memory, never unpacked), and the same with --mutations for augmentation;
-# 5. train.py without augmentation ("before"), the mutation suite on it, then
-#    train.py with augmentation (the shipped bundle), the mutation suite again;
+# 5. train.py with augmentation (the shipped bundle); hello-world programs
+#    compiled here (in no data set) scored with it, for the card; the mutation
+#    suite on it; then train.py without augmentation ("before") and the
+#    mutation suite on that;
 # 6. card.py writes the model card from both runs.
 #
 # Environment: VIGIL_TRAIN_DATA (default /var/cache/vigil-train: downloads and
@@ -106,6 +110,28 @@ step "train with augmentation (shipped)"
 "$PY" models/train/train.py --benign "$DATA/features" --malware "$WORK/malware.csv" \
     --augment "$WORK/malware-mutated.csv" --manifest "$CORPUS/manifest.csv" \
     --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" "${TRAIN_ARGS[@]}"
+# Programs compiled here the way a developer does, none of them in the data:
+# the shortcut "not built like a Debian package" would flag them.
+step "held-out check: programs compiled here"
+SANITY=$WORK/sanity
+rm -rf "$SANITY" && mkdir -p "$SANITY"
+printf '#include <stdio.h>\nint main(void) { puts("hello, world"); return 0; }\n' > "$SANITY/hello.c"
+printf 'fn main() { println!("hello, world"); }\n' > "$SANITY/hello.rs"
+n=0
+for flags in "-O2" "-O0 -g" "-Os -s" "-O2 -static" "-O2 -fno-pie -no-pie" "-O2 -c"; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086 # the flags are words
+    gcc $flags "$SANITY/hello.c" -o "$SANITY/hello-c-$n"
+done
+g++ -O2 -x c++ "$SANITY/hello.c" -o "$SANITY/hello-cxx"
+if command -v rustc >/dev/null; then
+    rustc -C opt-level=0 -g "$SANITY/hello.rs" -o "$SANITY/hello-rs-debug"
+    rustc -C opt-level=3 "$SANITY/hello.rs" -o "$SANITY/hello-rs-release"
+fi
+rm "$SANITY"/hello.c "$SANITY"/hello.rs
+"$VIGIL" features "$SANITY" > "$WORK/sanity-features.csv"
+"$VIGIL" model score --bundle "$OUT" "$WORK/sanity-features.csv" > "$WORK/sanity-scores.csv"
+
 step "mutation suite (after)"
 mutation_suite "$OUT" "$WORK/after.json" "$WORK/mutations-after.csv"
 
@@ -121,6 +147,7 @@ mutation_suite "$WORK/before" "$WORK/before.json" "$WORK/mutations-before.csv"
 step "model card"
 "$PY" models/train/card.py --before "$WORK/before.json" --after "$WORK/after.json" \
     --mutations-before "$WORK/mutations-before.csv" --mutations-after "$WORK/mutations-after.csv" \
+    --sanity-features "$WORK/sanity-features.csv" --sanity-scores "$WORK/sanity-scores.csv" \
     --manifest "$CORPUS/manifest.csv" --out "$CARD"
 echo
 echo "bundle: $OUT"
