@@ -26,10 +26,11 @@ use crate::control::{self, Call, Command, PROTOCOL_VERSION};
 use crate::events::EventLog;
 use crate::fanotify::{Group, sys};
 use crate::generation::{Generation, mode_str};
+use crate::ignore_marks::IgnoreMarks;
 use crate::logging;
 use crate::marks::Marks;
 use crate::notify::{notify, watchdog_tick, watchdog_timer};
-use crate::pool::{Context, IgnoreSupport, Pool};
+use crate::pool::{Context, Pool};
 use crate::quarantine::Quarantiner;
 use crate::reader::Reader;
 use crate::respond::Deadlines;
@@ -101,7 +102,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         cache: Arc::clone(&cache),
         stats: Arc::clone(&stats),
         events: events.clone(),
-        ignore: IgnoreSupport::default(),
+        marks: IgnoreMarks::start(group.clone(), Arc::clone(&generation), Arc::clone(&stats))
+            .context("starting the ignore-mark thread")?,
         quarantine: quarantiner.clone(),
         alerts: Arc::clone(&alerts),
         history: Arc::clone(&history),

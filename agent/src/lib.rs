@@ -28,6 +28,7 @@ pub mod exec_history;
 pub mod fanotify;
 pub mod features_cmd;
 pub mod generation;
+pub mod ignore_marks;
 pub mod latency;
 pub mod logging;
 pub mod marks;

@@ -4,22 +4,21 @@
 //! hands each event over with [`Pool::submit`]; a full queue hands it straight back
 //! (the reader answers it with the overflow action, never waits). A worker pins the
 //! current generation, asks the verdict cache, scans on a miss, **answers first**,
-//! then adds the kernel ignore mark, hands a file to quarantine to the quarantine
-//! thread, publishes the alert to subscribers and passes a record to the event log
-//! (each through a bounded queue that drops rather than waits). The
+//! then queues the kernel ignore mark for the mark thread ([`IgnoreMarks`]), hands
+//! a file to quarantine to the quarantine thread, publishes the alert to
+//! subscribers and passes a record to the event log (each through a bounded
+//! queue that drops rather than waits). The
 //! deadline thread may answer before the worker does; the worker still finishes the
 //! scan so the late verdict is logged and cached.
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use nix::errno::Errno;
 use nix::sys::fanotify::MaskFlags;
 use nix::sys::stat::{FileStat, SFlag, fstat};
 use vigil_models::sniff::{SNIFF_LEN, sniff};
@@ -33,8 +32,9 @@ use crate::cache::{Cached, FileKey, Lookup, VerdictCache};
 use crate::events::{EventAction, EventLog, EventRecord};
 use crate::exec_gate::{self, Gate, ProcessFacts};
 use crate::exec_history::{ExecHistory, ExecRecord, now_ms};
-use crate::fanotify::{Group, IgnoreStyle};
+use crate::fanotify::Group;
 use crate::generation::{Generation, mode_str};
+use crate::ignore_marks::IgnoreMarks;
 use crate::latency::Timed;
 use crate::quarantine::{Detected, Quarantiner};
 use crate::respond::{AccessKind, AnsweredBy, Pending};
@@ -53,8 +53,8 @@ pub struct Context {
     pub stats: Arc<Stats>,
     /// The JSON event log.
     pub events: EventLog,
-    /// Which ignore-mark flavour works here (see [`IgnoreSupport`]).
-    pub ignore: IgnoreSupport,
+    /// The thread that adds kernel ignore marks for clean files.
+    pub marks: IgnoreMarks,
     /// Where files whose decision says quarantine go, after the answer.
     pub quarantine: Quarantiner,
     /// Live alert subscribers (`vigil notifier`).
@@ -123,82 +123,6 @@ impl PoolSender {
         self.tx.try_send(pending).map_err(|e| match e {
             TrySendError::Full(p) | TrySendError::Disconnected(p) => p,
         })
-    }
-}
-
-/// Which kernel ignore-mark flavour to use, learnt from the first refusal.
-#[derive(Debug, Default)]
-pub struct IgnoreSupport(AtomicU8);
-
-const IGNORE_NEW: u8 = 0;
-const IGNORE_LEGACY: u8 = 1;
-const IGNORE_NONE: u8 = 2;
-
-impl IgnoreSupport {
-    /// Adds an ignore mark unless `generation` is no longer current, and takes it
-    /// back if a reload swapped the generation meanwhile. Either this second check
-    /// sees the new generation, or the swap and the reload's flush of all ignore
-    /// marks come after the mark: a clean verdict of old content never outlives
-    /// a reload in the kernel.
-    fn add_current(
-        &self,
-        ctx: &Context,
-        generation: &Generation,
-        fd: BorrowedFd<'_>,
-        mask: MaskFlags,
-    ) {
-        if !is_current(ctx, generation) {
-            return;
-        }
-        if let Some(style) = self.add(&ctx.group, fd, mask, &ctx.stats)
-            && !is_current(ctx, generation)
-        {
-            let _ = ctx.group.unignore(fd, mask, style);
-        }
-    }
-
-    fn add(
-        &self,
-        group: &Group,
-        fd: BorrowedFd<'_>,
-        mask: MaskFlags,
-        stats: &Stats,
-    ) -> Option<IgnoreStyle> {
-        loop {
-            let style = match self.0.load(Ordering::Relaxed) {
-                IGNORE_NEW => IgnoreStyle::Ignore,
-                IGNORE_LEGACY => IgnoreStyle::IgnoredMask,
-                _ => return None,
-            };
-            match group.ignore(fd, mask, style) {
-                Ok(()) => {
-                    Stats::bump(&stats.ignore_marks_added);
-                    return Some(style);
-                }
-                Err(Errno::EINVAL) => {
-                    let next = if style == IgnoreStyle::Ignore {
-                        IGNORE_LEGACY
-                    } else {
-                        IGNORE_NONE
-                    };
-                    if self
-                        .0
-                        .compare_exchange(next - 1, next, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        tracing::info!(
-                            ?style,
-                            "kernel refuses this ignore-mark style; falling back"
-                        );
-                    }
-                }
-                Err(_) => {
-                    // ENOSPC at the mark limit, mostly: the user-space cache still works.
-                    Stats::bump(&stats.ignore_mark_errors);
-                    return None;
-                }
-            }
-        }
     }
 }
 
@@ -342,8 +266,8 @@ fn handle(
             // Opens of this data file need no more events until it changes; execs
             // still do (binfmt_misc can run non-ELF files).
             if config.scan.ignore_marks && may_ignore(&st) {
-                ctx.ignore
-                    .add_current(ctx, generation, fd, MaskFlags::FAN_OPEN_PERM);
+                ctx.marks
+                    .request(pending, generation.id, &st, MaskFlags::FAN_OPEN_PERM);
             }
             return;
         }
@@ -449,7 +373,7 @@ fn handle(
         } else {
             MaskFlags::FAN_OPEN_PERM
         };
-        ctx.ignore.add_current(ctx, generation, fd, mask);
+        ctx.marks.request(pending, generation.id, &st, mask);
     }
     let late = pending.answered_by() == AnsweredBy::Deadline;
     // Quarantine once per scan (cache hits of a file already handed over add

@@ -67,6 +67,9 @@ counters! {
     ignore_marks_added,
     /// Ignore marks the kernel refused (limit reached or unsupported).
     ignore_mark_errors,
+    /// Ignore marks not added: the file changed or a reload came after its scan,
+    /// or the mark thread's queue was full.
+    ignore_marks_skipped,
     /// Responses the kernel refused (other than "already answered").
     response_errors,
     /// JSON event records dropped because the log writer was behind.
