@@ -275,8 +275,18 @@ impl Deadlines {
                 return;
             }
             let now = Instant::now();
-            while q.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
-                if let Some(Reverse(entry)) = q.heap.pop() {
+            // Events already answered by their verdict need nothing more: they
+            // leave the front of the heap whatever their due time, so the thread
+            // sleeps until the first event still waiting instead of waking once
+            // per event, a deadline after each answer.
+            while let Some(Reverse(top)) = q.heap.peek() {
+                let waiting = top.pending.upgrade().is_some_and(|p| !p.is_answered());
+                if waiting && top.due > now {
+                    break;
+                }
+                if let Some(Reverse(entry)) = q.heap.pop()
+                    && waiting
+                {
                     expire(entry);
                 }
             }
