@@ -54,8 +54,9 @@ def read_list(path: Path = HERE / "wheels.txt") -> list[str]:
     return out
 
 
-def fetch_one(req: str, arch: str, libc: str, dest: Path) -> Path | None:
-    """Downloads the wheel of `req` for one architecture and libc, if published."""
+def fetch_one(req: str, arch: str, libc: str, dest: Path) -> Path | str:
+    """Downloads the wheel of `req` for one architecture and libc. Otherwise
+    returns "unpublished" (the registry has none) or pip's last error line."""
     machine = ARCHES[arch]
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
@@ -64,20 +65,31 @@ def fetch_one(req: str, arch: str, libc: str, dest: Path) -> Path | None:
         cmd += ["--platform", f"{tag}_{machine}"]
     r = subprocess.run([*cmd, req], capture_output=True, text=True)
     if r.returncode != 0:
-        return None
+        if "No matching distribution found" in r.stderr:
+            return "unpublished"
+        return (r.stderr.strip().splitlines() or ["pip failed"])[-1]
     found = sorted(dest.glob("*.whl"))
-    return found[0] if found else None
+    return found[0] if found else "pip wrote no wheel"
 
 
 def process(req: str, arch: str, libc: str, data: Path, vigil: str) -> str:
     name = req.split("==")[0].lower()
     out_csv = data / "features" / f"pypi-{name}-{libc}_{arch}.csv"
+    # A project that publishes no wheel for this platform is remembered per
+    # pinned version, so a rerun does not ask the registry again.
+    none = data / "wheels-none" / f"{req}-{libc}_{arch}"
     if out_csv.exists():
         return "cached"
+    if none.exists():
+        return "no wheel (cached)"
     with tempfile.TemporaryDirectory(prefix="vigil-wheel-", dir=data) as tmp:
         wheel = fetch_one(req, arch, libc, Path(tmp) / "dl")
-        if wheel is None:
+        if wheel == "unpublished":
+            none.parent.mkdir(parents=True, exist_ok=True)
+            none.touch()
             return "no wheel"
+        if isinstance(wheel, str):
+            return f"failed: {wheel}"
         tree = Path(tmp) / "tree"
         with zipfile.ZipFile(wheel) as z:
             for info in z.infolist():
