@@ -47,9 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fetch_debian import features, reserved
-
-HERE = Path(__file__).resolve().parent
+from fetch_debian import HERE, features, reserved
 
 # target arch -> (compiler triplet, packages, static only)
 CROSS = {
@@ -116,7 +114,6 @@ class Job:
     set: str
     arch: str
     program: str
-    variant: int
     cmd: list[str]
     out: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -190,7 +187,7 @@ def add(jobs: list[Job], out: Path, set_: str, arch: str, path: Path, variants: 
     for k in range(n):
         v = (pick(path.name, f"{set_}:{arch}", len(variants)) + k) % len(variants)
         target = out / set_ / arch / f"{path.stem}.v{v}"
-        jobs.append(Job(set_, arch, path.stem, v, [*base, "-w", *variants[v], str(path), "-o", str(target), *tail],
+        jobs.append(Job(set_, arch, path.stem, [*base, "-w", *variants[v], str(path), "-o", str(target), *tail],
                         target, env or {}))
 
 
@@ -223,7 +220,7 @@ def c_jobs(work: Path, src: Path, roots: dict[str, Path]) -> list[Job]:
         for k in range(2):
             vv = (v + k) % len(CXX_VARIANTS)
             target = out / "c++" / "amd64" / f"{flat}.v{vv}"
-            jobs.append(Job("c++", "amd64", flat, vv,
+            jobs.append(Job("c++", "amd64", flat,
                             ["g++-12", "-std=gnu++17", "-w", "-I", str(src / "libstdc++-v3/testsuite/util"),
                              *CXX_VARIANTS[vv], str(p), "-o", str(target)], target))
     return jobs
@@ -252,7 +249,7 @@ def go_jobs(work: Path, go: Path) -> list[Job]:
             flat = pkg.replace("/", "_")
             target = out / "go" / arch / f"{flat}.v{v}"
             verb = ["build"] if pkg.startswith("cmd/") else ["test", "-c"]
-            jobs.append(Job("go", arch, flat, v, [str(goroot / "bin/go"), *verb, *GO_VARIANTS[v], "-o", str(target), pkg],
+            jobs.append(Job("go", arch, flat, [str(goroot / "bin/go"), *verb, *GO_VARIANTS[v], "-o", str(target), pkg],
                             target, env, cwd=work))
     return jobs
 
@@ -281,7 +278,7 @@ def rust_jobs(work: Path) -> list[Job]:
             # build/<crate>-<hash>/..., deps/<crate>-<hash>[.so], or a program at the top
             name = rel[1] if rel[0] in ("build", "deps") and len(rel) > 1 else rel[-1]
             crate = name.split(".")[0].rsplit("-", 1)[0].removeprefix("lib")
-            jobs.append(Job("rust", "amd64", crate, 0, [], p))
+            jobs.append(Job("rust", "amd64", crate, [], p))
     # Release programs stripped, as they would be shipped.
     stripped = work / "out" / "rust-stripped"
     stripped.mkdir(parents=True, exist_ok=True)
@@ -289,7 +286,7 @@ def rust_jobs(work: Path) -> list[Job]:
         if p.is_file() and os.access(p, os.X_OK) and not p.suffix:
             out = stripped / p.name
             if subprocess.run(["strip", "-o", str(out), str(p)], capture_output=True).returncode == 0:
-                jobs.append(Job("rust", "amd64", p.name, 1, [], out))
+                jobs.append(Job("rust", "amd64", p.name, [], out))
     return jobs
 
 

@@ -32,9 +32,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fetch_debian import features
-
-HERE = Path(__file__).resolve().parent
+from fetch_debian import HERE, features, read_list
 # Debian's name for the architecture -> wheel platform tags, glibc then musl.
 ARCHES = {
     "amd64": "x86_64", "i386": "i686", "arm64": "aarch64", "armhf": "armv7l", "ppc64el": "ppc64le",
@@ -43,15 +41,6 @@ ARCHES = {
 GLIBC = ["manylinux_2_17", "manylinux2014", "manylinux_2_28", "manylinux_2_31", "manylinux_2_34"]
 MUSL = ["musllinux_1_1", "musllinux_1_2"]
 MUSL_ARCHES = ("amd64", "arm64")  # where projects publish musl wheels at all
-
-
-def read_list(path: Path = HERE / "wheels.txt") -> list[str]:
-    out = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(line)
-    return out
 
 
 def fetch_one(req: str, arch: str, libc: str, dest: Path) -> Path | str:
@@ -114,7 +103,7 @@ def fetch_wheels(data: Path, vigil: str, smoke: bool = False) -> str:
     """Rows for every listed project and architecture (a smoke run: two
     projects, x86-64 glibc only). Cached per (project, libc, arch)."""
     (data / "features").mkdir(parents=True, exist_ok=True)
-    reqs = read_list()
+    reqs = read_list(HERE / "wheels.txt")
     todo = [(r, a, libc) for r in reqs[:2] for a, libc in [("amd64", "glibc")]] if smoke else \
         [(r, a, libc) for r in reqs for a in ARCHES for libc in ("glibc", "musl") if libc == "glibc" or a in MUSL_ARCHES]
     counts: dict[str, int] = {}

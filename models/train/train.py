@@ -326,11 +326,18 @@ def strata(df: pd.DataFrame) -> dict[str, np.ndarray]:
         "not UPX": (~upx).to_numpy(),
         "x86-64": (df["hdr_machine_x86_64"] == 1).to_numpy(),
         "other arch": (df["hdr_machine_x86_64"] != 1).to_numpy(),
-        # Benign only: the false alarms on programs not built by Debian
-        # (build_local.py; fetch_wheels.py).
-        "built locally": df["package"].astype(str).str.startswith("local:").to_numpy(),
-        "PyPI wheels": df["package"].astype(str).str.startswith("pypi:").to_numpy(),
+        # Benign only: the false alarms on programs not built by Debian.
+        "built locally": (origin(df) == "local").to_numpy(),
+        "PyPI wheels": (origin(df) == "pypi").to_numpy(),
     }
+
+
+def origin(df: pd.DataFrame) -> pd.Series:
+    """Where each row's file comes from: "local" (build_local.py, package
+    local:<set>:<program>), "pypi" (fetch_wheels.py, package pypi:<project>) or
+    "debian" (the rest, malware included)."""
+    prefix = df["package"].astype(str).str.split(":").str[0]
+    return prefix.where(prefix.isin(["local", "pypi"]), "debian")
 
 
 # ---------------------------------------------------------------- ONNX
@@ -600,9 +607,8 @@ def main() -> None:
     if check[clf_name] > 1e-5 or check["elf-anomaly"] > 1e-5:
         sys.exit("train: tract's scores differ from the trainer's by more than 1e-5")
 
-    package = data["package"].astype(str)
-    local, pypi = package.str.startswith("local:").to_numpy(), package.str.startswith("pypi:").to_numpy()
-    debian = ~local & ~pypi
+    where = origin(data)
+    local, pypi, debian = ((where == o).to_numpy() for o in ("local", "pypi", "debian"))
     report = {
         "trained": today,
         "smoke": args.smoke,

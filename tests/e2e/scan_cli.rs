@@ -35,6 +35,15 @@ fn json_lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// The JSON line of the file whose path ends with `name`.
+fn line_for(lines: &[Value], name: &str, out: &Output) -> Value {
+    lines
+        .iter()
+        .find(|v| jstr(v, "/path").ends_with(name))
+        .unwrap_or_else(|| panic!("no line for {name}: {}", show(out)))
+        .clone()
+}
+
 /// A temp dir with a config whose `content.hashes` is `lists`.
 fn setup(tag: &str, lists: &[&Path]) -> (TempDir, PathBuf) {
     let dir = TempDir::new(tag);
@@ -107,13 +116,7 @@ fn scan_finds_a_listed_file_recursively_and_reports_json() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 2, "one line per file: {}", show(&out));
-    let find = |name: &str| {
-        lines
-            .iter()
-            .find(|v| jstr(v, "/path").ends_with(name))
-            .unwrap_or_else(|| panic!("no line for {name}: {}", show(&out)))
-            .clone()
-    };
+    let find = |name: &str| line_for(&lines, name, &out);
     let bad = find("/deep/er/bad.bin");
     assert_eq!(jstr(&bad, "/verdict"), "malicious", "{bad}");
     assert_eq!(jstr(&bad, "/sha256"), sha256_hex(BAD), "{bad}");
@@ -215,13 +218,7 @@ fn scan_reads_clamav_hsb_and_hdb_lists() {
     let out = scan(&cfg, &[&dir.join("tree")], true);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let lines = json_lines(&out);
-    let verdict = |name: &str| {
-        lines
-            .iter()
-            .find(|v| jstr(v, "/path").ends_with(name))
-            .map(|v| jstr(v, "/verdict").to_owned())
-            .unwrap_or_else(|| panic!("no line for {name}: {}", show(&out)))
-    };
+    let verdict = |name: &str| jstr(&line_for(&lines, name, &out), "/verdict").to_owned();
     assert_eq!(verdict("/sha.bin"), "malicious", "{}", show(&out));
     assert_eq!(verdict("/md5.bin"), "malicious", "{}", show(&out));
     assert_eq!(verdict("/clean.bin"), "clean", "{}", show(&out));
@@ -312,13 +309,7 @@ fn scan_explain_of_a_large_elf_reports_the_rules_and_the_model() {
     let out = scan_with(&cfg, &[&dir.join("tree")], &["--json", "--explain"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let lines = json_lines(&out);
-    let line = |name: &str| {
-        lines
-            .iter()
-            .find(|v| jstr(v, "/path").ends_with(name))
-            .unwrap_or_else(|| panic!("no line for {name}: {}", show(&out)))
-            .clone()
-    };
+    let line = |name: &str| line_for(&lines, name, &out);
     let stages = |v: &Value| -> Vec<String> {
         v["reasons"]
             .as_array()

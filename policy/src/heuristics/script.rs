@@ -381,41 +381,30 @@ fn analyze_where(bytes: &[u8], filtered: bool) -> Vec<Reason> {
     } else {
         u16::MAX
     };
-    let mut found = Vec::new();
     if groups == 0 {
-        return found;
+        return Vec::new();
     }
     let lines = logical_lines(&text);
-    let has = |group: u16| groups & group == group;
-    if has(G_DOWNLOAD) {
-        found.extend(download_exec(&lines));
-    }
-    if has(G_REVERSE) {
-        found.extend(reverse_shell(&lines));
-    }
-    if has(G_DECODE) {
-        found.extend(decode_exec(&lines));
-    }
-    if has(G_PERSIST) {
-        found.extend(persistence(&lines));
-    }
-    if has(G_CHATTR) {
-        found.extend(chattr(&lines));
-    }
-    if has(G_HISTORY) {
-        found.extend(history_wipe(&lines));
-    }
-    if has(G_MINER) {
-        found.extend(miner(&lines));
-    }
-    if has(G_KILL | G_RIVAL) {
-        found.extend(kill_competitors(&lines));
-    }
-    if has(G_SECURITY) {
-        found.extend(disable_security(&lines));
-    }
-    found
+    DETECTORS
+        .iter()
+        .filter(|(needed, _)| groups & needed == *needed)
+        .filter_map(|(_, detect)| detect(&lines))
+        .collect()
 }
+
+/// Each heuristic with the anchor groups it needs (all of them) to be worth running.
+type Detector = fn(&[String]) -> Option<Reason>;
+const DETECTORS: [(u16, Detector); 9] = [
+    (G_DOWNLOAD, download_exec),
+    (G_REVERSE, reverse_shell),
+    (G_DECODE, decode_exec),
+    (G_PERSIST, persistence),
+    (G_CHATTR, chattr),
+    (G_HISTORY, history_wipe),
+    (G_MINER, miner),
+    (G_KILL | G_RIVAL, kill_competitors),
+    (G_SECURITY, disable_security),
+];
 
 /// Lines with `\`-continuations joined, blank and comment lines (and the `#!` line)
 /// dropped, trimmed.
