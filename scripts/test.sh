@@ -14,6 +14,39 @@ die() { echo "scripts/test.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (sudo scripts/test.sh): the end-to-end tests \
 start vigil daemon on private tmpfs mounts (fanotify permission events, mount namespaces)"
 
+# What the tests need on a fresh Debian/Ubuntu machine, installed here so that
+# this one command works there (CI's .ci/run calls exactly this script).
+# build-essential: cc for the test programs and C build scripts; pkg-config for
+# -sys crates; util-linux: unshare (private tmpfs) and setpriv (non-root tests);
+# coreutils: timeout, md5sum; python3: the mmap-patch e2e test; xvfb, dbus,
+# dunst (dunstctl): the notifier e2e test's real notification server;
+# python3-venv, xz-utils, gpg and openssh-client: the model training smoke run
+# (a venv for the pinned trainer, .deb unpacking, and the two benign donor
+# binaries of the mutation suite). Packaging tests (tests/packaging): dpkg-dev
+# (dpkg-shlibdeps), rpm (rpmbuild), lintian, debootstrap (a bookworm root) and
+# systemd-container (systemd-nspawn). VIGIL_NO_APT=1 skips the install (the
+# checks below then name whatever is missing).
+APT_PACKAGES="build-essential pkg-config util-linux coreutils ca-certificates python3 \
+    xvfb dbus dunst python3-venv xz-utils gpg openssh-client \
+    dpkg-dev rpm lintian debootstrap systemd-container"
+if [ -z "${VIGIL_NO_APT:-}" ] && command -v apt-get >/dev/null 2>&1; then
+    missing=""
+    for p in $APT_PACKAGES; do
+        [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" = "ii " ] || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo "scripts/test.sh: installing$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # shellcheck disable=SC2086
+        apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+    fi
+fi
+
+# rustup's cargo, also when this shell read no profile (CI).
+if ! command -v cargo >/dev/null 2>&1 && [ -d "${CARGO_HOME:-${HOME:-/root}/.cargo}/bin" ]; then
+    export PATH="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin:$PATH"
+fi
 # Under sudo, cargo installed by rustup for the calling user is not on root's PATH.
 if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
     user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
@@ -24,10 +57,10 @@ if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)"
 for tool in cc unshare nsenter setpriv timeout md5sum python3 Xvfb dbus-daemon dunst dunstctl; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install build-essential util-linux coreutils python3 xvfb dbus dunst)"
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install $APT_PACKAGES)"
 done
 for tool in dpkg-deb dpkg-shlibdeps rpmbuild lintian systemd-nspawn debootstrap; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev rpm lintian systemd-container debootstrap)"
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install $APT_PACKAGES)"
 done
 
 step() { echo; echo "== $* (at ${SECONDS} s)"; }

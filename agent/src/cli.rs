@@ -1,17 +1,20 @@
 //! The command line: what each subcommand means and which exit code it returns.
 //!
 //! Owns argument parsing and the mapping of outcomes to exit codes (0 ok, 1 found
-//! something or a request was refused, 2 usage or runtime error).
+//! something or a request was refused, 2 usage or runtime error). Each
+//! subcommand is carried out by its front end in [`crate::cmd`], or by
+//! [`crate::daemon`] for `vigil daemon`.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::eval_cmd::Label;
-use crate::generation::{Generation, load_config};
-use crate::{control, daemon, eval_cmd, features_cmd, model_cmd, notifier, scan_cmd};
+use crate::cmd::eval::Label;
+use crate::cmd::model::ModelCmd;
+use crate::cmd::quarantine::QuarantineCmd;
+use crate::cmd::{self, ctl, load_generation};
+use crate::daemon;
 
 /// vigil — on-access anti-malware for Linux.
 #[derive(Debug, Parser)]
@@ -176,96 +179,19 @@ pub enum Cmd {
     Trust {
         /// What to do.
         #[command(subcommand)]
-        action: crate::trust_cmd::TrustCmd,
+        action: crate::cmd::trust::TrustCmd,
     },
     /// Exec policies: a dry run of the rules over what the daemon saw.
     Policy {
         /// What to do.
         #[command(subcommand)]
-        action: crate::policy_cmd::PolicyCmd,
+        action: crate::cmd::policy::PolicyCmd,
     },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
-    },
-}
-
-/// `vigil model` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ModelCmd {
-    /// Describe a bundle (the built-in one by default) after checking it.
-    Info {
-        /// A bundle directory instead of the built-in bundle.
-        #[arg(long)]
-        bundle: Option<PathBuf>,
-    },
-    /// Score feature rows (CSV from `vigil features`, or any CSV with a sha256
-    /// column and every feature column) with every model of the bundle.
-    Score {
-        /// A bundle directory instead of the built-in bundle.
-        #[arg(long)]
-        bundle: Option<PathBuf>,
-        /// The CSV file ("-" for stdin).
-        csv: PathBuf,
-    },
-    /// Apply each evasion-style mutation to the ELF samples of an archive (in
-    /// memory) and write, per sample and mutation, the classifier's score and
-    /// the whole pipeline's verdict as CSV.
-    Mutations {
-        /// Configuration file (content, thresholds, `content.model`).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The malware archive (`.tar`/`.tar.xz`).
-        #[arg(long)]
-        tar: PathBuf,
-        /// A benign binary whose bytes and strings some mutations borrow.
-        #[arg(long)]
-        donor: PathBuf,
-        /// A file of SHA-256 digests, one per line: only these samples.
-        #[arg(long)]
-        only: Option<PathBuf>,
-    },
-}
-
-/// `vigil quarantine` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum QuarantineCmd {
-    /// List the items, oldest first.
-    List {
-        /// One JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one item's record (JSON).
-    Show {
-        /// The item id (from `list`).
-        id: String,
-    },
-    /// Put an item back with its original owner, mode and times, then drop it from
-    /// the store.
-    ///
-    /// The file is never written over an existing one unless --overwrite. A file
-    /// whose SHA-256 is still on a known-bad list needs --force (and will be denied,
-    /// and quarantined again, on its next use unless an exclusion covers it).
-    Restore {
-        /// The item id.
-        id: String,
-        /// Restore to this path instead of the original one.
-        #[arg(long)]
-        to: Option<PathBuf>,
-        /// Restore even if the hash is still known-bad.
-        #[arg(long)]
-        force: bool,
-        /// Replace an existing file at the target path.
-        #[arg(long)]
-        overwrite: bool,
-    },
-    /// Delete an item for good.
-    Delete {
-        /// The item id.
-        id: String,
     },
 }
 
@@ -282,59 +208,39 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             explain,
             paths,
         } => {
-            let generation = Generation::load(1, config.as_deref())?;
-            warn_skipped_rules(&generation);
-            let summary = scan_cmd::run(&generation, &paths, json, explain);
+            let generation = load_generation(config.as_deref())?;
+            let summary = cmd::scan::run(&generation, &paths, json, explain);
             eprintln!(
                 "scanned {} files: {} detections, {} errors",
                 summary.files, summary.detections, summary.errors
             );
             Ok(summary.exit_code())
         }
-        Cmd::Reload { config, socket } => request(config, socket, "reload", |reply| {
-            let summary = reply.get("summary").and_then(|s| s.as_str()).unwrap_or("");
-            println!("reloaded: {summary}");
-        }),
+        Cmd::Reload { config, socket } => ctl::reload(&ctl::socket_path(config, socket)?),
         Cmd::Status {
             config,
             socket,
             json,
-        } => request(config, socket, "status", |reply| {
-            let status = reply.get("status").cloned().unwrap_or_default();
-            let text = if json {
-                serde_json::to_string(&status)
-            } else {
-                serde_json::to_string_pretty(&status)
-            };
-            println!("{}", text.unwrap_or_default());
-        }),
+        } => ctl::status(&ctl::socket_path(config, socket)?, json),
         Cmd::Stats {
             config,
             socket,
             json,
-        } => request(config, socket, "stats", |reply| {
-            let stats = reply.get("stats").cloned().unwrap_or_default();
-            if json {
-                println!("{}", serde_json::to_string(&stats).unwrap_or_default());
-            } else {
-                print!("{}", render_stats(&stats));
-            }
-        }),
+        } => ctl::stats(&ctl::socket_path(config, socket)?, json),
         Cmd::Eval {
             config,
             malicious,
             benign,
             all_files,
         } => {
-            let generation = Generation::load(1, config.as_deref())?;
-            warn_skipped_rules(&generation);
+            let generation = load_generation(config.as_deref())?;
             let mut sets = Vec::new();
             let labelled = malicious.into_iter().map(|p| (p, Label::Malicious));
             for (path, label) in labelled.chain(benign.into_iter().map(|p| (p, Label::Benign))) {
-                let tally = eval_cmd::evaluate_set(&generation, &path, label, all_files)?;
+                let tally = cmd::eval::evaluate_set(&generation, &path, label, all_files)?;
                 sets.push((path, label, tally));
             }
-            print!("{}", eval_cmd::render(&sets));
+            print!("{}", cmd::eval::render(&sets));
             let false_positives = sets
                 .iter()
                 .any(|(_, l, t)| *l == Label::Benign && t.malicious > 0);
@@ -360,7 +266,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let written =
-                features_cmd::run(&mut out, &paths, &tar, &label, all_files, donor.as_deref())?;
+                cmd::features::run(&mut out, &paths, &tar, &label, all_files, donor.as_deref())?;
             std::io::Write::flush(&mut out)?;
             eprintln!(
                 "wrote {} rows ({} files skipped)",
@@ -368,299 +274,27 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        Cmd::Model { command } => run_model(command),
+        Cmd::Model { command } => cmd::model::run(command),
         Cmd::Quarantine {
             config,
             socket,
             action,
-        } => quarantine(config, socket, action),
+        } => cmd::quarantine::run(&ctl::socket_path(config, socket)?, action),
         Cmd::Notifier { config, socket } => {
             crate::logging::init("info");
-            notifier::run(socket_path(config, socket)?).map(|()| 0)
+            cmd::notifier::run(ctl::socket_path(config, socket)?).map(|()| 0)
         }
         Cmd::Alerts {
             config,
             socket,
             json,
-        } => {
-            use std::io::Write as _;
-            let socket = socket_path(config, socket)?;
-            control::subscribe_with(
-                &socket,
-                |hello| {
-                    let uid = hello.get("uid").and_then(|u| u.as_u64()).unwrap_or(0);
-                    eprintln!("vigil alerts: subscribed as uid {uid}");
-                },
-                |alert| {
-                    let line = if json {
-                        alert.to_string()
-                    } else {
-                        crate::notifier::summary(alert).join(": ")
-                    };
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
-                },
-            )?;
-            Ok(0)
-        }
-        Cmd::Trust { action } => crate::trust_cmd::run(action),
-        Cmd::Policy { action } => crate::policy_cmd::run(action),
+        } => ctl::alerts(&ctl::socket_path(config, socket)?, json),
+        Cmd::Trust { action } => cmd::trust::run(action),
+        Cmd::Policy { action } => cmd::policy::run(action),
         Cmd::CheckConfig { config } => {
-            let generation = Generation::load(1, config.as_deref())?;
-            warn_skipped_rules(&generation);
+            let generation = load_generation(config.as_deref())?;
             println!("ok: {}", generation.summary());
             Ok(0)
         }
-    }
-}
-
-fn run_model(command: ModelCmd) -> anyhow::Result<u8> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    match command {
-        ModelCmd::Info { bundle } => {
-            let bundle = model_cmd::load(bundle.as_deref())?;
-            write!(out, "{}", model_cmd::info(&bundle))?;
-        }
-        ModelCmd::Score { bundle, csv } => {
-            let bundle = model_cmd::load(bundle.as_deref())?;
-            let n = if csv.as_os_str() == "-" {
-                model_cmd::score(&bundle, std::io::stdin().lock(), &mut out)?
-            } else {
-                let file = std::fs::File::open(&csv).with_context(|| csv.display().to_string())?;
-                model_cmd::score(&bundle, file, &mut out)
-                    .with_context(|| csv.display().to_string())?
-            };
-            eprintln!("scored {n} rows");
-        }
-        ModelCmd::Mutations {
-            config,
-            tar,
-            donor,
-            only,
-        } => {
-            let generation = Generation::load(1, config.as_deref())?;
-            warn_skipped_rules(&generation);
-            let donor =
-                std::fs::read(&donor).with_context(|| format!("--donor {}", donor.display()))?;
-            let only = match only {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("--only {}", p.display()))?
-                        .lines()
-                        .map(|l| l.trim().to_ascii_lowercase())
-                        .filter(|l| !l.is_empty())
-                        .collect(),
-                ),
-                None => None,
-            };
-            let n = model_cmd::mutations(&generation, &tar, &donor, only.as_ref(), &mut out)?;
-            eprintln!("wrote {n} rows");
-        }
-    }
-    std::io::Write::flush(&mut out)?;
-    Ok(0)
-}
-
-/// `vigil stats` as text: the latency table, then queue and counters.
-fn render_stats(stats: &serde_json::Value) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let n = |v: &serde_json::Value| match v.as_u64() {
-        Some(x) => x.to_string(),
-        None => "-".to_owned(),
-    };
-    let _ = writeln!(
-        out,
-        "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "stage (us)", "count", "mean", "p50", "p95", "p99", "max"
-    );
-    for stage in crate::latency::Timed::ALL {
-        let h = &stats["latency_us"][stage.as_str()];
-        let _ = writeln!(
-            out,
-            "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            stage.as_str(),
-            n(&h["count"]),
-            n(&h["mean_us"]),
-            n(&h["p50_us"]),
-            n(&h["p95_us"]),
-            n(&h["p99_us"]),
-            n(&h["max_us"]),
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nqueue {}/{}  pending {}  cache entries {}  uptime {} s",
-        n(&stats["queue_depth"]),
-        n(&stats["queue_capacity"]),
-        n(&stats["pending"]),
-        n(&stats["cache_entries"]),
-        n(&stats["uptime_s"]),
-    );
-    if let Some(counters) = stats["counters"].as_object() {
-        for (k, v) in counters {
-            let _ = writeln!(out, "{k:<24} {}", n(v));
-        }
-    }
-    out
-}
-
-fn warn_skipped_rules(generation: &Generation) {
-    for w in &generation.rule_warnings {
-        eprintln!("vigil: warning: rule file skipped: {w}");
-    }
-}
-
-fn quarantine(
-    config: Option<PathBuf>,
-    socket: Option<PathBuf>,
-    action: QuarantineCmd,
-) -> anyhow::Result<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    let base = |cmd: &str, id: Option<String>| control::Request {
-        v: control::PROTOCOL_VERSION,
-        cmd: cmd.to_owned(),
-        id,
-        ..control::Request::default()
-    };
-    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    match action {
-        QuarantineCmd::List { json } => {
-            send(config, socket, base("quarantine-list", None), |reply| {
-                let items = reply.get("items").cloned().unwrap_or_default();
-                if json {
-                    println!("{}", pretty(&items));
-                    return;
-                }
-                let items = items.as_array().cloned().unwrap_or_default();
-                println!(
-                    "{:<16}  {:<20}  {:>10}  {:<10}  PATH",
-                    "ID", "WHEN", "SIZE", "VERDICT"
-                );
-                for item in &items {
-                    let s = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("");
-                    let size = item.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-                    println!(
-                        "{:<16}  {:<20}  {size:>10}  {:<10}  {}",
-                        s("id"),
-                        s("quarantined_at"),
-                        s("verdict"),
-                        s("path").escape_debug()
-                    );
-                }
-            })
-        }
-        QuarantineCmd::Show { id } => {
-            send(config, socket, base("quarantine-show", Some(id)), |reply| {
-                println!(
-                    "{}",
-                    pretty(&reply.get("item").cloned().unwrap_or_default())
-                );
-            })
-        }
-        QuarantineCmd::Restore {
-            id,
-            to,
-            force,
-            overwrite,
-        } => {
-            let to_hex = match to {
-                Some(p) => {
-                    let p = if p.is_absolute() {
-                        p
-                    } else {
-                        std::env::current_dir()
-                            .context("resolving --to against the working directory")?
-                            .join(p)
-                    };
-                    Some(hex::encode(p.as_os_str().as_bytes()))
-                }
-                None => None,
-            };
-            let request = control::Request {
-                to_hex,
-                force,
-                overwrite,
-                ..base("quarantine-restore", Some(id))
-            };
-            send(config, socket, request, |reply| {
-                let path = reply.get("restored").and_then(|v| v.as_str()).unwrap_or("");
-                println!("restored: {path}");
-            })
-        }
-        QuarantineCmd::Delete { id } => send(
-            config,
-            socket,
-            base("quarantine-delete", Some(id)),
-            |reply| {
-                let id = reply.get("deleted").and_then(|v| v.as_str()).unwrap_or("");
-                println!("deleted: {id}");
-            },
-        ),
-    }
-}
-
-fn socket_path(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    Ok(match socket {
-        Some(s) => s,
-        None => {
-            load_config(config.as_deref())
-                .context("finding the control socket")?
-                .0
-                .daemon
-                .socket
-        }
-    })
-}
-
-fn send(
-    config: Option<PathBuf>,
-    socket: Option<PathBuf>,
-    request: control::Request,
-    on_ok: impl FnOnce(&serde_json::Value),
-) -> anyhow::Result<u8> {
-    let socket = socket_path(config, socket)?;
-    let reply = control::call_with(&socket, &request)?;
-    if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
-        on_ok(&reply);
-        Ok(0)
-    } else {
-        let error = reply
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("unknown error");
-        eprintln!("vigil {}: rejected: {error}", request.cmd.replace('-', " "));
-        Ok(1)
-    }
-}
-
-fn request(
-    config: Option<PathBuf>,
-    socket: Option<PathBuf>,
-    cmd: &str,
-    on_ok: impl FnOnce(&serde_json::Value),
-) -> anyhow::Result<u8> {
-    let socket = match socket {
-        Some(s) => s,
-        None => {
-            load_config(config.as_deref())
-                .context("finding the control socket")?
-                .0
-                .daemon
-                .socket
-        }
-    };
-    let reply = control::call(&socket, cmd)?;
-    if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) {
-        on_ok(&reply);
-        Ok(0)
-    } else {
-        let error = reply
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("unknown error");
-        eprintln!("vigil {cmd}: rejected: {error}");
-        Ok(1)
     }
 }

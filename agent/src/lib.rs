@@ -1,14 +1,17 @@
 //! vigil's agent: the on-access daemon and its command line.
 //!
-//! One event, from kernel to answer: [`reader`] reads it from the fanotify group
-//! (answering its own pid and excluded processes at once) and hands a
-//! [`respond::Pending`] to the bounded [`pool`]; a worker pins the current
-//! [`generation`], asks the [`cache`], runs the [`scan`] pipeline through the event fd
-//! on a miss, and answers; [`respond`]'s deadline thread answers with the fail mode
-//! if the worker has not by the deadline. Only after the answer: the kernel ignore
-//! mark, the move into [`quarantine`] (on its own thread), the [`alerts`] for
-//! subscribers (`vigil notifier`), and the [`events`] log. [`daemon`] wires these together and owns startup,
-//! reload and shutdown; [`cli`] maps subcommands to exit codes.
+//! Three rooms. [`daemon`] is the runtime: one event goes from the kernel to its
+//! answer through `daemon/reader.rs` (reads the fanotify group, answers its own
+//! pid and excluded processes at once, arms the deadline), `daemon/pool.rs` (the
+//! bounded queue and the worker threads), `daemon/worker.rs` (gate, scan or
+//! cache, answer: the action comes from `vigil_policy::answer`) and
+//! `daemon/respond.rs` (answers exactly once, by the deadline at the latest);
+//! then `daemon/after_answer.rs` hands the ignore mark, the quarantine move,
+//! the alert and the event record to their own threads. [`engine`] is what the
+//! daemon and the command line share to judge a file: the [`engine::generation`]
+//! snapshot and the [`engine::scan`] pipeline. [`cmd`] holds the command-line
+//! front ends; [`cli`] parses and dispatches to them. The daemon and its clients
+//! speak the typed [`protocol`]; [`procfs`] owns every `/proc` read.
 //!
 //! Guarantees: every permission event read is answered exactly once, by its
 //! deadline, whatever the workers do; a rejected reload leaves the running
@@ -16,36 +19,14 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod alerts;
-pub mod cache;
 pub mod cli;
-pub mod control;
+pub mod cmd;
 pub mod daemon;
-pub mod eval_cmd;
-pub mod events;
-pub mod exec_gate;
-pub mod exec_history;
+pub mod engine;
 pub mod fanotify;
-pub mod features_cmd;
-pub mod generation;
-pub mod ignore_marks;
-pub mod latency;
 pub mod logging;
-pub mod marks;
-pub mod model;
-pub mod model_cmd;
-pub mod mountinfo;
-pub mod notifier;
-pub mod notify;
-pub mod policy_cmd;
-pub mod pool;
+pub mod procfs;
+pub mod protocol;
 pub mod quarantine;
 pub mod ratelimit;
-pub mod reader;
-pub mod respond;
-pub mod scan;
-pub mod scan_cmd;
-pub mod stats;
 pub mod trust;
-pub mod trust_cmd;
-pub mod walk;

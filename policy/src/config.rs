@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, utf8_error_line};
-use crate::verdict::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
+use crate::score::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
 use layer::Layer;
 
 /// Filesystems watched when the config names none; skipped if absent.

@@ -23,8 +23,10 @@
 //!   package-upgrade exceptions.
 //! - [`TrustStore`]: files installed by the package manager with their SHA-256,
 //!   O(1) lookup by path; the parsers of dpkg's `status` and `md5sums` lists.
-//! - [`Reason`], [`Verdict`], [`Action`], [`Decision`]: the result of a scan;
+//! - [`Reason`], [`Verdict`], [`Decision`]: the result of a scan;
 //!   [`Decision::explain`] says how it was reached.
+//! - [`answer`]: the one function from a verdict, the exec rules' outcome
+//!   ([`RuleOutcome`]) and the mode to the [`Action`] the agent takes, with [`Why`].
 //!
 //! Guarantees:
 //! - Everything called per event does no I/O: [`HashDb::lookup_sha256`],
@@ -76,6 +78,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod answer;
 pub mod config;
 pub mod error;
 pub mod exclusions;
@@ -83,9 +86,11 @@ pub mod execpolicy;
 pub mod hashdb;
 pub mod heuristics;
 pub mod rules;
+pub mod score;
 pub mod trust;
 pub mod verdict;
 
+pub use answer::{Action, Answer, RuleOutcome, Why, answer};
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, PolicyConfig, Profile,
     Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen, VerdictAction, WatchPath,
@@ -96,5 +101,6 @@ pub use exclusions::Exclusions;
 pub use execpolicy::{ExecFacts, ExecPolicy, RuleMatch, TrustFacts, TrustOutcome};
 pub use hashdb::{HashDb, HashEntry, HashKind};
 pub use rules::{RuleScanner, RuleSet, RuleWarning};
+pub use score::Stage;
 pub use trust::{TrustEntry, TrustStore};
-pub use verdict::{Action, Decision, Reason, Stage, Verdict, decide};
+pub use verdict::{Decision, Reason, Verdict, decide};

@@ -34,7 +34,8 @@ use yara_x::{Compiler, MetaValue, ScanError, Scanner, SourceCode};
 
 use crate::config::RuleErrorPolicy;
 use crate::error::Error;
-use crate::verdict::{MALICIOUS_SCORE, Reason, Stage};
+use crate::score::{MALICIOUS_SCORE, Stage};
+use crate::verdict::Reason;
 
 /// Score of a matching rule without usable `severity` metadata: a rule match is
 /// specific, so it is conclusive by default.

@@ -19,43 +19,10 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::answer::{Action, RuleOutcome, answer};
 use crate::config::{DecisionConfig, Mode, VerdictAction, Weights};
 use crate::hashdb::{HashEntry, HashKind};
-
-/// Score of a finding that is conclusive on its own; the default
-/// `decision.malicious_score`.
-pub const MALICIOUS_SCORE: u32 = 100;
-/// Score of a finding worth a look; the default `decision.suspicious_score`.
-pub const SUSPICIOUS_SCORE: u32 = 50;
-
-/// The scan stage that produced a reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    /// Known-bad hash lookup.
-    Hash,
-    /// YARA rule matches.
-    Rules,
-    /// ELF and script heuristics.
-    Heuristics,
-    /// The machine-learning models of the model bundle.
-    Model,
-}
-
-impl Stage {
-    /// Every stage, in the order the scan runs them (and `explain` lists them).
-    pub const ALL: [Stage; 4] = [Stage::Hash, Stage::Rules, Stage::Heuristics, Stage::Model];
-
-    /// Stable lower-case name, as in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Hash => "hash",
-            Stage::Rules => "rules",
-            Stage::Heuristics => "heuristics",
-            Stage::Model => "model",
-        }
-    }
-}
+pub use crate::score::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
 
 /// One finding of one stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,39 +71,7 @@ impl Verdict {
     }
 }
 
-/// The answer given to the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// `FAN_ALLOW`.
-    Allow,
-    /// `FAN_DENY`.
-    Deny,
-}
-
-impl Action {
-    /// Stable lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -185,58 +120,53 @@ pub fn weighted_score(reason: &Reason, weights: &Weights) -> u32 {
     weighted as u32
 }
 
-/// Decides: the weighted total ≥ `policy.malicious_score` → malicious, ≥
-/// `policy.suspicious_score` → suspicious, else clean. In [`Mode::Enforce`] a malicious
-/// or suspicious file gets `policy.on_malicious` / `policy.on_suspicious` (quarantine
-/// is a deny; [`Decision::quarantine`] tells the caller to move the file afterwards);
-/// a clean one is allowed. [`Mode::Audit`] allows everything (the caller logs what it would have
-/// denied).
-pub fn decide(reasons: Vec<Reason>, policy: &DecisionConfig) -> Decision {
-    let score = reasons.iter().fold(0u32, |sum, reason| {
-        sum.saturating_add(weighted_score(reason, &policy.weights))
-    });
-    let verdict = Verdict::from_score(score, policy);
-    let wanted = match verdict {
-        Verdict::Malicious => policy.on_malicious,
-        Verdict::Suspicious => policy.on_suspicious,
-        Verdict::Clean => VerdictAction::Allow,
-    };
-    let action = match (policy.mode, wanted) {
-        (Mode::Enforce, VerdictAction::Deny | VerdictAction::Quarantine) => Action::Deny,
-        (Mode::Enforce, VerdictAction::Allow) | (Mode::Audit, _) => Action::Allow,
-    };
-    Decision {
-        verdict,
-        action,
-        score,
-        reasons,
-        basis: Basis {
+/// The weighted total of `reasons` under `weights` (saturating).
+pub fn total_score(reasons: &[Reason], weights: &Weights) -> u32 {
+    reasons.iter().fold(0u32, |sum, reason| {
+        sum.saturating_add(weighted_score(reason, weights))
+    })
+}
+
+/// True when `reasons` already make a file malicious under `policy`: the scan
+/// stops there on the hot path, since later stages cannot change the answer.
+pub fn is_conclusive(reasons: &[Reason], policy: &DecisionConfig) -> bool {
+    Verdict::from_score(total_score(reasons, &policy.weights), policy) == Verdict::Malicious
+}
+
+impl Basis {
+    /// The part of `policy` a decision is reached and answered with.
+    pub fn of(policy: &DecisionConfig) -> Basis {
+        Basis {
             mode: policy.mode,
             malicious_score: policy.malicious_score,
             suspicious_score: policy.suspicious_score,
             weights: policy.weights,
             on_malicious: policy.on_malicious,
             on_suspicious: policy.on_suspicious,
-        },
+        }
+    }
+}
+
+/// Decides: the weighted total ≥ `policy.malicious_score` → malicious, ≥
+/// `policy.suspicious_score` → suspicious, else clean. The action is the file's
+/// own ([`answer`] with no exec rule): in [`Mode::Enforce`] a malicious or
+/// suspicious file gets `policy.on_malicious` / `policy.on_suspicious`, a clean
+/// one is allowed; [`Mode::Audit`] allows everything (the caller logs what it
+/// would have denied).
+pub fn decide(reasons: Vec<Reason>, policy: &DecisionConfig) -> Decision {
+    let score = total_score(&reasons, &policy.weights);
+    let verdict = Verdict::from_score(score, policy);
+    let basis = Basis::of(policy);
+    Decision {
+        verdict,
+        action: answer(Some(verdict), RuleOutcome::None, &basis).action,
+        score,
+        reasons,
+        basis,
     }
 }
 
 impl Decision {
-    /// True when the file is to be quarantined after the deny: enforce mode and the
-    /// verdict's action is [`VerdictAction::Quarantine`]. Never true for a clean file
-    /// or in audit mode.
-    pub fn quarantine(&self) -> bool {
-        let wanted = match self.verdict {
-            Verdict::Malicious => self.basis.on_malicious,
-            Verdict::Suspicious => self.basis.on_suspicious,
-            Verdict::Clean => VerdictAction::Allow,
-        };
-        match (self.basis.mode, wanted) {
-            (Mode::Enforce, VerdictAction::Quarantine) => true,
-            (Mode::Enforce, VerdictAction::Deny | VerdictAction::Allow) | (Mode::Audit, _) => false,
-        }
-    }
-
     /// A multi-line account for `vigil scan --explain`: each stage's findings with
     /// score, weight and weighted score, the total against both thresholds, the
     /// verdict, and the action with the mode and setting that produced it.
@@ -522,9 +452,23 @@ mod tests {
     fn quarantine_is_a_deny_in_enforce_mode_only() {
         use VerdictAction::{Allow, Deny, Quarantine};
         let cases: &[(Mode, VerdictAction, VerdictAction, u32, Action, bool)] = &[
-            (Mode::Enforce, Quarantine, Allow, 100, Action::Deny, true),
+            (
+                Mode::Enforce,
+                Quarantine,
+                Allow,
+                100,
+                Action::Quarantine,
+                true,
+            ),
             (Mode::Enforce, Quarantine, Allow, 50, Action::Allow, false),
-            (Mode::Enforce, Deny, Quarantine, 50, Action::Deny, true),
+            (
+                Mode::Enforce,
+                Deny,
+                Quarantine,
+                50,
+                Action::Quarantine,
+                true,
+            ),
             (
                 Mode::Enforce,
                 Quarantine,
@@ -557,7 +501,7 @@ mod tests {
             };
             let decision = decide(found, &config);
             assert_eq!(
-                (decision.action, decision.quarantine()),
+                (decision.action, decision.action == Action::Quarantine),
                 (action, quarantine),
                 "{mode:?} {on_malicious:?} {on_suspicious:?} score {score}"
             );
@@ -589,7 +533,11 @@ mod tests {
             assert_eq!(verdict.as_str(), name);
             assert_eq!(verdict.to_string(), name);
         }
-        for (action, name) in [(Action::Allow, "allow"), (Action::Deny, "deny")] {
+        for (action, name) in [
+            (Action::Allow, "allow"),
+            (Action::Deny, "deny"),
+            (Action::Quarantine, "quarantine"),
+        ] {
             assert_eq!(action.as_str(), name);
         }
     }

@@ -96,9 +96,7 @@ impl Drop for Listener {
 
 #[test]
 fn users_get_read_only_status_and_only_their_own_alerts() {
-    if skip_unless_root("users_get_read_only_status_and_only_their_own_alerts") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("alerts");
     let mut hashes = Vec::new();
     for (name, owner) in [("alice-bad", ALICE), ("bob-bad", BOB)] {
@@ -107,8 +105,7 @@ fn users_get_read_only_status_and_only_their_own_alerts() {
         chown(&path, Some(owner), Some(owner)).expect("chown");
     }
     let refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &refs);
+    let list = sb.hash_list("bad.sha256", &refs);
     let mut cfg = sb.config();
     cfg.hashes = vec![list];
     let d = sb.start(&cfg);

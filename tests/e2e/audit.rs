@@ -6,16 +6,13 @@ use crate::fixture::*;
 
 #[test]
 fn audit_mode_allows_known_bad_exec_and_logs_it() {
-    if skip_unless_root("audit_mode_allows_known_bad_exec_and_logs_it") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("audit");
     let bad = sb.mnt("audited-tool");
     let bad_sha = write_marker_binary(&bad, "audited-tool");
     let bad_data = b"audit mode: listed data\n";
     write_file(&sb.mnt("audited.dat"), bad_data, 0o644);
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&bad_sha, &sha256_hex(bad_data)]);
+    let list = sb.hash_list("bad.sha256", &[&bad_sha, &sha256_hex(bad_data)]);
     let mut cfg = sb.config();
     cfg.mode = "audit".into();
     cfg.scan_on_open = "all".into();

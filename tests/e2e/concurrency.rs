@@ -8,9 +8,7 @@ use crate::fixture::*;
 
 #[test]
 fn five_hundred_concurrent_execs_of_distinct_binaries_succeed() {
-    if skip_unless_root("five_hundred_concurrent_execs_of_distinct_binaries_succeed") {
-        return;
-    }
+    require_root!();
     const N: usize = 500;
     const THREADS: usize = 8;
     let sb = Sandbox::new("conc");
@@ -24,8 +22,7 @@ fn five_hundred_concurrent_execs_of_distinct_binaries_succeed() {
     // One listed binary among them proves the daemon is scanning these execs.
     let bad = sb.mnt("bins/listed-tool");
     let bad_sha = write_marker_binary(&bad, "conc-listed");
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&bad_sha]);
+    let list = sb.hash_list("bad.sha256", &[&bad_sha]);
     let mut cfg = sb.config();
     cfg.scan_on_open = "executable".into();
     cfg.hashes = vec![list];

@@ -20,9 +20,7 @@ fn start(sb: &Sandbox, on_timeout: &str) -> Daemon {
 
 #[test]
 fn stuck_stage_with_on_timeout_deny_denies_by_the_deadline() {
-    if skip_unless_root("stuck_stage_with_on_timeout_deny_denies_by_the_deadline") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("deadline-deny");
     let path = sb.mnt("slow-deny.dat");
     write_file(&path, b"a file whose scan gets stuck\n", 0o644);
@@ -62,9 +60,7 @@ fn stuck_stage_with_on_timeout_deny_denies_by_the_deadline() {
 
 #[test]
 fn stuck_stage_with_on_timeout_allow_allows_and_logs_late_verdict() {
-    if skip_unless_root("stuck_stage_with_on_timeout_allow_allows_and_logs_late_verdict") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("deadline-allow");
     let path = sb.mnt("slow-allow.dat");
     let data = b"another file whose scan gets stuck\n";

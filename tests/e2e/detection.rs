@@ -18,9 +18,7 @@ fn stages(ev: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn exec_denied_by_a_yara_rule() {
-    if skip_unless_root("exec_denied_by_a_yara_rule") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("yara");
     // The canary is assembled at run time so this source file itself never matches.
     let canary = format!("vigil-{}-yara-canary", "e2e");
@@ -64,9 +62,7 @@ fn exec_denied_by_a_yara_rule() {
 
 #[test]
 fn exec_of_reverse_shell_script_denied_by_heuristics() {
-    if skip_unless_root("exec_of_reverse_shell_script_denied_by_heuristics") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("heur");
     // Points at loopback port 9 (discard): harmless even if it ever ran.
     let script = format!("#!/bin/sh\nbash -i >& /dev/{}/127.0.0.1/9 0>&1\n", "tcp");

@@ -69,6 +69,24 @@ pub fn is_root() -> bool {
 /// Prints why `test` is skipped and returns true when not root.
 ///
 /// Use as `if skip_unless_root("name") { return; }`.
+/// Returns from the calling test, after printing `SKIPPED <test>: needs root`,
+/// when not run as root. The test's name is taken from the enclosing function,
+/// so it is never typed twice.
+#[allow(unused_macros)] // the bench shares this file and has no tests
+macro_rules! require_root {
+    () => {{
+        fn here() {}
+        let name = std::any::type_name_of_val(&here);
+        let name = name.strip_suffix("::here").unwrap_or(name);
+        let name = name.rsplit("::").next().unwrap_or(name);
+        if $crate::fixture::skip_unless_root(name) {
+            return;
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use require_root;
+
 pub fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
@@ -346,6 +364,16 @@ pub fn write_marker_binary(path: &Path, tag: &str) -> String {
     let data = marker_variant(tag);
     write_file(path, &data, 0o755);
     sha256_hex(&data)
+}
+
+/// A known-bad file and the list that names it ([`Sandbox::listed_binary`]).
+pub struct Listed {
+    /// The file on the tmpfs.
+    pub path: PathBuf,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The hash list naming it (on the host).
+    pub list: PathBuf,
 }
 
 /// Writes a plain `<sha256>  <name>` hash list.
@@ -644,6 +672,23 @@ impl Sandbox {
     /// The tmpfs root.
     pub fn mnt_root(&self) -> &Path {
         self.fs.path()
+    }
+
+    /// Writes a plain hash list `name` in the host temp dir naming `hashes`.
+    pub fn hash_list(&self, name: &str, hashes: &[&str]) -> PathBuf {
+        let path = self.host(name);
+        write_hash_list(&path, hashes);
+        path
+    }
+
+    /// A marker binary `name` on the tmpfs (its variant tag is `name`) and a
+    /// hash list `<name>.sha256` on the host naming it: the known-bad file most
+    /// tests need.
+    pub fn listed_binary(&self, name: &str) -> Listed {
+        let path = self.mnt(name);
+        let sha256 = write_marker_binary(&path, name);
+        let list = self.hash_list(&format!("{name}.sha256"), &[&sha256]);
+        Listed { path, sha256, list }
     }
 
     /// The default config of a test: watches this sandbox's tmpfs only, scans

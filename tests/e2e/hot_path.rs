@@ -49,17 +49,14 @@ fn assert_blocked_event(d: &Daemon, name: &str, kind: &str, sha256: &str, size: 
 
 #[test]
 fn exec_of_known_bad_binary_is_denied_and_file_untouched() {
-    if skip_unless_root("exec_of_known_bad_binary_is_denied_and_file_untouched") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("exec-bad");
     let bad = sb.mnt("bad-exec");
     let bad_sha = write_marker_binary(&bad, "bad-exec");
     let bad_len = marker_variant("bad-exec").len();
     let good = sb.mnt("good-exec");
     write_marker_binary(&good, "good-exec");
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&bad_sha]);
+    let list = sb.hash_list("bad.sha256", &[&bad_sha]);
     let mut cfg = sb.config();
     // Opens are not scanned: only the exec is, and the file can be re-read
     // below while the daemon runs.
@@ -92,16 +89,13 @@ fn exec_of_known_bad_binary_is_denied_and_file_untouched() {
 
 #[test]
 fn open_of_known_bad_file_is_denied_when_scanning_all_opens() {
-    if skip_unless_root("open_of_known_bad_file_is_denied_when_scanning_all_opens") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("open-bad");
     let bad_data = b"vigil e2e known-bad data file\n".repeat(10);
     let bad_sha = sha256_hex(&bad_data);
     write_file(&sb.mnt("bad.dat"), &bad_data, 0o644);
     write_file(&sb.mnt("good.dat"), b"nothing to see here\n", 0o644);
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&bad_sha]);
+    let list = sb.hash_list("bad.sha256", &[&bad_sha]);
     let mut cfg = sb.config();
     cfg.scan_on_open = "all".into();
     cfg.hashes = vec![list];
@@ -121,21 +115,16 @@ fn open_of_known_bad_file_is_denied_when_scanning_all_opens() {
 
 #[test]
 fn open_of_known_bad_elf_is_denied_under_executable() {
-    if skip_unless_root("open_of_known_bad_elf_is_denied_under_executable") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("open-elf");
-    let bad = sb.mnt("bad-elf");
-    let bad_sha = write_marker_binary(&bad, "bad-elf");
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&bad_sha]);
+    let bad = sb.listed_binary("bad-elf");
     let mut cfg = sb.config();
     cfg.scan_on_open = "executable".into();
-    cfg.hashes = vec![list];
+    cfg.hashes = vec![bad.list];
     let d = sb.start(&cfg);
 
     assert_denied(
-        &open_ro(&bad),
+        &open_ro(&bad.path),
         &format!(
             "open of a listed ELF under scan_on_open=executable{}",
             d.context()
@@ -145,16 +134,14 @@ fn open_of_known_bad_elf_is_denied_under_executable() {
         &d,
         "bad-elf",
         "open",
-        &bad_sha,
+        &bad.sha256,
         marker_variant("bad-elf").len(),
     );
 }
 
 #[test]
 fn clean_files_open_and_run() {
-    if skip_unless_root("clean_files_open_and_run") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("clean");
     let bin = sb.mnt("bin/clean-tool");
     let bin_sha = write_marker_binary(&bin, "clean-tool");
@@ -185,9 +172,7 @@ fn clean_files_open_and_run() {
 
 #[test]
 fn listed_text_file_is_not_scanned_on_open_under_executable() {
-    if skip_unless_root("listed_text_file_is_not_scanned_on_open_under_executable") {
-        return;
-    }
+    require_root!();
     // Documents the sniff: under "executable", only ELF and #! content is
     // scanned on open, so a listed plain-text file opens; a listed ELF and a
     // listed #! script on the same mount are denied (proof the daemon works).
@@ -200,8 +185,10 @@ fn listed_text_file_is_not_scanned_on_open_under_executable() {
     let elf = marker_variant("listed-elf");
     write_file(&sb.mnt("listed-elf"), &elf, 0o644);
     let elf_sha = sha256_hex(&elf);
-    let list = sb.host("listed.sha256");
-    write_hash_list(&list, &[&sha256_hex(text), &sha256_hex(script), &elf_sha]);
+    let list = sb.hash_list(
+        "listed.sha256",
+        &[&sha256_hex(text), &sha256_hex(script), &elf_sha],
+    );
     let mut cfg = sb.config();
     cfg.scan_on_open = "executable".into();
     cfg.hashes = vec![list];
@@ -236,9 +223,7 @@ fn listed_text_file_is_not_scanned_on_open_under_executable() {
 
 #[test]
 fn exec_of_clean_binary_is_scanned_once() {
-    if skip_unless_root("exec_of_clean_binary_is_scanned_once") {
-        return;
-    }
+    require_root!();
     // exec raises FAN_OPEN_EXEC_PERM then FAN_OPEN_PERM for the same file: the
     // second must hit the verdict cache. Every scan stalls STALL; a double scan
     // would take 2 x STALL. A liveness bound, not a performance assertion.
@@ -276,9 +261,7 @@ fn exec_of_clean_binary_is_scanned_once() {
 
 #[test]
 fn open_matching_a_yara_rule_is_denied() {
-    if skip_unless_root("open_matching_a_yara_rule_is_denied") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("yara");
     let rules = sb.host("rules");
     write_test_rule(&rules.join("e2e.yar"));

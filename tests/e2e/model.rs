@@ -168,9 +168,7 @@ fn a_tampered_bundle_is_refused_with_its_name() {
 
 #[test]
 fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
-    if skip_unless_root("daemon_denies_an_exec_when_the_model_score_reaches_the_threshold") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("model-exec");
     let bin = sb.mnt("tool");
     let sha = write_marker_binary(&bin, "model-exec");

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::fixture::*;
 
-/// The notifier's flood limit (agent/src/notifier.rs).
+/// The notifier's flood limit (agent/src/cmd/notifier.rs).
 const BURST: usize = 3;
 /// Its window.
 const WINDOW: Duration = Duration::from_secs(10);
@@ -169,9 +169,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn notifier_shows_alerts_on_a_real_notification_server() {
-    if skip_unless_root("notifier_shows_alerts_on_a_real_notification_server") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("notifier");
     let names: Vec<String> = (0..8).map(|i| format!("bad-{i}")).collect();
     let mut hashes = Vec::new();
@@ -181,8 +179,7 @@ fn notifier_shows_alerts_on_a_real_notification_server() {
         chown(&path, Some(USER), Some(USER)).expect("chown");
     }
     let refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &refs);
+    let list = sb.hash_list("bad.sha256", &refs);
     let mut cfg = sb.config();
     cfg.hashes = vec![list];
     let mut d = sb.start(&cfg);

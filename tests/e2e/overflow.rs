@@ -63,9 +63,7 @@ fn overflow_run(sb: &Sandbox, on_overflow: &str) -> (Vec<Outcome>, Daemon) {
 
 #[test]
 fn full_queue_with_on_overflow_deny_denies_at_once() {
-    if skip_unless_root("full_queue_with_on_overflow_deny_denies_at_once") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("overflow-deny");
     let (got, d) = overflow_run(&sb, "deny");
     assert_eq!(
@@ -93,9 +91,7 @@ fn full_queue_with_on_overflow_deny_denies_at_once() {
 
 #[test]
 fn full_queue_with_on_overflow_allow_allows_at_once() {
-    if skip_unless_root("full_queue_with_on_overflow_allow_allows_at_once") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("overflow-allow");
     let (got, d) = overflow_run(&sb, "allow");
     assert_eq!(

@@ -68,9 +68,7 @@ fn sh(shell: &Path, script: &str) -> std::io::Result<Output> {
 
 #[test]
 fn server_profile_denies_tmp_execs_and_service_shells_desktop_does_not() {
-    if skip_unless_root("server_profile_denies_tmp_execs_and_service_shells_desktop_does_not") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("profiles");
     let in_tmp = sb.mnt("tmp/dropped");
     write_marker_binary(&in_tmp, "dropped");
@@ -140,9 +138,7 @@ fn server_profile_denies_tmp_execs_and_service_shells_desktop_does_not() {
 
 #[test]
 fn audit_mode_logs_what_a_rule_would_deny() {
-    if skip_unless_root("audit_mode_logs_what_a_rule_would_deny") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("policy-audit");
     let in_tmp = sb.mnt("tmp/dropped");
     write_marker_binary(&in_tmp, "dropped-audit");
@@ -223,11 +219,7 @@ fn dpkg_replace(path: &Path, data: &[u8]) {
 
 #[test]
 fn lockdown_trusts_package_files_and_survives_an_upgrade_through_the_apt_hook() {
-    if skip_unless_root(
-        "lockdown_trusts_package_files_and_survives_an_upgrade_through_the_apt_hook",
-    ) {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("lockdown");
     let tool = sb.mnt("usr/bin/tool");
     let v1 = marker_variant("tool-1");
@@ -384,9 +376,7 @@ fn lockdown_lets_a_python_package_managers_scriptlets_run() {
     // (listed in package_managers, itself in the store), which runs a helper the
     // store does not know: allowed as a package manager's descendant. The same
     // Python running the same code with -c is no package manager: denied.
-    if skip_unless_root("lockdown_lets_a_python_package_managers_scriptlets_run") {
-        return;
-    }
+    require_root!();
     if !Path::new("/usr/bin/python3").exists() {
         println!("SKIPPED lockdown_lets_a_python_package_managers_scriptlets_run: no python3");
         return;
@@ -611,9 +601,7 @@ fn trust_in(dir: &Path, args: &[&str], path_env: Option<&str>) -> Output {
 fn trust_store_from_an_rpm_database() {
     // Real packages from rpmbuild, installed by rpm into a private root and
     // database; no daemon. rpm needs root to install (it chroots).
-    if skip_unless_root("trust_store_from_an_rpm_database") {
-        return;
-    }
+    require_root!();
     for tool in ["rpm", "rpmbuild"] {
         let found = std::process::Command::new(tool)
             .arg("--version")
@@ -747,9 +735,7 @@ fn trust_store_from_an_rpm_database() {
 
 #[test]
 fn dry_run_replays_the_daemons_execs_and_a_recording() {
-    if skip_unless_root("dry_run_replays_the_daemons_execs_and_a_recording") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("dry-run");
     let in_tmp = sb.mnt("tmp/dropped");
     write_marker_binary(&in_tmp, "dropped-dry");

@@ -76,9 +76,7 @@ fn is_quarantine_event(v: &Value, outcome: &str, name: &str) -> bool {
 
 #[test]
 fn known_bad_exec_is_quarantined_and_restored_identically() {
-    if skip_unless_root("known_bad_exec_is_quarantined_and_restored_identically") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("quarantine");
     let bad = sb.mnt("sub/bad-prog");
     let sha = write_marker_binary(&bad, "quarantine-me");
@@ -96,8 +94,7 @@ fn known_bad_exec_is_quarantined_and_restored_identically() {
         .and_then(|f| f.set_modified(mtime))
         .expect("set mtime");
     let before = fs::metadata(&bad).expect("stat");
-    let list_path = sb.host("bad.sha256");
-    write_hash_list(&list_path, &[&sha]);
+    let list_path = sb.hash_list("bad.sha256", &[&sha]);
     let mut cfg = sb.config();
     cfg.hashes = vec![list_path];
     cfg.on_malicious = "quarantine".into();
@@ -251,9 +248,7 @@ fn known_bad_exec_is_quarantined_and_restored_identically() {
 
 #[test]
 fn a_symlink_race_cannot_move_files_outside_the_watched_tree() {
-    if skip_unless_root("a_symlink_race_cannot_move_files_outside_the_watched_tree") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("qrace");
     // Outside the watched tmpfs: files with the very same (known-bad) content.
     let outside = sb.host("outside");
@@ -264,8 +259,7 @@ fn a_symlink_race_cannot_move_files_outside_the_watched_tree() {
     write_file(&outside.join("bad2"), &data2, 0o755);
     write_file(&sb.mnt("a/bad1"), &data1, 0o755);
     write_file(&sb.mnt("b/bad2"), &data2, 0o755);
-    let list_path = sb.host("bad.sha256");
-    write_hash_list(&list_path, &[&sha256_hex(&data1), &sha256_hex(&data2)]);
+    let list_path = sb.hash_list("bad.sha256", &[&sha256_hex(&data1), &sha256_hex(&data2)]);
     let mut cfg = sb.config();
     cfg.hashes = vec![list_path];
     cfg.on_malicious = "quarantine".into();
@@ -322,9 +316,7 @@ fn a_symlink_race_cannot_move_files_outside_the_watched_tree() {
 
 #[test]
 fn kill_9_at_any_step_of_a_quarantine_loses_nothing() {
-    if skip_unless_root("kill_9_at_any_step_of_a_quarantine_loses_nothing") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("qcrash");
     let mut cfg = sb.config();
     cfg.on_malicious = "quarantine".into();

@@ -40,9 +40,7 @@ fn first_number(s: &str) -> Option<u64> {
 
 #[test]
 fn reload_rejects_a_broken_config_and_applies_a_valid_one() {
-    if skip_unless_root("reload_rejects_a_broken_config_and_applies_a_valid_one") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("reload");
     write_file(&sb.mnt("a.dat"), A, 0o644);
     write_file(&sb.mnt("b.dat"), B, 0o644);
@@ -129,17 +127,13 @@ fn reload_rejects_a_broken_config_and_applies_a_valid_one() {
 
 #[test]
 fn reload_applies_to_files_allowed_before() {
-    if skip_unless_root("reload_applies_to_files_allowed_before") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("reload-warm");
     write_file(&sb.mnt("b.dat"), B, 0o644);
     let bin = sb.mnt("later-listed-tool");
     let bin_sha = write_marker_binary(&bin, "later-listed-tool");
-    let empty = sb.host("empty.sha256");
-    write_hash_list(&empty, &[]);
-    let list_b = sb.host("b.sha256");
-    write_hash_list(&list_b, &[&sha256_hex(B), &bin_sha]);
+    let empty = sb.hash_list("empty.sha256", &[]);
+    let list_b = sb.hash_list("b.sha256", &[&sha256_hex(B), &bin_sha]);
     let mut cfg = sb.config();
     cfg.scan_on_open = "all".into();
     cfg.hashes = vec![empty];
@@ -196,9 +190,7 @@ fn denied_within(sb: &Sandbox, content: &[u8], limit: Duration) -> bool {
 
 #[test]
 fn sighup_reloads_and_keeps_the_old_config_on_error() {
-    if skip_unless_root("sighup_reloads_and_keeps_the_old_config_on_error") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("sighup");
     let list_a = sb.host("a.sha256");
     let list_c = sb.host("c.sha256");
@@ -246,9 +238,7 @@ fn sighup_reloads_and_keeps_the_old_config_on_error() {
 
 #[test]
 fn reload_with_a_broken_rule_file_keeps_the_running_rules() {
-    if skip_unless_root("reload_with_a_broken_rule_file_keeps_the_running_rules") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("reload-rules");
     let rules = sb.host("rules");
     write_test_rule(&rules.join("good.yar"));

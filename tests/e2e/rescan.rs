@@ -8,17 +8,14 @@ use crate::fixture::*;
 
 #[test]
 fn appended_file_is_rescanned_on_open() {
-    if skip_unless_root("appended_file_is_rescanned_on_open") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("rescan-open");
     let prefix = b"harmless beginning of a download\n".repeat(64);
     let rest = b"...and the rest that makes it a listed sample\n".repeat(8);
     let target = [&prefix[..], &rest[..]].concat();
     let path = sb.mnt("download.bin");
     write_file(&path, &prefix, 0o644);
-    let list = sb.host("target.sha256");
-    write_hash_list(&list, &[&sha256_hex(&target)]);
+    let list = sb.hash_list("target.sha256", &[&sha256_hex(&target)]);
     let mut cfg = sb.config();
     cfg.scan_on_open = "all".into();
     cfg.hashes = vec![list];
@@ -64,17 +61,14 @@ fn appended_file_is_rescanned_on_open() {
 
 #[test]
 fn appended_binary_is_rescanned_on_exec() {
-    if skip_unless_root("appended_binary_is_rescanned_on_exec") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("rescan-exec");
     let clean = marker_variant("rescan-exec");
     let rest = b"\nvigil-e2e: trailing bytes that make this binary listed\n";
     let target = [&clean[..], &rest[..]].concat();
     let path = sb.mnt("updated-tool");
     write_file(&path, &clean, 0o755);
-    let list = sb.host("target.sha256");
-    write_hash_list(&list, &[&sha256_hex(&target)]);
+    let list = sb.hash_list("target.sha256", &[&sha256_hex(&target)]);
     let mut cfg = sb.config();
     cfg.scan_on_open = "none".into();
     cfg.hashes = vec![list];
@@ -107,9 +101,7 @@ fn file_len(path: &std::path::Path) -> u64 {
 /// scanned again on its next exec.
 #[test]
 fn mmap_patched_user_binary_is_rescanned_on_exec() {
-    if skip_unless_root("mmap_patched_user_binary_is_rescanned_on_exec") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("rescan-mmap");
     let clean = marker_variant("mmap-clean");
     let bad = marker_variant("mmap-evil!");
@@ -124,8 +116,7 @@ fn mmap_patched_user_binary_is_rescanned_on_exec() {
     .expect("chown to nobody");
     let payload = sb.host("payload.bin");
     write_file(&payload, &bad, 0o644);
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&sha256_hex(&bad)]);
+    let list = sb.hash_list("bad.sha256", &[&sha256_hex(&bad)]);
     let mut cfg = sb.config();
     cfg.hashes = vec![list];
     let d = sb.start(&cfg);

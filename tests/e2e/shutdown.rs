@@ -12,9 +12,7 @@ use crate::fixture::*;
 
 #[test]
 fn kill_9_with_a_pending_open_releases_the_opener() {
-    if skip_unless_root("kill_9_with_a_pending_open_releases_the_opener") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("kill9");
     let path = sb.mnt("pending.dat");
     write_file(&path, b"an open that the daemon never answers\n", 0o644);
@@ -50,9 +48,7 @@ fn kill_9_with_a_pending_open_releases_the_opener() {
 
 #[test]
 fn sigterm_answers_every_pending_open_and_exits_0() {
-    if skip_unless_root("sigterm_answers_every_pending_open_and_exits_0") {
-        return;
-    }
+    require_root!();
     const N: usize = 100;
     let sb = Sandbox::new("sigterm");
     for i in 0..N {

@@ -52,9 +52,7 @@ fn daemon_refuses_to_run_as_non_root() {
 
 #[test]
 fn daemon_refuses_a_broken_config_naming_file_and_line() {
-    if skip_unless_root("daemon_refuses_a_broken_config_naming_file_and_line") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("badcfg");
     let mut text = sb.config().to_toml();
     text.push_str("\n[exclude]\nnot_a_key = true\n");

@@ -2,7 +2,7 @@
 //!
 //! Owns the fanotify group fd (inside [`Group`]) and every syscall made on it. It
 //! does not own events once read: each [`nix::sys::fanotify::FanotifyEvent`] owns
-//! its fd and travels to a worker inside a [`crate::respond::Pending`].
+//! its fd and travels to a worker inside a [`crate::daemon::respond::Pending`].
 //!
 //! # Which wrapper, and why
 //! The design card names `fanotify-rs`. We measured it (ARCHITECTURE.md): its reader
@@ -21,6 +21,7 @@ pub mod sys;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
+use vigil_policy::Action;
 
 use nix::errno::Errno;
 use nix::fcntl::AT_FDCWD;
@@ -203,8 +204,9 @@ impl Group {
     ///
     /// # Errors
     /// `ENOENT` when the event was already answered or its opener is gone.
-    pub fn respond(&self, event_fd: BorrowedFd<'_>, allow: bool) -> Result<(), Errno> {
-        let response = if allow {
+    /// [`Action::Quarantine`] is a deny here; the move happens after the answer.
+    pub fn respond(&self, event_fd: BorrowedFd<'_>, action: Action) -> Result<(), Errno> {
+        let response = if action.allows() {
             Response::FAN_ALLOW
         } else {
             Response::FAN_DENY

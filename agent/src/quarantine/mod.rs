@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 
 pub use store::{Detected, QuarantineError, Record, Store};
 
-use crate::alerts::{Alert, Alerts};
-use crate::events::EventLog;
-use crate::generation::Generation;
-use crate::stats::Stats;
+use crate::daemon::alerts::{Alert, Alerts};
+use crate::daemon::events::EventLog;
+use crate::daemon::stats::Stats;
+use crate::engine::generation::Generation;
 
 /// Detections that may wait for the quarantine thread before new ones are dropped.
 pub const QUARANTINE_QUEUE: usize = 256;
@@ -72,7 +72,49 @@ pub enum Request {
     },
 }
 
-type Reply = oneshot::Sender<Value>;
+/// What a successful request returns.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `List`: the visible items (keys removed).
+    Items(Vec<Record>),
+    /// `Show`: one item (key removed).
+    Item(Record),
+    /// `Restore`: where the file is now, and its record (key removed).
+    Restored {
+        /// The path restored to.
+        path: String,
+        /// The item's record.
+        record: Record,
+    },
+    /// `Delete`: the id of the deleted item.
+    Deleted(String),
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] QuarantineError),
+    /// A restore of a file a hash list still names, without `force`.
+    #[error(
+        "item {id} is still known-bad ({name}); restoring it needs --force (it will be denied again unless excluded)"
+    )]
+    KnownBad {
+        /// The item.
+        id: String,
+        /// The hash list entry's name.
+        name: String,
+    },
+    /// Too many requests are waiting.
+    #[error("the quarantine thread is busy; try again")]
+    Busy,
+    /// The thread is gone (shutdown).
+    #[error("the quarantine thread stopped")]
+    Stopped,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, RequestError>>;
 
 /// The handle workers and the control loop use; cheap to clone.
 #[derive(Clone)]
@@ -126,14 +168,17 @@ impl Quarantiner {
         }
     }
 
-    /// Runs `request` on the quarantine thread and returns its JSON reply.
-    pub async fn request(&self, request: Request) -> Value {
+    /// Runs `request` on the quarantine thread.
+    ///
+    /// # Errors
+    /// What the store said, a known-bad restore without `force`, or a busy or
+    /// stopped thread.
+    pub async fn request(&self, request: Request) -> Result<Outcome, RequestError> {
         let (tx, rx) = oneshot::channel();
         if self.requests.try_send((request, tx)).is_err() {
-            return crate::control::failure("the quarantine thread is busy; try again");
+            return Err(RequestError::Busy);
         }
-        rx.await
-            .unwrap_or_else(|_| crate::control::failure("the quarantine thread stopped"))
+        rx.await.unwrap_or(Err(RequestError::Stopped))
     }
 }
 
@@ -228,36 +273,22 @@ impl Keeper {
         }
     }
 
-    fn answer(&mut self, request: Request) -> Value {
+    fn answer(&mut self, request: Request) -> Result<Outcome, RequestError> {
         let generation = self.generation.load_full();
-        let store = match self.store() {
-            Ok(s) => s,
-            Err(e) => return crate::control::failure(&e.to_string()),
-        };
+        let store = self.store()?;
         let visible = |r: &Record, uid: Option<u32>| uid.is_none_or(|u| u == r.uid);
-        let ok = |body: Value| {
-            let mut v = json!({"v": crate::control::PROTOCOL_VERSION, "ok": true});
-            if let (Some(map), Value::Object(extra)) = (v.as_object_mut(), body) {
-                map.extend(extra);
-            }
-            v
-        };
         match request {
-            Request::List { uid } => match store.list() {
-                Ok(records) => {
-                    let items: Vec<Value> = records
-                        .iter()
-                        .filter(|r| visible(r, uid))
-                        .map(public)
-                        .collect();
-                    ok(json!({"items": items}))
-                }
-                Err(e) => crate::control::failure(&e.to_string()),
-            },
-            Request::Show { id, uid } => match store.record(&id) {
-                Ok(r) if visible(&r, uid) => ok(json!({"item": public(&r)})),
-                Ok(_) => crate::control::failure(&QuarantineError::NoSuchItem(id).to_string()),
-                Err(e) => crate::control::failure(&e.to_string()),
+            Request::List { uid } => Ok(Outcome::Items(
+                store
+                    .list()?
+                    .iter()
+                    .filter(|r| visible(r, uid))
+                    .map(Record::public)
+                    .collect(),
+            )),
+            Request::Show { id, uid } => match store.record(&id)? {
+                r if visible(&r, uid) => Ok(Outcome::Item(r.public())),
+                _ => Err(QuarantineError::NoSuchItem(id).into()),
             },
             Request::Restore {
                 id,
@@ -265,55 +296,37 @@ impl Keeper {
                 force,
                 overwrite,
             } => {
-                let record = match store.record(&id) {
-                    Ok(r) => r,
-                    Err(e) => return crate::control::failure(&e.to_string()),
-                };
+                let record = store.record(&id)?;
                 let known_bad = hex::decode(&record.sha256)
                     .ok()
                     .and_then(|h| <[u8; 32]>::try_from(h).ok())
                     .and_then(|h| generation.hashes.lookup_sha256(&h, record.size))
                     .map(|entry| entry.name.to_string());
                 if let (Some(name), false) = (&known_bad, force) {
-                    return crate::control::failure(&format!(
-                        "item {id} is still known-bad ({name}); restoring it needs --force (it will be denied again unless excluded)"
-                    ));
+                    return Err(RequestError::KnownBad {
+                        id,
+                        name: name.clone(),
+                    });
                 }
-                match store.restore(&id, to.as_deref(), overwrite) {
-                    Ok((record, target)) => {
-                        Stats::bump(&self.stats.restored);
-                        let path = target.to_string_lossy().into_owned();
-                        tracing::info!(quarantine.id = %id, file.path = %path, forced = known_bad.is_some(), "restored");
-                        self.events.emit_json(record_event(
-                            "restored",
-                            "success",
-                            &record,
-                            Some(&path),
-                        ));
-                        ok(json!({"restored": path, "item": public(&record)}))
-                    }
-                    Err(e) => crate::control::failure(&e.to_string()),
-                }
+                let (record, target) = store.restore(&id, to.as_deref(), overwrite)?;
+                Stats::bump(&self.stats.restored);
+                let path = target.to_string_lossy().into_owned();
+                tracing::info!(quarantine.id = %id, file.path = %path, forced = known_bad.is_some(), "restored");
+                self.events
+                    .emit_json(record_event("restored", "success", &record, Some(&path)));
+                Ok(Outcome::Restored {
+                    path,
+                    record: record.public(),
+                })
             }
-            Request::Delete { id } => match store.delete(&id) {
-                Ok(()) => {
-                    tracing::info!(quarantine.id = %id, "quarantined item deleted");
-                    self.events.emit_json(item_event("quarantine-deleted", &id));
-                    ok(json!({"deleted": id}))
-                }
-                Err(e) => crate::control::failure(&e.to_string()),
-            },
+            Request::Delete { id } => {
+                store.delete(&id)?;
+                tracing::info!(quarantine.id = %id, "quarantined item deleted");
+                self.events.emit_json(item_event("quarantine-deleted", &id));
+                Ok(Outcome::Deleted(id))
+            }
         }
     }
-}
-
-/// A record as shown to users: everything but the key.
-fn public(r: &Record) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-    if let Some(map) = v.as_object_mut() {
-        map.remove("key");
-    }
-    v
 }
 
 fn now() -> String {

@@ -142,7 +142,9 @@ pub struct Record {
     pub ctime: Time,
     /// SHA-256 of the original content, hex.
     pub sha256: String,
-    /// The keystream key, hex.
+    /// The keystream key, hex. Empty in the copy shown to users
+    /// ([`Record::public`]); never empty on disk.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
     /// The verdict that led here.
     pub verdict: String,
@@ -161,6 +163,14 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record as shown to users: everything but the key.
+    pub fn public(&self) -> Record {
+        Record {
+            key: String::new(),
+            ..self.clone()
+        }
+    }
+
     /// The original path as bytes.
     ///
     /// # Errors

@@ -9,10 +9,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use vigil_policy::trust::dpkg::{DpkgPackage, parse_dpkg_database, parse_md5sums};
 use vigil_policy::trust::rpm::DigestAlgo;
-use vigil_policy::trust::{
-    DpkgPackage, Fingerprint, PackageManager, PackageRecord, parse_dpkg_database, parse_md5sums,
-};
+use vigil_policy::trust::{Fingerprint, PackageManager, PackageRecord};
 
 use super::{Build, BuildOptions};
 

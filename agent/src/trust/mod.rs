@@ -7,7 +7,7 @@
 //! store), and the incremental update (a package whose version and file list
 //! are unchanged keeps its entries without a rehash). Must not own: the store
 //! format or the parsers of the databases (`vigil_policy::trust`), the CLI, the
-//! upgrade window and `check`/`status` (`crate::trust_cmd`), or the daemon's use
+//! upgrade window and `check`/`status` (`crate::cmd::trust`), or the daemon's use
 //! of the store (it reloads it on `vigil reload`, which an update asks for).
 
 pub mod dpkg;
@@ -530,7 +530,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust_cmd::{CheckResult, check};
+    use crate::cmd::trust::{CheckResult, check};
 
     /// A fake dpkg admin dir and root with two packages.
     fn fake(dir: &Path) -> BuildOptions {

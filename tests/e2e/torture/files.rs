@@ -35,9 +35,7 @@ fn sparse(path: &Path) {
 /// large, without a read.
 #[test]
 fn odd_files_are_answered_and_counted() {
-    if skip_unless_root("odd_files_are_answered_and_counted") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-odd");
     let list = sb.host("bad.sha256");
     let bad_data = b"listed, and nobody may read it\n";
@@ -122,9 +120,7 @@ fn odd_files_are_answered_and_counted() {
 /// daemon keeps answering other opens and `vigil stats` meanwhile.
 #[test]
 fn a_sparse_10_gib_file_within_the_size_limit_is_answered_by_the_deadline() {
-    if skip_unless_root("a_sparse_10_gib_file_within_the_size_limit_is_answered_by_the_deadline") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-sparse");
     let list = sb.host("bad.sha256");
     let bad = sentinel(&sb, "sentinel.dat", &list);
@@ -158,9 +154,7 @@ fn a_sparse_10_gib_file_within_the_size_limit_is_answered_by_the_deadline() {
 /// stalled scan) is answered, and the writer loses nothing.
 #[test]
 fn a_file_growing_during_its_scan() {
-    if skip_unless_root("a_file_growing_during_its_scan") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-grow");
     let path = sb.mnt("growing.log");
     write_file(&path, b"start\n", 0o644);
@@ -223,13 +217,10 @@ fn a_file_growing_during_its_scan() {
 /// it was moved, intact.
 #[test]
 fn listed_files_deleted_or_renamed_while_queued_are_still_denied() {
-    if skip_unless_root("listed_files_deleted_or_renamed_while_queued_are_still_denied") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-unlink");
     let bad_data = b"listed: deleted or renamed while queued\n";
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&sha256_hex(bad_data)]);
+    let list = sb.hash_list("bad.sha256", &[&sha256_hex(bad_data)]);
     write_file(&sb.mnt("first.dat"), b"keeps the only worker busy\n", 0o644);
     write_file(&sb.mnt("deleted.bad"), bad_data, 0o644);
     write_file(&sb.mnt("renamed.bad"), bad_data, 0o644);

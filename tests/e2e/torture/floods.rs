@@ -16,9 +16,7 @@ use super::*;
 /// all counted), none waits past the deadline.
 #[test]
 fn an_exec_storm_of_64_spawners() {
-    if skip_unless_root("an_exec_storm_of_64_spawners") {
-        return;
-    }
+    require_root!();
     const SPAWNERS: usize = 64;
     const EACH: usize = 3;
     let sb = Sandbox::new("torture-storm");
@@ -93,9 +91,7 @@ fn an_exec_storm_of_64_spawners() {
 /// ones get real verdicts, nobody waits past the deadline.
 #[test]
 fn an_open_flood_beyond_the_worker_queue_is_answered_and_counted() {
-    if skip_unless_root("an_open_flood_beyond_the_worker_queue_is_answered_and_counted") {
-        return;
-    }
+    require_root!();
     const N: usize = 200;
     let sb = Sandbox::new("torture-flood");
     let list = sb.host("bad.sha256");
@@ -153,9 +149,7 @@ fn an_open_flood_beyond_the_worker_queue_is_answered_and_counted() {
 /// restart serves.
 #[test]
 fn a_kernel_queue_overflow_is_counted_and_survived() {
-    if skip_unless_root("a_kernel_queue_overflow_is_counted_and_survived") {
-        return;
-    }
+    require_root!();
     let max: usize = std::fs::read_to_string("/proc/sys/fs/fanotify/max_queued_events")
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -27,9 +27,7 @@ fn bundle_copy(dir: &Path) {
 
 #[test]
 fn every_kind_of_malformed_content_is_a_refused_reload_under_load() {
-    if skip_unless_root("every_kind_of_malformed_content_is_a_refused_reload_under_load") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-inputs");
     let list = sb.host("bad.sha256");
     let bad = sentinel(&sb, "sentinel.dat", &list);

@@ -52,13 +52,10 @@ fn tree(root: &Path, mode: &str, specs: &[String]) -> std::process::Output {
 
 #[test]
 fn non_utf8_names_and_paths_beyond_path_max() {
-    if skip_unless_root("non_utf8_names_and_paths_beyond_path_max") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-paths");
     let bad_data = b"listed, behind a hostile name\n".to_vec();
-    let list = sb.host("bad.sha256");
-    write_hash_list(&list, &[&sha256_hex(&bad_data)]);
+    let list = sb.hash_list("bad.sha256", &[&sha256_hex(&bad_data)]);
     // Not UTF-8: 0xff 0xfe, and a newline and a quote for the log's escaping.
     let bad_name = b"bad-\xff\xfe-\n\".bin".to_vec();
     let clean_name = b"clean-\xc3\x28.txt".to_vec();

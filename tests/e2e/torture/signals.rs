@@ -19,9 +19,7 @@ use super::*;
 /// and a new daemon on the same config (stale socket left behind) serves at once.
 #[test]
 fn kill_9_mid_scan_under_load_releases_everyone_and_a_restart_serves() {
-    if skip_unless_root("kill_9_mid_scan_under_load_releases_everyone_and_a_restart_serves") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-kill9");
     let list = sb.host("bad.sha256");
     let bad = sentinel(&sb, "sentinel.dat", &list);
@@ -97,9 +95,7 @@ fn kill_9_mid_scan_under_load_releases_everyone_and_a_restart_serves() {
 /// Under systemd, `WatchdogSec=` kills a daemon stopped longer than that.
 #[test]
 fn sigstop_past_the_deadline_blocks_until_sigcont_or_kill() {
-    if skip_unless_root("sigstop_past_the_deadline_blocks_until_sigcont_or_kill") {
-        return;
-    }
+    require_root!();
     const STOP: Duration = Duration::from_millis(1500);
     let sb = Sandbox::new("torture-sigstop");
     let list = sb.host("bad.sha256");
@@ -182,9 +178,7 @@ fn sigstop_past_the_deadline_blocks_until_sigcont_or_kill() {
 /// deadline, the daemon exits 0.
 #[test]
 fn sigterm_during_an_exec_storm_answers_all_and_exits_0() {
-    if skip_unless_root("sigterm_during_an_exec_storm_answers_all_and_exits_0") {
-        return;
-    }
+    require_root!();
     const THREADS: usize = 8;
     let sb = Sandbox::new("torture-sigterm");
     for i in 0..THREADS * 4 {
@@ -261,9 +255,7 @@ fn sigterm_during_an_exec_storm_answers_all_and_exits_0() {
 /// user-space cache or in kernel ignore marks).
 #[test]
 fn a_storm_of_100_sighups_with_content_swaps_under_load() {
-    if skip_unless_root("a_storm_of_100_sighups_with_content_swaps_under_load") {
-        return;
-    }
+    require_root!();
     let sb = Sandbox::new("torture-hup");
     let x = b"torture sample X\n".as_slice();
     let y = b"torture sample Y\n".as_slice();

@@ -7,6 +7,24 @@
 //! never pass through it. Shutdown reverses the order and answers every pending
 //! event before exit.
 
+pub mod after_answer;
+pub mod alerts;
+pub mod cache;
+pub mod control;
+pub mod events;
+pub mod exec_gate;
+pub mod exec_history;
+pub mod ignore_marks;
+pub mod latency;
+pub mod marks;
+pub mod mountinfo;
+pub mod pool;
+pub mod reader;
+pub mod respond;
+pub mod sd_notify;
+pub mod stats;
+pub mod worker;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,26 +33,29 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use arc_swap::ArcSwap;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
-use vigil_policy::FailMode;
 
-use crate::alerts::Alerts;
-use crate::cache::VerdictCache;
-use crate::control::{self, Call, Command, PROTOCOL_VERSION};
-use crate::events::EventLog;
+use crate::daemon::alerts::Alerts;
+use crate::daemon::cache::VerdictCache;
+use crate::daemon::events::EventLog;
+use crate::daemon::ignore_marks::IgnoreMarks;
+use crate::daemon::marks::Marks;
+use crate::daemon::pool::{Context, Pool};
+use crate::daemon::reader::Reader;
+use crate::daemon::respond::Deadlines;
+use crate::daemon::sd_notify::{notify, watchdog_tick, watchdog_timer};
+use crate::daemon::stats::Stats;
+use crate::engine::generation::{Generation, mode_str};
 use crate::fanotify::{Group, sys};
-use crate::generation::{Generation, mode_str};
-use crate::ignore_marks::IgnoreMarks;
 use crate::logging;
-use crate::marks::Marks;
-use crate::notify::{notify, watchdog_tick, watchdog_timer};
-use crate::pool::{Context, Pool};
+use crate::protocol::{MarkInfo, Reply, StatsReport, Status};
 use crate::quarantine::Quarantiner;
-use crate::reader::Reader;
-use crate::respond::Deadlines;
-use crate::stats::Stats;
+use crate::quarantine::{Outcome, RequestError};
+use control::{Call, Command};
 
 /// Longest a shutdown waits for pending events beyond the largest deadline.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -95,7 +116,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&stats),
     )
     .context("starting the quarantine thread")?;
-    let history = Arc::new(crate::exec_history::ExecHistory::default());
+    let history = Arc::new(crate::daemon::exec_history::ExecHistory::default());
     let ctx = Arc::new(Context {
         group: group.clone(),
         generation: Arc::clone(&generation),
@@ -166,37 +187,33 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
             Some(call) = calls.recv() => {
                 let reply = match call.command {
                     Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
-                        Ok(g) => json!({"v": PROTOCOL_VERSION, "ok": true, "generation": g.id, "summary": g.summary()}),
+                        Ok(g) => Reply::Reloaded { generation: g.id, summary: g.summary() },
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected; the running configuration stays");
-                            control::failure(&format!("{e:#}"))
+                            Reply::failed(format!("{e:#}"))
                         }
                     },
-                    Command::Status => status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
-                    Command::Stats => json!({
-                        "v": PROTOCOL_VERSION,
-                        "ok": true,
-                        "stats": {
-                            "uptime_s": started.elapsed().as_secs(),
-                            "queue_depth": queue.queued(),
-                            "queue_capacity": queue_capacity,
-                            "pending": outstanding.load(Ordering::Relaxed),
-                            "cache_entries": cache.len(),
-                            "counters": counters(&stats),
-                            "latency_us": stats.latency.summary(),
-                        }
-                    }),
-                    Command::ExecHistory { since_ms } => json!({
-                        "v": PROTOCOL_VERSION,
-                        "ok": true,
-                        "records": history.since(since_ms),
-                    }),
+                    Command::Status => Reply::Status {
+                        status: status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
+                    },
+                    Command::Stats => Reply::Stats {
+                        stats: StatsReport {
+                            uptime_s: started.elapsed().as_secs(),
+                            queue_depth: queue.queued(),
+                            queue_capacity,
+                            pending: outstanding.load(Ordering::Relaxed),
+                            cache_entries: cache.len(),
+                            counters: counters(&stats),
+                            latency_us: stats.latency.summary(),
+                        },
+                    },
+                    Command::ExecHistory { since_ms } => Reply::Records { records: history.since(since_ms) },
                     Command::Quarantine(request) => {
                         // Store I/O (a restore copies a whole file) runs on the
                         // quarantine thread; the main loop does not wait for it.
                         let q = quarantiner.clone();
                         tokio::spawn(async move {
-                            let _ = call.reply.send(q.request(request).await);
+                            let _ = call.reply.send(quarantine_reply(q.request(request).await));
                         });
                         continue;
                     }
@@ -337,39 +354,55 @@ fn status(
     cache: &VerdictCache,
     started: Instant,
     outstanding: &AtomicU64,
-) -> Value {
-    let counters = counters(stats);
-    let fail = |m: FailMode| match m {
-        FailMode::Allow => "allow",
-        FailMode::Deny => "deny",
-    };
-    json!({
-        "v": PROTOCOL_VERSION,
-        "ok": true,
-        "status": {
-            "pid": std::process::id(),
-            "uptime_s": started.elapsed().as_secs(),
-            "generation": generation.id,
-            "mode": mode_str(generation.config.decision.mode),
-            "on_timeout": fail(generation.config.decision.on_timeout),
-            "on_overflow": fail(generation.config.decision.on_overflow),
-            "deadline_ms": u64::try_from(generation.config.decision.deadline.as_millis()).unwrap_or(u64::MAX),
-            "hashes": generation.hashes.len(),
-            "config": generation.config_path.as_ref().map(|p| p.display().to_string()),
-            "marks": marks.list().iter().map(|m| json!({"kind": m.kind.as_str(), "path": m.path.display().to_string()})).collect::<Vec<_>>(),
-            "cache_entries": cache.len(),
-            "pending": outstanding.load(Ordering::Relaxed),
-            "counters": counters,
-        }
-    })
+) -> Status {
+    let decision = &generation.config.decision;
+    Status {
+        pid: std::process::id(),
+        uptime_s: started.elapsed().as_secs(),
+        generation: generation.id,
+        mode: mode_str(decision.mode).to_owned(),
+        on_timeout: decision.on_timeout.as_str().to_owned(),
+        on_overflow: decision.on_overflow.as_str().to_owned(),
+        deadline_ms: u64::try_from(decision.deadline.as_millis()).unwrap_or(u64::MAX),
+        hashes: generation.hashes.len(),
+        config: generation
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        marks: marks
+            .list()
+            .iter()
+            .map(|m| MarkInfo {
+                kind: m.kind.as_str().to_owned(),
+                path: m.path.display().to_string(),
+            })
+            .collect(),
+        cache_entries: cache.len(),
+        pending: outstanding.load(Ordering::Relaxed),
+        counters: counters(stats),
+    }
 }
 
-fn counters(stats: &Stats) -> serde_json::Map<String, Value> {
+fn counters(stats: &Stats) -> BTreeMap<String, u64> {
     stats
         .snapshot()
         .into_iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .map(|(k, v)| (k.to_owned(), v))
         .collect()
+}
+
+/// The wire reply of a quarantine request.
+fn quarantine_reply(result: Result<Outcome, RequestError>) -> Reply {
+    match result {
+        Ok(Outcome::Items(items)) => Reply::Items { items },
+        Ok(Outcome::Item(item)) => Reply::Item { item },
+        Ok(Outcome::Restored { path, record }) => Reply::Restored {
+            restored: path,
+            item: record,
+        },
+        Ok(Outcome::Deleted(id)) => Reply::Deleted { deleted: id },
+        Err(e) => Reply::failed(e.to_string()),
+    }
 }
 
 /// Each in-flight event holds an fd; a busy machine needs more than the default

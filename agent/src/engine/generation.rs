@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use vigil_policy::{Config, Exclusions, ExecPolicy, HashDb, RuleSet, TrustStore};
 
-use crate::model::ModelStage;
+use crate::engine::model::ModelStage;
 
 /// Where the daemon and the CLI look for their configuration by default.
 pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";

@@ -91,7 +91,7 @@ pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
     let mut filesystems = config.watch.filesystems.clone();
     if !filesystems.is_empty() && filesystems.iter().all(|w| !w.required) {
         filesystems.extend(
-            crate::mountinfo::local_filesystems()
+            crate::daemon::mountinfo::local_filesystems()
                 .into_iter()
                 .map(|path| WatchPath {
                     path,
@@ -232,7 +232,7 @@ mod tests {
         let planned = plan(&Config::default()).unwrap();
         let root = std::fs::metadata("/").unwrap().dev();
         assert!(planned.iter().any(|m| m.dev == root), "{planned:?}");
-        let local = crate::mountinfo::local_filesystems();
+        let local = crate::daemon::mountinfo::local_filesystems();
         for mp in local {
             let Ok(md) = std::fs::metadata(&mp) else {
                 continue;

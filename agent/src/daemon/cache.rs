@@ -18,7 +18,7 @@ use std::time::Duration;
 use nix::sys::stat::FileStat;
 use vigil_policy::Decision;
 
-use crate::respond::lock;
+use crate::daemon::respond::lock;
 
 /// One version of one file under one content generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@
 //! wraps it in a [`Pending`], arms its deadline and hands it to the pool. It never
 //! scans, never logs per event, and never waits on a worker: a full queue is
 //! answered with `decision.on_overflow` on the spot. Next owner of an event: a
-//! worker in [`crate::pool`], or the deadline thread in [`crate::respond`].
+//! worker in [`crate::daemon::pool`], or the deadline thread in [`crate::daemon::respond`].
 
 use std::io;
 use std::path::Path;
@@ -16,11 +16,12 @@ use nix::errno::Errno;
 use nix::sys::fanotify::{Fanotify, FanotifyEvent, MaskFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
-use vigil_policy::FailMode;
+use vigil_policy::Action;
 
-use crate::pool::{Context, PoolSender, exe_of};
-use crate::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
-use crate::stats::Stats;
+use crate::daemon::pool::{Context, PoolSender};
+use crate::daemon::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
+use crate::daemon::stats::Stats;
+use crate::procfs::exe_of;
 
 /// Reads events and routes them. See the module doc.
 pub struct Reader {
@@ -150,8 +151,8 @@ impl Reader {
             );
             if let Err(pending) = self.pool.submit(pending) {
                 Stats::bump(&stats.queue_full);
-                let allow = matches!(generation.config.decision.on_overflow, FailMode::Allow);
-                pending.answer(&self.ctx.group, allow, AnsweredBy::Verdict, stats);
+                let action = Action::from_fail_mode(generation.config.decision.on_overflow);
+                pending.answer(&self.ctx.group, action, AnsweredBy::Verdict, stats);
             }
         }
         Ok(())
@@ -159,7 +160,7 @@ impl Reader {
 
     fn allow_now(&self, event: &FanotifyEvent) {
         if let Some(fd) = event.fd()
-            && let Err(errno) = self.ctx.group.respond(fd, true)
+            && let Err(errno) = self.ctx.group.respond(fd, Action::Allow)
             && errno != Errno::ENOENT
         {
             Stats::bump(&self.ctx.stats.response_errors);

@@ -23,10 +23,10 @@ use nix::errno::Errno;
 use nix::sys::fanotify::MaskFlags;
 use nix::sys::stat::{FileStat, fstat};
 
+use crate::daemon::respond::Pending;
+use crate::daemon::stats::Stats;
+use crate::engine::generation::Generation;
 use crate::fanotify::{Group, IgnoreStyle};
-use crate::generation::Generation;
-use crate::respond::Pending;
-use crate::stats::Stats;
 
 /// Requests waiting for the mark thread. Past this, marks are skipped rather
 /// than holding more event fds open.

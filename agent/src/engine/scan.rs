@@ -21,13 +21,13 @@ use std::time::Instant;
 use md5::Md5;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
-use vigil_policy::verdict::{hash_reason, weighted_score};
-use vigil_policy::{Decision, Reason, RuleScanner, TrustEntry, Verdict, decide, heuristics};
+use vigil_policy::verdict::{hash_reason, is_conclusive};
+use vigil_policy::{Decision, Reason, RuleScanner, TrustEntry, decide, heuristics};
 
 use vigil_models::sniff::{FileKind, sniff};
 
-use crate::generation::Generation;
-use crate::latency::StageTimes;
+use crate::daemon::latency::StageTimes;
+use crate::engine::generation::Generation;
 
 /// Bytes read per `pread`: large enough to amortise the syscall, small enough to
 /// stay in L2 while both digests consume it.
@@ -240,13 +240,8 @@ fn evaluate(
     }
     times.hash = Some(times.hash.unwrap_or_default() + lookups.elapsed());
     let policy = &generation.config.decision;
-    let done = |reasons: &[Reason]| {
-        let score = reasons
-            .iter()
-            .map(|r| weighted_score(r, &policy.weights))
-            .fold(0u32, u32::saturating_add);
-        depth == Depth::FirstMalicious && Verdict::from_score(score, policy) == Verdict::Malicious
-    };
+    let done =
+        |reasons: &[Reason]| depth == Depth::FirstMalicious && is_conclusive(reasons, policy);
     if let Some(content) = content
         && !done(&reasons)
     {

@@ -15,8 +15,8 @@ use vigil_models::sniff::sniff;
 use vigil_policy::verdict::weighted_score;
 use vigil_policy::{Decision, RuleScanner, Stage, Verdict};
 
-use crate::generation::Generation;
-use crate::scan::{CONTENT_CAP, Depth, scan_bytes};
+use crate::engine::generation::Generation;
+use crate::engine::scan::{CONTENT_CAP, Depth, scan_bytes};
 
 /// Which label a set carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub fn evaluate_set(
         })
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     } else {
-        crate::walk::regular_files(path, &mut |p: &Path| match read_capped(p) {
+        crate::engine::walk::regular_files(path, &mut |p: &Path| match read_capped(p) {
             Some(bytes) => one(&p.to_string_lossy(), &bytes, &mut tally),
             None => tally.skipped += 1,
         });

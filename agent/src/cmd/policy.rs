@@ -16,11 +16,10 @@ use std::io::{BufRead, Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vigil_policy::{Config, ExecFacts, ExecPolicy, Profile, RuleAction, TrustStore};
 
-use crate::exec_history::{ExecRecord, now_ms};
+use crate::daemon::exec_history::{ExecRecord, now_ms};
 
 /// What the dry run found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -169,18 +168,6 @@ pub fn read_records(path: &Path) -> anyhow::Result<Vec<ExecRecord>> {
         );
     }
     Ok(out)
-}
-
-/// Turns the daemon's `exec-history` reply into records.
-///
-/// # Errors
-/// A reply without a `records` array of exec records.
-pub fn records_from_reply(reply: &Value) -> anyhow::Result<Vec<ExecRecord>> {
-    let records = reply
-        .get("records")
-        .cloned()
-        .context("the daemon's reply has no `records`")?;
-    Ok(serde_json::from_value(records)?)
 }
 
 /// The earliest time (ms since the epoch) a `--since` duration reaches back to.
@@ -352,7 +339,7 @@ pub fn run(command: PolicyCmd) -> anyhow::Result<u8> {
             paths,
             dump,
         } => {
-            let (config, _) = crate::generation::load_config(config.as_deref())?;
+            let (config, _) = crate::engine::generation::load_config(config.as_deref())?;
             let profile = match profile.as_deref() {
                 None => None,
                 Some("desktop") => Some(Profile::Desktop),
@@ -372,24 +359,15 @@ pub fn run(command: PolicyCmd) -> anyhow::Result<u8> {
                 (walk_records(&dry, &paths), "the files given".to_owned())
             } else {
                 let socket = socket.unwrap_or_else(|| config.daemon.socket.clone());
-                let reply = crate::control::call_with(
-                    &socket,
-                    &crate::control::Request {
-                        v: crate::control::PROTOCOL_VERSION,
-                        cmd: "exec-history".to_owned(),
-                        since_ms: Some(since),
-                        ..crate::control::Request::default()
-                    },
-                )?;
-                if reply.get("ok").and_then(Value::as_bool) != Some(true) {
-                    let error = reply.get("error").and_then(Value::as_str).unwrap_or("?");
-                    eprintln!("vigil policy test: rejected: {error}");
-                    return Ok(2);
+                use crate::protocol::{Reply, Request, call};
+                match call(&socket, Request::ExecHistory { since_ms: since })? {
+                    Reply::Records { records } => (records, "the daemon's exec history".to_owned()),
+                    Reply::Failed { error } => {
+                        eprintln!("vigil policy test: rejected: {error}");
+                        return Ok(2);
+                    }
+                    other => anyhow::bail!("unexpected reply to exec-history: {other:?}"),
                 }
-                (
-                    records_from_reply(&reply)?,
-                    "the daemon's exec history".to_owned(),
-                )
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();

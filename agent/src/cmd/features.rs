@@ -118,7 +118,7 @@ pub fn run(
     }
     for path in paths {
         let mut failed = None;
-        crate::walk::regular_files(path, &mut |p: &Path| {
+        crate::engine::walk::regular_files(path, &mut |p: &Path| {
             if failed.is_some() {
                 return;
             }

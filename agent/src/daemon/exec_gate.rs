@@ -1,14 +1,14 @@
 //! The exec gate: gathers the facts the exec rules need and applies their answer
 //! around the scan.
 //!
-//! Owns: reading the executing process's credentials, program and ancestry from
-//! `/proc/<pid>` (only what the generation's rules look at), the upgrade-window
-//! marker check, and the event line of a rule decision. Must not own: the rules
-//! themselves (pure, in `vigil_policy::execpolicy`), the scan or the cache (the
-//! worker in `pool.rs`). The worker calls [`before_scan`] before the cache lookup:
-//! a `deny` rule is answered at once, unscanned. After the scan it calls
-//! [`after_scan`] for a `trusted-only` rule, answers, then logs with
-//! [`rule_record`].
+//! Owns: the facts about the executing process the rules look at (read through
+//! [`crate::procfs`]), the package-manager ancestry walk, the upgrade-window
+//! marker check, and the `vigil.rule` object of an event line. Must not own: the
+//! rules themselves (pure, in `vigil_policy::execpolicy`), the answer
+//! (`vigil_policy::answer`), the scan or the cache (the worker in `worker.rs`).
+//! The worker calls [`before_scan`] in its gate step: a `deny` rule is answered
+//! without a scan. After the scan it calls [`after_scan`] for a `trusted-only`
+//! rule, and the answer function weighs the outcome.
 //!
 //! For an exec permission event the pid is the process calling `execve`: its
 //! `/proc/<pid>/exe` is still the old program (php-fpm about to become `/bin/sh`),
@@ -25,7 +25,7 @@ use vigil_policy::{
     Config, ExecFacts, ExecPolicy, RuleAction, RuleMatch, TrustFacts, TrustOutcome, TrustStore,
 };
 
-use crate::pool::exe_of;
+use crate::procfs::{credentials, parent_pid, program_of, python_script_of};
 
 /// How many ancestors are checked for a package manager (dpkg → sh → postinst →
 /// a helper is 3; deeper chains are not a package manager's).
@@ -69,41 +69,6 @@ impl ProcessFacts {
     }
 }
 
-/// The program `pid` runs, by the name it was started as: a program replaced by
-/// an upgrade since it started reads as `<path> (deleted)`, and a rule on nginx
-/// must still match the nginx that ran before the upgrade (fapolicyd #41).
-pub fn program_of(pid: i32) -> Option<PathBuf> {
-    let exe = exe_of(pid)?;
-    match exe.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
-        Some(stripped) => Some(PathBuf::from(std::ffi::OsStr::from_bytes(stripped))),
-        None => Some(exe),
-    }
-}
-
-/// Effective uid and gid from `/proc/<pid>/status` (`Uid:`/`Gid:` lines, second
-/// field).
-pub fn credentials(pid: i32) -> (Option<u32>, Option<u32>) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return (None, None);
-    };
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-    };
-    (field("Uid:"), field("Gid:"))
-}
-
-/// The parent pid from `/proc/<pid>/stat` (the field after the parenthesised
-/// command name, which may itself contain spaces and parentheses).
-fn parent_pid(pid: i32) -> Option<i32> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// True when `pid` or one of its first [`MAX_ANCESTRY`] ancestors runs one of
 /// `policy.package_managers` (maintainer scripts run as dpkg's descendants,
 /// rpm's scriptlets as rpm's, dnf's or zypper's), as its program or, for a
@@ -130,45 +95,6 @@ pub fn package_manager_ancestor(policy: &ExecPolicy, pid: i32) -> bool {
         }
     }
     false
-}
-
-/// The script a Python interpreter runs as `pid`, when that process is root's:
-/// `/usr/bin/dnf` for dnf 4 (`#!/usr/bin/python3` makes the kernel run
-/// `python3 /usr/bin/dnf ...`), whose transactions run rpm's scriptlets as its
-/// own children. The first argument after the interpreter's options; `None`
-/// for `-c`/`-m`, a process that is not root's (a user's process can rewrite
-/// its own command line, root's can already do anything), or a program that
-/// is not a Python. A relative script is taken from the process's cwd.
-pub fn python_script_of(pid: i32, exe: &Path) -> Option<PathBuf> {
-    let name = exe.file_name()?.as_bytes();
-    if !name.windows(6).any(|w| w == b"python") {
-        return None;
-    }
-    if credentials(pid).0 != Some(0) {
-        return None;
-    }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let mut args = cmdline.split(|&b| b == 0).skip(1);
-    let script = loop {
-        let arg = args.next()?;
-        match arg.strip_prefix(b"-") {
-            // -c and -m take the rest of the line: no script.
-            Some(flags) if flags.contains(&b'c') || flags.contains(&b'm') => return None,
-            Some(_) => continue,
-            None => break arg,
-        }
-    };
-    if script.is_empty() {
-        return None;
-    }
-    let script = Path::new(std::ffi::OsStr::from_bytes(script));
-    if script.is_absolute() {
-        Some(script.to_path_buf())
-    } else {
-        std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .ok()
-            .map(|cwd| cwd.join(script))
-    }
 }
 
 /// The upgrade-window marker of `config` (`<policy.trust_db>.pending`).
@@ -275,6 +201,7 @@ pub fn lookup_path(path: Option<&Path>) -> Option<&Path> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procfs::exe_of;
 
     #[test]
     fn own_process_facts() {

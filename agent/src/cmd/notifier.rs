@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::control;
-
 /// Notifications shown per window before the rest is summarised.
 pub const BURST: usize = 3;
 /// The flood-limit window.
@@ -224,12 +222,11 @@ fn subscribe_forever(socket: &Path, tx: &mpsc::Sender<Feed>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let mut subscribed = false;
-        let result = control::subscribe_with(
+        let result = crate::protocol::subscribe(
             socket,
-            |hello| {
+            |uid| {
                 subscribed = true;
-                let uid = hello.get("uid").and_then(Value::as_u64).unwrap_or(0);
-                let _ = tx.send(Feed::Subscribed(u32::try_from(uid).unwrap_or(u32::MAX)));
+                let _ = tx.send(Feed::Subscribed(uid));
             },
             |alert| tx.send(Feed::Alert(alert.clone())).is_ok(),
         );

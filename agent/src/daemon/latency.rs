@@ -11,7 +11,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use crate::protocol::LatencySummary;
 
 /// Values below this many microseconds get a bucket each.
 const LINEAR: u64 = 16;
@@ -155,21 +157,21 @@ impl Histogram {
     }
 
     /// Count, mean, p50/p95/p99 and max in microseconds, as JSON.
-    pub fn summary(&self) -> Value {
+    pub fn summary(&self) -> LatencySummary {
         let count = self.count.load(Ordering::Relaxed);
         let mean = self
             .sum_us
             .load(Ordering::Relaxed)
             .checked_div(count)
             .unwrap_or(0);
-        json!({
-            "count": count,
-            "mean_us": mean,
-            "p50_us": self.quantile(0.50),
-            "p95_us": self.quantile(0.95),
-            "p99_us": self.quantile(0.99),
-            "max_us": self.max_us.load(Ordering::Relaxed),
-        })
+        LatencySummary {
+            count,
+            mean_us: mean,
+            p50_us: self.quantile(0.50),
+            p95_us: self.quantile(0.95),
+            p99_us: self.quantile(0.99),
+            max_us: self.max_us.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -201,12 +203,11 @@ impl Latency {
     }
 
     /// Every slot's summary, keyed by its stable name.
-    pub fn summary(&self) -> Value {
-        let map: serde_json::Map<String, Value> = Timed::ALL
+    pub fn summary(&self) -> BTreeMap<String, LatencySummary> {
+        Timed::ALL
             .iter()
             .map(|t| (t.as_str().to_owned(), self.slots[t.index()].summary()))
-            .collect();
-        Value::Object(map)
+            .collect()
     }
 }
 
@@ -245,7 +246,6 @@ mod tests {
         assert!((99..=100).contains(&p99), "{p99}");
         assert_eq!(h.quantile(1.0), Some(100));
         let s = h.summary();
-        assert_eq!(s["count"], 100);
-        assert_eq!(s["mean_us"], 50);
+        assert_eq!((s.count, s.mean_us), (100, 50));
     }
 }

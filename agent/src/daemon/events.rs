@@ -18,8 +18,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde_json::json;
 use vigil_policy::{EventSink, Reason, Verdict};
 
-use crate::respond::AccessKind;
-use crate::stats::Stats;
+use crate::daemon::respond::AccessKind;
+use crate::daemon::stats::Stats;
 
 /// How many records may wait for the writer before new ones are dropped.
 pub const EVENT_QUEUE: usize = 8192;

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::respond::lock;
-use crate::stats::Stats;
+use crate::daemon::respond::lock;
+use crate::daemon::stats::Stats;
 
 /// Alerts that may wait for one subscriber before new ones are dropped.
 pub const SUBSCRIBER_QUEUE: usize = 256;

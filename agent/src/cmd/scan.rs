@@ -13,8 +13,8 @@ use std::time::Instant;
 use serde_json::json;
 use vigil_policy::{Decision, Reason, RuleScanner, Verdict, decide};
 
-use crate::generation::Generation;
-use crate::scan::{Depth, Scanner};
+use crate::engine::generation::Generation;
+use crate::engine::scan::{Depth, Scanner};
 
 /// What `vigil scan` found overall.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,7 @@ impl Walker<'_> {
                 || "no exec rule matches (scanned, detections denied)".to_owned(),
                 |m| m.explain(),
             )),
-            rule_json: m.map(|m| crate::exec_gate::rule_json(&m, None)),
+            rule_json: m.map(|m| crate::daemon::exec_gate::rule_json(&m, None)),
             trusted,
         })
     }

@@ -29,8 +29,8 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use vigil_policy::{Config, TrustStore};
 
-use crate::exec_gate::pending_marker_for;
-use crate::generation::load_config;
+use crate::daemon::exec_gate::pending_marker_for;
+use crate::engine::generation::load_config;
 use crate::trust::{BuildOptions, BuildReport, update};
 
 /// Read buffer of `check`.
@@ -144,7 +144,7 @@ pub fn status(config: &Config, store_path: &Path) -> anyhow::Result<serde_json::
         "managers": managers,
         "bytes": md.len(),
         "age_s": age.as_secs(),
-        "upgrade_window_open": crate::exec_gate::window_open(config),
+        "upgrade_window_open": crate::daemon::exec_gate::window_open(config),
     }))
 }
 
@@ -376,17 +376,11 @@ fn reload_daemon(socket: &Path) {
     if !socket.exists() {
         return;
     }
-    match crate::control::call(socket, "reload") {
-        Ok(reply) if reply.get("ok").and_then(|v| v.as_bool()) == Some(true) => {
-            eprintln!("vigil trust update: daemon reloaded");
+    match crate::protocol::call(socket, crate::protocol::Request::Reload) {
+        Ok(crate::protocol::Reply::Failed { error }) => {
+            eprintln!("vigil trust update: the daemon kept its previous generation: {error}");
         }
-        Ok(reply) => eprintln!(
-            "vigil trust update: the daemon kept its previous generation: {}",
-            reply
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("unknown error")
-        ),
+        Ok(_) => eprintln!("vigil trust update: daemon reloaded"),
         Err(e) => eprintln!("vigil trust update: {e:#}"),
     }
 }

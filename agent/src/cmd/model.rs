@@ -9,7 +9,10 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Subcommand;
 
 use sha2::{Digest, Sha256};
 use vigil_models::bundle::{Bundle, ModelKind};
@@ -18,8 +21,95 @@ use vigil_models::mutate::{self, Mutation};
 use vigil_models::sniff::{FileKind, sniff};
 use vigil_policy::Stage;
 
-use crate::generation::Generation;
-use crate::scan::{Depth, scan_bytes};
+use crate::engine::generation::Generation;
+use crate::engine::scan::{Depth, scan_bytes};
+
+/// `vigil model` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCmd {
+    /// Describe a bundle (the built-in one by default) after checking it.
+    Info {
+        /// A bundle directory instead of the built-in bundle.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Score feature rows (CSV from `vigil features`, or any CSV with a sha256
+    /// column and every feature column) with every model of the bundle.
+    Score {
+        /// A bundle directory instead of the built-in bundle.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// The CSV file ("-" for stdin).
+        csv: PathBuf,
+    },
+    /// Apply each evasion-style mutation to the ELF samples of an archive (in
+    /// memory) and write, per sample and mutation, the classifier's score and
+    /// the whole pipeline's verdict as CSV.
+    Mutations {
+        /// Configuration file (content, thresholds, `content.model`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The malware archive (`.tar`/`.tar.xz`).
+        #[arg(long)]
+        tar: PathBuf,
+        /// A benign binary whose bytes and strings some mutations borrow.
+        #[arg(long)]
+        donor: PathBuf,
+        /// A file of SHA-256 digests, one per line: only these samples.
+        #[arg(long)]
+        only: Option<PathBuf>,
+    },
+}
+
+/// Runs one `vigil model` subcommand.
+///
+/// # Errors
+/// A bundle, CSV or archive that cannot be read.
+pub fn run(command: ModelCmd) -> anyhow::Result<u8> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match command {
+        ModelCmd::Info { bundle } => {
+            let bundle = load(bundle.as_deref())?;
+            write!(out, "{}", info(&bundle))?;
+        }
+        ModelCmd::Score { bundle, csv } => {
+            let bundle = load(bundle.as_deref())?;
+            let n = if csv.as_os_str() == "-" {
+                score(&bundle, std::io::stdin().lock(), &mut out)?
+            } else {
+                let file = std::fs::File::open(&csv).with_context(|| csv.display().to_string())?;
+                score(&bundle, file, &mut out).with_context(|| csv.display().to_string())?
+            };
+            eprintln!("scored {n} rows");
+        }
+        ModelCmd::Mutations {
+            config,
+            tar,
+            donor,
+            only,
+        } => {
+            let generation = crate::cmd::load_generation(config.as_deref())?;
+            let donor =
+                std::fs::read(&donor).with_context(|| format!("--donor {}", donor.display()))?;
+            let only = match only {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("--only {}", p.display()))?
+                        .lines()
+                        .map(|l| l.trim().to_ascii_lowercase())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                ),
+                None => None,
+            };
+            let n = mutations(&generation, &tar, &donor, only.as_ref(), &mut out)?;
+            eprintln!("wrote {n} rows");
+        }
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(0)
+}
 
 /// Loads `dir`, or the built-in bundle.
 ///

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
-use vigil_policy::FailMode;
+use vigil_policy::{Action, FailMode};
 
+use crate::daemon::stats::Stats;
 use crate::fanotify::Group;
-use crate::stats::Stats;
 
 /// Which access raised the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl Pending {
     /// Answers the event unless someone already did. Returns true when this call
     /// gave the answer. Never blocks; a refused write is counted, not retried (the
     /// kernel allows the event when our fd closes at exit, the only other exit).
-    pub fn answer(&self, group: &Group, allow: bool, by: AnsweredBy, stats: &Stats) -> bool {
+    pub fn answer(&self, group: &Group, action: Action, by: AnsweredBy, stats: &Stats) -> bool {
         if self
             .answered
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -138,12 +138,12 @@ impl Pending {
         if by == AnsweredBy::Deadline {
             self.by_deadline.store(true, Ordering::Release);
         }
-        if !allow {
+        if !action.allows() {
             self.denied.store(true, Ordering::Release);
             Stats::bump(&stats.denied);
         }
         if let Some(fd) = self.event.fd() {
-            match group.respond(fd, allow) {
+            match group.respond(fd, action) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(errno) => {
                     Stats::bump(&stats.response_errors);
@@ -259,8 +259,8 @@ impl Deadlines {
     fn run(&self, group: &Group, on_timeout: &FailModeFn, stats: &Stats) {
         let expire = |entry: Entry| {
             if let Some(pending) = entry.pending.upgrade() {
-                let allow = matches!(on_timeout(), FailMode::Allow);
-                if pending.answer(group, allow, AnsweredBy::Deadline, stats) {
+                let action = Action::from_fail_mode(on_timeout());
+                if pending.answer(group, action, AnsweredBy::Deadline, stats) {
                     Stats::bump(&stats.deadline_expired);
                 }
             }

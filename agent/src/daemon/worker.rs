@@ -1,0 +1,378 @@
+//! One event through a worker, top to bottom: gate, scan or cache, answer, after
+//! the answer.
+//!
+//! Owns the order of those steps for one [`Pending`] event. [`handle`] reads as
+//! the route: [`gate`] answers at once what needs no scan (a file that is not
+//! regular, an excluded path, a data file under `scan_on_open = "executable"`)
+//! and gathers what the rest needs (the file's `fstat`, its path and the exec
+//! rules' match for an exec); [`scan_or_cache`] gets the verdict from the cache
+//! or by scanning through the event fd; [`answer`] completes a `trusted-only`
+//! rule, asks `vigil_policy::answer` for the action and answers the kernel;
+//! [`after_answer`](super::after_answer::after_answer) does everything else.
+//! Must not own: the rules, the verdict or the answer's logic (all pure, in
+//! `vigil_policy`), the `/proc` reads ([`crate::procfs`]), the deadline
+//! ([`super::respond`]).
+
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use nix::sys::fanotify::MaskFlags;
+use nix::sys::stat::{FileStat, SFlag, fstat};
+use vigil_models::sniff::{SNIFF_LEN, sniff};
+use vigil_policy::verdict::Basis;
+use vigil_policy::{
+    Action, Answer, RuleAction, RuleMatch, RuleOutcome, RuleScanner, ScanOnOpen, TrustEntry,
+    TrustOutcome, Verdict, decide,
+};
+
+use super::after_answer::{Who, after_answer, may_ignore};
+use super::cache::{Cached, FileKey, Lookup};
+use super::exec_gate::{self, Gate, ProcessFacts};
+use super::latency::Timed;
+use super::pool::Context;
+use super::respond::{AccessKind, AnsweredBy, Pending};
+use super::stats::Stats;
+use crate::engine::generation::Generation;
+use crate::engine::scan::{Depth, Scanner, read_prefix};
+use crate::procfs::fd_path;
+
+/// What a worker keeps between events: its scanner buffers and the rule scanner
+/// of the generation it has pinned.
+pub struct Worker<'a, 'r> {
+    /// The daemon's shared parts.
+    pub ctx: &'a Context,
+    /// The pinned generation.
+    pub generation: &'a Arc<Generation>,
+    /// Read buffers.
+    pub scanner: &'a mut Scanner,
+    /// A YARA scanner of `generation.rules`.
+    pub rules: &'a mut RuleScanner<'r>,
+}
+
+/// What the gate learned about an event that goes on to its verdict.
+pub struct Gated<'g> {
+    /// The file, as `fstat` of the event fd saw it.
+    pub st: FileStat,
+    /// The accessing process.
+    pub pid: i32,
+    /// The file's path (execs, and opens when a trust store is loaded).
+    pub path: Option<PathBuf>,
+    /// The executing process's facts (execs only).
+    pub process: ProcessFacts,
+    /// The exec rule that matched, if any.
+    pub rule: Option<RuleMatch<'g>>,
+    /// The trust store's entry for the path, if any.
+    pub trust_entry: Option<&'g TrustEntry>,
+}
+
+/// A verdict and whether this event's scan produced it (not a cache hit).
+pub struct Verdicted {
+    /// The cached (or fresh) result.
+    pub cached: Arc<Cached>,
+    /// True when this event scanned the file.
+    pub fresh: bool,
+}
+
+/// The answer given, with what it was built from.
+pub struct Answered {
+    /// The action and why.
+    pub answer: Answer,
+    /// The exec rules' outcome.
+    pub rule: RuleOutcome,
+    /// The trust outcome of a `trusted-only` rule.
+    pub trust: Option<TrustOutcome>,
+    /// The accessing process's path, executable and uid, read before the answer
+    /// for events that will be logged (after a deny the process may be gone).
+    pub who: Option<Who>,
+}
+
+/// Takes one event from the queue to its answer and beyond.
+pub fn handle(w: &mut Worker<'_, '_>, pending: &Arc<Pending>) {
+    let Some(fd) = pending.event().fd() else {
+        return;
+    };
+    let Some(gated) = gate(w, pending, fd) else {
+        return;
+    };
+    let verdict = match gated.rule.as_ref().map(|m| m.action) {
+        // A deny rule answers without a scan.
+        Some(RuleAction::Deny) => None,
+        Some(RuleAction::Allow | RuleAction::Audit | RuleAction::TrustedOnly) | None => {
+            match scan_or_cache(w, pending, fd, &gated) {
+                Some(v) => Some(v),
+                None => return allow_for(w.ctx, pending, &w.ctx.stats.scan_errors),
+            }
+        }
+    };
+    let answered = answer(w, pending, fd, &gated, verdict.as_ref());
+    after_answer(w, pending, fd, &gated, verdict.as_ref(), answered);
+}
+
+/// Allows `pending` at once and counts why.
+fn allow_for(ctx: &Context, pending: &Pending, counter: &AtomicU64) {
+    Stats::bump(counter);
+    pending.answer(&ctx.group, Action::Allow, AnsweredBy::Verdict, &ctx.stats);
+}
+
+/// Answers what needs no scan; otherwise returns what the next steps need.
+fn gate<'g>(w: &Worker<'g, '_>, pending: &Arc<Pending>, fd: BorrowedFd<'_>) -> Option<Gated<'g>> {
+    let (ctx, generation) = (w.ctx, w.generation);
+    let stats = &ctx.stats;
+    let st = match fstat(fd) {
+        Ok(st) => st,
+        Err(errno) => {
+            crate::warn_limited!(%errno, "fstat of an event fd failed; allowing");
+            allow_for(ctx, pending, &stats.scan_errors);
+            return None;
+        }
+    };
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        allow_for(ctx, pending, &stats.allowed_not_regular);
+        return None;
+    }
+    if !generation.exclusions.is_empty_paths()
+        && fd_path(fd).is_some_and(|p| generation.exclusions.path_excluded(&p))
+    {
+        allow_for(ctx, pending, &stats.allowed_excluded);
+        return None;
+    }
+    let exec = pending.access == AccessKind::Exec;
+    let pid = pending.event().pid();
+    // Every exec's facts are read before the answer (after it, the process runs
+    // its new program): the rules need them, and so does the exec history.
+    let path = if exec || generation.trust.is_some() {
+        fd_path(fd)
+    } else {
+        None
+    };
+    let process = if exec {
+        ProcessFacts::gather_all(pid)
+    } else {
+        ProcessFacts::default()
+    };
+    let policy = &generation.exec_policy;
+    let rule = if exec && !policy.is_empty() {
+        match exec_gate::before_scan(policy, &process, path.as_deref(), &st) {
+            Gate::Scan => None,
+            Gate::Deny(m) | Gate::Rule(m) => Some(m),
+        }
+    } else {
+        None
+    };
+    if pending.access == AccessKind::Open
+        && matches!(generation.config.watch.scan_on_open, ScanOnOpen::Executable)
+    {
+        let mut prefix = [0u8; SNIFF_LEN];
+        let n = read_prefix(fd, &mut prefix).unwrap_or(0);
+        if !sniff(&prefix[..n]).is_executable() {
+            allow_for(ctx, pending, &stats.allowed_not_executable);
+            // Opens of this data file need no more events until it changes; execs
+            // still do (binfmt_misc can run non-ELF files).
+            if generation.config.scan.ignore_marks && may_ignore(&st) {
+                ctx.marks
+                    .request(pending, generation.id, &st, MaskFlags::FAN_OPEN_PERM);
+            }
+            return None;
+        }
+    }
+    let trust_entry = generation
+        .trust
+        .as_ref()
+        .zip(exec_gate::lookup_path(path.as_deref()))
+        .and_then(|(store, p)| store.lookup(p));
+    Some(Gated {
+        st,
+        pid,
+        path,
+        process,
+        rule,
+        trust_entry,
+    })
+}
+
+/// The verdict for the file: from the cache, from a scan another worker is
+/// running (coalesced), or from a scan of our own. `None` on a read error.
+fn scan_or_cache(
+    w: &mut Worker<'_, '_>,
+    pending: &Pending,
+    fd: BorrowedFd<'_>,
+    gated: &Gated<'_>,
+) -> Option<Verdicted> {
+    let ctx = w.ctx;
+    let key = FileKey::new(&gated.st, w.generation.id);
+    let found = match ctx.cache.begin(key) {
+        Lookup::Hit(cached) => {
+            Stats::bump(&ctx.stats.cache_hits);
+            Verdicted {
+                cached,
+                fresh: false,
+            }
+        }
+        Lookup::Wait(slot) => {
+            Stats::bump(&ctx.stats.cache_coalesced);
+            let left = w
+                .generation
+                .config
+                .decision
+                .deadline
+                .saturating_sub(pending.received.elapsed());
+            match slot.wait(left) {
+                Some(cached) => Verdicted {
+                    cached,
+                    fresh: false,
+                },
+                None => Verdicted {
+                    cached: scan(w, fd, &gated.st, gated.trust_entry)?,
+                    fresh: true,
+                },
+            }
+        }
+        Lookup::Miss(ticket) => {
+            let cached = scan(w, fd, &gated.st, gated.trust_entry)?;
+            ticket.complete(Arc::clone(&cached));
+            Verdicted {
+                cached,
+                fresh: true,
+            }
+        }
+    };
+    // A decision that skipped stages because the file was trusted under another
+    // name (a hard link) is not this path's: scan again in full, uncached.
+    if found.cached.trusted
+        && gated
+            .trust_entry
+            .is_none_or(|e| found.cached.sha256 != Some(e.sha256))
+    {
+        return Some(Verdicted {
+            cached: scan(w, fd, &gated.st, None)?,
+            fresh: true,
+        });
+    }
+    Some(found)
+}
+
+/// Completes a `trusted-only` rule, decides the action, gathers the log fields
+/// of an event that will be logged, and answers the kernel.
+fn answer(
+    w: &Worker<'_, '_>,
+    pending: &Pending,
+    fd: BorrowedFd<'_>,
+    gated: &Gated<'_>,
+    verdict: Option<&Verdicted>,
+) -> Answered {
+    let (ctx, generation) = (w.ctx, w.generation);
+    let trust = match &gated.rule {
+        Some(m) if m.action == RuleAction::TrustedOnly => Some(exec_gate::after_scan(
+            &generation.config,
+            &generation.exec_policy,
+            generation.trust.as_ref(),
+            &gated.process,
+            exec_gate::lookup_path(gated.path.as_deref()),
+            &gated.st,
+            verdict.and_then(|v| v.cached.sha256.as_ref()),
+            gated.pid,
+        )),
+        Some(_) | None => None,
+    };
+    let rule = match (gated.rule.as_ref().map(|m| m.action), trust) {
+        (None, _) => RuleOutcome::None,
+        (Some(RuleAction::Allow), _) => RuleOutcome::Allow,
+        (Some(RuleAction::Audit), _) => RuleOutcome::Audit,
+        (Some(RuleAction::Deny), _) => RuleOutcome::Deny,
+        (Some(RuleAction::TrustedOnly), Some(outcome)) => RuleOutcome::TrustedOnly(outcome),
+        // after_scan always answers a trusted-only rule.
+        (Some(RuleAction::TrustedOnly), None) => RuleOutcome::TrustedOnly(TrustOutcome::Untrusted),
+    };
+    let verdict_of = verdict.map(|v| v.cached.decision.verdict);
+    let answer = vigil_policy::answer(verdict_of, rule, &Basis::of(&generation.config.decision));
+    // A detection's log fields are gathered before the answer: once denied, the
+    // process may exit and take its /proc entry with it.
+    let logged = verdict_of.is_some_and(|v| v != Verdict::Clean) || rule.logged();
+    let who = logged.then(|| Who::read(fd, gated, pending.event().pid()));
+    if pending.answer(&ctx.group, answer.action, AnsweredBy::Verdict, &ctx.stats) {
+        ctx.stats
+            .latency
+            .record(Timed::Total, pending.received.elapsed());
+    }
+    Answered {
+        answer,
+        rule,
+        trust,
+        who,
+    }
+}
+
+/// Debug builds only: `VIGIL_TEST_STALL_MS` makes every scan stall, so tests can
+/// prove the deadline answers for a stuck stage. Compiled out of release builds.
+#[cfg(debug_assertions)]
+fn test_stall() {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+    static STALL: OnceLock<Option<Duration>> = OnceLock::new();
+    let stall = STALL.get_or_init(|| {
+        std::env::var("VIGIL_TEST_STALL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(d) = stall {
+        std::thread::sleep(*d);
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_stall() {}
+
+/// Scans the file behind `fd`; `None` on a read error (logged). With `trust`, the
+/// trust store's entry for the file's path, a file that matches it skips the
+/// expensive stages.
+fn scan(
+    w: &mut Worker<'_, '_>,
+    fd: BorrowedFd<'_>,
+    st: &FileStat,
+    trust: Option<&TrustEntry>,
+) -> Option<Arc<Cached>> {
+    test_stall();
+    let (ctx, generation) = (w.ctx, w.generation);
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    if size > generation.config.scan.max_file_size {
+        Stats::bump(&ctx.stats.allowed_too_large);
+        let decision = decide(Vec::new(), &generation.config.decision);
+        return Some(Arc::new(Cached {
+            decision,
+            sha256: None,
+            trusted: false,
+        }));
+    }
+    Stats::bump(&ctx.stats.scans);
+    match w
+        .scanner
+        .scan_fd_trusted(fd, size, generation, w.rules, Depth::FirstMalicious, trust)
+    {
+        Ok(result) => {
+            ctx.stats.latency.record_scan(&result.times);
+            match result.decision.verdict {
+                Verdict::Clean => {}
+                Verdict::Suspicious => Stats::bump(&ctx.stats.verdicts_suspicious),
+                Verdict::Malicious => Stats::bump(&ctx.stats.verdicts_malicious),
+            }
+            if !matches!(result.decision.verdict, Verdict::Clean) {
+                Stats::bump(&ctx.stats.detections);
+            }
+            if result.trusted {
+                Stats::bump(&ctx.stats.scans_trusted);
+            }
+            Some(Arc::new(Cached {
+                decision: result.decision,
+                sha256: Some(result.sha256),
+                trusted: result.trusted,
+            }))
+        }
+        Err(errno) => {
+            crate::warn_limited!(%errno, "reading a file through its event fd failed; allowing");
+            None
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The engine: what the daemon and the command line share to judge a file.
+//!
+//! [`generation`] loads one immutable snapshot of configuration and content;
+//! [`scan`] reads a file once and runs the stages of a generation on it (with
+//! [`model`], the model bundle's stage); [`walk`] lists files for on-demand scans.
+//! Nothing here touches the kernel or answers events.
+
+pub mod generation;
+pub mod model;
+pub mod scan;
+pub mod walk;
