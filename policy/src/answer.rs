@@ -264,7 +264,15 @@ mod tests {
         let enforce = basis(Mode::Enforce, V::Deny, V::Allow);
         let quarantine = basis(Mode::Enforce, V::Quarantine, V::Allow);
         let audit = basis(Mode::Audit, V::Quarantine, V::Deny);
-        let cases: &[(&str, Option<Verdict>, RuleOutcome, &Basis, Action, Why)] = &[
+        type Case<'a> = (
+            &'a str,
+            Option<Verdict>,
+            RuleOutcome,
+            &'a Basis,
+            Action,
+            Why,
+        );
+        let cases: &[Case] = &[
             (
                 "clean, no rule",
                 Some(Verdict::Clean),

@@ -35,6 +35,9 @@ use layer::Layer;
 pub const DEFAULT_FILESYSTEMS: [&str; 5] = ["/", "/home", "/tmp", "/var/tmp", "/dev/shm"];
 /// Default per-event deadline, in milliseconds.
 pub const DEFAULT_DEADLINE_MS: u64 = 250;
+/// Default `decision.flood_pending`: a few scans' worth per worker, far above
+/// what one process of a normal workload keeps waiting.
+pub const DEFAULT_FLOOD_PENDING: u32 = 64;
 /// Largest accepted `decision.deadline_ms`: beyond a minute the machine looks hung.
 pub const MAX_DEADLINE_MS: u64 = 60_000;
 /// Default `scan.max_file_size`: 256 MiB.
@@ -174,8 +177,18 @@ pub struct DecisionConfig {
     pub deadline: Duration,
     /// Answer when the deadline passes.
     pub on_timeout: FailMode,
+    /// Answer when the deadline passes on an exec; `None` (the default) takes
+    /// `on_timeout`. `"deny"` closes what a timeout could let run unscanned by
+    /// rules and model (a listed hash is never allowed by a timeout).
+    pub on_timeout_exec: Option<FailMode>,
     /// Answer when the worker queue is full.
     pub on_overflow: FailMode,
+    /// Answer to the further *opens* of a uid that already has
+    /// `flood_pending` events waiting (its execs are still scanned).
+    pub on_flood: FailMode,
+    /// Events one uid (other than root) may have waiting for a worker before
+    /// its opens are answered with `on_flood`; 1..=[`MAX_QUEUE_CAPACITY`].
+    pub flood_pending: u32,
     /// Weighted total score at or above which a file is malicious; ≥ 1.
     pub malicious_score: u32,
     /// Weighted total score at or above which a file is suspicious;
@@ -199,7 +212,10 @@ impl Default for DecisionConfig {
             mode: Mode::default(),
             deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
             on_timeout: FailMode::default(),
+            on_timeout_exec: None,
             on_overflow: FailMode::default(),
+            on_flood: FailMode::Allow,
+            flood_pending: DEFAULT_FLOOD_PENDING,
             malicious_score: MALICIOUS_SCORE,
             suspicious_score: SUSPICIOUS_SCORE,
             weights: Weights::default(),
@@ -310,6 +326,17 @@ pub enum FailMode {
     Allow,
     /// Fail closed.
     Deny,
+}
+
+impl DecisionConfig {
+    /// The deadline answer for an exec (`on_timeout_exec`) or an open
+    /// (`on_timeout`).
+    pub fn timeout_for(&self, exec: bool) -> FailMode {
+        match (exec, self.on_timeout_exec) {
+            (true, Some(mode)) => mode,
+            (true, None) | (false, _) => self.on_timeout,
+        }
+    }
 }
 
 impl FailMode {
@@ -1004,7 +1031,7 @@ processes = ["/usr/bin/backup"]
             // Unknown keys at each nesting level.
             (
                 "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_overflow, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold)",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold)",
             ),
             (
                 "\n\nwatc = 1\n",

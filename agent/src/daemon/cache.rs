@@ -183,6 +183,13 @@ impl VerdictCache {
         })
     }
 
+    /// The cached verdict for `key`, if any; registers nothing and promotes
+    /// nothing (the reader's quick look before it queues an event).
+    pub fn peek(&self, key: &FileKey) -> Option<Arc<Cached>> {
+        let maps = lock(&self.maps);
+        maps.young.get(key).or_else(|| maps.old.get(key)).cloned()
+    }
+
     /// Drops every cached verdict (in-flight scans finish normally).
     pub fn clear(&self) {
         let mut maps = lock(&self.maps);
@@ -315,6 +322,21 @@ mod tests {
         assert!(cache.len() <= 8, "len {}", cache.len());
         assert!(matches!(cache.begin(key(19, 1)), Lookup::Hit(_)));
         assert!(matches!(cache.begin(key(0, 1)), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn peek_sees_published_verdicts_only() {
+        let cache = VerdictCache::new(8);
+        let Lookup::Miss(ticket) = cache.begin(key(1, 1)) else {
+            panic!("expected miss")
+        };
+        assert!(
+            cache.peek(&key(1, 1)).is_none(),
+            "a scan in flight is not a verdict"
+        );
+        ticket.complete(clean());
+        assert!(cache.peek(&key(1, 1)).is_some());
+        assert!(cache.peek(&key(1, 2)).is_none());
     }
 
     #[test]

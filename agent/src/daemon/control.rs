@@ -124,7 +124,7 @@ async fn serve_one(stream: UnixStream, calls: mpsc::Sender<Call>, alerts: Arc<Al
         Ok(_) => match parse(&line) {
             Ok(Request::Subscribe) => return subscribe(uid, reader, write, &alerts).await,
             Ok(request) => answer(request, uid, &calls).await,
-            Err(reply) => reply,
+            Err(error) => Reply::failed(error),
         },
         Err(e) => Reply::failed(format!("bad request: {e}")),
     };
@@ -139,23 +139,23 @@ async fn write_line(
     write.write_all(line.as_bytes()).await
 }
 
-/// A request line, or the reply that refuses it.
-fn parse(line: &str) -> Result<Request, Reply> {
+/// A request line, or why it is refused.
+fn parse(line: &str) -> Result<Request, String> {
     // The version first, so an old daemon tells a newer client what it speaks
     // rather than failing on a command it does not know.
     let v = serde_json::from_str::<serde_json::Value>(line.trim())
-        .map_err(|e| Reply::failed(format!("bad request: {e}")))?
+        .map_err(|e| format!("bad request: {e}"))?
         .get("v")
         .and_then(serde_json::Value::as_u64);
     if v != Some(u64::from(VERSION)) {
-        return Err(Reply::failed(format!(
+        return Err(format!(
             "unsupported protocol version {} (this daemon speaks {VERSION})",
             v.map_or_else(|| "none".to_owned(), |v| v.to_string())
-        )));
+        ));
     }
     serde_json::from_str::<RequestLine>(line.trim())
         .map(|l| l.request)
-        .map_err(|e| Reply::failed(format!("bad request: {e}")))
+        .map_err(|e| format!("bad request: {e}"))
 }
 
 /// Streams the alerts `uid` may see (all for root; a connection without
@@ -204,7 +204,7 @@ async fn subscribe<R: tokio::io::AsyncRead + Unpin>(
 async fn answer(request: Request, uid: Option<u32>, calls: &mpsc::Sender<Call>) -> Reply {
     let command = match command(request, uid) {
         Ok(c) => c,
-        Err(reply) => return reply,
+        Err(error) => return Reply::failed(error),
     };
     let (tx, rx) = oneshot::channel();
     if calls.send(Call { command, reply: tx }).await.is_err() {
@@ -215,15 +215,11 @@ async fn answer(request: Request, uid: Option<u32>, calls: &mpsc::Sender<Call>) 
 }
 
 /// Decides who may do what: changes need uid 0; a non-root caller's listings are
-/// restricted to its own files.
-fn command(request: Request, uid: Option<u32>) -> Result<Command, Reply> {
+/// restricted to its own files. The error is the refusal's message.
+fn command(request: Request, uid: Option<u32>) -> Result<Command, String> {
     use crate::quarantine::Request as Q;
     let root = uid == Some(0);
-    let need_root = |what: &str| {
-        Err(Reply::failed(format!(
-            "permission denied: only root may {what}"
-        )))
-    };
+    let need_root = |what: &str| Err(format!("permission denied: only root may {what}"));
     // Unknown callers (no SO_PEERCRED) see nothing that is not theirs.
     let own = if root {
         None
@@ -249,7 +245,7 @@ fn command(request: Request, uid: Option<u32>) -> Result<Command, Reply> {
             let to = match to_hex {
                 None => None,
                 Some(h) => Some(std::ffi::OsString::from_vec(
-                    hex::decode(h).map_err(|e| Reply::failed(format!("bad `to_hex`: {e}")))?,
+                    hex::decode(h).map_err(|e| format!("bad `to_hex`: {e}"))?,
                 )),
             };
             Command::Quarantine(Q::Restore {
@@ -266,6 +262,6 @@ fn command(request: Request, uid: Option<u32>) -> Result<Command, Reply> {
         Request::ExecHistory { .. } if !root => return need_root("read the exec history"),
         Request::ExecHistory { since_ms } => Command::ExecHistory { since_ms },
         // Answered by serve_one before it gets here.
-        Request::Subscribe => return Err(Reply::failed("subscribe opens its own connection")),
+        Request::Subscribe => return Err("subscribe opens its own connection".to_owned()),
     })
 }

@@ -14,6 +14,7 @@ pub mod control;
 pub mod events;
 pub mod exec_gate;
 pub mod exec_history;
+pub mod fairness;
 pub mod ignore_marks;
 pub mod latency;
 pub mod marks;
@@ -38,18 +39,22 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
+use vigil_policy::{Action, FailMode, Mode};
 
 use crate::daemon::alerts::Alerts;
 use crate::daemon::cache::VerdictCache;
 use crate::daemon::events::EventLog;
+use crate::daemon::fairness::Fairness;
 use crate::daemon::ignore_marks::IgnoreMarks;
 use crate::daemon::marks::Marks;
 use crate::daemon::pool::{Context, Pool};
 use crate::daemon::reader::Reader;
 use crate::daemon::respond::Deadlines;
+use crate::daemon::respond::{AccessKind, Pending};
 use crate::daemon::sd_notify::{notify, watchdog_tick, watchdog_timer};
 use crate::daemon::stats::Stats;
 use crate::engine::generation::{Generation, mode_str};
+use crate::engine::scan;
 use crate::fanotify::{Group, sys};
 use crate::logging;
 use crate::protocol::{MarkInfo, Reply, StatsReport, Status};
@@ -102,9 +107,12 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let generation = Arc::new(ArcSwap::from_pointee(first));
 
     let gen_for_deadline = Arc::clone(&generation);
+    let stats_for_deadline = Arc::clone(&stats);
     let (deadlines, deadline_thread) = Deadlines::start(
         group.clone(),
-        Arc::new(move || gen_for_deadline.load().config.decision.on_timeout),
+        Arc::new(move |pending: &Pending| {
+            timeout_answer(pending, &gen_for_deadline.load(), &stats_for_deadline)
+        }),
         Arc::clone(&stats),
     )
     .context("starting the deadline thread")?;
@@ -140,6 +148,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         pool.sender(),
         Arc::clone(&deadlines),
         Arc::clone(&outstanding),
+        Fairness::new(),
     );
 
     // The socket first: a second daemon stops here, before it touches any mark.
@@ -403,6 +412,30 @@ fn quarantine_reply(result: Result<Outcome, RequestError>) -> Reply {
         Ok(Outcome::Deleted(id)) => Reply::Deleted { deleted: id },
         Err(e) => Reply::failed(e.to_string()),
     }
+}
+
+/// The deadline's answer: the fail mode for the event's access kind
+/// (`decision.on_timeout_exec` for execs, `decision.on_timeout`), except that a
+/// timeout never allows a file on a hash list: the file is hashed first
+/// (through the event fd, up to [`scan::DEADLINE_HASH_CAP`]).
+fn timeout_answer(pending: &Pending, generation: &Generation, stats: &Stats) -> Action {
+    let decision = &generation.config.decision;
+    match decision.timeout_for(pending.access == AccessKind::Exec) {
+        FailMode::Deny => return Action::Deny,
+        FailMode::Allow => {}
+    }
+    let Some(fd) = pending.event().fd() else {
+        return Action::Allow;
+    };
+    let listed = scan::listed(fd, generation);
+    if listed.is_some() {
+        Stats::bump(&stats.deadline_hashed);
+    }
+    if listed == Some(true) && decision.mode == Mode::Enforce {
+        Stats::bump(&stats.deadline_denied_listed);
+        return Action::Deny;
+    }
+    Action::Allow
 }
 
 /// Each in-flight event holds an fd; a busy machine needs more than the default

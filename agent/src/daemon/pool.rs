@@ -1,9 +1,12 @@
 //! The bounded worker pool: the threads that take events from the reader.
 //!
-//! Owns the worker threads, their queue, and each worker's [`Scanner`] and YARA
-//! scanner, rebuilt when a reload swaps the generation. The reader hands each
-//! event over with [`PoolSender::submit`]; a full queue hands it straight back (the
-//! reader answers it with the overflow action, never waits). A worker pins the
+//! Owns the worker threads, their two queues (execs, opens), and each worker's
+//! [`Scanner`] and YARA scanner, rebuilt when a reload swaps the generation. The
+//! reader hands each event over with [`PoolSender::submit`]; a full queue hands it
+//! straight back (the reader answers it with the overflow action, never waits).
+//! Execs never wait behind opens: the front queue holds execs and events whose
+//! verdict is cached ([`PoolSender::submit_known`]), every worker takes from it
+//! before it takes an open, and one more worker takes from it only. A worker pins the
 //! current generation and runs [`worker::handle`](super::worker::handle) on each
 //! event: gate, scan or cache, answer, then the steps after the answer. The
 //! deadline thread may answer before the worker does; the worker still finishes
@@ -14,14 +17,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
 
 use super::alerts::Alerts;
 use super::cache::VerdictCache;
 use super::events::EventLog;
 use super::exec_history::ExecHistory;
 use super::ignore_marks::IgnoreMarks;
-use super::respond::Pending;
+use super::respond::{AccessKind, Pending};
 use super::stats::Stats;
 use super::worker::{Worker, handle};
 use crate::engine::generation::Generation;
@@ -51,41 +54,70 @@ pub struct Context {
     pub history: Arc<ExecHistory>,
 }
 
-/// The bounded pool. Dropping the last sender (via [`Pool::close`]) stops the
-/// workers once the queue is empty.
+/// The bounded pool: two queues, execs and opens, so an exec never waits
+/// behind a flood of opens. Dropping the last sender (via [`Pool::close`]) stops
+/// the workers once the queues are empty.
 pub struct Pool {
-    tx: Sender<Arc<Pending>>,
+    sender: PoolSender,
     handles: Vec<thread::JoinHandle<()>>,
 }
 
+/// What a worker takes from the queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// Execs first, opens when no exec waits.
+    ExecsFirst,
+    /// Execs only: one such worker is always free for an exec, however long
+    /// the scans of opens take.
+    ExecsOnly,
+}
+
+/// The receiving ends, shared by every worker.
+#[derive(Clone)]
+struct Queues {
+    execs: Receiver<Arc<Pending>>,
+    opens: Receiver<Arc<Pending>>,
+}
+
 impl Pool {
-    /// Starts `workers` threads behind a queue of `capacity` events.
+    /// Starts `workers` threads that take execs first and opens otherwise, plus
+    /// one that takes execs only, behind two queues of `capacity` events each.
     ///
     /// # Errors
     /// When a thread cannot be spawned.
     pub fn start(workers: usize, capacity: usize, ctx: Arc<Context>) -> std::io::Result<Pool> {
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let mut handles = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let rx: Receiver<Arc<Pending>> = rx.clone();
+        let (exec_tx, execs) = crossbeam_channel::bounded(capacity);
+        let (open_tx, opens) = crossbeam_channel::bounded(capacity);
+        let queues = Queues { execs, opens };
+        let mut handles = Vec::with_capacity(workers + 1);
+        let roles = (0..workers)
+            .map(|i| (format!("vigil-worker-{i}"), Takes::ExecsFirst))
+            .chain([("vigil-exec".to_owned(), Takes::ExecsOnly)]);
+        for (name, takes) in roles {
+            let queues = queues.clone();
             let ctx = Arc::clone(&ctx);
             handles.push(
                 thread::Builder::new()
-                    .name(format!("vigil-worker-{i}"))
-                    .spawn(move || work(&ctx, &rx))?,
+                    .name(name)
+                    .spawn(move || work(&ctx, &queues, takes))?,
             );
         }
-        Ok(Pool { tx, handles })
+        Ok(Pool {
+            sender: PoolSender {
+                execs: exec_tx,
+                opens: open_tx,
+            },
+            handles,
+        })
     }
 
     /// A sender for the reader (the pool stays open while any sender lives).
     pub fn sender(&self) -> PoolSender {
-        PoolSender {
-            tx: self.tx.clone(),
-        }
+        self.sender.clone()
     }
 
-    /// Closes the queue; returns the worker threads so the caller may wait for them.
+    /// Closes the queues; returns the worker threads so the caller may wait for
+    /// them.
     pub fn close(self) -> Vec<thread::JoinHandle<()>> {
         self.handles
     }
@@ -94,21 +126,38 @@ impl Pool {
 /// A cheap handle for submitting events.
 #[derive(Clone)]
 pub struct PoolSender {
-    tx: Sender<Arc<Pending>>,
+    execs: Sender<Arc<Pending>>,
+    opens: Sender<Arc<Pending>>,
 }
 
 impl PoolSender {
-    /// Events waiting for a worker right now.
+    /// Events waiting for a worker right now (both queues).
     pub fn queued(&self) -> usize {
-        self.tx.len()
+        self.execs.len() + self.opens.len()
     }
 
-    /// As [`Pool::submit`].
+    /// Queues `pending`, whose file's verdict is cached, on the front queue
+    /// (with the execs): a worker answers it from the cache, ahead of every
+    /// open that needs a scan. Never blocks.
     ///
     /// # Errors
     /// The event itself, when the queue is full or the pool closed.
+    pub fn submit_known(&self, pending: Arc<Pending>) -> Result<(), Arc<Pending>> {
+        self.execs.try_send(pending).map_err(|e| match e {
+            TrySendError::Full(p) | TrySendError::Disconnected(p) => p,
+        })
+    }
+
+    /// Queues `pending` on the queue of its access kind; never blocks.
+    ///
+    /// # Errors
+    /// The event itself, when that queue is full or the pool closed.
     pub fn submit(&self, pending: Arc<Pending>) -> Result<(), Arc<Pending>> {
-        self.tx.try_send(pending).map_err(|e| match e {
+        let queue = match pending.access {
+            AccessKind::Exec => &self.execs,
+            AccessKind::Open => &self.opens,
+        };
+        queue.try_send(pending).map_err(|e| match e {
             TrySendError::Full(p) | TrySendError::Disconnected(p) => p,
         })
     }
@@ -116,7 +165,7 @@ impl PoolSender {
 
 /// A worker's life: one YARA scanner per generation (making one costs ~0.3 ms, so
 /// it is kept across events and rebuilt only when a reload swaps the generation).
-fn work(ctx: &Context, rx: &Receiver<Arc<Pending>>) {
+fn work(ctx: &Context, queues: &Queues, takes: Takes) {
     let mut scanner = Scanner::new();
     let mut carried: Option<Arc<Pending>> = None;
     loop {
@@ -125,7 +174,7 @@ fn work(ctx: &Context, rx: &Receiver<Arc<Pending>>) {
         loop {
             let pending = match carried.take() {
                 Some(p) => p,
-                None => match next_event(rx) {
+                None => match next_event(queues, takes) {
                     Some(p) => p,
                     None => return,
                 },
@@ -145,22 +194,43 @@ fn work(ctx: &Context, rx: &Receiver<Arc<Pending>>) {
     }
 }
 
-/// How long an idle worker keeps polling its queue before it sleeps. Waking a
+/// How long an idle worker keeps polling its queues before it sleeps. Waking a
 /// sleeping thread costs tens of µs on an idle virtual CPU, once per event when
 /// events come one at a time (an opener blocked on each answer); a worker that
 /// is still polling takes the next event at once. It yields between polls, so
 /// it spends only CPU time nothing else wants, and sleeps after a quiet spell.
 const POLL_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 
-/// The next event, or `None` once the pool is closed.
-fn next_event(rx: &Receiver<Arc<Pending>>) -> Option<Arc<Pending>> {
+/// The next event, an exec whenever one waits; `None` once the pool is closed.
+fn next_event(queues: &Queues, takes: Takes) -> Option<Arc<Pending>> {
     let until = Instant::now() + POLL_BEFORE_SLEEP;
     loop {
-        match rx.try_recv() {
+        match queues.execs.try_recv() {
             Ok(pending) => return Some(pending),
             Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) if Instant::now() < until => thread::yield_now(),
-            Err(TryRecvError::Empty) => return rx.recv().ok(),
+            Err(TryRecvError::Empty) => {}
+        }
+        if takes == Takes::ExecsFirst {
+            match queues.opens.try_recv() {
+                Ok(pending) => return Some(pending),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        if Instant::now() < until {
+            thread::yield_now();
+            continue;
+        }
+        match takes {
+            Takes::ExecsOnly => return queues.execs.recv().ok(),
+            Takes::ExecsFirst => {
+                // Sleep until either queue has something (or closes), then
+                // look at the exec queue first again.
+                let mut select = Select::new();
+                select.recv(&queues.execs);
+                select.recv(&queues.opens);
+                let _ = select.ready();
+            }
         }
     }
 }

@@ -1,11 +1,16 @@
 //! The reader: the only task that reads the fanotify group.
 //!
-//! Owns the group's `AsyncFd`. For each event it either answers at once (the
-//! daemon's own pid, excluded processes; the kernel's overflow notice is counted) or
-//! wraps it in a [`Pending`], arms its deadline and hands it to the pool. It never
-//! scans, never logs per event, and never waits on a worker: a full queue is
-//! answered with `decision.on_overflow` on the spot. Next owner of an event: a
-//! worker in [`crate::daemon::pool`], or the deadline thread in [`crate::daemon::respond`].
+//! Owns the group's `AsyncFd`. For each event it either answers at once or wraps
+//! it in a [`Pending`], arms its deadline and hands it to the pool. At once: the
+//! daemon's own pid, excluded processes, files that are not regular, files whose
+//! verdict is already cached (a file denied once is denied again under any load;
+//! the event then still goes to a worker, answered, to be logged), and opens of a
+//! uid that already has `decision.flood_pending` events waiting
+//! (`decision.on_flood`, see [`super::fairness`]). The kernel's overflow notice
+//! is counted. It never scans, never logs per event (one line per flood
+//! episode), and never waits on a worker: a full queue is answered with
+//! `decision.on_overflow` on the spot. Next owner of an event: a worker in
+//! [`crate::daemon::pool`], or the deadline thread in [`crate::daemon::respond`].
 
 use std::io;
 use std::path::Path;
@@ -14,14 +19,19 @@ use std::sync::atomic::AtomicU64;
 
 use nix::errno::Errno;
 use nix::sys::fanotify::{Fanotify, FanotifyEvent, MaskFlags};
+use nix::sys::stat::{SFlag, fstat};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
-use vigil_policy::Action;
+use vigil_policy::verdict::Basis;
+use vigil_policy::{Action, FailMode, RuleOutcome, Verdict};
 
+use crate::daemon::cache::FileKey;
+use crate::daemon::fairness::{Admission, FAIR_FROM, Fairness};
 use crate::daemon::pool::{Context, PoolSender};
 use crate::daemon::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
 use crate::daemon::stats::Stats;
-use crate::procfs::exe_of;
+use crate::engine::generation::Generation;
+use crate::procfs::{exe_of, uid_of};
 
 /// Reads events and routes them. See the module doc.
 pub struct Reader {
@@ -30,6 +40,7 @@ pub struct Reader {
     pool: PoolSender,
     deadlines: Arc<Deadlines>,
     outstanding: Arc<AtomicU64>,
+    fairness: Arc<Fairness>,
     own_pid: i32,
 }
 
@@ -57,6 +68,7 @@ impl Reader {
         pool: PoolSender,
         deadlines: Arc<Deadlines>,
         outstanding: Arc<AtomicU64>,
+        fairness: Arc<Fairness>,
     ) -> Reader {
         let own_pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         Reader {
@@ -65,6 +77,7 @@ impl Reader {
             pool,
             deadlines,
             outstanding,
+            fairness,
             own_pid,
         }
     }
@@ -144,12 +157,75 @@ impl Reader {
                 self.allow_now(&event);
                 continue;
             }
-            let pending = Arc::new(Pending::new(event, access, Arc::clone(&self.outstanding)));
+            let mut known_clean = false;
+            match self.known(&event, access, &generation) {
+                Known::Answered => continue,
+                Known::Clean => known_clean = true,
+                Known::Deny(action) => {
+                    // Denied now; a worker logs it (the verdict is cached, so
+                    // it does not scan again). No deadline: it is answered.
+                    let pending = Arc::new(Pending::new(
+                        event,
+                        access,
+                        Arc::clone(&self.outstanding),
+                        None,
+                    ));
+                    pending.answer(&self.ctx.group, action, AnsweredBy::Verdict, stats);
+                    if self.pool.submit(pending).is_err() {
+                        Stats::bump(&stats.events_dropped);
+                    }
+                    continue;
+                }
+                Known::No => {}
+            }
+            let queued = self.pool.queued();
+            let uid = if queued >= FAIR_FROM {
+                uid_of(event.pid())
+            } else {
+                None
+            };
+            let bound = generation.config.decision.flood_pending;
+            let share = match self.fairness.admit(uid, queued, bound) {
+                Admission::Queue(share) => share,
+                // A flooding uid's execs are still scanned: they queue ahead
+                // of every open.
+                Admission::Flooding { .. } if access == AccessKind::Exec => None,
+                Admission::Flooding {
+                    uid,
+                    pending,
+                    report,
+                } => {
+                    Stats::bump(&stats.flood_answered);
+                    let action = Action::from_fail_mode(generation.config.decision.on_flood);
+                    self.answer_now(&event, action);
+                    if report {
+                        Stats::bump(&stats.flood_episodes);
+                        self.ctx.events.emit_json(flood_event(
+                            uid,
+                            event.pid(),
+                            pending,
+                            generation.config.decision.on_flood,
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let pending = Arc::new(Pending::new(
+                event,
+                access,
+                Arc::clone(&self.outstanding),
+                share,
+            ));
             self.deadlines.watch(
                 &pending,
                 pending.received + generation.config.decision.deadline,
             );
-            if let Err(pending) = self.pool.submit(pending) {
+            let submitted = if known_clean {
+                self.pool.submit_known(pending)
+            } else {
+                self.pool.submit(pending)
+            };
+            if let Err(pending) = submitted {
                 Stats::bump(&stats.queue_full);
                 let action = Action::from_fail_mode(generation.config.decision.on_overflow);
                 pending.answer(&self.ctx.group, action, AnsweredBy::Verdict, stats);
@@ -158,14 +234,103 @@ impl Reader {
         Ok(())
     }
 
+    /// What is known of an event before any queue. A file that is not regular
+    /// is allowed at once, a file whose cached verdict denies is denied at once
+    /// (then goes to a worker, answered, to be logged; if the queue is full its
+    /// log line is lost, counted in `events_dropped`, never its answer). A
+    /// file whose cached verdict is clean goes to the front queue, ahead of
+    /// every unknown open: answering it here would tie this thread, which also
+    /// serves the control socket, to the kernel's cost of a response (every
+    /// response wakes every blocked opener of the group: with 16 k of them
+    /// that is seconds, see the kernel-queue torture test).
+    fn known(&self, event: &FanotifyEvent, access: AccessKind, generation: &Generation) -> Known {
+        let stats = &self.ctx.stats;
+        let Some(fd) = event.fd() else {
+            return Known::No;
+        };
+        let Ok(st) = fstat(fd) else {
+            return Known::No;
+        };
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            Stats::bump(&stats.allowed_not_regular);
+            self.answer_now(event, Action::Allow);
+            return Known::Answered;
+        }
+        let Some(cached) = self.ctx.cache.peek(&FileKey::new(&st, generation.id)) else {
+            return Known::No;
+        };
+        // A verdict reached under a trusted name is not this path's to reuse.
+        if cached.trusted {
+            return Known::No;
+        }
+        let verdict = cached.decision.verdict;
+        let basis = Basis::of(&generation.config.decision);
+        let action = vigil_policy::answer(Some(verdict), RuleOutcome::None, &basis).action;
+        if action.allows() {
+            // Clean only: a suspicious file's allowed accesses are logged (a
+            // worker's job), and the exec rules look at the process.
+            if verdict != Verdict::Clean
+                || (access == AccessKind::Exec && !generation.exec_policy.is_empty())
+            {
+                return Known::No;
+            }
+            Stats::bump(&stats.reader_cache_hits);
+            return Known::Clean;
+        }
+        // A path exclusion may still allow it: the worker reads the path.
+        if !generation.exclusions.is_empty_paths() {
+            return Known::No;
+        }
+        Stats::bump(&stats.reader_cache_hits);
+        Known::Deny(action)
+    }
+
     fn allow_now(&self, event: &FanotifyEvent) {
+        self.answer_now(event, Action::Allow);
+    }
+
+    /// Answers an event that is not (yet) a [`Pending`].
+    fn answer_now(&self, event: &FanotifyEvent, action: Action) {
+        if !action.allows() {
+            Stats::bump(&self.ctx.stats.denied);
+        }
         if let Some(fd) = event.fd()
-            && let Err(errno) = self.ctx.group.respond(fd, Action::Allow)
+            && let Err(errno) = self.ctx.group.respond(fd, action)
             && errno != Errno::ENOENT
         {
             Stats::bump(&self.ctx.stats.response_errors);
         }
     }
+}
+
+/// What [`Reader::known`] found.
+enum Known {
+    /// Answered at once; nothing more to do.
+    Answered,
+    /// Deny at once with this action, then hand it to a worker to log.
+    Deny(Action),
+    /// Cached clean: queue it ahead of the unknown opens.
+    Clean,
+    /// Queue it for a worker.
+    No,
+}
+
+/// The event line of a flood episode (`event.action: "flood"`).
+fn flood_event(uid: u32, pid: i32, pending: u32, on_flood: FailMode) -> serde_json::Value {
+    serde_json::json!({
+        "@timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "event": {"kind": "event", "category": ["process"], "action": "flood", "outcome": on_flood.as_str()},
+        "user": {"id": uid.to_string()},
+        "process": {
+            "pid": pid,
+            "executable": exe_of(pid).map(|p| p.to_string_lossy().into_owned()),
+        },
+        "vigil": {
+            "pending": pending,
+            "on_flood": on_flood.as_str(),
+            "message": "this user has too many events waiting: its further opens are answered unscanned (decision.on_flood) until its backlog drains",
+        },
+    })
 }
 
 fn read(fan: &Fanotify) -> io::Result<Vec<FanotifyEvent>> {

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
-use vigil_policy::{Action, FailMode};
+use vigil_policy::Action;
 
+use super::fairness::Share;
 use crate::daemon::stats::Stats;
 use crate::fanotify::Group;
 
@@ -83,11 +84,20 @@ pub struct Pending {
     denied: AtomicBool,
     /// Decremented when answered; lets shutdown wait for "nothing unanswered".
     outstanding: Arc<AtomicU64>,
+    /// The event's place in its uid's count of waiting events, given back
+    /// when the worker drops the event.
+    _share: Option<Share>,
 }
 
 impl Pending {
-    /// Wraps an event that needs an answer. `outstanding` counts unanswered events.
-    pub fn new(event: FanotifyEvent, access: AccessKind, outstanding: Arc<AtomicU64>) -> Pending {
+    /// Wraps an event that needs an answer. `outstanding` counts unanswered
+    /// events; `share`, if any, is the event's place in its uid's count.
+    pub fn new(
+        event: FanotifyEvent,
+        access: AccessKind,
+        outstanding: Arc<AtomicU64>,
+        share: Option<Share>,
+    ) -> Pending {
         outstanding.fetch_add(1, Ordering::AcqRel);
         Pending {
             event,
@@ -97,6 +107,7 @@ impl Pending {
             by_deadline: AtomicBool::new(false),
             denied: AtomicBool::new(false),
             outstanding,
+            _share: share,
         }
     }
 
@@ -203,9 +214,10 @@ pub struct Deadlines {
     wake: Condvar,
 }
 
-/// What the deadline thread needs to answer: the group, the fail mode of the
-/// generation the event was received under, the counters.
-pub type FailModeFn = dyn Fn() -> FailMode + Send + Sync;
+/// The answer the deadline gives an event: the fail mode of the current
+/// generation for its access kind, after whatever check the daemon makes first
+/// (a file on a hash list is never allowed by a timeout).
+pub type TimeoutFn = dyn Fn(&Pending) -> Action + Send + Sync;
 
 impl Deadlines {
     /// Starts the deadline thread.
@@ -214,7 +226,7 @@ impl Deadlines {
     /// When the thread cannot be spawned.
     pub fn start(
         group: Group,
-        on_timeout: Arc<FailModeFn>,
+        on_timeout: Arc<TimeoutFn>,
         stats: Arc<Stats>,
     ) -> std::io::Result<(Arc<Deadlines>, thread::JoinHandle<()>)> {
         let me = Arc::new(Deadlines {
@@ -256,10 +268,10 @@ impl Deadlines {
         self.wake.notify_one();
     }
 
-    fn run(&self, group: &Group, on_timeout: &FailModeFn, stats: &Stats) {
+    fn run(&self, group: &Group, on_timeout: &TimeoutFn, stats: &Stats) {
         let expire = |entry: Entry| {
             if let Some(pending) = entry.pending.upgrade() {
-                let action = Action::from_fail_mode(on_timeout());
+                let action = on_timeout(&pending);
                 if pending.answer(group, action, AnsweredBy::Deadline, stats) {
                     Stats::bump(&stats.deadline_expired);
                 }

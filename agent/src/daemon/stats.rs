@@ -41,8 +41,21 @@ counters! {
     allowed_not_executable,
     /// Files above `scan.max_file_size`, allowed unscanned.
     allowed_too_large,
-    /// Events answered from the verdict cache.
+    /// Events answered from the verdict cache by a worker.
     cache_hits,
+    /// Events whose verdict the reader found cached: denied at once, or (clean)
+    /// queued ahead of every open that needs a scan.
+    reader_cache_hits,
+    /// Opens of a flooding uid answered with `decision.on_flood` unscanned.
+    flood_answered,
+    /// Flood episodes reported (one event line per uid per minute at most).
+    flood_episodes,
+    /// Events about to be allowed by their deadline whose file was hashed
+    /// first, against the hash lists.
+    deadline_hashed,
+    /// Events a deadline would have allowed that were denied instead: their
+    /// hash is on a list.
+    deadline_denied_listed,
     /// Events that waited for a scan of the same file already in progress.
     cache_coalesced,
     /// Files read and scanned.

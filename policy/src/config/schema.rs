@@ -74,7 +74,10 @@ pub(super) const ROOT: &[Field] = &[
             field("mode", Kind::OneOf(&["enforce", "audit"])),
             field("deadline_ms", Kind::Count),
             field("on_timeout", Kind::OneOf(FAIL_MODES)),
+            field("on_timeout_exec", Kind::OneOf(FAIL_MODES)),
             field("on_overflow", Kind::OneOf(FAIL_MODES)),
+            field("on_flood", Kind::OneOf(FAIL_MODES)),
+            field("flood_pending", Kind::Count),
             field("malicious_score", Kind::Count),
             field("suspicious_score", Kind::Count),
             field(
@@ -562,6 +565,8 @@ mod tests {
             (one_of("decision", "mode"), names::<Mode>()),
             (one_of("decision", "on_timeout"), names::<FailMode>()),
             (one_of("decision", "on_overflow"), names::<FailMode>()),
+            (one_of("decision", "on_timeout_exec"), names::<FailMode>()),
+            (one_of("decision", "on_flood"), names::<FailMode>()),
             (one_of("decision", "on_malicious"), names::<VerdictAction>()),
             (
                 one_of("decision", "on_suspicious"),

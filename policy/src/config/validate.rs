@@ -56,6 +56,15 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
     }
 
     let decision = &config.decision;
+    if !(1..=MAX_QUEUE_CAPACITY).contains(&(decision.flood_pending as usize)) {
+        return Err(invalid(
+            "decision.flood_pending",
+            format!(
+                "must be between 1 and {MAX_QUEUE_CAPACITY}, found {}",
+                decision.flood_pending
+            ),
+        ));
+    }
     if decision.malicious_score == 0 {
         return Err(invalid(
             "decision.malicious_score",

@@ -19,6 +19,7 @@ mod floods;
 mod inputs;
 mod paths;
 mod signals;
+mod unprivileged_flood;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
