@@ -184,6 +184,14 @@ pub enum Cmd {
         #[command(subcommand)]
         action: crate::policy_cmd::PolicyCmd,
     },
+    /// Allow a file by its SHA-256 after a false alarm (root): append it to
+    /// local.sha256 in the first `content.allow` directory with a comment, who and
+    /// when, and reload the daemon. `--list` shows every allowed hash, `--remove`
+    /// takes one back.
+    ///
+    /// An allowed file skips every detection stage (exec rules of `[policy]` still
+    /// apply). Exit status 1 when refused or not done.
+    Allow(crate::allow_cmd::AllowArgs),
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -261,6 +269,10 @@ pub enum QuarantineCmd {
         /// Replace an existing file at the target path.
         #[arg(long)]
         overwrite: bool,
+        /// Allow the item's SHA-256 first (as `vigil allow`, with the item in the
+        /// comment), so the restored file runs; taken back if the restore fails.
+        #[arg(long, conflicts_with = "force")]
+        allow: bool,
     },
     /// Delete an item for good.
     Delete {
@@ -405,10 +417,23 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Cmd::Trust { action } => crate::trust_cmd::run(action),
         Cmd::Policy { action } => crate::policy_cmd::run(action),
+        Cmd::Allow(args) => crate::allow_cmd::run(args),
         Cmd::CheckConfig { config } => {
             let generation = Generation::load(1, config.as_deref())?;
             warn_skipped_rules(&generation);
             println!("ok: {}", generation.summary());
+            println!(
+                "allowlist: {} entries in {} files, {} also on a block list",
+                generation.allow.len(),
+                generation.allow.sources().len(),
+                generation.allow_conflicts.len()
+            );
+            for absent in generation.allow.absent() {
+                println!("allowlist: {} does not exist (nothing allowed from it)", absent.display());
+            }
+            for conflict in &generation.allow_conflicts {
+                println!("warning: {conflict}");
+            }
             Ok(0)
         }
     }
@@ -564,6 +589,7 @@ fn quarantine(
             to,
             force,
             overwrite,
+            allow,
         } => {
             let to_hex = match to {
                 Some(p) => {
@@ -584,6 +610,9 @@ fn quarantine(
                 overwrite,
                 ..base("quarantine-restore", Some(id))
             };
+            if allow {
+                return crate::allow_cmd::restore_allowed(config.as_deref(), socket, request);
+            }
             send(config, socket, request, |reply| {
                 let path = reply.get("restored").and_then(|v| v.as_str()).unwrap_or("");
                 println!("restored: {path}");

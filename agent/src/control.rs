@@ -20,7 +20,10 @@
 //!
 //! Commands: `status`, `stats` and `quarantine-list`/`quarantine-show` (anyone; a non-root
 //! caller sees only items whose file it owned), `reload`, `quarantine-restore` and
-//! `quarantine-delete` and `exec-history` (root only; optional `since_ms`). Optional request fields: `id`, `to_hex` (a
+//! `quarantine-delete` and `exec-history` (root only; optional `since_ms`),
+//! `allowlist-changed` (root: reload after `vigil allow` edited a list, and log the
+//! change in `allowlist`) and `hash-file` (root: the SHA-256 of the file at
+//! `path_hex`, read by the daemon, whose own opens are never denied). Optional request fields: `id`, `to_hex` (a
 //! restore target path's bytes in hex: paths need not be UTF-8), `force`,
 //! `overwrite`. Unknown fields are ignored, so newer clients can talk to this
 //! daemon as long as they only use what it knows.
@@ -70,6 +73,38 @@ pub struct Request {
     /// `exec-history`: only records at or after this time (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<u64>,
+    /// `hash-file`: the file's absolute path, its bytes in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    /// `allowlist-changed`: what `vigil allow` changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowlist: Option<AllowChange>,
+}
+
+/// One change `vigil allow` made to an allow list, for the event line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowChange {
+    /// Added or removed.
+    pub change: AllowChangeKind,
+    /// The SHA-256, lower-case hex.
+    pub sha256: String,
+    /// The list entry (`file:line`) added, or removed from.
+    pub entry: String,
+    /// The comment written with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Who made the change (the login behind sudo when there is one).
+    pub by: String,
+}
+
+/// What happened to an allow entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowChangeKind {
+    /// `vigil allow`, `vigil quarantine restore --allow`.
+    Added,
+    /// `vigil allow --remove`.
+    Removed,
 }
 
 /// What the main loop is asked to do.
@@ -88,6 +123,13 @@ pub enum Command {
     ExecHistory {
         /// Milliseconds since the epoch.
         since_ms: u64,
+    },
+    /// Reload after an allow list changed, and log the change (root only).
+    AllowlistChanged(AllowChange),
+    /// Hash a file by path for `vigil allow PATH` (root only).
+    HashFile {
+        /// The absolute path.
+        path: std::path::PathBuf,
     },
 }
 
@@ -289,6 +331,26 @@ fn command(request: Request, uid: Option<u32>) -> Result<Command, Value> {
         }
         "quarantine-delete" if !root => return Err(need_root("delete quarantined files")),
         "quarantine-delete" => Command::Quarantine(Q::Delete { id: id(&request)? }),
+        "allowlist-changed" if !root => return Err(need_root("change the allowlist")),
+        "allowlist-changed" => Command::AllowlistChanged(
+            request
+                .allowlist
+                .ok_or_else(|| failure("`allowlist-changed` needs an `allowlist`"))?,
+        ),
+        "hash-file" if !root => return Err(need_root("hash files through the daemon")),
+        "hash-file" => {
+            let hex_path = request
+                .path_hex
+                .as_deref()
+                .ok_or_else(|| failure("`hash-file` needs a `path_hex`"))?;
+            let path = std::path::PathBuf::from(std::ffi::OsString::from_vec(
+                hex::decode(hex_path).map_err(|e| failure(&format!("bad `path_hex`: {e}")))?,
+            ));
+            if !path.is_absolute() {
+                return Err(failure("`path_hex` must be an absolute path"));
+            }
+            Command::HashFile { path }
+        }
         "exec-history" if !root => return Err(need_root("read the exec history")),
         "exec-history" => Command::ExecHistory {
             since_ms: request.since_ms.unwrap_or(0),
@@ -296,7 +358,8 @@ fn command(request: Request, uid: Option<u32>) -> Result<Command, Value> {
         other => {
             return Err(failure(&format!(
                 "unknown command `{other}` (expected status, stats, reload, quarantine-list, \
-                 quarantine-show, quarantine-restore, quarantine-delete or exec-history)"
+                 quarantine-show, quarantine-restore, quarantine-delete, exec-history, \
+                 allowlist-changed or hash-file)"
             )));
         }
     })
@@ -394,4 +457,53 @@ pub fn subscribe_with(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(cmd: &str) -> Request {
+        Request {
+            v: PROTOCOL_VERSION,
+            cmd: cmd.to_owned(),
+            path_hex: Some(hex::encode("/srv/tool")),
+            allowlist: Some(AllowChange {
+                change: AllowChangeKind::Added,
+                sha256: "ab".repeat(32),
+                entry: "/etc/vigil/allow.d/local.sha256:3".to_owned(),
+                comment: None,
+                by: "root".to_owned(),
+            }),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn allowlist_commands_are_for_root_only() {
+        for cmd in ["allowlist-changed", "hash-file"] {
+            for uid in [Some(1000), None] {
+                let refused = command(request(cmd), uid).expect_err(cmd);
+                assert!(
+                    refused["error"]
+                        .as_str()
+                        .is_some_and(|e| e.starts_with("permission denied")),
+                    "{cmd} as {uid:?}: {refused}"
+                );
+            }
+        }
+        assert!(matches!(
+            command(request("allowlist-changed"), Some(0)),
+            Ok(Command::AllowlistChanged(c)) if c.entry.ends_with(":3")
+        ));
+        assert!(matches!(
+            command(request("hash-file"), Some(0)),
+            Ok(Command::HashFile { path }) if path == std::path::Path::new("/srv/tool")
+        ));
+        let relative = Request {
+            path_hex: Some(hex::encode("tool")),
+            ..request("hash-file")
+        };
+        assert!(command(relative, Some(0)).is_err());
+    }
 }

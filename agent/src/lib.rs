@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod alerts;
+pub mod allow_cmd;
 pub mod cache;
 pub mod cli;
 pub mod control;

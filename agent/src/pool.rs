@@ -397,9 +397,13 @@ fn handle(
             process_uid: *user_id,
         });
     }
+    // An allowlist hit is logged once per scan (not per cache hit), naming the entry.
+    let allowlisted = fresh && cached.allowed.is_some();
     let action = if late {
         EventAction::Deadline
-    } else if clean && !rule_logged {
+    } else if allowlisted && !pending.was_denied() {
+        EventAction::Allowlisted
+    } else if clean && !rule_logged && !allowlisted {
         return;
     } else if pending.was_denied() {
         EventAction::Blocked
@@ -431,6 +435,7 @@ fn handle(
         late,
         duration_us: duration_us(pending.received),
         rule: rule.map(|m| exec_gate::rule_json(&m, outcome)),
+        allowed: cached.allowed.clone(),
     };
     emit(ctx, record, !clean || pending.was_denied());
 }
@@ -489,6 +494,7 @@ fn deny_by_rule(
         late: false,
         duration_us: duration_us(pending.received),
         rule: Some(exec_gate::rule_json(rule, None)),
+        allowed: None,
     };
     emit(ctx, record, true);
 }
@@ -576,6 +582,7 @@ fn scan(
             decision,
             sha256: None,
             trusted: false,
+            allowed: None,
         }));
     }
     Stats::bump(&ctx.stats.scans);
@@ -593,10 +600,14 @@ fn scan(
             if result.trusted {
                 Stats::bump(&ctx.stats.scans_trusted);
             }
+            if result.allowed.is_some() {
+                Stats::bump(&ctx.stats.scans_allowlisted);
+            }
             Some(Arc::new(Cached {
                 decision: result.decision,
                 sha256: Some(result.sha256),
                 trusted: result.trusted,
+                allowed: result.allowed,
             }))
         }
         Err(errno) => {

@@ -12,6 +12,9 @@
 //!   Every error names the file, the line and the key.
 //! - [`HashDb`]: known-bad SHA-256 and MD5 digests from ClamAV `.hsb`/`.hdb` files or
 //!   plain `sha256sum`-style lists.
+//! - [`Allowlist`]: files the administrator declared good, by SHA-256 (plain lists,
+//!   ClamAV `.sfp`) or MD5 (ClamAV `.fp`); an allowed file skips every detection
+//!   stage, and [`Allowlist::conflicts`] names the hashes also on a block list.
 //! - [`RuleSet`] / [`RuleScanner`]: YARA rules compiled with yara-x, one namespace
 //!   per file; a match is a [`Reason`] scored from the rule's `severity`.
 //! - [`heuristics::analyze`]: ELF and script heuristics over the file's bytes, each
@@ -28,7 +31,7 @@
 //!
 //! Guarantees:
 //! - Everything called per event does no I/O: [`HashDb::lookup_sha256`],
-//!   [`HashDb::lookup_md5`] and [`Exclusions::process_excluded`] never allocate;
+//!   [`HashDb::lookup_md5`], [`Allowlist::lookup`] and [`Exclusions::process_excluded`] never allocate;
 //!   [`decide`] only moves its input; [`Exclusions::path_excluded`] uses globset,
 //!   which may allocate matcher scratch space the first time a thread uses it;
 //!   [`heuristics::analyze`] and [`RuleScanner::scan`] allocate only for findings
@@ -76,6 +79,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod allowlist;
 pub mod config;
 pub mod error;
 pub mod exclusions;
@@ -86,6 +90,7 @@ pub mod rules;
 pub mod trust;
 pub mod verdict;
 
+pub use allowlist::Allowlist;
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, PolicyConfig, Profile,
     Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen, VerdictAction, WatchPath,
