@@ -181,7 +181,10 @@ pub fn restore_allowed(
     if let Some(change) = added {
         // One step: a file that stays in quarantine is not left allowed either.
         if let Removed::Done(undo) = remove_local(&config, &sha256)? {
-            eprintln!("vigil quarantine restore: allow entry {} taken back", change.entry);
+            eprintln!(
+                "vigil quarantine restore: allow entry {} taken back",
+                change.entry
+            );
             tell_daemon(&config, &socket, &undo);
         }
     }
@@ -468,7 +471,9 @@ fn edit<T>(
     list: &Path,
     change: impl FnOnce(&str) -> anyhow::Result<(String, T)>,
 ) -> anyhow::Result<T> {
-    let dir = list.parent().context("the local allow list has no directory")?;
+    let dir = list
+        .parent()
+        .context("the local allow list has no directory")?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -554,7 +559,8 @@ fn log_without_daemon(config: &Config, change: &AllowChange) {
     let EventSink::File(path) = &config.log.events else {
         return;
     };
-    let mut line = crate::events::allowlist_changed_event(change, "success", None, None).to_string();
+    let mut line =
+        crate::events::allowlist_changed_event(change, "success", None, None).to_string();
     line.push('\n');
     let written = OpenOptions::new()
         .append(true)
@@ -562,7 +568,10 @@ fn log_without_daemon(config: &Config, change: &AllowChange) {
         .open(path)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
-        eprintln!("vigil allow: could not log the change to {}: {e}", path.display());
+        eprintln!(
+            "vigil allow: could not log the change to {}: {e}",
+            path.display()
+        );
     }
 }
 
@@ -624,18 +633,30 @@ mod tests {
 
     #[test]
     fn entry_lines_parse_back_with_their_comment() {
-        let line = entry_line(A, Some("  vendor tool "), "alice (sudo, as root)", "2026-12-04T17:00:00Z");
+        let line = entry_line(
+            A,
+            Some("  vendor tool "),
+            "alice (sudo, as root)",
+            "2026-12-04T17:00:00Z",
+        );
         assert_eq!(
             line,
             format!("{A}  vendor tool (added by alice (sudo, as root) at 2026-12-04T17:00:00Z)")
         );
         let mut list = Allowlist::empty();
-        list.parse_into(&format!("{LOCAL_HEADER}{line}\n"), Path::new("local.sha256"))
-            .unwrap();
+        list.parse_into(
+            &format!("{LOCAL_HEADER}{line}\n"),
+            Path::new("local.sha256"),
+        )
+        .unwrap();
         let digest = parse_sha256(A).unwrap();
         let entry = list.lookup(&digest, None, 1).unwrap();
         assert_eq!(entry.line, 3);
-        assert!(entry.name.starts_with("vendor tool (added by alice"), "{}", entry.name);
+        assert!(
+            entry.name.starts_with("vendor tool (added by alice"),
+            "{}",
+            entry.name
+        );
         assert_eq!(
             entry_line(B, None, "root", "T"),
             format!("{B}  (added by root at T)")
@@ -644,7 +665,10 @@ mod tests {
 
     #[test]
     fn removal_drops_every_line_of_the_hash_only() {
-        let text = format!("# header\n{A}  one\n{B}  other\n\\{}  two\n", A.to_uppercase());
+        let text = format!(
+            "# header\n{A}  one\n{B}  other\n\\{}  two\n",
+            A.to_uppercase()
+        );
         let (out, first) = without(&text, A);
         assert_eq!(first, Some(2));
         assert_eq!(out, format!("# header\n{B}  other\n"));
@@ -684,7 +708,10 @@ mod tests {
     #[test]
     fn the_local_list_is_in_the_first_directory() {
         let mut config = Config::default();
-        config.content.allow = vec!["/nonexistent/vendor.sfp".into(), "/nonexistent/allow.d".into()];
+        config.content.allow = vec![
+            "/nonexistent/vendor.sfp".into(),
+            "/nonexistent/allow.d".into(),
+        ];
         assert_eq!(
             local_list(&config).unwrap(),
             Path::new("/nonexistent/allow.d/local.sha256")

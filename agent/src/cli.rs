@@ -429,7 +429,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 generation.allow_conflicts.len()
             );
             for absent in generation.allow.absent() {
-                println!("allowlist: {} does not exist (nothing allowed from it)", absent.display());
+                println!(
+                    "allowlist: {} does not exist (nothing allowed from it)",
+                    absent.display()
+                );
             }
             for conflict in &generation.allow_conflicts {
                 println!("warning: {conflict}");

@@ -358,7 +358,11 @@ mod tests {
         });
         let want = format!("sudo vigil allow {sha} --comment '/home/a/it'\\''s a tool'");
         assert_eq!(admin_command(&blocked).as_deref(), Some(want.as_str()));
-        assert!(details(&blocked).ends_with(&format!("{want}\n")), "{}", details(&blocked));
+        assert!(
+            details(&blocked).ends_with(&format!("{want}\n")),
+            "{}",
+            details(&blocked)
+        );
         let q = json!({
             "event": {"action": "quarantined"},
             "vigil": {"quarantine": {"id": "0123456789abcdef"}},

@@ -73,12 +73,7 @@ impl Conflict<'_> {
 
 /// `name (source:line)` of an entry, as event lines and messages name it.
 pub fn entry_ref(entry: &HashEntry) -> String {
-    format!(
-        "{} ({}:{})",
-        entry.name,
-        entry.source.display(),
-        entry.line
-    )
+    format!("{} ({}:{})", entry.name, entry.source.display(), entry.line)
 }
 
 fn kind_name(kind: HashKind) -> &'static str {
@@ -136,7 +131,12 @@ impl Allowlist {
 
     /// The allow entry for a file of `size` bytes with these digests (`md5` only
     /// when [`Allowlist::needs_md5`]), SHA-256 first. Never allocates.
-    pub fn lookup(&self, sha256: &[u8; 32], md5: Option<&[u8; 16]>, size: u64) -> Option<&HashEntry> {
+    pub fn lookup(
+        &self,
+        sha256: &[u8; 32],
+        md5: Option<&[u8; 16]>,
+        size: u64,
+    ) -> Option<&HashEntry> {
         self.db
             .lookup_sha256(sha256, size)
             .or_else(|| md5.and_then(|digest| self.db.lookup_md5(digest, size)))
@@ -239,10 +239,8 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-policy-allow-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("vigil-policy-allow-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -262,7 +260,10 @@ mod tests {
         );
         fs::write(
             allow.join("local.sha256"),
-            format!("# comment\n{}  vendor tool v2 -- by root\n", hex::encode(sha256(plain))),
+            format!(
+                "# comment\n{}  vendor tool v2 -- by root\n",
+                hex::encode(sha256(plain))
+            ),
         )
         .unwrap();
         fs::write(
@@ -330,7 +331,11 @@ mod tests {
                 hit(list.lookup(&sha256(fp), None, size(fp))),
                 None,
             ),
-            ("not listed", hit(list.lookup(&sha256(b"x"), Some(&md5(b"x")), 1)), None),
+            (
+                "not listed",
+                hit(list.lookup(&sha256(b"x"), Some(&md5(b"x")), 1)),
+                None,
+            ),
         ];
         for (label, got, want) in cases {
             let got = got.as_ref().map(|(n, l)| (n.as_str(), *l));
@@ -378,7 +383,10 @@ mod tests {
         let error = Allowlist::load(std::slice::from_ref(&dir)).unwrap_err();
         assert_eq!(
             error.to_string(),
-            format!("{}:1: SHA-1 hashes are not supported; use SHA-256", sfp.display())
+            format!(
+                "{}:1: SHA-1 hashes are not supported; use SHA-256",
+                sfp.display()
+            )
         );
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -390,7 +398,9 @@ mod tests {
         fs::write(&fp, format!("{}:*:X\n", hex::encode(md5(b"a")))).unwrap();
         let error = HashDb::load(std::slice::from_ref(&fp), false).unwrap_err();
         assert!(
-            error.to_string().starts_with(&format!("{}: a ClamAV false-positive list", fp.display())),
+            error
+                .to_string()
+                .starts_with(&format!("{}: a ClamAV false-positive list", fp.display())),
             "{error}"
         );
         // In a block-list directory it is not one of the list extensions: skipped.
@@ -453,7 +463,9 @@ mod tests {
         allow.parse_into(&text, Path::new("big.sha256")).unwrap();
         let mut blocked = HashDb::empty();
         blocked.parse_into(&text, Path::new("big.hsb.txt")).unwrap();
-        let probes: Vec<[u8; 32]> = (0..1000u32).map(|i| sha256(&(i + N).to_le_bytes())).collect();
+        let probes: Vec<[u8; 32]> = (0..1000u32)
+            .map(|i| sha256(&(i + N).to_le_bytes()))
+            .collect();
         let hits: Vec<[u8; 32]> = (0..1000u32).map(|i| sha256(&i.to_le_bytes())).collect();
         let rounds = 200;
         let time = |f: &dyn Fn(&[u8; 32]) -> bool, set: &[[u8; 32]]| {
@@ -464,7 +476,10 @@ mod tests {
                     found += usize::from(f(std::hint::black_box(p)));
                 }
             }
-            (start.elapsed().as_nanos() as f64 / (rounds * set.len()) as f64, found)
+            (
+                start.elapsed().as_nanos() as f64 / (rounds * set.len()) as f64,
+                found,
+            )
         };
         let (allow_miss, n) = time(&|d| allow.lookup(d, None, 1).is_some(), &probes);
         assert_eq!(n, 0);

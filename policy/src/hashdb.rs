@@ -203,7 +203,8 @@ impl HashDb {
             .sha256
             .binary_search_by(|(key, _)| key.cmp(digest))
             .ok()?;
-        self.entries.get(usize::try_from(self.sha256[found].1).ok()?)
+        self.entries
+            .get(usize::try_from(self.sha256[found].1).ok()?)
     }
 
     /// The entry for an MD5 digest whatever its size condition.

@@ -85,12 +85,29 @@ fn allow_lets_a_hash_listed_exec_run_and_remove_denies_it_again() {
     assert_eq!(out.status.code(), Some(1), "non-root allow: {}", show(&out));
     assert!(show(&out).contains("permission denied"), "{}", show(&out));
     let out = allow(&d, Some(USER), &[os("--remove"), os(&sha)]);
-    assert_eq!(out.status.code(), Some(1), "non-root remove: {}", show(&out));
-    assert!(!sb.host("allow.d").exists(), "a refused allow wrote something");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "non-root remove: {}",
+        show(&out)
+    );
+    assert!(
+        !sb.host("allow.d").exists(),
+        "a refused allow wrote something"
+    );
     assert_denied(&run(&tool), "exec after a refused allow");
 
-    let out = allow(&d, None, &[tool.as_os_str(), os("--comment"), os("vendor tool 2.1")]);
-    assert!(out.status.success(), "vigil allow: {}{}", show(&out), d.context());
+    let out = allow(
+        &d,
+        None,
+        &[tool.as_os_str(), os("--comment"), os("vendor tool 2.1")],
+    );
+    assert!(
+        out.status.success(),
+        "vigil allow: {}{}",
+        show(&out),
+        d.context()
+    );
     let local = sb.host("allow.d/local.sha256");
     let entry = format!("{}:3", local.display());
     assert!(
@@ -156,17 +173,36 @@ fn allow_lets_a_hash_listed_exec_run_and_remove_denies_it_again() {
     // Removed: denied again (the reload dropped the cached verdict and the
     // kernel ignore mark).
     let out = allow(&d, None, &[os("--remove"), os(&sha)]);
-    assert!(out.status.success(), "--remove: {}{}", show(&out), d.context());
-    assert!(stdout(&out).contains(&format!("removed: {sha} from {entry}")), "{}", show(&out));
+    assert!(
+        out.status.success(),
+        "--remove: {}{}",
+        show(&out),
+        d.context()
+    );
+    assert!(
+        stdout(&out).contains(&format!("removed: {sha} from {entry}")),
+        "{}",
+        show(&out)
+    );
     assert!(!fs::read_to_string(&local).expect("local").contains(&sha));
     assert_denied(&run(&tool), &format!("exec after --remove{}", d.context()));
     let ev = d.wait_event("allowlist-changed removed", EVENT_WAIT, |v| {
-        jstr(v, "/event/action") == "allowlist-changed" && jstr(v, "/vigil/allowlist/change") == "removed"
+        jstr(v, "/event/action") == "allowlist-changed"
+            && jstr(v, "/vigil/allowlist/change") == "removed"
     });
     assert_eq!(jstr(&ev, "/file/hash/sha256"), sha, "{ev}");
     let out = allow(&d, None, &[os("--remove"), os(&sha)]);
-    assert_eq!(out.status.code(), Some(1), "second --remove: {}", show(&out));
-    assert!(show(&out).contains("not on the allowlist"), "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "second --remove: {}",
+        show(&out)
+    );
+    assert!(
+        show(&out).contains("not on the allowlist"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -207,14 +243,21 @@ fn malformed_allow_file_is_refused_and_the_running_lists_stay() {
     );
     assert!(show(&out).contains(&want), "{}", show(&out));
     // The running lists stay: a still runs, b is still denied.
-    assert_ran(&run(&a), &format!("a after the rejected reload{}", d.context()));
+    assert_ran(
+        &run(&a),
+        &format!("a after the rejected reload{}", d.context()),
+    );
     assert_denied(&run(&b), "b after the rejected reload");
     let out = vigil(d.config_path(), &[os("check-config")]);
     assert_eq!(out.status.code(), Some(2), "check-config: {}", show(&out));
     assert!(show(&out).contains(&want), "{}", show(&out));
     // `vigil allow` will not add to lists that do not load.
     let out = allow(&d, None, &[os(&sha_b)]);
-    assert!(!out.status.success(), "allow with a bad list: {}", show(&out));
+    assert!(
+        !out.status.success(),
+        "allow with a bad list: {}",
+        show(&out)
+    );
     assert!(show(&out).contains(&want), "{}", show(&out));
 }
 
@@ -306,12 +349,26 @@ fn restore_allow_brings_back_a_quarantined_file_that_then_runs() {
         )
     };
     let out = restore(Some(USER));
-    assert_eq!(out.status.code(), Some(1), "non-root restore --allow: {}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "non-root restore --allow: {}",
+        show(&out)
+    );
     assert!(!bad.exists());
 
     let out = restore(None);
-    assert!(out.status.success(), "restore --allow: {}{}", show(&out), d.context());
-    assert!(stdout(&out).contains(&format!("allowed: {sha}")), "{}", show(&out));
+    assert!(
+        out.status.success(),
+        "restore --allow: {}{}",
+        show(&out),
+        d.context()
+    );
+    assert!(
+        stdout(&out).contains(&format!("allowed: {sha}")),
+        "{}",
+        show(&out)
+    );
     assert!(stdout(&out).contains("restored: "), "{}", show(&out));
     assert_eq!(sha256_file(&bad).expect("restored file"), sha);
     assert_ran(&run(&bad), &format!("restored and allowed{}", d.context()));
@@ -324,9 +381,15 @@ fn restore_allow_brings_back_a_quarantined_file_that_then_runs() {
         "{ev}"
     );
     let events = d.events();
-    assert!(allowlist_changed(&events, "added", &sha).is_some(), "{}", d.context());
     assert!(
-        events.iter().any(|v| is_event(v, "restored", "false-alarm")),
+        allowlist_changed(&events, "added", &sha).is_some(),
+        "{}",
+        d.context()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|v| is_event(v, "restored", "false-alarm")),
         "{}",
         d.context()
     );
@@ -352,7 +415,10 @@ fn exec_rules_still_deny_an_allowed_file() {
         sb.ns_path("tools/**").to_string_lossy()
     );
     let d = sb.start_in_namespace_with_text(&cfg, &text);
-    assert_denied(&run(&tool), &format!("allowed file under a deny rule{}", d.context()));
+    assert_denied(
+        &run(&tool),
+        &format!("allowed file under a deny rule{}", d.context()),
+    );
     let ev = d.wait_event("blocked by rule", EVENT_WAIT, |v| {
         is_event(v, "blocked", "allowed-tool")
     });
@@ -382,7 +448,10 @@ fn scan_explain_and_check_config_show_allowlist_hits() {
     let out = vigil(&config, &[os("scan"), os("--explain"), file.as_os_str()]);
     assert_eq!(out.status.code(), Some(0), "scan --explain: {}", show(&out));
     let text = stdout(&out);
-    assert!(text.contains(&format!("{}: OK (allowlisted)", file.display())), "{text}");
+    assert!(
+        text.contains(&format!("{}: OK (allowlisted)", file.display())),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "allowlist: in-house tool ({}:1) -- every detection stage skipped",
@@ -425,5 +494,10 @@ fn scan_explain_and_check_config_show_allowlist_hits() {
     // Without the allow entry the same file is a detection.
     fs::remove_file(&local).expect("rm");
     let out = vigil(&config, &[os("scan"), file.as_os_str()]);
-    assert_eq!(out.status.code(), Some(1), "scan without the entry: {}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "scan without the entry: {}",
+        show(&out)
+    );
 }
