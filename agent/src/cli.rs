@@ -187,6 +187,14 @@ pub enum Cmd {
         #[command(subcommand)]
         action: crate::cmd::policy::PolicyCmd,
     },
+    /// Allow a file by its SHA-256 after a false alarm (root): append it to
+    /// local.sha256 in the first `content.allow` directory with a comment, who and
+    /// when, and reload the daemon. `--list` shows every allowed hash, `--remove`
+    /// takes one back.
+    ///
+    /// An allowed file skips every detection stage (exec rules of `[policy]` still
+    /// apply). Exit status 1 when refused or not done.
+    Allow(crate::cmd::allow::AllowArgs),
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -279,7 +287,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
             socket,
             action,
-        } => cmd::quarantine::run(&ctl::socket_path(config, socket)?, action),
+        } => cmd::quarantine::run(config, socket, action),
         Cmd::Notifier { config, socket } => {
             crate::logging::init("info");
             cmd::notifier::run(ctl::socket_path(config, socket)?).map(|()| 0)
@@ -291,9 +299,25 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => ctl::alerts(&ctl::socket_path(config, socket)?, json),
         Cmd::Trust { action } => cmd::trust::run(action),
         Cmd::Policy { action } => cmd::policy::run(action),
+        Cmd::Allow(args) => cmd::allow::run(args),
         Cmd::CheckConfig { config } => {
             let generation = load_generation(config.as_deref())?;
             println!("ok: {}", generation.summary());
+            println!(
+                "allowlist: {} entries in {} files, {} also on a block list",
+                generation.allow.len(),
+                generation.allow.sources().len(),
+                generation.allow_conflicts.len()
+            );
+            for absent in generation.allow.absent() {
+                println!(
+                    "allowlist: {} does not exist (nothing allowed from it)",
+                    absent.display()
+                );
+            }
+            for conflict in &generation.allow_conflicts {
+                println!("warning: {conflict}");
+            }
             Ok(0)
         }
     }

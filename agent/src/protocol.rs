@@ -81,6 +81,45 @@ pub enum Request {
     },
     /// Keep the connection open and stream the alerts the caller may see.
     Subscribe,
+    /// Reload after `vigil allow` edited an allow list, and log the change
+    /// (root).
+    AllowlistChanged {
+        /// What changed.
+        allowlist: AllowChange,
+    },
+    /// The SHA-256 of a file by path, read by the daemon, whose own opens are
+    /// never denied: `vigil allow PATH` of a file this process may not open
+    /// (root).
+    HashFile {
+        /// The absolute path's bytes in hex.
+        path_hex: String,
+    },
+}
+
+/// One change `vigil allow` made to an allow list, for the event line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowChange {
+    /// Added or removed.
+    pub change: AllowChangeKind,
+    /// The SHA-256, lower-case hex.
+    pub sha256: String,
+    /// The list entry (`file:line`) added, or removed from.
+    pub entry: String,
+    /// The comment written with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Who made the change (the login behind sudo when there is one).
+    pub by: String,
+}
+
+/// What happened to an allow entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowChangeKind {
+    /// `vigil allow`, `vigil quarantine restore --allow`.
+    Added,
+    /// `vigil allow --remove`.
+    Removed,
 }
 
 impl Request {
@@ -96,6 +135,8 @@ impl Request {
             Request::QuarantineDelete { .. } => "quarantine-delete",
             Request::ExecHistory { .. } => "exec-history",
             Request::Subscribe => "subscribe",
+            Request::AllowlistChanged { .. } => "allowlist-changed",
+            Request::HashFile { .. } => "hash-file",
         }
     }
 }
@@ -153,6 +194,13 @@ pub enum Reply {
     Item {
         /// The record.
         item: Record,
+    },
+    /// `hash-file`.
+    Hashed {
+        /// SHA-256, lower-case hex.
+        sha256: String,
+        /// Bytes read.
+        size: u64,
     },
     /// `quarantine-delete`.
     Deleted {
@@ -233,6 +281,8 @@ pub struct Status {
     pub deadline_ms: u64,
     /// Hash list entries loaded.
     pub hashes: usize,
+    /// Allow list entries loaded.
+    pub allowed: usize,
     /// The configuration file, if any.
     pub config: Option<String>,
     /// The fanotify marks in place.

@@ -355,6 +355,10 @@ impl FailMode {
 pub struct Content {
     /// Hash list files or directories (every regular, non-hidden file, sorted by name).
     pub hashes: Vec<PathBuf>,
+    /// Allow lists (files or directories): an allowed hash skips every detection
+    /// stage. Default [`crate::allowlist::DEFAULT_ALLOW_DIR`]; `vigil allow` writes
+    /// to the first directory here.
+    pub allow: Vec<PathBuf>,
     /// Include the built-in test signature.
     pub builtin: bool,
     /// YARA rule files or directories (every `*.yar`/`*.yara` below, sorted by path).
@@ -369,6 +373,7 @@ impl Default for Content {
     fn default() -> Content {
         Content {
             hashes: Vec::new(),
+            allow: vec![PathBuf::from(crate::allowlist::DEFAULT_ALLOW_DIR)],
             builtin: true,
             rules: Vec::new(),
             rules_on_error: RuleErrorPolicy::default(),
@@ -882,6 +887,7 @@ mod tests {
         assert!(config.content.builtin);
         assert_eq!(config.log.events, EventSink::Stdout);
         assert!(config.content.rules.is_empty());
+        assert_eq!(config.content.allow, [PathBuf::from("/etc/vigil/allow.d")]);
         assert_eq!(config.content.rules_on_error, RuleErrorPolicy::Refuse);
         assert_eq!(config.scan.rule_timeout, Duration::from_secs(1));
         assert!(config.heuristics.enabled);
@@ -946,6 +952,7 @@ heuristics = 0.0
 
 [content]
 hashes = ["/var/lib/vigil/content/hashes"]
+allow = ["/etc/vigil/allow.d", "/srv/vendor.sfp"]
 builtin = false
 rules = ["/var/lib/vigil/content/yara", "/etc/vigil/local.yar"]
 rules_on_error = "skip"
@@ -993,6 +1000,7 @@ processes = ["/usr/bin/backup"]
         assert_eq!(config.decision.on_timeout, FailMode::Deny);
         assert_eq!(config.decision.on_overflow, FailMode::Deny);
         assert!(!config.content.builtin);
+        assert_eq!(config.content.allow.len(), 2);
         assert_eq!(config.content.rules.len(), 2);
         assert_eq!(config.content.rules_on_error, RuleErrorPolicy::Skip);
         assert_eq!(config.decision.malicious_score, 120);
@@ -1180,6 +1188,10 @@ processes = ["/usr/bin/backup"]
             (
                 "content.hashes = [\"hashes.txt\"]\n",
                 "/etc/vigil/vigil.toml:1: `content.hashes`: path must be absolute, found \"hashes.txt\"",
+            ),
+            (
+                "[content]\nallow = [\"allow.d\"]\n",
+                "/etc/vigil/vigil.toml:2: `content.allow`: path must be absolute, found \"allow.d\"",
             ),
             (
                 "content.rules = [\"/ok.yar\",\n\"rules/\"]\n",

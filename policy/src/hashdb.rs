@@ -81,17 +81,19 @@ impl HashDb {
     pub fn load(paths: &[PathBuf], builtin: bool) -> Result<HashDb, Error> {
         let mut db = HashDb::empty();
         for path in paths {
-            for file in expand(path)? {
-                let bytes = fs::read(&file).map_err(|source| Error::Read {
-                    path: file.clone(),
-                    source,
-                })?;
-                let text = String::from_utf8(bytes).map_err(|error| Error::HashList {
-                    path: file.clone(),
-                    line: utf8_error_line(&error),
-                    message: "not valid UTF-8".to_owned(),
-                })?;
-                db.parse_into(&text, &file)?;
+            for file in expand(path, &LIST_EXTENSIONS)? {
+                // A false-positive list read as a block list would deny exactly
+                // the files the administrator meant to allow.
+                if Format::is_allow_list(&file) {
+                    return Err(Error::HashList {
+                        path: file,
+                        line: 0,
+                        message: "a ClamAV false-positive list (.fp/.sfp) allows files: \
+                                  name it in `content.allow`, not `content.hashes`"
+                            .to_owned(),
+                    });
+                }
+                db.load_file(&file)?;
             }
         }
         if builtin {
@@ -100,9 +102,25 @@ impl HashDb {
         Ok(db)
     }
 
+    /// Reads one list file into the database (format by extension, as
+    /// [`HashDb::parse_into`]).
+    pub(crate) fn load_file(&mut self, file: &Path) -> Result<(), Error> {
+        let bytes = fs::read(file).map_err(|source| Error::Read {
+            path: file.to_owned(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|error| Error::HashList {
+            path: file.to_owned(),
+            line: utf8_error_line(&error),
+            message: "not valid UTF-8".to_owned(),
+        })?;
+        self.parse_into(&text, file)
+    }
+
     /// Parses one file's text into the database; the format comes from the file
-    /// name's extension: `.hsb` (ClamAV SHA-256), `.hdb` (ClamAV MD5), anything else
-    /// a plain `<sha256> [name]` list. On error the database is unchanged.
+    /// name's extension: `.hsb`/`.sfp` (ClamAV SHA-256), `.hdb`/`.fp` (ClamAV MD5),
+    /// anything else a plain `<sha256> [name]` list. On error the database is
+    /// unchanged.
     ///
     /// # Errors
     ///
@@ -178,6 +196,37 @@ impl HashDb {
         self.entry(self.md5[found].1, size)
     }
 
+    /// The entry for a SHA-256 digest whatever its size condition (for comparing
+    /// lists at load time, not for scanning).
+    pub fn lookup_sha256_any_size(&self, digest: &[u8; 32]) -> Option<&HashEntry> {
+        let found = self
+            .sha256
+            .binary_search_by(|(key, _)| key.cmp(digest))
+            .ok()?;
+        self.entries
+            .get(usize::try_from(self.sha256[found].1).ok()?)
+    }
+
+    /// The entry for an MD5 digest whatever its size condition.
+    pub fn lookup_md5_any_size(&self, digest: &[u8; 16]) -> Option<&HashEntry> {
+        let found = self.md5.binary_search_by(|(key, _)| key.cmp(digest)).ok()?;
+        self.entries.get(usize::try_from(self.md5[found].1).ok()?)
+    }
+
+    /// Every distinct SHA-256 digest with its (first) entry, in digest order.
+    pub fn sha256_entries(&self) -> impl Iterator<Item = (&[u8; 32], &HashEntry)> {
+        self.sha256.iter().filter_map(|(digest, slot)| {
+            Some((digest, self.entries.get(usize::try_from(*slot).ok()?)?))
+        })
+    }
+
+    /// Every distinct MD5 digest with its (first) entry, in digest order.
+    pub fn md5_entries(&self) -> impl Iterator<Item = (&[u8; 16], &HashEntry)> {
+        self.md5.iter().filter_map(|(digest, slot)| {
+            Some((digest, self.entries.get(usize::try_from(*slot).ok()?)?))
+        })
+    }
+
     fn entry(&self, slot: u32, size: u64) -> Option<&HashEntry> {
         let entry = self.entries.get(usize::try_from(slot).ok()?)?;
         entry.size.is_none_or(|want| want == size).then_some(entry)
@@ -210,9 +259,9 @@ impl HashDb {
 /// hold licences and READMEs; a file named explicitly is loaded whatever its name.
 pub const LIST_EXTENSIONS: [&str; 6] = ["hsb", "hdb", "hsu", "hdu", "sha256", "sha256sum"];
 
-/// A file as itself; a directory as its regular, non-hidden hash-list files (by
-/// [`LIST_EXTENSIONS`]) sorted by name.
-fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
+/// A file as itself; a directory as its regular, non-hidden files whose extension
+/// is one of `extensions` ([`LIST_EXTENSIONS`] for block lists), sorted by name.
+pub(crate) fn expand(path: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, Error> {
     let read_error = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Read { path, source }
@@ -231,7 +280,7 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
         let listed = file
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| LIST_EXTENSIONS.iter().any(|l| l.eq_ignore_ascii_case(e)));
+            .is_some_and(|e| extensions.iter().any(|l| l.eq_ignore_ascii_case(e)));
         // Follows symlinks: a list linked into the directory is still loaded.
         if listed && fs::metadata(&file).map_err(read_error(&file))?.is_file() {
             files.push(file);

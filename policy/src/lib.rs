@@ -12,6 +12,9 @@
 //!   Every error names the file, the line and the key.
 //! - [`HashDb`]: known-bad SHA-256 and MD5 digests from ClamAV `.hsb`/`.hdb` files or
 //!   plain `sha256sum`-style lists.
+//! - [`Allowlist`]: files the administrator declared good, by SHA-256 (plain lists,
+//!   ClamAV `.sfp`) or MD5 (ClamAV `.fp`); an allowed file skips every detection
+//!   stage, and [`Allowlist::conflicts`] names the hashes also on a block list.
 //! - [`RuleSet`] / [`RuleScanner`]: YARA rules compiled with yara-x, one namespace
 //!   per file; a match is a [`Reason`] scored from the rule's `severity`.
 //! - [`heuristics::analyze`]: ELF and script heuristics over the file's bytes, each
@@ -30,7 +33,7 @@
 //!
 //! Guarantees:
 //! - Everything called per event does no I/O: [`HashDb::lookup_sha256`],
-//!   [`HashDb::lookup_md5`] and [`Exclusions::process_excluded`] never allocate;
+//!   [`HashDb::lookup_md5`], [`Allowlist::lookup`] and [`Exclusions::process_excluded`] never allocate;
 //!   [`decide`] only moves its input; [`Exclusions::path_excluded`] uses globset,
 //!   which may allocate matcher scratch space the first time a thread uses it;
 //!   [`heuristics::analyze`] and [`RuleScanner::scan`] allocate only for findings
@@ -78,6 +81,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod allowlist;
 pub mod answer;
 pub mod config;
 pub mod error;
@@ -90,6 +94,7 @@ pub mod score;
 pub mod trust;
 pub mod verdict;
 
+pub use allowlist::Allowlist;
 pub use answer::{Action, Answer, RuleOutcome, Why, answer};
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, PolicyConfig, Profile,

@@ -447,6 +447,9 @@ pub struct Config {
     pub on_timeout: String,
     /// `content.hashes`.
     pub hashes: Vec<PathBuf>,
+    /// `content.allow` (a host directory by default, so the host's
+    /// /etc/vigil/allow.d never leaks into a test).
+    pub allow: Vec<PathBuf>,
     /// `content.builtin`.
     pub builtin: bool,
     /// `content.rules` (YARA rule files or directories).
@@ -517,6 +520,7 @@ impl Config {
              \n\
              [content]\n\
              hashes = {hashes}\n\
+             allow = {allow}\n\
              builtin = {builtin}\n\
              rules = {rules}\n\
              model = {model}\n\
@@ -539,6 +543,7 @@ impl Config {
             deadline = self.deadline_ms,
             ot = toml_str(&self.on_timeout),
             hashes = toml_paths(&self.hashes),
+            allow = toml_paths(&self.allow),
             builtin = self.builtin,
             rules = toml_paths(&self.rules),
             model = toml_str(&self.model),
@@ -701,6 +706,7 @@ impl Sandbox {
             deadline_ms: 5000,
             on_timeout: "allow".into(),
             hashes: vec![],
+            allow: vec![self.host("allow.d")],
             builtin: true,
             rules: vec![],
             model: "none".into(),

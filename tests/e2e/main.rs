@@ -14,6 +14,7 @@
 mod fixture;
 
 mod alerts;
+mod allowlist;
 mod audit;
 mod concurrency;
 mod deadline;

@@ -3,6 +3,7 @@
 //! features, the model) or requests to the running daemon, and into output and
 //! an exit code. None of them is on the event path.
 
+pub mod allow;
 pub mod ctl;
 pub mod eval;
 pub mod features;

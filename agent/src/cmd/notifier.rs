@@ -91,6 +91,33 @@ pub fn summary(alert: &Value) -> [String; 2] {
     }
 }
 
+/// The command an administrator runs to allow the alert's file, if the alert
+/// names one: `vigil quarantine restore ID --allow` for a quarantined file, else
+/// `vigil allow SHA256 --comment PATH` (the notifier itself changes nothing).
+pub fn admin_command(alert: &Value) -> Option<String> {
+    let s = |p: &str| alert.pointer(p).and_then(Value::as_str).unwrap_or("");
+    match s("/event/action") {
+        "quarantined" if !s("/vigil/quarantine/id").is_empty() => Some(format!(
+            "sudo vigil quarantine restore {} --allow",
+            s("/vigil/quarantine/id")
+        )),
+        "blocked" | "audited" | "deadline" if s("/file/hash/sha256").len() == 64 => {
+            let sha256 = s("/file/hash/sha256");
+            let comment = match s("/file/path") {
+                "" => String::new(),
+                path => format!(" --comment {}", shell_quote(path)),
+            };
+            Some(format!("sudo vigil allow {sha256}{comment}"))
+        }
+        _ => None,
+    }
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// A multi-line account for the "details" action.
 fn details(alert: &Value) -> String {
     let s = |p: &str| alert.pointer(p).and_then(Value::as_str).unwrap_or("-");
@@ -111,6 +138,11 @@ fn details(alert: &Value) -> String {
                 r.get("detail").and_then(Value::as_str).unwrap_or("")
             ));
         }
+    }
+    if let Some(command) = admin_command(alert) {
+        out.push_str(&format!(
+            "If this file is safe, an administrator can allow it with:\n{command}\n"
+        ));
     }
     out
 }
@@ -311,6 +343,33 @@ mod tests {
         });
         assert_eq!(summary(&q)[0], "Quarantined: x");
         assert!(summary(&q)[1].contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn details_name_the_admin_command() {
+        let sha = "ab".repeat(32);
+        let blocked = json!({
+            "event": {"action": "blocked", "type": "exec"},
+            "file": {"path": "/home/a/it's a tool", "hash": {"sha256": sha}},
+            "vigil": {"verdict": "malicious", "reasons": []},
+        });
+        let want = format!("sudo vigil allow {sha} --comment '/home/a/it'\\''s a tool'");
+        assert_eq!(admin_command(&blocked).as_deref(), Some(want.as_str()));
+        assert!(
+            details(&blocked).ends_with(&format!("{want}\n")),
+            "{}",
+            details(&blocked)
+        );
+        let q = json!({
+            "event": {"action": "quarantined"},
+            "vigil": {"quarantine": {"id": "0123456789abcdef"}},
+        });
+        assert_eq!(
+            admin_command(&q).as_deref(),
+            Some("sudo vigil quarantine restore 0123456789abcdef --allow")
+        );
+        let restored = json!({"event": {"action": "restored"}});
+        assert_eq!(admin_command(&restored), None);
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! control socket decides).
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use crate::cmd::ctl::{send, unexpected};
+use crate::cmd::ctl::{send, socket_path, unexpected};
 use crate::protocol::{Reply, Request};
 
 /// `vigil quarantine` subcommands.
@@ -46,6 +46,10 @@ pub enum QuarantineCmd {
         /// Replace an existing file at the target path.
         #[arg(long)]
         overwrite: bool,
+        /// Allow the item's SHA-256 first (as `vigil allow`, with the item in the
+        /// comment), so the restored file runs; taken back if the restore fails.
+        #[arg(long, conflicts_with = "force")]
+        allow: bool,
     },
     /// Delete an item for good.
     Delete {
@@ -54,11 +58,17 @@ pub enum QuarantineCmd {
     },
 }
 
-/// Runs one `vigil quarantine` subcommand against the daemon at `socket`.
+/// Runs one `vigil quarantine` subcommand against the daemon (its socket from
+/// `socket` or the configuration).
 ///
 /// # Errors
 /// When the daemon cannot be reached, or the working directory is gone.
-pub fn run(socket: &Path, action: QuarantineCmd) -> anyhow::Result<u8> {
+pub fn run(
+    config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    action: QuarantineCmd,
+) -> anyhow::Result<u8> {
+    let socket = &socket_path(config.clone(), socket)?;
     match action {
         QuarantineCmd::List { json } => send(socket, Request::QuarantineList, |reply| {
             let Reply::Items { items } = reply else {
@@ -96,6 +106,7 @@ pub fn run(socket: &Path, action: QuarantineCmd) -> anyhow::Result<u8> {
             to,
             force,
             overwrite,
+            allow,
         } => {
             let to_hex = match to {
                 Some(p) => Some(hex::encode(absolute(p)?.as_os_str().as_bytes())),
@@ -107,6 +118,9 @@ pub fn run(socket: &Path, action: QuarantineCmd) -> anyhow::Result<u8> {
                 force,
                 overwrite,
             };
+            if allow {
+                return crate::cmd::allow::restore_allowed(config.as_deref(), socket, request);
+            }
             send(socket, request, |reply| {
                 let Reply::Restored { restored, .. } = reply else {
                     return unexpected("quarantine-restore", &reply);

@@ -51,6 +51,15 @@ struct Report {
     /// process (rules on the process never match here), and whether the trust
     /// store vouches for its content.
     policy: Option<PolicyView>,
+    /// The allow entry the hash matched (no detection stage ran), and the block
+    /// list entry it overrides, if any.
+    allowed: Option<AllowView>,
+}
+
+struct AllowView {
+    entry: serde_json::Value,
+    describe: String,
+    overrides: Option<String>,
 }
 
 struct PolicyView {
@@ -142,6 +151,7 @@ impl Walker<'_> {
                 reasons: Vec::new(),
                 elapsed_us: elapsed_us(started),
                 policy: None,
+                allowed: None,
             };
             return self.emit(report, Some(&decision));
         }
@@ -164,6 +174,15 @@ impl Walker<'_> {
         ) {
             Ok(result) => {
                 let policy = self.policy_view(resolved.as_deref(), &md, result.trusted);
+                let allowed = result.allowed.as_ref().map(|entry| AllowView {
+                    entry: crate::daemon::events::allow_entry_json(entry),
+                    describe: vigil_policy::allowlist::entry_ref(entry),
+                    overrides: self
+                        .generation
+                        .hashes
+                        .lookup_sha256(&result.sha256, result.size)
+                        .map(vigil_policy::allowlist::entry_ref),
+                });
                 let report = Report {
                     path: path.to_path_buf(),
                     sha256: Some(result.sha256),
@@ -172,6 +191,7 @@ impl Walker<'_> {
                     reasons: result.decision.reasons.clone(),
                     elapsed_us: elapsed_us(started),
                     policy,
+                    allowed,
                 };
                 self.emit(report, Some(&result.decision));
             }
@@ -238,6 +258,7 @@ fn error_report(path: &Path, message: String) -> Report {
         reasons: Vec::new(),
         elapsed_us: 0,
         policy: None,
+        allowed: None,
     }
 }
 
@@ -272,10 +293,16 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decis
                 obj.insert("rule".into(), json!(p.rule_json));
                 obj.insert("trusted".into(), json!(p.trusted));
             }
+            if let Some(a) = &r.allowed {
+                obj.insert("allowlist".into(), a.entry.clone());
+            }
         }
         v.to_string()
     } else {
         let text = match &r.verdict {
+            Ok(Verdict::Clean) if r.allowed.is_some() => {
+                format!("{}: OK (allowlisted)", r.path.display())
+            }
             Ok(Verdict::Clean) => format!("{}: OK", r.path.display()),
             Ok(v) => {
                 let why: Vec<String> = r
@@ -304,6 +331,19 @@ fn print(out: &mut impl Write, r: &Report, as_json: bool, explain: Option<&Decis
                     } else {
                         "trust: not a trusted package file\n"
                     });
+                }
+                if let Some(a) = &r.allowed {
+                    account.push_str(&format!(
+                        "allowlist: {} -- every detection stage skipped\n",
+                        a.describe
+                    ));
+                    if let Some(blocked) = &a.overrides {
+                        account.push_str(&format!(
+                            "allowlist: overrides the block list entry {blocked}\n"
+                        ));
+                    }
+                } else {
+                    account.push_str("allowlist: not listed\n");
                 }
                 account.push_str(&d.explain());
                 format!("{text}\n{}", indent(&account))

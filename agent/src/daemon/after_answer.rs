@@ -111,8 +111,12 @@ pub fn after_answer(
             process_uid: *uid,
         });
     }
+    // An allowlist hit is logged once per scan (not per cache hit), naming the entry.
+    let allowlisted = fresh && verdict.is_some_and(|v| v.cached.allowed.is_some());
     let action = if late {
         EventAction::Deadline
+    } else if allowlisted && !pending.was_denied() {
+        EventAction::Allowlisted
     } else if clean && !answered.rule.logged() {
         return;
     } else if pending.was_denied() {
@@ -181,6 +185,7 @@ fn record(
             .rule
             .as_ref()
             .map(|m| exec_gate::rule_json(m, answered.trust)),
+        allowed: verdict.and_then(|v| v.cached.allowed.clone()),
     }
 }
 

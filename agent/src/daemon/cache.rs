@@ -57,6 +57,8 @@ pub struct Cached {
     /// store under the path it was scanned by; an event for the same inode under a
     /// path that is not trusted must not reuse this decision.
     pub trusted: bool,
+    /// The allow entry that made the file clean without any detection stage.
+    pub allowed: Option<vigil_policy::HashEntry>,
 }
 
 /// The answer to [`VerdictCache::begin`].
@@ -255,6 +257,7 @@ mod tests {
             decision: decide(Vec::new(), &DecisionConfig::default()),
             sha256: None,
             trusted: false,
+            allowed: None,
         })
     }
 

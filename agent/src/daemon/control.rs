@@ -11,7 +11,8 @@
 //!
 //! Who may do what: `status`, `stats`, `quarantine-list` and `quarantine-show`
 //! (anyone; a non-root caller sees only items whose file it owned); `reload`,
-//! `quarantine-restore`, `quarantine-delete` and `exec-history` (root only).
+//! `quarantine-restore`, `quarantine-delete`, `exec-history`,
+//! `allowlist-changed` and `hash-file` (root only).
 
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -25,7 +26,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::daemon::alerts::Alerts;
-use crate::protocol::{AlertLine, Reply, Request, RequestLine, VERSION};
+use crate::protocol::{AlertLine, AllowChange, Reply, Request, RequestLine, VERSION};
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -45,6 +46,13 @@ pub enum Command {
     ExecHistory {
         /// Milliseconds since the epoch.
         since_ms: u64,
+    },
+    /// Reload after an allow list changed, and log the change.
+    AllowlistChanged(AllowChange),
+    /// Hash a file by path for `vigil allow PATH`.
+    HashFile {
+        /// The absolute path.
+        path: std::path::PathBuf,
     },
 }
 
@@ -261,7 +269,63 @@ fn command(request: Request, uid: Option<u32>) -> Result<Command, String> {
         Request::QuarantineDelete { id } => Command::Quarantine(Q::Delete { id }),
         Request::ExecHistory { .. } if !root => return need_root("read the exec history"),
         Request::ExecHistory { since_ms } => Command::ExecHistory { since_ms },
+        Request::AllowlistChanged { .. } if !root => return need_root("change the allowlist"),
+        Request::AllowlistChanged { allowlist } => Command::AllowlistChanged(allowlist),
+        Request::HashFile { .. } if !root => return need_root("hash files through the daemon"),
+        Request::HashFile { path_hex } => {
+            let path = std::path::PathBuf::from(std::ffi::OsString::from_vec(
+                hex::decode(path_hex).map_err(|e| format!("bad `path_hex`: {e}"))?,
+            ));
+            if !path.is_absolute() {
+                return Err("`path_hex` must be an absolute path".to_owned());
+            }
+            Command::HashFile { path }
+        }
         // Answered by serve_one before it gets here.
         Request::Subscribe => return Err("subscribe opens its own connection".to_owned()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::AllowChangeKind;
+
+    fn change() -> AllowChange {
+        AllowChange {
+            change: AllowChangeKind::Added,
+            sha256: "ab".repeat(32),
+            entry: "/etc/vigil/allow.d/local.sha256:3".to_owned(),
+            comment: None,
+            by: "root".to_owned(),
+        }
+    }
+
+    #[test]
+    fn allowlist_commands_are_for_root_only() {
+        let hash = || Request::HashFile {
+            path_hex: hex::encode("/srv/tool"),
+        };
+        let changed = || Request::AllowlistChanged {
+            allowlist: change(),
+        };
+        for request in [hash(), changed()] {
+            for uid in [Some(1000), None] {
+                let refused = command(request.clone(), uid).expect_err("refused");
+                assert!(refused.starts_with("permission denied"), "{refused}");
+            }
+        }
+        assert!(matches!(
+            command(changed(), Some(0)),
+            Ok(Command::AllowlistChanged(c)) if c.entry.ends_with(":3")
+        ));
+        assert!(matches!(
+            command(hash(), Some(0)),
+            Ok(Command::HashFile { path }) if path == std::path::Path::new("/srv/tool")
+        ));
+        let relative = Request::HashFile {
+            path_hex: hex::encode("tool"),
+        };
+        assert!(command(relative, Some(0)).is_err());
+    }
 }

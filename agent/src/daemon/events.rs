@@ -1,5 +1,5 @@
-//! The JSON-lines event log: one line per detection, deadline expiry, quarantine,
-//! restore and configuration change.
+//! The JSON-lines event log: one line per detection, deadline expiry, allowlist
+//! hit, quarantine, restore, configuration and allowlist change.
 //!
 //! Owns the writer thread and its bounded queue. Workers hand over an owned
 //! [`EventRecord`] *after* answering the kernel; when the queue is full the record is
@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde_json::json;
-use vigil_policy::{EventSink, Reason, Verdict};
+use vigil_policy::{EventSink, HashEntry, Reason, Verdict};
 
 use crate::daemon::respond::AccessKind;
 use crate::daemon::stats::Stats;
@@ -34,6 +34,9 @@ pub enum EventAction {
     Audited,
     /// The event was answered by its deadline; the record carries the late verdict.
     Deadline,
+    /// The file's hash is on an allow list: no detection stage ran
+    /// (`vigil.allowlist` names the entry).
+    Allowlisted,
 }
 
 impl EventAction {
@@ -43,6 +46,7 @@ impl EventAction {
             EventAction::Blocked => "blocked",
             EventAction::Audited => "audited",
             EventAction::Deadline => "deadline",
+            EventAction::Allowlisted => "allowlisted",
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct EventRecord {
     /// The exec rule that matched (`vigil.rule`: name, action, source, trust
     /// outcome), if any.
     pub rule: Option<serde_json::Value>,
+    /// The allow entry the file matched (`vigil.allowlist`), if any.
+    pub allowed: Option<HashEntry>,
 }
 
 impl EventRecord {
@@ -134,8 +140,61 @@ impl EventRecord {
         {
             vigil.insert("rule".to_owned(), rule.clone());
         }
+        if let Some(entry) = &self.allowed
+            && let Some(vigil) = value.get_mut("vigil").and_then(|v| v.as_object_mut())
+        {
+            vigil.insert("allowlist".to_owned(), allow_entry_json(entry));
+        }
         value
     }
+}
+
+/// `vigil.allowlist` of an event line: the entry's comment, file and line, and
+/// `entry` (`file:line`) to find it by.
+pub fn allow_entry_json(entry: &HashEntry) -> serde_json::Value {
+    json!({
+        "name": entry.name,
+        "source": entry.source.to_string_lossy(),
+        "line": entry.line,
+        "entry": format!("{}:{}", entry.source.display(), entry.line),
+        "kind": match entry.kind {
+            vigil_policy::HashKind::Sha256 => "sha256",
+            vigil_policy::HashKind::Md5 => "md5",
+        },
+    })
+}
+
+/// The event line of an allowlist change (`event.action = "allowlist-changed"`):
+/// which hash, which entry, who, and whether the daemon took it (`outcome`,
+/// `error` when the reload was rejected; `generation` is the one running after).
+pub fn allowlist_changed_event(
+    change: &crate::protocol::AllowChange,
+    outcome: &str,
+    error: Option<&str>,
+    generation: Option<u64>,
+) -> serde_json::Value {
+    use crate::protocol::AllowChangeKind;
+    let kind = match change.change {
+        AllowChangeKind::Added => "creation",
+        AllowChangeKind::Removed => "deletion",
+    };
+    json!({
+        "@timestamp": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        "event": {
+            "kind": "event",
+            "category": ["configuration"],
+            "type": [kind],
+            "action": "allowlist-changed",
+            "outcome": outcome,
+        },
+        "error": error.map(|m| json!({"message": m})),
+        "file": {"hash": {"sha256": change.sha256}},
+        "user": {"name": change.by},
+        "vigil": {
+            "allowlist": change,
+            "generation": generation,
+        },
+    })
 }
 
 /// One queued line: a detection record (serialized on the writer thread) or a

@@ -217,6 +217,36 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         },
                     },
                     Command::ExecHistory { since_ms } => Reply::Records { records: history.since(since_ms) },
+                    Command::AllowlistChanged(change) => {
+                        // The list file is already edited: reload, then log the change
+                        // with whether the daemon took it.
+                        let result = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await;
+                        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+                        let outcome = if error.is_some() { "failure" } else { "success" };
+                        tracing::info!(file.hash.sha256 = %change.sha256, entry = %change.entry, by = %change.by, outcome, "allowlist changed");
+                        events.emit_json(events::allowlist_changed_event(&change, outcome, error.as_deref(), Some(generation.load().id)));
+                        match (result, error) {
+                            (Ok(g), _) => Reply::Reloaded { generation: g.id, summary: g.summary() },
+                            (Err(_), message) => {
+                                let message = message.unwrap_or_default();
+                                tracing::error!(error = %message, "reload rejected; the running configuration stays");
+                                Reply::failed(message)
+                            }
+                        }
+                    }
+                    Command::HashFile { path } => {
+                        // Off the main loop: a large file takes a while to read.
+                        tokio::spawn(async move {
+                            let shown = path.display().to_string();
+                            let reply = match tokio::task::spawn_blocking(move || crate::cmd::allow::hash_file(&path)).await {
+                                Ok(Ok((sha256, size))) => Reply::Hashed { sha256: hex::encode(sha256), size },
+                                Ok(Err(e)) => Reply::failed(format!("{shown}: {e}")),
+                                Err(e) => Reply::failed(format!("{shown}: hashing failed: {e}")),
+                            };
+                            let _ = call.reply.send(reply);
+                        });
+                        continue;
+                    }
                     Command::Quarantine(request) => {
                         // Store I/O (a restore copies a whole file) runs on the
                         // quarantine thread; the main loop does not wait for it.
@@ -352,6 +382,7 @@ fn config_event(g: &Generation, outcome: &str, error: Option<&str>) -> Value {
             "mode": mode_str(g.config.decision.mode),
             "config": g.config_path.as_ref().map(|p| p.display().to_string()),
             "hashes": g.hashes.len(),
+            "allowed": g.allow.len(),
         },
     })
 }
@@ -374,6 +405,7 @@ fn status(
         on_overflow: decision.on_overflow.as_str().to_owned(),
         deadline_ms: u64::try_from(decision.deadline.as_millis()).unwrap_or(u64::MAX),
         hashes: generation.hashes.len(),
+        allowed: generation.allow.len(),
         config: generation
             .config_path
             .as_ref()

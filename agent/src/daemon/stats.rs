@@ -109,6 +109,8 @@ counters! {
     exec_upgrade_allowed,
     /// Scans that skipped rules, heuristics and model for a trusted file.
     scans_trusted,
+    /// Scans that stopped after hashing: the hash is on an allow list.
+    scans_allowlisted,
 }
 
 impl Stats {

@@ -344,6 +344,7 @@ fn scan(
             decision,
             sha256: None,
             trusted: false,
+            allowed: None,
         }));
     }
     Stats::bump(&ctx.stats.scans);
@@ -364,10 +365,14 @@ fn scan(
             if result.trusted {
                 Stats::bump(&ctx.stats.scans_trusted);
             }
+            if result.allowed.is_some() {
+                Stats::bump(&ctx.stats.scans_allowlisted);
+            }
             Some(Arc::new(Cached {
                 decision: result.decision,
                 sha256: Some(result.sha256),
                 trusted: result.trusted,
+                allowed: result.allowed,
             }))
         }
         Err(errno) => {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vigil_policy::{Config, Exclusions, ExecPolicy, HashDb, RuleSet, TrustStore};
+use vigil_policy::{Allowlist, Config, Exclusions, ExecPolicy, HashDb, RuleSet, TrustStore};
 
 use crate::engine::model::ModelStage;
 
@@ -45,6 +45,11 @@ pub struct Generation {
     pub config_path: Option<PathBuf>,
     /// The known-bad hash database.
     pub hashes: HashDb,
+    /// The allow lists (`content.allow`), checked right after hashing.
+    pub allow: Allowlist,
+    /// Hashes both allowed and blocked, one line each naming both entries
+    /// (logged at load, shown by `vigil check-config`).
+    pub allow_conflicts: Vec<String>,
     /// The compiled YARA rules (empty when none are configured).
     pub rules: RuleSet,
     /// Rule files left out under `content.rules_on_error = "skip"`.
@@ -73,6 +78,12 @@ impl Generation {
         let started = Instant::now();
         let (config, config_path) = load_config(path)?;
         let hashes = HashDb::load(&config.content.hashes, config.content.builtin)?;
+        let allow = Allowlist::load(&config.content.allow)?;
+        let allow_conflicts = allow
+            .conflicts(&hashes)
+            .iter()
+            .map(|c| c.describe())
+            .collect();
         let exclusions = Exclusions::new(&config.exclude)?;
         let (rules, rule_warnings) = if config.content.rules.is_empty() {
             (RuleSet::empty(), Vec::new())
@@ -90,6 +101,8 @@ impl Generation {
             config,
             config_path,
             hashes,
+            allow,
+            allow_conflicts,
             rules,
             rule_warnings,
             exclusions,
@@ -97,20 +110,25 @@ impl Generation {
         })
     }
 
-    /// Logs the rule files left out of this generation (`rules_on_error = "skip"`).
+    /// Logs the rule files left out of this generation (`rules_on_error = "skip"`)
+    /// and every hash that is both allowed and blocked.
     pub fn log_warnings(&self) {
         for w in &self.rule_warnings {
             tracing::warn!(file = %w.path.display(), line = w.line, message = %w.message, "rule file skipped");
+        }
+        for conflict in &self.allow_conflicts {
+            tracing::warn!(conflict = %conflict, "hash on a block list and allowed");
         }
     }
 
     /// A one-line description for logs and `STATUS=`.
     pub fn summary(&self) -> String {
         format!(
-            "generation {} mode={} hashes={} rules={} heuristics={} model={} profile={} exec_rules={} trusted_files={} config={}",
+            "generation {} mode={} hashes={} allowed={} rules={} heuristics={} model={} profile={} exec_rules={} trusted_files={} config={}",
             self.id,
             mode_str(self.config.decision.mode),
             self.hashes.len(),
+            self.allow.len(),
             self.rules.len(),
             if self.config.heuristics.enabled {
                 "on"

@@ -1,7 +1,8 @@
 //! The scan pipeline: a file's bytes, read once through a descriptor, to a decision.
 //!
 //! Owns the per-thread buffers and the order of the stages: SHA-256 (and MD5 only
-//! when an MD5 list is loaded) against the hash database, then the ELF and script
+//! when an MD5 list is loaded) against the allowlist (a hit skips every stage below
+//! and the file is clean), then the hash database, then the ELF and script
 //! heuristics, then the YARA rules, then (ELF files only) the model bundle, then
 //! [`decide`]. It does not answer events or
 //! touch the cache: the worker (daemon) and `vigil scan` (CLI) call
@@ -22,7 +23,7 @@ use md5::Md5;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
 use vigil_policy::verdict::{hash_reason, is_conclusive};
-use vigil_policy::{Decision, Reason, RuleScanner, TrustEntry, decide, heuristics};
+use vigil_policy::{Decision, HashEntry, Reason, RuleScanner, TrustEntry, decide, heuristics};
 
 use vigil_models::sniff::{FileKind, sniff};
 
@@ -62,6 +63,9 @@ pub struct ScanResult {
     /// The content matched the trust store's SHA-256 for its path, so only the
     /// hash lists ran (rules, heuristics and model were skipped).
     pub trusted: bool,
+    /// The allow entry the file's hash matched: no detection stage ran and the
+    /// decision is clean.
+    pub allowed: Option<HashEntry>,
 }
 
 /// A reusable scanner: one per worker thread (it owns its buffers).
@@ -125,7 +129,7 @@ impl Scanner {
             self.content.reserve(usize::try_from(size).unwrap_or(0));
         }
         let mut sha = Sha256::new();
-        let mut md5 = generation.hashes.needs_md5().then(Md5::new);
+        let mut md5 = needs_md5(generation).then(Md5::new);
         let mut offset: u64 = 0;
         loop {
             let n = match nix::sys::uio::pread(fd, &mut self.chunk, offset as i64) {
@@ -158,16 +162,20 @@ impl Scanner {
             ..StageTimes::default()
         };
         let trusted = trust.is_some_and(|t| t.sha256 == sha256);
-        let decision = evaluate(
-            &sha256,
-            md5.as_ref(),
-            offset,
-            content.filter(|_| !trusted),
-            generation,
-            rules,
-            depth,
-            &mut times,
-        );
+        let allowed = allowlisted(generation, &sha256, md5.as_ref(), offset, &mut times);
+        let decision = match allowed {
+            Some(_) => decide(Vec::new(), &generation.config.decision),
+            None => evaluate(
+                &sha256,
+                md5.as_ref(),
+                offset,
+                content.filter(|_| !trusted),
+                generation,
+                rules,
+                depth,
+                &mut times,
+            ),
+        };
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
         }
@@ -177,6 +185,7 @@ impl Scanner {
             decision,
             times,
             trusted,
+            allowed,
         })
     }
 }
@@ -190,30 +199,56 @@ pub fn scan_bytes(
     depth: Depth,
 ) -> ScanResult {
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
-    let md5: Option<[u8; 16]> = generation
-        .hashes
-        .needs_md5()
-        .then(|| Md5::digest(bytes).into());
+    let md5: Option<[u8; 16]> = needs_md5(generation).then(|| Md5::digest(bytes).into());
     let size = bytes.len() as u64;
     let content = (size <= CONTENT_CAP).then_some(bytes);
     let mut times = StageTimes::default();
-    let decision = evaluate(
-        &sha256,
-        md5.as_ref(),
-        size,
-        content,
-        generation,
-        rules,
-        depth,
-        &mut times,
-    );
+    let allowed = allowlisted(generation, &sha256, md5.as_ref(), size, &mut times);
+    let decision = match allowed {
+        Some(_) => decide(Vec::new(), &generation.config.decision),
+        None => evaluate(
+            &sha256,
+            md5.as_ref(),
+            size,
+            content,
+            generation,
+            rules,
+            depth,
+            &mut times,
+        ),
+    };
     ScanResult {
         sha256,
         size,
         decision,
         times,
         trusted: false,
+        allowed,
     }
+}
+
+/// MD5 is computed only when a list needs it (an `.hdb` block list or an `.fp`
+/// allow list).
+fn needs_md5(generation: &Generation) -> bool {
+    generation.hashes.needs_md5() || generation.allow.needs_md5()
+}
+
+/// The allow entry for the file's digests, if any (cloned only on a hit, which
+/// ends the scan). The lookup's time counts to the hash stage.
+fn allowlisted(
+    generation: &Generation,
+    sha256: &[u8; 32],
+    md5: Option<&[u8; 16]>,
+    size: u64,
+    times: &mut StageTimes,
+) -> Option<HashEntry> {
+    if generation.allow.is_empty() {
+        return None;
+    }
+    let lookup = Instant::now();
+    let hit = generation.allow.lookup(sha256, md5, size).cloned();
+    times.hash = Some(times.hash.unwrap_or_default() + lookup.elapsed());
+    hit
 }
 
 /// The stages after reading: hash lookups, then (with the content in memory)

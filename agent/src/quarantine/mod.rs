@@ -297,9 +297,12 @@ impl Keeper {
                 overwrite,
             } => {
                 let record = store.record(&id)?;
+                // An allowed hash is not known-bad any more (`restore --allow`
+                // adds it to the allowlist and reloads before asking).
                 let known_bad = hex::decode(&record.sha256)
                     .ok()
                     .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                    .filter(|h| generation.allow.lookup(h, None, record.size).is_none())
                     .and_then(|h| generation.hashes.lookup_sha256(&h, record.size))
                     .map(|entry| entry.name.to_string());
                 if let (Some(name), false) = (&known_bad, force) {

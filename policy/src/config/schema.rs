@@ -98,6 +98,7 @@ pub(super) const ROOT: &[Field] = &[
         "content",
         Kind::Table(&[
             field("hashes", Kind::TextList),
+            field("allow", Kind::TextList),
             field("builtin", Kind::Bool),
             field("rules", Kind::TextList),
             field("rules_on_error", Kind::OneOf(&["refuse", "skip"])),

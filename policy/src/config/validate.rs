@@ -110,6 +110,10 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         config.content.hashes.iter().map(|path| path.as_path()),
     )?;
     absolute_all(
+        "content.allow",
+        config.content.allow.iter().map(|path| path.as_path()),
+    )?;
+    absolute_all(
         "content.rules",
         config.content.rules.iter().map(|path| path.as_path()),
     )?;

@@ -1,4 +1,5 @@
-//! Line parsers for the hash list formats: ClamAV `.hsb`/`.hdb` and plain SHA-256 lists.
+//! Line parsers for the hash list formats: ClamAV `.hsb`/`.hdb` (and the
+//! false-positive lists `.sfp`/`.fp` in the same line formats) and plain SHA-256 lists.
 //!
 //! Owns: the syntax of one line of each format and its error messages. Must not own:
 //! the database, file reading or line numbering (`hashdb.rs` adds file and line to
@@ -19,17 +20,25 @@ pub(super) enum Format {
 }
 
 impl Format {
-    /// The format for a file name.
+    /// The format for a file name. ClamAV's false-positive lists use the same
+    /// line formats: `.sfp` as `.hsb`, `.fp` as `.hdb`.
     pub(super) fn of(path: &Path) -> Format {
         let extension = path.extension().and_then(|ext| ext.to_str()).unwrap_or("");
         let is = |name: &str| extension.eq_ignore_ascii_case(name);
-        if is("hsb") || is("hsu") {
+        if is("hsb") || is("hsu") || is("sfp") {
             Format::Hsb
-        } else if is("hdb") || is("hdu") {
+        } else if is("hdb") || is("hdu") || is("fp") {
             Format::Hdb
         } else {
             Format::Plain
         }
+    }
+
+    /// True for ClamAV's false-positive lists (`.fp`, `.sfp`): files to allow.
+    pub(super) fn is_allow_list(path: &Path) -> bool {
+        path.extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("fp") || ext.eq_ignore_ascii_case("sfp"))
     }
 }
 
@@ -193,6 +202,8 @@ mod tests {
             ("a.hsu", Format::Hsb),
             ("a.hdb", Format::Hdb),
             ("a.hdu", Format::Hdb),
+            ("a.sfp", Format::Hsb),
+            ("a.FP", Format::Hdb),
             ("a.txt", Format::Plain),
             ("SHA256SUMS", Format::Plain),
             ("dir.hsb/list", Format::Plain),
