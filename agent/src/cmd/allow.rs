@@ -17,7 +17,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write as _};
+use std::io::{self, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use anyhow::{Context as _, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
+
 use vigil_policy::allowlist::{ALLOW_EXTENSIONS, LOCAL_LIST};
 use vigil_policy::{Allowlist, Config, EventSink, HashKind};
 
@@ -184,43 +184,11 @@ pub fn restore_allowed(
     Ok(1)
 }
 
-/// SHA-256 and size of the file at `path`, read from the start. Refuses anything
-/// but a regular file (opened non-blocking, so a FIFO cannot hang the caller).
-///
-/// # Errors
-/// The open or read error, or "not a regular file".
-pub fn hash_file(path: &Path) -> io::Result<([u8; 32], u64)> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        sha.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((sha.finalize().into(), size))
-}
-
 /// The file's SHA-256: read here, or, when the on-access daemon denies this
 /// process the open (the file is on a block list or detected), by the daemon,
 /// whose own opens are always allowed.
 fn hash_target(socket: &Path, path: &Path) -> anyhow::Result<[u8; 32]> {
-    match hash_file(path) {
+    match crate::engine::scan::hash_file(path) {
         Ok((digest, _)) => Ok(digest),
         Err(e) if e.raw_os_error() == Some(nix::libc::EPERM) => {
             let request = Request::HashFile {

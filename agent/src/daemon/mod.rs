@@ -238,7 +238,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         // Off the main loop: a large file takes a while to read.
                         tokio::spawn(async move {
                             let shown = path.display().to_string();
-                            let reply = match tokio::task::spawn_blocking(move || crate::cmd::allow::hash_file(&path)).await {
+                            let reply = match tokio::task::spawn_blocking(move || scan::hash_file(&path)).await {
                                 Ok(Ok((sha256, size))) => Reply::Hashed { sha256: hex::encode(sha256), size },
                                 Ok(Err(e)) => Reply::failed(format!("{shown}: {e}")),
                                 Err(e) => Reply::failed(format!("{shown}: hashing failed: {e}")),

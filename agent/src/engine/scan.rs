@@ -307,6 +307,41 @@ fn evaluate(
     decide(reasons, policy)
 }
 
+/// SHA-256 and size of the file at `path`, read from the start (for `vigil
+/// allow PATH`, by the command or, for a file it may not open, by the daemon). Refuses anything
+/// but a regular file (opened non-blocking, so a FIFO cannot hang the caller).
+///
+/// # Errors
+/// The open or read error, or "not a regular file".
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<([u8; 32], u64)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((sha.finalize().into(), size))
+}
+
 /// Largest file the deadline hashes before it lets a timeout allow it: 16 MiB
 /// take about 10 ms to hash on these machines, on the deadline thread.
 pub const DEADLINE_HASH_CAP: u64 = 16 * 1024 * 1024;
