@@ -29,6 +29,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::exec_history::ExecRecord;
+use crate::daemon::exposure::Exposure;
 use crate::quarantine::Record;
 
 /// The protocol version this build speaks.
@@ -293,6 +294,9 @@ pub struct Status {
     pub pending: u64,
     /// Every counter, by its stable name.
     pub counters: BTreeMap<String, u64>,
+    /// What can run on this machine now without vigil seeing it, and how to
+    /// close it.
+    pub exposure: Vec<Exposure>,
 }
 
 /// One fanotify mark.

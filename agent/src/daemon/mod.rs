@@ -14,6 +14,7 @@ pub mod control;
 pub mod events;
 pub mod exec_gate;
 pub mod exec_history;
+pub mod exposure;
 pub mod fairness;
 pub mod ignore_marks;
 pub mod latency;
@@ -178,6 +179,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let started = Instant::now();
     let summary = generation.load().summary();
     tracing::info!(workers, queue_capacity, %summary, "ready");
+    for e in exposure::exposures(&exposure::Kernel::read()) {
+        tracing::warn!(exposure = %e.id, close = %e.close, "not covered: {}", e.what);
+    }
     notify(&format!("READY=1\nSTATUS={summary}"));
     // WATCHDOG=1 from this loop, which shares its thread with the reader: if either
     // stops turning, systemd (WatchdogSec=) kills and restarts the daemon.
@@ -421,6 +425,7 @@ fn status(
         cache_entries: cache.len(),
         pending: outstanding.load(Ordering::Relaxed),
         counters: counters(stats),
+        exposure: exposure::exposures(&exposure::Kernel::read()),
     }
 }
 
