@@ -300,7 +300,9 @@ mod tests {
 
         let size = |b: &[u8]| b.len() as u64;
         let hit = |e: Option<&HashEntry>| e.map(|e| (e.name.clone(), e.line));
-        let cases: Vec<(&str, Option<(String, usize)>, Option<(&str, usize)>)> = vec![
+        type Hit = Option<(String, usize)>;
+        type Want<'a> = Option<(&'a str, usize)>;
+        let cases: Vec<(&str, Hit, Want<'_>)> = vec![
             (
                 "plain",
                 hit(list.lookup(&sha256(plain), None, 123)),
@@ -404,7 +406,11 @@ mod tests {
             "{error}"
         );
         // In a block-list directory it is not one of the list extensions: skipped.
-        assert!(HashDb::load(&[dir.clone()], false).unwrap().is_empty());
+        assert!(
+            HashDb::load(std::slice::from_ref(&dir), false)
+                .unwrap()
+                .is_empty()
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -50,6 +50,15 @@ fn vigil(config: &Path, args: &[&OsStr]) -> Output {
         .expect("run vigil")
 }
 
+/// Who `vigil allow` says made a change: root, or the login behind sudo (the
+/// suite runs as `sudo scripts/test.sh`).
+fn who() -> String {
+    match std::env::var("SUDO_USER") {
+        Ok(user) if !user.is_empty() && user != "root" => format!("{user} (sudo, as root)"),
+        _ => "root".to_owned(),
+    }
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -117,7 +126,7 @@ fn allow_lets_a_hash_listed_exec_run_and_remove_denies_it_again() {
     let text = fs::read_to_string(&local).expect("local.sha256");
     let line = text.lines().nth(2).unwrap_or("");
     assert!(
-        line.starts_with(&format!("{sha}  vendor tool 2.1 (added by root at ")),
+        line.starts_with(&format!("{sha}  vendor tool 2.1 (added by {} at ", who())),
         "{text}"
     );
 
@@ -128,7 +137,8 @@ fn allow_lets_a_hash_listed_exec_run_and_remove_denies_it_again() {
     });
     assert_eq!(jstr(&ev, "/vigil/allowlist/entry"), entry, "{ev}");
     assert!(
-        jstr(&ev, "/vigil/allowlist/name").starts_with("vendor tool 2.1 (added by root"),
+        jstr(&ev, "/vigil/allowlist/name")
+            .starts_with(&format!("vendor tool 2.1 (added by {}", who())),
         "{ev}"
     );
     assert_eq!(jstr(&ev, "/event/outcome"), "allowed", "{ev}");
@@ -138,7 +148,7 @@ fn allow_lets_a_hash_listed_exec_run_and_remove_denies_it_again() {
         .unwrap_or_else(|| panic!("no allowlist-changed event{}", d.context()));
     assert_eq!(jstr(added, "/event/outcome"), "success", "{added}");
     assert_eq!(jstr(added, "/vigil/allowlist/entry"), entry, "{added}");
-    assert_eq!(jstr(added, "/user/name"), "root", "{added}");
+    assert_eq!(jstr(added, "/user/name"), who(), "{added}");
     // Blocked and allowed: a warning at load naming both entries.
     let warning = format!(
         "is both blocked (vigil-e2e-sample-0 ({}:1)) and allowed (vendor tool 2.1",
