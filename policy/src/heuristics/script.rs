@@ -10,8 +10,11 @@
 //! Matching is plain substring and word search, no regexes: patterns are few, lines
 //! are short, and what matters is which *combination* appears in one pipeline
 //! (`curl … | sh`, not `curl` and `sh` somewhere in the file). Calibration: a reverse
-//! shell is specific enough to be malicious alone; everything else is suspicious at
-//! most on its own and adds up with the rest.
+//! shell is specific enough to be malicious alone, and so is an IoT dropper that
+//! fetches build after build from a raw IP address and runs (and deletes) each one
+//! (`download_exec` reaches 100 only with that combination; measured on the corpus's
+//! 755 malicious scripts and 4,336 benign ones in docs/builtin-rules.md);
+//! everything else is suspicious at most on its own and adds up with the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
