@@ -361,6 +361,8 @@ pub struct Content {
     pub allow: Vec<PathBuf>,
     /// Include the built-in test signature.
     pub builtin: bool,
+    /// Include vigil's built-in YARA rules (`policy/rules/builtin.yar`).
+    pub builtin_rules: bool,
     /// YARA rule files or directories (every `*.yar`/`*.yara` below, sorted by path).
     pub rules: Vec<PathBuf>,
     /// What a rule file that does not compile does to the load.
@@ -375,6 +377,7 @@ impl Default for Content {
             hashes: Vec::new(),
             allow: vec![PathBuf::from(crate::allowlist::DEFAULT_ALLOW_DIR)],
             builtin: true,
+            builtin_rules: true,
             rules: Vec::new(),
             rules_on_error: RuleErrorPolicy::default(),
             model: ModelSource::Builtin,
@@ -885,6 +888,7 @@ mod tests {
         assert!(config.watch.filesystems.iter().all(|w| !w.required));
         assert_eq!(config.scan.max_file_size, 256 << 20);
         assert!(config.content.builtin);
+        assert!(config.content.builtin_rules);
         assert_eq!(config.log.events, EventSink::Stdout);
         assert!(config.content.rules.is_empty());
         assert_eq!(config.content.allow, [PathBuf::from("/etc/vigil/allow.d")]);
@@ -954,6 +958,7 @@ heuristics = 0.0
 hashes = ["/var/lib/vigil/content/hashes"]
 allow = ["/etc/vigil/allow.d", "/srv/vendor.sfp"]
 builtin = false
+builtin_rules = false
 rules = ["/var/lib/vigil/content/yara", "/etc/vigil/local.yar"]
 rules_on_error = "skip"
 
@@ -1001,6 +1006,7 @@ processes = ["/usr/bin/backup"]
         assert_eq!(config.decision.on_overflow, FailMode::Deny);
         assert!(!config.content.builtin);
         assert_eq!(config.content.allow.len(), 2);
+        assert!(!config.content.builtin_rules);
         assert_eq!(config.content.rules.len(), 2);
         assert_eq!(config.content.rules_on_error, RuleErrorPolicy::Skip);
         assert_eq!(config.decision.malicious_score, 120);
@@ -1101,6 +1107,10 @@ processes = ["/usr/bin/backup"]
             (
                 "heuristics.enabled = 1\n",
                 "/etc/vigil/vigil.toml:1: `heuristics.enabled`: expected a boolean, found an integer",
+            ),
+            (
+                "[content]\nbuiltin_rules = \"yes\"\n",
+                "/etc/vigil/vigil.toml:2: `content.builtin_rules`: expected a boolean, found a string",
             ),
             (
                 "[scan]\nworkers = -1\n",

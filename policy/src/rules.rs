@@ -8,6 +8,12 @@
 //! agent compiles off the hot path and swaps the generation), reading the scanned
 //! file, weights or thresholds.
 //!
+//! Built-in rules: vigil's own rule pack ([`BUILTIN_RULES`], `policy/rules/builtin.yar`,
+//! written from the training corpus's families) is compiled into the binary and added
+//! to every set loaded with `builtin = true` (`content.builtin_rules`), in the
+//! reserved namespace [`BUILTIN_NAMESPACE`]; its matches name `built-in` as their
+//! source instead of a file.
+//!
 //! Scanners: a `yara_x::Scanner` borrows its `Rules` and allocates a WASM store when
 //! created, which costs far more than scanning a small file (see the crate docs for
 //! the numbers), so the daemon keeps one [`RuleScanner`] per worker thread and per
@@ -46,6 +52,15 @@ pub const RULE_EXTENSIONS: [&str; 2] = ["yar", "yara"];
 
 /// Directory levels searched below a configured rule directory.
 pub const MAX_RULE_DIR_DEPTH: usize = 8;
+
+/// vigil's own rule pack, compiled in (`content.builtin_rules`).
+pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.yar");
+
+/// Namespace of the built-in rules (a rule file named `builtin.yar` gets another).
+pub const BUILTIN_NAMESPACE: &str = "builtin";
+
+/// How the built-in rules are named where a rule file's path would be.
+pub const BUILTIN_RULES_SOURCE: &str = "<built-in>";
 
 /// A compiled rule set. Cloning is cheap (the compiled rules are shared).
 #[derive(Clone)]
@@ -128,7 +143,8 @@ impl RuleSet {
 
     /// Compiles every `.yar`/`.yara` file named in `paths` or found below the
     /// directories among them (recursively, hidden entries skipped, sorted by path),
-    /// each once, each in its own namespace named after the file. With
+    /// each once, each in its own namespace named after the file, and with `builtin`
+    /// the built-in rules ([`BUILTIN_RULES`]) first. With
     /// [`RuleErrorPolicy::Skip`] a file that does not compile (or a directory without
     /// rule files) is left out and reported as a warning; with
     /// [`RuleErrorPolicy::Refuse`] it fails the load.
@@ -138,10 +154,13 @@ impl RuleSet {
     /// [`Error::Read`] if a path or file cannot be read; with `Refuse`,
     /// [`Error::Rule`] naming the file, line and yara-x's message for the first
     /// file that does not compile, and [`Error::NoRules`] for a directory that holds
-    /// no rule file.
+    /// no rule file. The built-in rules always compile (a unit test holds them to
+    /// it); were they not to, that is an [`Error::Rule`] naming [`BUILTIN_RULES_SOURCE`]
+    /// whatever `on_error` says.
     pub fn load(
         paths: &[PathBuf],
         on_error: RuleErrorPolicy,
+        builtin: bool,
     ) -> Result<(RuleSet, Vec<RuleWarning>), Error> {
         let mut warnings = Vec::new();
         let mut files = Vec::new();
@@ -162,8 +181,18 @@ impl RuleSet {
         }
         files.sort();
         files.dedup();
-        let mut sources = Vec::with_capacity(files.len());
+        let mut sources = Vec::with_capacity(files.len() + 1);
         let mut namespaces: HashMap<String, usize> = HashMap::new();
+        // Reserved whether or not the built-in rules are on, so a file's namespace
+        // (and so its reason ids) does not depend on that setting.
+        namespaces.insert(BUILTIN_NAMESPACE.to_owned(), 1);
+        if builtin {
+            sources.push(Source {
+                path: PathBuf::from(BUILTIN_RULES_SOURCE),
+                text: BUILTIN_RULES.as_bytes().to_vec(),
+                namespace: BUILTIN_NAMESPACE.to_owned(),
+            });
+        }
         for path in files {
             let text = fs::read(&path).map_err(|source| Error::Read {
                 path: path.clone(),
@@ -186,6 +215,9 @@ impl RuleSet {
             };
             let mut dropped = Vec::with_capacity(failed.len());
             for (index, error) in failed {
+                if sources[index].namespace == BUILTIN_NAMESPACE {
+                    return Err(error);
+                }
                 match on_error {
                     RuleErrorPolicy::Refuse => return Err(error),
                     RuleErrorPolicy::Skip => {
@@ -428,7 +460,9 @@ fn rule_reason(rule: &yara_x::Rule<'_, '_>, sources: &HashMap<String, PathBuf>) 
     if let Some(severity) = &severity {
         detail.push_str(&format!(" (severity {})", meta_text(severity)));
     }
-    if let Some(path) = sources.get(rule.namespace()) {
+    if rule.namespace() == BUILTIN_NAMESPACE {
+        detail.push_str(&format!("; rule {} (built-in)", rule.identifier()));
+    } else if let Some(path) = sources.get(rule.namespace()) {
         detail.push_str(&format!(
             "; rule {} in {}",
             rule.identifier(),
@@ -495,6 +529,7 @@ mod tests {
         let (set, warnings) = RuleSet::load(
             &[dir.clone(), explicit.clone(), dir.join("b.yar")],
             RuleErrorPolicy::Refuse,
+            false,
         )
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -560,7 +595,8 @@ mod tests {
         .unwrap();
         fs::write(dir.join("c_syntax.yar"), "\n\nrule {\n").unwrap();
 
-        let error = RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse).unwrap_err();
+        let error =
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false).unwrap_err();
         let text = error.to_string();
         let bad = dir.join("b_bad.yar");
         assert!(
@@ -573,7 +609,7 @@ mod tests {
         assert!(matches!(error, Error::Rule { line: 3, .. }));
 
         let (set, warnings) =
-            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Skip).unwrap();
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Skip, false).unwrap();
         let places: Vec<(PathBuf, usize)> =
             warnings.iter().map(|w| (w.path.clone(), w.line)).collect();
         assert_eq!(
@@ -598,18 +634,18 @@ mod tests {
         let dir = scratch("empty");
         let missing = dir.join("missing.yar");
         assert!(matches!(
-            RuleSet::load(std::slice::from_ref(&missing), RuleErrorPolicy::Skip),
+            RuleSet::load(std::slice::from_ref(&missing), RuleErrorPolicy::Skip, false),
             Err(Error::Read { path, .. }) if path == missing
         ));
         assert!(matches!(
-            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse),
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false),
             Err(Error::NoRules { path }) if path == dir
         ));
         let (set, warnings) =
-            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Skip).unwrap();
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Skip, false).unwrap();
         assert!(set.is_empty());
         assert_eq!(warnings.len(), 1);
-        let (set, warnings) = RuleSet::load(&[], RuleErrorPolicy::Refuse).unwrap();
+        let (set, warnings) = RuleSet::load(&[], RuleErrorPolicy::Refuse, false).unwrap();
         assert!(set.is_empty() && warnings.is_empty());
         assert!(
             RuleSet::empty()
@@ -617,6 +653,83 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Bytes that carry the strings of one built-in rule (assembled here, not taken
+    /// from a sample: harmless text behind an ELF magic).
+    fn fake_xhide(magic: &[u8]) -> Vec<u8> {
+        let mut bytes = magic.to_vec();
+        for text in [
+            "XHide - Process Faker",
+            "Fake name process",
+            "Full path seek",
+        ] {
+            bytes.extend_from_slice(b"\0padding\0");
+            bytes.extend_from_slice(text.as_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn builtin_rules_compile_and_name_their_source() {
+        let (set, warnings) = RuleSet::load(&[], RuleErrorPolicy::Refuse, true).unwrap();
+        assert!(warnings.is_empty());
+        let declared = BUILTIN_RULES
+            .lines()
+            .filter(|line| line.starts_with("rule "))
+            .count();
+        assert_eq!((set.files(), set.len()), (1, declared));
+        // Every rule names its threat and the corpus family its tests count.
+        for rule in set.rules.iter() {
+            let keys: Vec<&str> = rule.metadata().map(|(key, _)| key).collect();
+            for key in ["threat_name", "family", "description"] {
+                assert!(keys.contains(&key), "{} lacks {key}", rule.identifier());
+            }
+        }
+        let timeout = Duration::from_secs(5);
+        let found = set.scan(&fake_xhide(b"\x7fELF"), timeout).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].id, "builtin:Vigil_XHide_ProcessFaker");
+        assert_eq!(found[0].score, MALICIOUS_SCORE);
+        assert_eq!(
+            found[0].detail,
+            "Linux.Hacktool.XHide; rule Vigil_XHide_ProcessFaker (built-in)"
+        );
+        // Only ELF files: the same text in a document does not match.
+        assert!(set.scan(&fake_xhide(b"text"), timeout).unwrap().is_empty());
+        // Off: nothing built in.
+        let (off, _) = RuleSet::load(&[], RuleErrorPolicy::Refuse, false).unwrap();
+        assert!(off.is_empty());
+        assert!(
+            off.scan(&fake_xhide(b"\x7fELF"), timeout)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn builtin_namespace_is_reserved() {
+        let dir = scratch("reserved");
+        fs::write(
+            dir.join("builtin.yar"),
+            rule("Mine", "vigil-marker-mine", ""),
+        )
+        .unwrap();
+        for builtin in [false, true] {
+            let (set, _) =
+                RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, builtin)
+                    .unwrap();
+            let found = set
+                .scan(b"vigil-marker-mine", Duration::from_secs(1))
+                .unwrap();
+            assert_eq!(found[0].id, "builtin_2:Mine");
+            assert!(
+                found[0].detail.ends_with("builtin.yar"),
+                "{}",
+                found[0].detail
+            );
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -668,7 +781,8 @@ mod tests {
             "rule Slow { condition: for all i in (0..filesize - 1) : (uint8(i) != 0xff) }\n",
         )
         .unwrap();
-        let (set, _) = RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse).unwrap();
+        let (set, _) =
+            RuleSet::load(std::slice::from_ref(&dir), RuleErrorPolicy::Refuse, false).unwrap();
         let data = vec![0u8; 1 << 16];
         let started = Instant::now();
         match set.scan(&data, Duration::from_millis(1)) {

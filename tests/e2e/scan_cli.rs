@@ -258,6 +258,64 @@ fn scan_detects_the_builtin_test_signature_unless_disabled() {
     );
 }
 
+/// Harmless bytes that carry the strings one built-in rule looks for (XHide's
+/// usage text behind an ELF magic), assembled at run time.
+fn builtin_rule_bait() -> Vec<u8> {
+    let mut bytes = b"\x7fELF".to_vec();
+    for text in [
+        "XHide - Process Faker",
+        "Fake name process",
+        "Full path seek",
+    ] {
+        bytes.extend_from_slice(b"\0vigil-e2e\0");
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn scan_denies_a_builtin_rule_match_unless_disabled() {
+    let dir = TempDir::new("scan-builtin-rules");
+    let sample = dir.join("tree/bait.bin");
+    write_file(&sample, &builtin_rule_bait(), 0o644);
+    let cfg = config_in(&dir, &[]);
+    let out = scan_with(&cfg, &[&sample], &["--json", "--explain"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "builtin_rules = true: {}",
+        show(&out)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(jstr(&lines[0], "/verdict"), "malicious", "{}", show(&out));
+    let reasons = lines[0]["reasons"].as_array().cloned().unwrap_or_default();
+    let rule = reasons
+        .iter()
+        .find(|r| jstr(r, "/stage") == "rules")
+        .unwrap_or_else(|| panic!("no rules-stage reason: {}", show(&out)));
+    assert_eq!(jstr(rule, "/id"), "builtin:Vigil_XHide_ProcessFaker");
+    assert_eq!(
+        jstr(rule, "/detail"),
+        "Linux.Hacktool.XHide; rule Vigil_XHide_ProcessFaker (built-in)"
+    );
+    assert!(
+        jstr(&lines[0], "/explain").contains("(built-in)"),
+        "{}",
+        show(&out)
+    );
+
+    let off = dir.join("off.toml");
+    write_file(&off, b"[content]\nbuiltin_rules = false\n", 0o644);
+    let out = scan_with(&off, &[&sample], &["--json", "--explain"]);
+    let lines = json_lines(&out);
+    let reasons = lines[0]["reasons"].as_array().cloned().unwrap_or_default();
+    assert!(
+        reasons.iter().all(|r| jstr(r, "/stage") != "rules"),
+        "builtin_rules = false: {}",
+        show(&out)
+    );
+}
+
 #[test]
 fn scan_matches_a_yara_rule() {
     let dir = TempDir::new("scan-yara");

