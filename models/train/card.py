@@ -304,8 +304,9 @@ def block_bullet(clf: dict, cal: dict | None) -> str:
                 "(logged, allowed); with any other finding, malicious.")
     return (f"- Block threshold **{cal['threshold_block']:.6f}**: a score at or above it makes a file malicious "
             f"(denied) on the model alone. Calibrated after training on {cal['files']:,} held-out benign ELF files "
-            f"({cal['packages']:,} Debian packages no model trained or validated on) to block at most "
-            f"{cal['rate'] * 10000:g} in 10,000: {cal['blocked']} blocked (see Blocking below).")
+            f"({cal['packages']:,} Debian packages no model trained or validated on) to block at most 1 in "
+            f"{1 / cal['rate']:,.0f} of them (half the 1 in 10,000 allowed, as a margin): {cal['blocked']} blocked "
+            "(see Blocking on the model alone below).")
 
 
 def calibration_section(w, cal: dict) -> None:
@@ -314,17 +315,23 @@ def calibration_section(w, cal: dict) -> None:
     w(f"`models/train/calibrate.py` scores (with tract, as the agent does) the ELF files under 4 MiB of the "
       f"packages in `models/train/calibration.txt` (`pick_calibration.py`: a pseudo-random sample of Debian 12's "
       f"amd64 packages, one per source package; none of them, and no package built from the same source, is in "
-      f"`packages.txt`; none reserved for evaluation), deduplicated, without files also in the training rows, at "
-      f"most 200 per package: **{cal['files']:,} files of {cal['packages']:,} packages**. The block threshold is "
-      f"the lowest score with at most {cal['rate'] * 10000:g} in 10,000 of them at or above it, and never below "
-      f"the detection threshold.")
+      "`packages.txt`; none reserved for evaluation), deduplicated, "
+      + ("without files also in the training rows" if cal.get("training_overlap_checked") else
+         "not checked against the training rows (they were not cached on the calibrating machine; the packages "
+         "and their sources are disjoint from the training ones)")
+      + f", at most 200 per package: **{cal['files']:,} files of {cal['packages']:,} packages**. The block threshold is "
+      f"the lowest score with at most 1 in {1 / cal['rate']:,.0f} of them at or above it (half the 1 in 10,000 "
+      "allowed: a threshold set exactly at the allowed rate on one sample exceeds it on the next about half the "
+      "time), and never below the detection threshold.")
     w("")
     w("| threshold | score | calibration files at or above |")
     w("|---|---|---|")
-    w(f"| block (denied) | {cal['threshold_block']:.6f} | {cal['blocked']} ({pct(cal['blocked'] / cal['files'])}) |")
-    w(f"| detection (suspicious) | {cal['threshold']:.6f} | {cal['detected']} ({pct(cal['detected'] / cal['files'])}) |")
-    w(f"| suspicious (counts with other findings) | {cal['threshold_suspicious']:.6f} | {cal['flagged']} "
-      f"({pct(cal['flagged'] / cal['files'])}) |")
+    def share(k: int) -> str:
+        return f"{k} ({100 * k / cal['files']:.3f} %)"
+
+    w(f"| block (denied) | {cal['threshold_block']:.6f} | {share(cal['blocked'])} |")
+    w(f"| detection (suspicious) | {cal['threshold']:.6f} | {share(cal['detected'])} |")
+    w(f"| suspicious (counts with other findings) | {cal['threshold_suspicious']:.6f} | {share(cal['flagged'])} |")
     w("")
     w("Highest-scoring calibration files: " + "; ".join(
         f"{t['package']} `{os.path.basename(t['file'])}` {t['score']:.4f}" for t in cal["top"][:5]) + ".")

@@ -4,7 +4,7 @@
 The model blocks on its own at `threshold_block`, which must let through at
 most 1 in 10,000 benign ELF files: that takes a held-out benign set of well
 over 20,000 ELF files that no model trains or validates on. This script picks
-those packages from the amd64 index of the machine's Debian mirror and prints
+those packages from the amd64 index of Debian 12's main suite and prints
 the list written to `calibration.txt` (committed, so a rerun fetches the same
 packages):
 
@@ -20,7 +20,7 @@ packages):
   most of the download for a handful of files under 4 MiB);
 - until the total download reaches --budget-mb.
 
-Usage: python3 pick_calibration.py [--budget-mb 4000] > calibration.txt
+Usage: python3 pick_calibration.py --index PACKAGES [--budget-mb 5600] > calibration.txt
 """
 
 from __future__ import annotations
@@ -34,22 +34,20 @@ from pathlib import Path
 from fetch_debian import HERE, read_list, reserved
 
 
-def index() -> dict[str, dict[str, str]]:
-    """Package -> fields (Source, Architecture, Size) from the host's amd64 index."""
-    names = subprocess.run(["apt-cache", "pkgnames"], capture_output=True, text=True, check=True).stdout.split()
+def index(path: Path) -> dict[str, dict[str, str]]:
+    """Package -> fields (Source, Architecture, Size, ...) from a Packages index
+    (plain or as apt stores it: apt-helper decompresses)."""
+    text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(path)], capture_output=True, text=True,
+                          check=True).stdout
     out: dict[str, dict[str, str]] = {}
-    # apt-cache show takes many names at once; in chunks to bound the command line.
-    for i in range(0, len(names), 2000):
-        r = subprocess.run(["apt-cache", "show", "--no-all-versions", *names[i : i + 2000]],
-                           capture_output=True, text=True)
-        for stanza in r.stdout.split("\n\n"):
-            fields: dict[str, str] = {}
-            for line in stanza.splitlines():
-                if ": " in line and not line.startswith(" "):
-                    k, v = line.split(": ", 1)
-                    fields[k] = v
-            if "Package" in fields:
-                out.setdefault(fields["Package"], fields)
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if ": " in line and not line.startswith(" "):
+                k, v = line.split(": ", 1)
+                fields[k] = v
+        if "Package" in fields:
+            out.setdefault(fields["Package"], fields)
     return out
 
 
@@ -59,9 +57,12 @@ def source_of(fields: dict[str, str]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget-mb", type=int, default=4000)
+    ap.add_argument("--budget-mb", type=int, default=5600)
+    ap.add_argument("--index", type=Path, required=True,
+                    help="Debian 12 main amd64 Packages index, e.g. fetch_debian's DATA/apt/lists/"
+                    "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4")
     args = ap.parse_args()
-    idx = index()
+    idx = index(args.index)
     training = {e.split(":")[0] for e in read_list(HERE / "packages.txt")}
     training_sources = {source_of(idx[p]) for p in training if p in idx} | training
     seen_sources: set[str] = set()
@@ -82,8 +83,10 @@ def main() -> None:
         total += size
         if total >= args.budget_mb * 1_000_000:
             break
-    print("# Block-threshold calibration set: written by pick_calibration.py (see there);")
-    print(f"# {len(picked)} amd64 packages, {total / 1e6:.0f} MB of .debs. Never trained or validated on.")
+    print(f"# Block-threshold calibration set: written by pick_calibration.py --budget-mb {args.budget_mb} "
+          "(see there)")
+    print(f"# from {args.index.name}: {len(picked)} amd64 packages, {total / 1e6:.0f} MB of .debs.")
+    print("# Never trained, validated or tuned on.")
     for n in sorted(picked):
         print(f"{n}:amd64")
     print(f"pick_calibration: {len(picked)} packages, {total / 1e6:.0f} MB", file=sys.stderr)
