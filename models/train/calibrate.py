@@ -48,34 +48,30 @@ def log(msg: str) -> None:
     print(f"[calibrate] {msg}", flush=True)
 
 
-def read_dir(d: Path) -> tuple[str, list[dict]]:
-    """Every row of the feature CSVs in `d`, as its raw line plus the few
-    columns the selection needs (streamed with the csv module: thousands of
-    small files, hundreds of columns each)."""
-    header = ""
+def read_dir(d: Path) -> list[dict]:
+    """Every row of the feature CSVs in `d`, as its raw line, its file's header
+    and the few columns the selection needs (streamed with the csv module:
+    thousands of small files, hundreds of columns each). Files may differ in
+    their label columns; `vigil model score` finds the features by name."""
     rows: list[dict] = []
     for p in sorted(d.glob("*.csv")):
         with open(p, newline="") as f:
-            first = f.readline()
-            if not first:
-                continue
-            cols = next(csv.reader([first]))
+            header = f.readline()
             if not header:
-                header = first
-            elif first != header:
-                sys.exit(f"calibrate: {p} has other columns than the first file")
+                continue
+            cols = next(csv.reader([header]))
             at = {c: cols.index(c) for c in ("sha256", "name", "package", "fmt_elf", "fmt_size_log")}
             for line in f:
                 v = next(csv.reader([line]))
                 if len(v) != len(cols):  # a file name with a line break: not worth a real parser
                     log(f"{p}: a row with {len(v)} of {len(cols)} columns left out")
                     continue
-                rows.append({c: v[i] for c, i in at.items()} | {"line": line})
-    return header, rows
+                rows.append({c: v[i] for c, i in at.items()} | {"line": line, "header": header})
+    return rows
 
 
-def calibration_rows(benign: Path, exclude: Path | None) -> tuple[str, list[dict]]:
-    header, rows = read_dir(benign)
+def calibration_rows(benign: Path, exclude: Path | None) -> list[dict]:
+    rows = read_dir(benign)
     if not rows:
         sys.exit(f"calibrate: no rows in {benign}")
     rows = [r for r in rows if float(r["fmt_elf"]) == 1 and float(r["fmt_size_log"]) < SIZE_CAP_LOG]
@@ -95,16 +91,28 @@ def calibration_rows(benign: Path, exclude: Path | None) -> tuple[str, list[dict
         seen.add(r["sha256"])
         per_package[r["package"]] += 1
         out.append(r)
-    return header, out
+    return out
 
 
-def score(vigil: str, bundle: Path, header: str, rows: list[dict]) -> list[dict]:
-    text = header + "".join(r["line"] for r in rows)
-    r = subprocess.run([vigil, "model", "score", "--bundle", str(bundle), "-"], input=text,
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"calibrate: vigil model score failed:\n{r.stderr}")
-    return list(csv.DictReader(io.StringIO(r.stdout)))
+def score(vigil: str, bundle: Path, rows: list[dict], model: str) -> list[float]:
+    """`model`'s score of every row, in order: one `vigil model score` run per
+    distinct CSV header."""
+    by_header: dict[str, list[dict]] = {}
+    for r in rows:
+        by_header.setdefault(r["header"], []).append(r)
+    got: dict[str, float] = {}
+    for header, group in by_header.items():
+        text = header + "".join(r["line"] for r in group)
+        out = subprocess.run([vigil, "model", "score", "--bundle", str(bundle), "-"], input=text,
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"calibrate: vigil model score failed:\n{out.stderr}")
+        for r in csv.DictReader(io.StringIO(out.stdout)):
+            got[r["sha256"]] = float(r[model])
+    missing = [r["sha256"] for r in rows if r["sha256"] not in got]
+    if missing:
+        sys.exit(f"calibrate: vigil model score returned no score for {len(missing)} rows")
+    return [got[r["sha256"]] for r in rows]
 
 
 def block_threshold(scores: np.ndarray, rate: float, floor: float) -> float:
@@ -128,7 +136,7 @@ def main() -> None:
     ap.add_argument("--report", type=Path, required=True)
     args = ap.parse_args()
 
-    header, rows = calibration_rows(args.benign, args.exclude)
+    rows = calibration_rows(args.benign, args.exclude)
     n = len(rows)
     packages = len({r["package"] for r in rows})
     log(f"{n} held-out benign ELF files from {packages} packages")
@@ -137,10 +145,7 @@ def main() -> None:
     manifest_path = args.bundle / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     classifier = next(m for m in manifest["models"] if m["kind"] == "classifier")
-    scored = score(args.vigil, args.bundle, header, rows)
-    if [r["sha256"] for r in scored] != [r["sha256"] for r in rows]:
-        sys.exit("calibrate: vigil model score returned other rows than it was given")
-    s = np.array([float(r[classifier["name"]]) for r in scored], dtype=np.float32)
+    s = np.array(score(args.vigil, args.bundle, rows, classifier["name"]), dtype=np.float32)
     thr = block_threshold(s, args.rate, classifier["threshold"])
     blocked = int((s >= np.float32(thr)).sum())
     detected = int((s >= np.float32(classifier["threshold"])).sum())
