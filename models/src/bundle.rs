@@ -77,6 +77,11 @@ pub struct ModelSpec {
     pub threshold: f32,
     /// Scores at or above this (and below `threshold`) are suspicious.
     pub threshold_suspicious: f32,
+    /// Scores at or above this make a file malicious on the model alone:
+    /// calibrated on held-out benign files (none trained or validated on) so
+    /// that at most 1 in 10,000 reach it. Absent: the model never blocks alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_block: Option<f32>,
     /// The false-positive rate `threshold` was chosen for, on validation.
     pub target_fpr: f64,
     /// Whether the daemon runs it by default.
@@ -193,6 +198,14 @@ impl Bundle {
                 return Err(fail(format!(
                     "{}: thresholds must be finite with threshold_suspicious <= threshold",
                     spec.name
+                )));
+            }
+            if let Some(block) = spec.threshold_block
+                && !(block.is_finite() && block >= spec.threshold)
+            {
+                return Err(fail(format!(
+                    "{}: threshold_block must be finite and at least threshold ({}), found {block}",
+                    spec.name, spec.threshold
                 )));
             }
             let plan = optimize(&bytes).map_err(|e| fail(format!("{}: {e}", spec.file)))?;
@@ -320,6 +333,27 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             err.contains("SHA-256") && err.contains(BUILTIN_FILES[0].0),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_block_threshold_below_the_detection_threshold_is_refused() {
+        let dir = std::env::temp_dir().join(format!("vigil-bundle-{}-c", std::process::id()));
+        copy_builtin(&dir);
+        let mut manifest: Manifest = serde_json::from_slice(BUILTIN_MANIFEST).unwrap();
+        let spec = &mut manifest.models[0];
+        spec.threshold_block = Some(spec.threshold / 2.0);
+        let name = spec.name.clone();
+        std::fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains(&name) && err.contains("threshold_block must be finite and at least"),
             "{err}"
         );
     }

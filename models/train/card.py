@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--mutations-after", required=True)
     ap.add_argument("--sanity-features", help="vigil features of programs compiled at training time (train.sh)")
     ap.add_argument("--sanity-scores", help="vigil model score of the same rows with the shipped bundle")
+    ap.add_argument("--calibration", help="calibrate.py's report (the block threshold)")
     ap.add_argument("--manifest", required=True)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -127,13 +128,14 @@ def main() -> None:
       + (" Why the trees: the lowering is exact (trainer and agent agree to 1e-7), and they are the form the "
          "held-out checks of `models/train/README.md` were measured with (programs compiled on a developer's "
          "machine, a Python venv, Rust toolchains, this machine's /usr)." if kind == "gbdt" else ""))
-    w("- In the agent its findings weigh 0.5 by default (`[decision.weights] model`): a detection by the model "
-      "alone makes a file suspicious (logged, allowed); with any other finding, malicious. At 0.1 % false "
-      "positives a machine with thousands of ELF files still has a few benign files above the threshold, and "
-      "a false block of a system binary costs more than a late detection.")
-    w(f"- Decision threshold **{clf['threshold']:.6f}**, chosen on the validation fold at "
-      f"{clf['target_fpr'] * 100:g} % false positives; suspicious from {clf['threshold_suspicious']:.6f} (1 % FPR). "
-      "Override: `[decision] model_threshold`.")
+    cal = json.load(open(a.calibration)) if a.calibration else None
+    if cal:  # train.py's report predates the calibration
+        clf = dict(clf, threshold_block=cal["threshold_block"])
+    w(block_bullet(clf, cal))
+    w(f"- Detection threshold **{clf['threshold']:.6f}** (suspicious on the model alone), chosen on the validation "
+      f"fold at {clf['target_fpr'] * 100:g} % false positives; from {clf['threshold_suspicious']:.6f} (1 % FPR) "
+      "half a suspicious finding, which counts only with another one. Overrides: `[decision] model_threshold`, "
+      "`model_block_threshold`.")
     an = after["anomaly"]
     w(f"- **elf-anomaly**: PCA reconstruction error on benign rows only; shipped "
       f"**{'enabled' if an['enabled'] else 'disabled'}** (see below).")
@@ -215,6 +217,9 @@ def main() -> None:
     if a.sanity_features and a.sanity_scores:
         w("")
         sanity_section(w, Path(a.sanity_features), Path(a.sanity_scores), clf)
+    if cal:
+        w("")
+        calibration_section(w, cal)
     cvm, cvb0 = after["cv"][kind], after["cv"]["baseline"]
     margins = {f: cvm[f"tpr_at_{f}"] - cvb0[f"tpr_at_{f}"] for f in ("0.01", "0.001")}
     clear = min(margins.values()) >= 0.05 and cvm["auc"] > cvb0["auc"]
@@ -292,16 +297,58 @@ def main() -> None:
     Path(a.out).write_text("\n".join(L) + "\n")
 
 
+def block_bullet(clf: dict, cal: dict | None) -> str:
+    """The card's line on what the model decides alone."""
+    if not cal:
+        return ("- No block threshold (no calibration run): the model alone makes a file at most suspicious "
+                "(logged, allowed); with any other finding, malicious.")
+    return (f"- Block threshold **{cal['threshold_block']:.6f}**: a score at or above it makes a file malicious "
+            f"(denied) on the model alone. Calibrated after training on {cal['files']:,} held-out benign ELF files "
+            f"({cal['packages']:,} Debian packages no model trained or validated on) to block at most 1 in "
+            f"{1 / cal['rate']:,.0f} of them (half the 1 in 10,000 allowed, as a margin): {cal['blocked']} blocked "
+            "(see Blocking on the model alone below).")
+
+
+def calibration_section(w, cal: dict) -> None:
+    """How the block threshold was chosen, and what it costs."""
+    w("### Blocking on the model alone")
+    w(f"`models/train/calibrate.py` scores (with tract, as the agent does) the ELF files under 4 MiB of the "
+      f"packages in `models/train/calibration.txt` (`pick_calibration.py`: a pseudo-random sample of Debian 12's "
+      f"amd64 packages, one per source package; none of them, and no package built from the same source, is in "
+      "`packages.txt`; none reserved for evaluation), deduplicated, "
+      + ("without files also in the training rows" if cal.get("training_overlap_checked") else
+         "not checked against the training rows (they were not cached on the calibrating machine; the packages "
+         "and their sources are disjoint from the training ones)")
+      + f", at most 200 per package: **{cal['files']:,} files of {cal['packages']:,} packages**. The block threshold is "
+      f"the lowest score with at most 1 in {1 / cal['rate']:,.0f} of them at or above it (half the 1 in 10,000 "
+      "allowed: a threshold set exactly at the allowed rate on one sample exceeds it on the next about half the "
+      "time), and never below the detection threshold.")
+    w("")
+    w("| threshold | score | calibration files at or above |")
+    w("|---|---|---|")
+    def share(k: int) -> str:
+        return f"{k} ({100 * k / cal['files']:.3f} %)"
+
+    w(f"| block (denied) | {cal['threshold_block']:.6f} | {share(cal['blocked'])} |")
+    w(f"| detection (suspicious) | {cal['threshold']:.6f} | {share(cal['detected'])} |")
+    w(f"| suspicious (counts with other findings) | {cal['threshold_suspicious']:.6f} | {share(cal['flagged'])} |")
+    w("")
+    w("Highest-scoring calibration files: " + "; ".join(
+        f"{t['package']} `{os.path.basename(t['file'])}` {t['score']:.4f}" for t in cal["top"][:5]) + ".")
+
+
 def sanity_section(w, features: Path, scores: Path, clf: dict) -> None:
     """Scores of programs compiled at training time, outside the data."""
     names = {r["sha256"]: os.path.basename(r["name"]) for r in csv.DictReader(open(features)) if r["fmt_elf"] == "1"}
     got = {r["sha256"]: float(r[clf["name"]]) for r in csv.DictReader(open(scores))}
     rows = sorted((names[h], got[h]) for h in names if h in got)
     flagged = [n for n, s in rows if s >= clf["threshold"]]
+    blocked = [n for n, s in rows if s >= clf.get("threshold_block", float("inf"))]
     w(f"**Held-out programs compiled here.** `train.sh` compiles a hello-world with gcc (-O2, -O0 -g, -Os -s, "
       f"static, non-PIE, an object file), g++ and rustc (debug and release) and scores them with the shipped "
-      f"bundle; none is in the data. {len(flagged)} of {len(rows)} at or above the threshold"
-      + (f" ({', '.join(flagged)})." if flagged else ".")
+      f"bundle; none is in the data. {len(flagged)} of {len(rows)} at or above the detection threshold"
+      + (f" ({', '.join(flagged)})" if flagged else "")
+      + f", {len(blocked)} at or above the block threshold."
       + " Scores: " + ", ".join(f"{n} {s:.4f}" for n, s in rows) + ".")
 
 

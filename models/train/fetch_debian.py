@@ -253,12 +253,16 @@ def main() -> None:
     ap.add_argument("--vigil", default="target/release/vigil", help="the vigil binary (for `vigil features`)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N list entries (smoke runs)")
     ap.add_argument("--keep-debs", action="store_true", help="keep downloaded .deb files")
+    ap.add_argument("--list", type=Path, default=HERE / "packages.txt",
+                    help="the package list (calibration.txt for the block-threshold calibration set)")
+    ap.add_argument("--packages-only", action="store_true",
+                    help="only the listed packages: no hard benign files, local builds or wheels")
     args = ap.parse_args()
 
-    entries = read_list()
+    entries = read_list(args.list)
     bad = [e for e in entries if reserved(e.split(":")[0])]
     if bad:
-        sys.exit(f"fetch_debian: packages.txt lists packages reserved for evaluation: {bad}")
+        sys.exit(f"fetch_debian: {args.list.name} lists packages reserved for evaluation: {bad}")
     if args.limit:
         entries = entries[: args.limit]
     (args.data / "features").mkdir(parents=True, exist_ok=True)
@@ -274,15 +278,16 @@ def main() -> None:
             print(f"[{n}/{len(todo)}] {entry}: {result}", flush=True)
     if not args.keep_debs:
         shutil.rmtree(args.data / "debs", ignore_errors=True)
-    if not args.limit:
-        print("hard benign:", make_hard_benign(env, args.data, args.vigil), flush=True)
-    # Programs built here (a smoke run builds four, to exercise the path).
-    from build_local import build_local
+    if not args.packages_only:
+        if not args.limit:
+            print("hard benign:", make_hard_benign(env, args.data, args.vigil), flush=True)
+        # Programs built here (a smoke run builds four, to exercise the path).
+        from build_local import build_local
 
-    print("built locally:", build_local(env, args.data, args.vigil, smoke=bool(args.limit)), flush=True)
-    from fetch_wheels import fetch_wheels
+        print("built locally:", build_local(env, args.data, args.vigil, smoke=bool(args.limit)), flush=True)
+        from fetch_wheels import fetch_wheels
 
-    print("wheels from PyPI:", fetch_wheels(args.data, args.vigil, smoke=bool(args.limit)), flush=True)
+        print("wheels from PyPI:", fetch_wheels(args.data, args.vigil, smoke=bool(args.limit)), flush=True)
     ok = sum(1 for s in status.values() if s in ("ok", "cached"))
     print(f"fetch_debian: {ok} of {len(entries)} packages have feature rows in {args.data}/features")
     if ok == 0:

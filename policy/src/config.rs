@@ -204,6 +204,12 @@ pub struct DecisionConfig {
     /// (a probability in (0, 1]); `None` keeps the bundle's, which was chosen
     /// on validation at its target false-positive rate.
     pub model_threshold: Option<f64>,
+    /// Overrides the classifier's block threshold from the model bundle (a
+    /// probability in (0, 1], at least `model_threshold` when both are set): a
+    /// score at or above it makes the file malicious on the model alone.
+    /// `None` keeps the bundle's, calibrated on held-out benign files to block
+    /// at most 1 in 10,000.
+    pub model_block_threshold: Option<f64>,
 }
 
 impl Default for DecisionConfig {
@@ -222,12 +228,13 @@ impl Default for DecisionConfig {
             on_malicious: VerdictAction::Deny,
             on_suspicious: VerdictAction::Allow,
             model_threshold: None,
+            model_block_threshold: None,
         }
     }
 }
 
 /// Default `decision.weights.model` (see [`Weights::model`]).
-pub const DEFAULT_MODEL_WEIGHT: f64 = 0.5;
+pub const DEFAULT_MODEL_WEIGHT: f64 = 1.0;
 
 /// The `[decision.weights]` table: each reason's score is multiplied by the weight of
 /// its stage before the scores are added up. Finite, 0..=[`MAX_WEIGHT`]; 0 turns a
@@ -241,10 +248,11 @@ pub struct Weights {
     pub rules: f64,
     /// ELF and script heuristics.
     pub heuristics: f64,
-    /// The model bundle's models. 0.5 by default: a model detection alone
-    /// (100 points) makes a file suspicious, not malicious, until the model is
-    /// shown to beat a trivial baseline at low false-positive rates (see
-    /// `models/MODEL_CARD.md`); with any other finding it tips the verdict.
+    /// The model bundle's models. 1 by default: the model's own thresholds
+    /// already grade its findings (malicious at the block threshold,
+    /// suspicious at the detection threshold, half that at the suspicious
+    /// one; see [`crate::verdict::model_reason`]); 0.5 would make a block
+    /// only suspicious.
     pub model: f64,
 }
 
@@ -1045,7 +1053,7 @@ processes = ["/usr/bin/backup"]
             // Unknown keys at each nesting level.
             (
                 "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold)",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold, model_block_threshold)",
             ),
             (
                 "\n\nwatc = 1\n",
@@ -1161,6 +1169,18 @@ processes = ["/usr/bin/backup"]
             (
                 "[decision.weights]\nrules = 1e3\n",
                 "/etc/vigil/vigil.toml:2: `decision.weights.rules`: must be a number between 0 and 100, found 1000",
+            ),
+            (
+                "[decision]\nmodel_threshold = 0\n",
+                "/etc/vigil/vigil.toml:2: `decision.model_threshold`: must be a probability above 0 and at most 1, found 0",
+            ),
+            (
+                "[decision]\nmodel_block_threshold = 1.5\n",
+                "/etc/vigil/vigil.toml:2: `decision.model_block_threshold`: must be a probability above 0 and at most 1, found 1.5",
+            ),
+            (
+                "[decision]\nmodel_threshold = 0.9\nmodel_block_threshold = 0.8\n",
+                "/etc/vigil/vigil.toml:3: `decision.model_block_threshold`: must be at least decision.model_threshold (0.9), found 0.8",
             ),
             (
                 "scan.rule_timeout_ms = 0\n",

@@ -247,16 +247,32 @@ pub fn hash_reason(entry: &HashEntry) -> Reason {
     }
 }
 
-/// The finding of one model: a detection ([`MALICIOUS_SCORE`]) at `threshold`,
-/// suspicious ([`SUSPICIOUS_SCORE`]) at `threshold_suspicious`, else 0 points
-/// (information only: callers keep it for `--explain`). The id is
+/// A model's score thresholds, lowest first: `suspicious <= detect <= block`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelThresholds {
+    /// From here a finding adds [`SUSPICIOUS_SCORE`] / 2 points: not enough on
+    /// its own, it tips the verdict with any other finding (1 % FPR on validation).
+    pub suspicious: f32,
+    /// From here [`SUSPICIOUS_SCORE`]: suspicious on its own (0.1 % FPR).
+    pub detect: f32,
+    /// From here [`MALICIOUS_SCORE`]: malicious (denied) on its own. Calibrated
+    /// so that at most 1 in 10,000 held-out benign ELF files reach it;
+    /// `f32::INFINITY` for a model that never blocks alone.
+    pub block: f32,
+}
+
+/// The finding of one model under `t`: [`MALICIOUS_SCORE`] at `t.block`,
+/// [`SUSPICIOUS_SCORE`] at `t.detect`, half that at `t.suspicious`, else 0
+/// points (information only: callers keep it for `--explain`). The id is
 /// `model.<name>` and the detail carries the raw score, so `--explain` and the
 /// event log show how close it was.
-pub fn model_reason(name: &str, score: f32, threshold: f32, threshold_suspicious: f32) -> Reason {
-    let points = if score >= threshold {
+pub fn model_reason(name: &str, score: f32, t: &ModelThresholds) -> Reason {
+    let points = if score >= t.block {
         MALICIOUS_SCORE
-    } else if score >= threshold_suspicious {
+    } else if score >= t.detect {
         SUSPICIOUS_SCORE
+    } else if score >= t.suspicious {
+        SUSPICIOUS_SCORE / 2
     } else {
         0
     };
@@ -265,7 +281,8 @@ pub fn model_reason(name: &str, score: f32, threshold: f32, threshold_suspicious
         id: format!("model.{name}"),
         score: points,
         detail: format!(
-            "score {score:.6} (threshold {threshold:.6}, suspicious at {threshold_suspicious:.6})"
+            "score {score:.6} (blocks at {:.6}, detection at {:.6}, suspicious at {:.6})",
+            t.block, t.detect, t.suspicious
         ),
     }
 }
@@ -276,15 +293,50 @@ mod tests {
 
     #[test]
     fn model_reason_maps_thresholds_to_points() {
-        assert_eq!(model_reason("m", 0.1, 0.9, 0.5).score, 0);
-        let s = model_reason("m", 0.5, 0.9, 0.5);
-        assert_eq!(
-            (s.stage, s.score, s.id.as_str()),
-            (Stage::Model, SUSPICIOUS_SCORE, "model.m")
+        let t = ModelThresholds {
+            suspicious: 0.5,
+            detect: 0.9,
+            block: 0.99,
+        };
+        // (score, points, verdict under the default decision config)
+        let cases = [
+            (0.1, 0, Verdict::Clean),
+            (0.5, SUSPICIOUS_SCORE / 2, Verdict::Clean),
+            (0.9, SUSPICIOUS_SCORE, Verdict::Suspicious),
+            (0.989, SUSPICIOUS_SCORE, Verdict::Suspicious),
+            (0.99, MALICIOUS_SCORE, Verdict::Malicious),
+            (1.0, MALICIOUS_SCORE, Verdict::Malicious),
+        ];
+        for (score, points, verdict) in cases {
+            let r = model_reason("m", score, &t);
+            assert_eq!(
+                (r.stage, r.score, r.id.as_str()),
+                (Stage::Model, points, "model.m"),
+                "{score}"
+            );
+            let d = decide(vec![r], &DecisionConfig::default());
+            assert_eq!(d.verdict, verdict, "{score}");
+        }
+        assert!(model_reason("m", 0.95, &t).detail.contains("0.950000"));
+        // A model without a block threshold never blocks on its own.
+        let never = ModelThresholds {
+            block: f32::INFINITY,
+            ..t
+        };
+        assert_eq!(model_reason("m", 1.0, &never).score, SUSPICIOUS_SCORE);
+        // The weaker band still tips a suspicious heuristic finding to malicious
+        // only together with a detection-level one.
+        let heur = Reason {
+            stage: Stage::Heuristics,
+            id: "elf.x".to_owned(),
+            score: SUSPICIOUS_SCORE,
+            detail: String::new(),
+        };
+        let both = decide(
+            vec![heur, model_reason("m", 0.9, &t)],
+            &DecisionConfig::default(),
         );
-        let m = model_reason("m", 0.95, 0.9, 0.5);
-        assert_eq!(m.score, MALICIOUS_SCORE);
-        assert!(m.detail.contains("0.950000"), "{}", m.detail);
+        assert_eq!(both.verdict, Verdict::Malicious);
     }
     use std::path::Path;
     use std::sync::Arc;
@@ -604,7 +656,7 @@ mod tests {
                  \x20 elastic:Linux_Trojan_Mirai_1 score 100 x 1 = 100: Linux.Trojan.Mirai (severity 100)\n\
                  heuristics: 1 finding (weight 0.5), 30 points\n\
                  \x20 elf.upx score 60 x 0.5 = 30: UPX header\n\
-                 model: no findings (weight 0.5)\n\
+                 model: no findings (weight 1)\n\
                  total: 130 (suspicious at 50, malicious at 100)\n\
                  verdict: malicious\n\
                  action: deny (decision.on_malicious = \"deny\")\n",

@@ -460,6 +460,8 @@ pub struct Config {
     pub model: String,
     /// `decision.model_threshold`, when set.
     pub model_threshold: Option<f64>,
+    /// `decision.model_block_threshold`, when set.
+    pub model_block_threshold: Option<f64>,
     /// `decision.weights.model`.
     pub model_weight: f64,
     /// `scan.workers` (0 = automatic).
@@ -513,6 +515,7 @@ impl Config {
              on_timeout = {ot}\n\
              on_overflow = \"allow\"\n\
              {threshold}\
+             {block}\
              on_malicious = {om}\n\
              \n\
              [decision.weights]\n\
@@ -551,6 +554,10 @@ impl Config {
             threshold = self
                 .model_threshold
                 .map(|t| format!("model_threshold = {t:e}\n"))
+                .unwrap_or_default(),
+            block = self
+                .model_block_threshold
+                .map(|t| format!("model_block_threshold = {t:e}\n"))
                 .unwrap_or_default(),
             workers = self.workers,
             socket = toml_str(&self.socket.to_string_lossy()),
@@ -711,6 +718,7 @@ impl Sandbox {
             rules: vec![],
             model: "none".into(),
             model_threshold: None,
+            model_block_threshold: None,
             model_weight: 1.0,
             workers: 0,
             socket: self.host("vigil.sock"),

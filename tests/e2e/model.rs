@@ -1,6 +1,7 @@
 //! The model stage: the built-in bundle is the default and scores ELF files in
-//! `vigil scan` and in the daemon; its verdict is driven by the threshold
-//! (`decision.model_threshold`); a bad bundle is a clear error.
+//! `vigil scan` and in the daemon; its verdict is driven by the thresholds
+//! (`decision.model_threshold` detects, `decision.model_block_threshold`
+//! denies on the model alone); a bad bundle is a clear error.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -189,8 +190,31 @@ fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
         assert_no_action(&d, "blocked", "score below the threshold");
     }
 
-    // Threshold at half the score, weight 1.0 (the fixture's; the shipped
-    // default 0.5 would make it only suspicious): the model alone denies.
+    // Detected (threshold at half the score) but under the block threshold:
+    // suspicious, logged and allowed.
+    let sb = Sandbox::new("model-exec-flag");
+    let bin = sb.mnt("tool");
+    assert_eq!(write_marker_binary(&bin, "model-exec"), sha);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "none".into();
+    cfg.model = "builtin".into();
+    cfg.model_threshold = Some(score / 2.0);
+    cfg.model_block_threshold = Some(((score + 1.0) / 2.0).min(1.0));
+    {
+        let d = sb.start(&cfg);
+        assert_ran(
+            &run(&bin),
+            &format!("exec below the block threshold{}", d.context()),
+        );
+        let ev = d.wait_event("audited exec", Duration::from_secs(10), |v| {
+            is_event(v, "audited", "tool")
+        });
+        assert_eq!(jstr(&ev, "/vigil/verdict"), "suspicious", "{ev}");
+        assert_no_action(&d, "blocked", "score below the block threshold");
+    }
+
+    // Block threshold at half the score (default weight 1): the model alone
+    // denies.
     let sb = Sandbox::new("model-exec-deny");
     let bin = sb.mnt("tool");
     assert_eq!(write_marker_binary(&bin, "model-exec"), sha);
@@ -198,6 +222,7 @@ fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
     cfg.scan_on_open = "none".into();
     cfg.model = "builtin".into();
     cfg.model_threshold = Some(score / 2.0);
+    cfg.model_block_threshold = Some(score / 2.0);
     let d = sb.start(&cfg);
     assert_denied(
         &run(&bin),

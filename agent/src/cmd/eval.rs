@@ -5,13 +5,18 @@
 //! alone made executable) and the tally. Every stage runs on every file (no early
 //! exit), so each stage's own contribution shows. A stage "detects" a file when its
 //! weighted score alone reaches the malicious threshold; "combined" is the verdict
-//! of all stages together, as the daemon would decide.
+//! of all stages together, as the daemon would decide. Every set is also broken
+//! down by stratum (ELF type, linkage, machine; scripts), with what the whole
+//! configuration makes malicious (denied in enforce mode), suspicious (logged,
+//! allowed) and clean (missed, for malware) beside what the model stage alone
+//! decides, so a weak stratum shows even when the totals look fine.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use vigil_models::sniff::sniff;
+use vigil_models::features;
+use vigil_models::sniff::{FileKind, sniff};
 use vigil_policy::verdict::weighted_score;
 use vigil_policy::{Decision, RuleScanner, Stage, Verdict};
 
@@ -42,6 +47,83 @@ pub struct Tally {
     pub skipped: u64,
     /// For benign sets: every false positive (non-clean file) with its decision.
     pub flagged: Vec<(String, Decision)>,
+    /// Per stratum (a file counts in one stratum of each kind: type, linkage,
+    /// machine), in [`STRATA`] order.
+    pub strata: BTreeMap<usize, StratumTally>,
+}
+
+/// What one stratum of a set came to.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StratumTally {
+    /// Files evaluated.
+    pub files: u64,
+    /// The combined verdict is malicious (denied in enforce mode).
+    pub malicious: u64,
+    /// The combined verdict is suspicious (logged, allowed).
+    pub suspicious: u64,
+    /// The model stage alone reaches the malicious threshold (it blocks alone).
+    pub model_malicious: u64,
+    /// The model stage alone reaches the suspicious threshold, not the malicious one.
+    pub model_suspicious: u64,
+}
+
+/// Stratum names, as printed; a file's strata are [`strata_of`].
+pub const STRATA: [&str; 14] = [
+    "ELF type exec",
+    "ELF type dyn",
+    "ELF type rel",
+    "ELF type other",
+    "ELF static",
+    "ELF dynamic",
+    "ELF x86-64",
+    "ELF x86",
+    "ELF arm/aarch64",
+    "ELF mips",
+    "ELF ppc/ppc64",
+    "ELF other machine",
+    "script",
+    "other",
+];
+
+/// The indices into [`STRATA`] of one file: for ELF its type, its linkage
+/// (static = neither an interpreter nor a dynamic section, as the model card
+/// counts it) and its machine, read with the model's own header features.
+fn strata_of(bytes: &[u8]) -> Vec<usize> {
+    match sniff(bytes) {
+        FileKind::Elf => {}
+        FileKind::Script => return vec![12],
+        FileKind::Other => return vec![13],
+    }
+    let row = features::extract(bytes);
+    let on = |name: &str| features::column(name).is_some_and(|c| row.values[c] > 0.0);
+    let kind = if on("hdr_type_exec") {
+        0
+    } else if on("hdr_type_dyn") {
+        1
+    } else if on("hdr_type_rel") {
+        2
+    } else {
+        3
+    };
+    let linkage = if on("interp_present") || on("dyn_present") {
+        5
+    } else {
+        4
+    };
+    let machine = if on("hdr_machine_x86_64") {
+        6
+    } else if on("hdr_machine_x86") {
+        7
+    } else if on("hdr_machine_arm") || on("hdr_machine_aarch64") {
+        8
+    } else if on("hdr_machine_mips") {
+        9
+    } else if on("hdr_machine_ppc") || on("hdr_machine_ppc64") {
+        10
+    } else {
+        11
+    };
+    vec![kind, linkage, machine]
 }
 
 /// Evaluates one set; `path` is a directory, a file, or a `.tar`/`.tar.xz` archive.
@@ -92,6 +174,7 @@ fn record(
     let decision = result.decision;
     tally.files += 1;
     let policy = &generation.config.decision;
+    let mut model_alone = Verdict::Clean;
     for stage in Stage::ALL {
         let score = decision
             .reasons
@@ -99,8 +182,26 @@ fn record(
             .filter(|r| r.stage == stage)
             .map(|r| weighted_score(r, &policy.weights))
             .fold(0u32, u32::saturating_add);
-        if Verdict::from_score(score, policy) == Verdict::Malicious {
+        let alone = Verdict::from_score(score, policy);
+        if alone == Verdict::Malicious {
             *tally.by_stage.entry(stage.as_str()).or_default() += 1;
+        }
+        if stage == Stage::Model {
+            model_alone = alone;
+        }
+    }
+    for index in strata_of(bytes) {
+        let st = tally.strata.entry(index).or_default();
+        st.files += 1;
+        match decision.verdict {
+            Verdict::Malicious => st.malicious += 1,
+            Verdict::Suspicious => st.suspicious += 1,
+            Verdict::Clean => {}
+        }
+        match model_alone {
+            Verdict::Malicious => st.model_malicious += 1,
+            Verdict::Suspicious => st.model_suspicious += 1,
+            Verdict::Clean => {}
         }
     }
     match decision.verdict {
@@ -140,6 +241,46 @@ pub fn render(sets: &[(PathBuf, Label, Tally)]) -> String {
             path.display(),
             t.skipped,
         );
+    }
+    for (path, label, t) in sets {
+        let _ = writeln!(
+            out,
+            "\n{} set {} by stratum (malicious = denied in enforce mode; clean = {}):",
+            match label {
+                Label::Malicious => "malicious",
+                Label::Benign => "benign",
+            },
+            path.display(),
+            match label {
+                Label::Malicious => "missed",
+                Label::Benign => "allowed silently",
+            },
+        );
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>6} {:>14} {:>14} {:>14} {:>22} {:>22}",
+            "stratum",
+            "files",
+            "malicious",
+            "suspicious",
+            "clean",
+            "model alone malicious",
+            "model alone suspicious"
+        );
+        for (&index, st) in &t.strata {
+            let clean = st.files - st.malicious - st.suspicious;
+            let _ = writeln!(
+                out,
+                "  {:<18} {:>6} {:>14} {:>14} {:>14} {:>22} {:>22}",
+                STRATA.get(index).copied().unwrap_or("?"),
+                st.files,
+                pct(st.malicious, st.files),
+                pct(st.suspicious, st.files),
+                pct(clean, st.files),
+                pct(st.model_malicious, st.files),
+                pct(st.model_suspicious, st.files),
+            );
+        }
     }
     for (path, label, t) in sets {
         if *label != Label::Benign || t.flagged.is_empty() {

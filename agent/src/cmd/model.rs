@@ -140,7 +140,7 @@ pub fn info(bundle: &Bundle) -> String {
         let s = &model.spec;
         let _ = writeln!(
             out,
-            "  {:<12} {:<10} threshold {:.6} (suspicious {:.6}, target FPR {}) {} sha256 {}",
+            "  {:<12} {:<10} threshold {:.6} (suspicious {:.6}, blocks {}, target FPR {}) {} sha256 {}",
             s.name,
             match s.kind {
                 ModelKind::Classifier => "classifier",
@@ -148,6 +148,8 @@ pub fn info(bundle: &Bundle) -> String {
             },
             s.threshold,
             s.threshold_suspicious,
+            s.threshold_block
+                .map_or_else(|| "never alone".to_owned(), |b| format!("at {b:.6}")),
             s.target_fpr,
             if s.enabled { "enabled " } else { "disabled" },
             s.sha256

@@ -2,13 +2,15 @@
 //! heuristic and rule stages.
 //!
 //! Owns which models of the bundle run and with which thresholds (the bundle's,
-//! or `decision.model_threshold` for the classifier). Loaded with a generation,
+//! or `decision.model_threshold` / `decision.model_block_threshold` for the
+//! classifier; the verdict they lead to is `policy::verdict::model_reason`'s).
+//! Loaded with a generation,
 //! so a bundle that fails its checks fails the load and a reload keeps the
 //! running content.
 
 use vigil_models::bundle::{Bundle, ModelKind};
 use vigil_models::features;
-use vigil_policy::verdict::model_reason;
+use vigil_policy::verdict::{ModelThresholds, model_reason};
 use vigil_policy::{Config, ModelSource, Reason};
 
 /// The loaded model stage of one generation.
@@ -21,8 +23,7 @@ pub struct ModelStage {
 #[derive(Debug)]
 struct Active {
     index: usize,
-    threshold: f32,
-    threshold_suspicious: f32,
+    thresholds: ModelThresholds,
 }
 
 impl ModelStage {
@@ -42,18 +43,26 @@ impl ModelStage {
             .enumerate()
             .filter(|(_, m)| m.spec.enabled)
             .map(|(index, m)| {
-                let mut threshold = m.spec.threshold;
-                let mut threshold_suspicious = m.spec.threshold_suspicious;
-                if m.spec.kind == ModelKind::Classifier
-                    && let Some(t) = config.decision.model_threshold
-                {
-                    threshold = t as f32;
-                    threshold_suspicious = threshold_suspicious.min(threshold);
+                let mut detect = m.spec.threshold;
+                let mut block = m.spec.threshold_block.unwrap_or(f32::INFINITY);
+                if m.spec.kind == ModelKind::Classifier {
+                    if let Some(t) = config.decision.model_threshold {
+                        detect = t as f32;
+                    }
+                    if let Some(t) = config.decision.model_block_threshold {
+                        block = t as f32;
+                    }
                 }
+                // Lowest first, whichever were overridden: a raised detection
+                // threshold raises the block threshold with it (a file is never
+                // blocked by a score the configuration does not even detect).
                 Active {
                     index,
-                    threshold,
-                    threshold_suspicious,
+                    thresholds: ModelThresholds {
+                        suspicious: m.spec.threshold_suspicious.min(detect),
+                        detect,
+                        block: block.max(detect),
+                    },
                 }
             })
             .collect();
@@ -80,8 +89,7 @@ impl ModelStage {
             }
             match model.score(&row.values) {
                 Ok(score) => {
-                    let r =
-                        model_reason(&model.spec.name, score, a.threshold, a.threshold_suspicious);
+                    let r = model_reason(&model.spec.name, score, &a.thresholds);
                     if explain || r.score > 0 {
                         reasons.push(r);
                     }

@@ -92,6 +92,7 @@ pub(super) const ROOT: &[Field] = &[
             field("on_malicious", Kind::OneOf(VERDICT_ACTIONS)),
             field("on_suspicious", Kind::OneOf(VERDICT_ACTIONS)),
             field("model_threshold", Kind::Number),
+            field("model_block_threshold", Kind::Number),
         ]),
     ),
     field(

@@ -96,12 +96,28 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         }
     }
 
-    if let Some(t) = decision.model_threshold
-        && !(t > 0.0 && t <= 1.0)
+    for (key, threshold) in [
+        ("decision.model_threshold", decision.model_threshold),
+        (
+            "decision.model_block_threshold",
+            decision.model_block_threshold,
+        ),
+    ] {
+        if let Some(t) = threshold
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return Err(invalid(
+                key,
+                format!("must be a probability above 0 and at most 1, found {t}"),
+            ));
+        }
+    }
+    if let (Some(detect), Some(block)) = (decision.model_threshold, decision.model_block_threshold)
+        && block < detect
     {
         return Err(invalid(
-            "decision.model_threshold",
-            format!("must be a probability above 0 and at most 1, found {t}"),
+            "decision.model_block_threshold",
+            format!("must be at least decision.model_threshold ({detect}), found {block}"),
         ));
     }
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Calibrates the classifier's block threshold on held-out benign files.
+
+At or above `threshold_block` the agent denies a file on the model alone, so
+that threshold must let through at most 1 in 10,000 benign ELF files. It is
+chosen here, after training, on the calibration set: the ELF files of the
+packages in `calibration.txt` (`pick_calibration.py`: a pseudo-random sample
+of Debian's amd64 packages, one per source package, none of them or of their
+source packages in `packages.txt`, none reserved for evaluation), which no
+model trains, validates or tunes anything else on.
+
+- Rows: ELF files under the models' size cap, deduplicated by SHA-256, without
+  any file that is also in the training rows (`--exclude`), at most 200 per
+  package (as in training: a package with thousands of plugins does not
+  dominate).
+- Scores: the exported bundle as the agent runs it (`vigil model score`, tract).
+- Threshold: the smallest float32 with at most floor(n * rate) calibration
+  scores at or above it, and never below the detection threshold. The rate is
+  1 in 20,000, half the 1 in 10,000 allowed: a threshold placed exactly at the
+  allowed rate on one sample of benign files exceeds it on the next sample
+  about half the time, and files the calibration set lacks (the issue's
+  independent set had static i386 files with RWX segments above the detection
+  threshold) land in that margin. Fewer than `--min-files` rows is an error:
+  1 in 10,000 cannot be measured on less than 20,000.
+- Writes `threshold_block` into the bundle's manifest and a JSON report
+  (counts, the highest benign scores and their files) for the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+SIZE_CAP_LOG = math.log1p(4 * 1024 * 1024)  # as train.py: the corpus has no larger file
+PER_PACKAGE_CAP = 200
+
+
+def log(msg: str) -> None:
+    print(f"[calibrate] {msg}", flush=True)
+
+
+def read_dir(d: Path) -> list[dict]:
+    """Every row of the feature CSVs in `d`, as its raw line, its file's header
+    and the few columns the selection needs (streamed with the csv module:
+    thousands of small files, hundreds of columns each). Files may differ in
+    their label columns; `vigil model score` finds the features by name."""
+    rows: list[dict] = []
+    for p in sorted(d.glob("*.csv")):
+        with open(p, newline="") as f:
+            header = f.readline()
+            if not header:
+                continue
+            cols = next(csv.reader([header]))
+            at = {c: cols.index(c) for c in ("sha256", "name", "package", "fmt_elf", "fmt_size_log")}
+            for line in f:
+                v = next(csv.reader([line]))
+                if len(v) != len(cols):  # a file name with a line break: not worth a real parser
+                    log(f"{p}: a row with {len(v)} of {len(cols)} columns left out")
+                    continue
+                rows.append({c: v[i] for c, i in at.items()} | {"line": line, "header": header})
+    return rows
+
+
+def calibration_rows(benign: Path, exclude: Path | None) -> list[dict]:
+    rows = read_dir(benign)
+    if not rows:
+        sys.exit(f"calibrate: no rows in {benign}")
+    rows = [r for r in rows if float(r["fmt_elf"]) == 1 and float(r["fmt_size_log"]) < SIZE_CAP_LOG]
+    seen: set[str] = set()
+    if exclude is not None and exclude.is_dir():
+        for p in sorted(exclude.glob("*.csv")):
+            with open(p, newline="") as f:
+                for r in csv.DictReader(f):
+                    seen.add(r["sha256"])
+        log(f"{sum(r['sha256'] in seen for r in rows)} files also in the training rows left out")
+    elif exclude is not None:
+        log(f"no training rows in {exclude}: overlap not checked")
+    out, per_package = [], Counter()
+    for r in sorted(rows, key=lambda r: r["sha256"]):
+        if r["sha256"] in seen or per_package[r["package"]] >= PER_PACKAGE_CAP:
+            continue
+        seen.add(r["sha256"])
+        per_package[r["package"]] += 1
+        out.append(r)
+    return out
+
+
+def score(vigil: str, bundle: Path, rows: list[dict], model: str) -> list[float]:
+    """`model`'s score of every row, in order: one `vigil model score` run per
+    distinct CSV header."""
+    by_header: dict[str, list[dict]] = {}
+    for r in rows:
+        by_header.setdefault(r["header"], []).append(r)
+    got: dict[str, float] = {}
+    for header, group in by_header.items():
+        text = header + "".join(r["line"] for r in group)
+        out = subprocess.run([vigil, "model", "score", "--bundle", str(bundle), "-"], input=text,
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"calibrate: vigil model score failed:\n{out.stderr}")
+        for r in csv.DictReader(io.StringIO(out.stdout)):
+            got[r["sha256"]] = float(r[model])
+    missing = [r["sha256"] for r in rows if r["sha256"] not in got]
+    if missing:
+        sys.exit(f"calibrate: vigil model score returned no score for {len(missing)} rows")
+    return [got[r["sha256"]] for r in rows]
+
+
+def block_threshold(scores: np.ndarray, rate: float, floor: float) -> float:
+    """Smallest float32 with at most floor(rate * n) scores at or above it, and
+    at least `floor`."""
+    s = np.sort(scores.astype(np.float32))[::-1]
+    k = int(math.floor(rate * len(s)))
+    t = float(np.nextafter(np.float32(s[k]), np.float32(np.inf))) if k < len(s) else float(s[-1])
+    return max(t, floor)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, required=True, help="bundle directory; its manifest is updated")
+    ap.add_argument("--benign", type=Path, required=True, help="feature rows of the calibration packages")
+    ap.add_argument("--exclude", type=Path, help="training feature rows (files in both are left out)")
+    ap.add_argument("--vigil", required=True)
+    ap.add_argument("--rate", type=float, default=5e-5,
+                    help="largest share of calibration files blocked (half the 1e-4 allowed: the margin)")
+    ap.add_argument("--min-files", type=int, default=20000)
+    ap.add_argument("--report", type=Path, required=True)
+    args = ap.parse_args()
+
+    rows = calibration_rows(args.benign, args.exclude)
+    n = len(rows)
+    packages = len({r["package"] for r in rows})
+    log(f"{n} held-out benign ELF files from {packages} packages")
+    if n == 0 or n < args.min_files:
+        sys.exit(f"calibrate: {n} calibration files, fewer than --min-files {args.min_files}")
+    manifest_path = args.bundle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    classifier = next(m for m in manifest["models"] if m["kind"] == "classifier")
+    s = np.array(score(args.vigil, args.bundle, rows, classifier["name"]), dtype=np.float32)
+    thr = block_threshold(s, args.rate, classifier["threshold"])
+    blocked = int((s >= np.float32(thr)).sum())
+    detected = int((s >= np.float32(classifier["threshold"])).sum())
+    flagged = int((s >= np.float32(classifier["threshold_suspicious"])).sum())
+    classifier["threshold_block"] = thr
+    manifest.setdefault("metrics", {})["calibration_files"] = n
+    manifest["metrics"]["calibration_blocked"] = blocked
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    top = sorted(zip(s.tolist(), rows), key=lambda t: -t[0])[:10]
+    report = {
+        "files": n,
+        "training_overlap_checked": bool(args.exclude and args.exclude.is_dir() and any(args.exclude.glob("*.csv"))),
+        "packages": packages,
+        "rate": args.rate,
+        "threshold_block": thr,
+        "threshold": classifier["threshold"],
+        "threshold_suspicious": classifier["threshold_suspicious"],
+        "blocked": blocked,
+        "detected": detected,
+        "flagged": flagged,
+        "top": [{"package": r["package"], "file": r["name"], "score": sc} for sc, r in top],
+    }
+    args.report.write_text(json.dumps(report, indent=2) + "\n")
+    log(f"threshold_block {thr:.6f}: {blocked} of {n} blocked; {detected} at the detection threshold "
+        f"{classifier['threshold']:.6f}, {flagged} at the suspicious one")
+
+
+if __name__ == "__main__":
+    main()
