@@ -59,8 +59,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget-mb", type=int, default=5600)
     ap.add_argument("--index", type=Path, required=True,
-                    help="Debian 12 main amd64 Packages index, e.g. fetch_debian's DATA/apt/lists/"
-                    "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4")
+                    help="Debian 12 main amd64 Packages index, e.g. fetch_debian's "
+                    "DATA/apt/lists/*_dists_bookworm_main_binary-amd64_Packages.lz4")
     args = ap.parse_args()
     idx = index(args.index)
     training = {e.split(":")[0] for e in read_list(HERE / "packages.txt")}
@@ -85,7 +85,7 @@ def main() -> None:
             break
     print(f"# Block-threshold calibration set: written by pick_calibration.py --budget-mb {args.budget_mb} "
           "(see there)")
-    print(f"# from {args.index.name}: {len(picked)} amd64 packages, {total / 1e6:.0f} MB of .debs.")
+    print(f"# from the Debian 12 (bookworm) main amd64 Packages index: {len(picked)} amd64 packages, {total / 1e6:.0f} MB of .debs.")
     print("# Never trained, validated or tuned on.")
     for n in sorted(picked):
         print(f"{n}:amd64")
