@@ -41,12 +41,17 @@ pub struct Who {
 }
 
 impl Who {
-    /// Reads the path behind `fd` (unless the gate already did) and the process.
-    pub fn read(fd: BorrowedFd<'_>, gated: &Gated<'_>, pid: i32) -> Who {
+    /// Reads the path behind `fd` (unless the gate already did) and the process
+    /// (unless the reader read it before answering).
+    pub fn read(fd: BorrowedFd<'_>, gated: &Gated<'_>, pending: &Pending) -> Who {
+        let (executable, uid) = match pending.process() {
+            Some((exe, uid)) => (exe.clone(), *uid),
+            None => (exe_of(gated.pid), uid_of(gated.pid)),
+        };
         Who {
             path: gated.path.clone().or_else(|| fd_path(fd)),
-            executable: exe_of(pid),
-            uid: uid_of(pid),
+            executable,
+            uid,
         }
     }
 }
@@ -153,7 +158,7 @@ fn record(
             executable: who.executable.clone(),
             uid: who.uid,
         },
-        None => Who::read(fd, gated, gated.pid),
+        None => Who::read(fd, gated, pending),
     };
     let (verdict_of, reasons, sha256) = match verdict {
         Some(v) => (

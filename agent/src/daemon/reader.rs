@@ -22,8 +22,9 @@ use nix::sys::fanotify::{Fanotify, FanotifyEvent, MaskFlags};
 use nix::sys::stat::{SFlag, fstat};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
+use vigil_models::sniff::{SNIFF_LEN, sniff};
 use vigil_policy::verdict::Basis;
-use vigil_policy::{Action, FailMode, RuleOutcome, Verdict};
+use vigil_policy::{Action, FailMode, RuleOutcome, ScanOnOpen, Verdict};
 
 use crate::daemon::cache::FileKey;
 use crate::daemon::fairness::{Admission, FAIR_FROM, Fairness};
@@ -31,6 +32,7 @@ use crate::daemon::pool::{Context, PoolSender};
 use crate::daemon::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
 use crate::daemon::stats::Stats;
 use crate::engine::generation::Generation;
+use crate::engine::scan::read_prefix;
 use crate::procfs::{exe_of, uid_of};
 
 /// Reads events and routes them. See the module doc.
@@ -164,12 +166,14 @@ impl Reader {
                 Known::Deny(action) => {
                     // Denied now; a worker logs it (the verdict is cached, so
                     // it does not scan again). No deadline: it is answered.
-                    let pending = Arc::new(Pending::new(
-                        event,
-                        access,
-                        Arc::clone(&self.outstanding),
-                        None,
-                    ));
+                    // Who did it is read first: after the deny, the process
+                    // may exit and take its /proc entry with it.
+                    let pid = event.pid();
+                    let seen = (exe_of(pid), uid_of(pid));
+                    let pending = Arc::new(
+                        Pending::new(event, access, Arc::clone(&self.outstanding), None)
+                            .with_process(seen),
+                    );
                     pending.answer(&self.ctx.group, action, AnsweredBy::Verdict, stats);
                     if self.pool.submit(pending).is_err() {
                         Stats::bump(&stats.events_dropped);
@@ -255,6 +259,18 @@ impl Reader {
             Stats::bump(&stats.allowed_not_regular);
             self.answer_now(event, Action::Allow);
             return Known::Answered;
+        }
+        // An open the policy does not scan (a data file under
+        // `scan_on_open = "executable"`) is not judged here either: a worker
+        // lets it through as before, whatever its cached verdict.
+        if access == AccessKind::Open
+            && matches!(generation.config.watch.scan_on_open, ScanOnOpen::Executable)
+        {
+            let mut prefix = [0u8; SNIFF_LEN];
+            let n = read_prefix(fd, &mut prefix).unwrap_or(0);
+            if !sniff(&prefix[..n]).is_executable() {
+                return Known::No;
+            }
         }
         let Some(cached) = self.ctx.cache.peek(&FileKey::new(&st, generation.id)) else {
             return Known::No;

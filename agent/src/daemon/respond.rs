@@ -16,6 +16,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread;
@@ -87,6 +88,9 @@ pub struct Pending {
     /// The event's place in its uid's count of waiting events, given back
     /// when the worker drops the event.
     _share: Option<Share>,
+    /// The accessing process's executable and uid, when they were read before
+    /// the answer by whoever answered before a worker saw the event.
+    process: Option<(Option<PathBuf>, Option<u32>)>,
 }
 
 impl Pending {
@@ -108,7 +112,21 @@ impl Pending {
             denied: AtomicBool::new(false),
             outstanding,
             _share: share,
+            process: None,
         }
+    }
+
+    /// Records the accessing process's executable and uid, read before an
+    /// answer given ahead of any worker (the process may exit once denied).
+    #[must_use]
+    pub fn with_process(mut self, process: (Option<PathBuf>, Option<u32>)) -> Pending {
+        self.process = Some(process);
+        self
+    }
+
+    /// The executable and uid recorded by [`Pending::with_process`], if any.
+    pub fn process(&self) -> Option<&(Option<PathBuf>, Option<u32>)> {
+        self.process.as_ref()
     }
 
     /// The event itself (pid, fd).

@@ -290,7 +290,7 @@ fn answer(
     // A detection's log fields are gathered before the answer: once denied, the
     // process may exit and take its /proc entry with it.
     let logged = verdict_of.is_some_and(|v| v != Verdict::Clean) || rule.logged();
-    let who = logged.then(|| Who::read(fd, gated, pending.event().pid()));
+    let who = logged.then(|| Who::read(fd, gated, pending));
     if pending.answer(&ctx.group, answer.action, AnsweredBy::Verdict, &ctx.stats) {
         ctx.stats
             .latency
