@@ -219,6 +219,18 @@ fn listed_text_file_is_not_scanned_on_open_under_executable() {
         "notes.txt was scanned{}",
         d.context()
     );
+    // Judged malicious once (an exec is always scanned), the text file is
+    // still a data file to a plain open: the cached verdict does not widen
+    // what the policy scans.
+    write_file(&sb.mnt("run-notes"), text, 0o755);
+    assert_denied(&run(&sb.mnt("run-notes")), "exec of the listed text file");
+    let got = fs::read(sb.mnt("run-notes"));
+    assert_eq!(
+        got.as_deref().ok(),
+        Some(&text[..]),
+        "a data open after the denied exec: {got:?}{}",
+        d.context()
+    );
 }
 
 #[test]
