@@ -133,7 +133,7 @@ pub fn after_answer(
         return; // the late verdict was logged by the event that scanned
     }
     let alert = !clean || pending.was_denied() || answered.rule == RuleOutcome::Deny;
-    let record = record(w, pending, fd, gated, verdict, &answered, action);
+    let record = record(w, pending, fd, gated, verdict, answered, action);
     emit(ctx, record, alert);
 }
 
@@ -144,7 +144,7 @@ fn record(
     fd: BorrowedFd<'_>,
     gated: &Gated<'_>,
     verdict: Option<&Verdicted>,
-    answered: &Answered,
+    answered: Answered,
     action: EventAction,
 ) -> EventRecord {
     let generation = w.generation;
@@ -152,14 +152,9 @@ fn record(
         path,
         executable,
         uid,
-    } = match &answered.who {
-        Some(who) => Who {
-            path: who.path.clone(),
-            executable: who.executable.clone(),
-            uid: who.uid,
-        },
-        None => Who::read(fd, gated, pending),
-    };
+    } = answered
+        .who
+        .unwrap_or_else(|| Who::read(fd, gated, pending));
     let (verdict_of, reasons, sha256) = match verdict {
         Some(v) => (
             v.cached.decision.verdict,
