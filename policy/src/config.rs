@@ -114,6 +114,10 @@ pub struct Watch {
     pub filesystems: Vec<WatchPath>,
     /// Which plain opens (as opposed to execs) are scanned.
     pub scan_on_open: ScanOnOpen,
+    /// Programs (file-name globs) whose opens of a text file are scanned as a
+    /// script whatever its first bytes, under `scan_on_open = "executable"` too;
+    /// default [`crate::interpreters::DEFAULT_INTERPRETERS`], `[]` turns it off.
+    pub interpreters: Vec<String>,
 }
 
 impl Default for Watch {
@@ -128,6 +132,10 @@ impl Default for Watch {
                 })
                 .collect(),
             scan_on_open: ScanOnOpen::default(),
+            interpreters: crate::interpreters::DEFAULT_INTERPRETERS
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
         }
     }
 }

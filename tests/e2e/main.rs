@@ -20,6 +20,7 @@ mod concurrency;
 mod deadline;
 mod detection;
 mod hot_path;
+mod interpreters;
 mod model;
 mod notifier;
 mod overflow;

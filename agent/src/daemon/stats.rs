@@ -39,6 +39,9 @@ counters! {
     allowed_not_regular,
     /// Opens allowed without a scan because the content is not executable.
     allowed_not_executable,
+    /// Opens of text files by a script interpreter (`watch.interpreters`),
+    /// scanned as scripts although they have no `#!` line.
+    interpreter_opens,
     /// Files above `scan.max_file_size`, allowed unscanned.
     allowed_too_large,
     /// Events answered from the verdict cache by a worker.

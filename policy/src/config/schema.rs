@@ -66,6 +66,7 @@ pub(super) const ROOT: &[Field] = &[
             field("mounts", Kind::TextList),
             field("filesystems", Kind::TextList),
             field("scan_on_open", Kind::OneOf(&["all", "executable", "none"])),
+            field("interpreters", Kind::TextList),
         ]),
     ),
     field(
