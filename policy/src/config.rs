@@ -208,6 +208,9 @@ pub struct DecisionConfig {
     pub on_malicious: VerdictAction,
     /// What happens to a suspicious file in enforce mode.
     pub on_suspicious: VerdictAction,
+    /// What happens to a file found malicious when it is written (closed after
+    /// a write, `scan.scan_on_write`), before anyone opens it again.
+    pub on_malicious_write: WriteAction,
     /// Overrides the classifier's detection threshold from the model bundle
     /// (a probability in (0, 1]); `None` keeps the bundle's, which was chosen
     /// on validation at its target false-positive rate.
@@ -235,6 +238,7 @@ impl Default for DecisionConfig {
             weights: Weights::default(),
             on_malicious: VerdictAction::Deny,
             on_suspicious: VerdictAction::Allow,
+            on_malicious_write: WriteAction::Log,
             model_threshold: None,
             model_block_threshold: None,
         }
@@ -308,6 +312,30 @@ impl VerdictAction {
             VerdictAction::Deny => "deny",
             VerdictAction::Allow => "allow",
             VerdictAction::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// What a malicious verdict at write time leads to (`decision.on_malicious_write`).
+/// Either way the verdict is cached, so the exec or open that follows is
+/// answered from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteAction {
+    /// An event line (`event.action: "written"`) and an alert.
+    #[default]
+    Log,
+    /// The same, and the file is moved into the quarantine store (in enforce
+    /// mode).
+    Quarantine,
+}
+
+impl WriteAction {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteAction::Log => "log",
+            WriteAction::Quarantine => "quarantine",
         }
     }
 }
@@ -464,6 +492,10 @@ pub struct Scan {
     pub cache_capacity: usize,
     /// Add evictable kernel ignore marks after a clean verdict.
     pub ignore_marks: bool,
+    /// Scan executable content when it is closed after a write
+    /// (`FAN_CLOSE_WRITE`), in the background, so its first exec or open is
+    /// answered from the cache.
+    pub scan_on_write: bool,
     /// Time one YARA scan may take; TOML key `rule_timeout_ms`, 1..=[`MAX_RULE_TIMEOUT_MS`].
     #[serde(rename = "rule_timeout_ms", deserialize_with = "millis")]
     pub rule_timeout: Duration,
@@ -477,6 +509,7 @@ impl Default for Scan {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             ignore_marks: true,
+            scan_on_write: true,
             rule_timeout: Duration::from_millis(DEFAULT_RULE_TIMEOUT_MS),
         }
     }

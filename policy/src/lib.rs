@@ -101,7 +101,7 @@ pub use answer::{Action, Answer, RuleOutcome, Why, answer};
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, PolicyConfig, Profile,
     Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen, VerdictAction, WatchPath,
-    Weights,
+    Weights, WriteAction,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;

@@ -32,3 +32,4 @@ mod scan_cli;
 mod shutdown;
 mod startup;
 mod torture;
+mod written;

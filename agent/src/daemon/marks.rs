@@ -82,7 +82,10 @@ fn key_of(kind: MarkKind) -> &'static str {
 /// # Errors
 /// A required path that cannot be examined.
 pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
-    let mask = watch_mask(!matches!(config.watch.scan_on_open, ScanOnOpen::None));
+    let mask = watch_mask(
+        !matches!(config.watch.scan_on_open, ScanOnOpen::None),
+        config.scan.scan_on_write,
+    );
     let mut out = Vec::new();
     let mut seen_fs = HashSet::new();
     // The built-in default (no `watch.filesystems` in the config: every entry

@@ -26,6 +26,7 @@ pub mod respond;
 pub mod sd_notify;
 pub mod stats;
 pub mod worker;
+pub mod written;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,6 +144,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let outstanding = Arc::new(AtomicU64::new(0));
     let afd = sys::register(group.handle()).context("registering fanotify with the reactor")?;
     let queue = pool.sender();
+    let (written, written_thread) = written::Written::start(Arc::clone(&ctx), pool.sender())
+        .context("starting the write-scan thread")?;
     let reader = Reader::new(
         afd,
         Arc::clone(&ctx),
@@ -150,6 +153,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&deadlines),
         Arc::clone(&outstanding),
         Fairness::new(),
+        written,
     );
 
     // The socket first: a second daemon stops here, before it touches any mark.
@@ -287,7 +291,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     }
     deadlines.stop();
     let _ = deadline_thread.join();
-    drop(reader);
+    drop(reader); // ends the write-scan thread once its scan in progress is done
+    drop(written_thread);
     drop(queue);
     drop(pool.close()); // stuck workers are not waited for: exit ends them
     drop(ctx);

@@ -114,6 +114,19 @@ counters! {
     scans_trusted,
     /// Scans that stopped after hashing: the hash is on an allow list.
     scans_allowlisted,
+    /// Scans that stopped after hashing: the same content was judged before
+    /// under this generation (a chmod, a copy, a reinstall).
+    scans_known_content,
+    /// `FAN_CLOSE_WRITE` events read (`scan.scan_on_write`).
+    written_events,
+    /// Written files scanned in the background (executable content not yet
+    /// in the cache).
+    written_scanned,
+    /// Written files not scanned because the write-scan queue was full.
+    written_dropped,
+    /// Written files not scanned because permission events kept the workers
+    /// busy.
+    written_deferred,
 }
 
 impl Stats {

@@ -346,7 +346,7 @@ fn test_stall() {}
 /// Scans the file behind `fd`; `None` on a read error (logged). With `trust`, the
 /// trust store's entry for the file's path, a file that matches it skips the
 /// expensive stages.
-fn scan(
+pub(super) fn scan(
     w: &mut Worker<'_, '_>,
     fd: BorrowedFd<'_>,
     st: &FileStat,
@@ -366,11 +366,24 @@ fn scan(
         }));
     }
     Stats::bump(&ctx.stats.scans);
-    match w
-        .scanner
-        .scan_fd_trusted(fd, size, generation, w.rules, Depth::FirstMalicious, trust)
-    {
+    let known = |sha256: &[u8; 32]| {
+        ctx.cache
+            .by_content(sha256, generation.id)
+            .map(|c| c.decision.clone())
+    };
+    match w.scanner.scan_fd_known(
+        fd,
+        size,
+        generation,
+        w.rules,
+        Depth::FirstMalicious,
+        trust,
+        &known,
+    ) {
         Ok(result) => {
+            if result.known {
+                Stats::bump(&ctx.stats.scans_known_content);
+            }
             ctx.stats.latency.record_scan(&result.times);
             match result.decision.verdict {
                 Verdict::Clean => {}
