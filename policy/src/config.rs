@@ -1094,7 +1094,7 @@ processes = ["/usr/bin/backup"]
             // Unknown keys at each nesting level.
             (
                 "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold, model_block_threshold)",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, on_malicious_write, model_threshold, model_block_threshold)",
             ),
             (
                 "\n\nwatc = 1\n",
@@ -1102,7 +1102,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "[scan.deep]\nx = 1\n",
-                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, rule_timeout_ms)",
+                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, rule_timeout_ms)",
             ),
             (
                 "[decision.mode]\nx = 1\n",
@@ -1416,7 +1416,7 @@ non_root_writable = true
         assert_eq!(
             error,
             format!(
-                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, rule_timeout_ms)",
+                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, rule_timeout_ms)",
                 bad.display()
             )
         );

@@ -24,6 +24,7 @@ mod interpreters;
 mod model;
 mod notifier;
 mod overflow;
+mod pipes;
 mod policy;
 mod quarantine;
 mod reload;

@@ -20,6 +20,7 @@ pub mod ignore_marks;
 pub mod latency;
 pub mod marks;
 pub mod mountinfo;
+pub mod pipes;
 pub mod pool;
 pub mod reader;
 pub mod respond;
@@ -138,6 +139,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         quarantine: quarantiner.clone(),
         alerts: Arc::clone(&alerts),
         history: Arc::clone(&history),
+        pipes: pipes::Pipes::default(),
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;

@@ -33,6 +33,7 @@ use super::after_answer::{Who, after_answer, may_ignore};
 use super::cache::{Cached, FileKey, Lookup};
 use super::exec_gate::{self, Gate, ProcessFacts};
 use super::latency::Timed;
+use super::pipes::{self, PipedDownload};
 use super::pool::Context;
 use super::respond::{AccessKind, AnsweredBy, Pending};
 use super::stats::Stats;
@@ -67,6 +68,9 @@ pub struct Gated<'g> {
     pub rule: Option<RuleMatch<'g>>,
     /// The trust store's entry for the path, if any.
     pub trust_entry: Option<&'g TrustEntry>,
+    /// A network client's output piped into an interpreter, completed by this
+    /// exec (`curl … | sh`).
+    pub piped: Option<PipedDownload>,
 }
 
 /// A verdict and whether this event's scan produced it (not a cache hit).
@@ -189,6 +193,12 @@ fn gate<'g>(w: &Worker<'g, '_>, pending: &Arc<Pending>, fd: BorrowedFd<'_>) -> O
         .as_ref()
         .zip(exec_gate::lookup_path(path.as_deref()))
         .and_then(|(store, p)| store.lookup(p));
+    let piped = if exec {
+        path.as_deref()
+            .and_then(|p| ctx.pipes.check(pid, p, &generation.interpreters))
+    } else {
+        None
+    };
     Some(Gated {
         st,
         pid,
@@ -196,6 +206,7 @@ fn gate<'g>(w: &Worker<'g, '_>, pending: &Arc<Pending>, fd: BorrowedFd<'_>) -> O
         process,
         rule,
         trust_entry,
+        piped,
     })
 }
 
@@ -295,6 +306,12 @@ fn answer(
         Some(_) | None => None,
     };
     let rule = match (gated.rule.as_ref().map(|m| m.action), trust) {
+        (None, _)
+            if gated.piped.as_ref().is_some_and(PipedDownload::into_shell)
+                && pipes::denied_by(&generation.config) =>
+        {
+            RuleOutcome::Deny
+        }
         (None, _) => RuleOutcome::None,
         (Some(RuleAction::Allow), _) => RuleOutcome::Allow,
         (Some(RuleAction::Audit), _) => RuleOutcome::Audit,
