@@ -67,6 +67,39 @@ fn same_target(a: &Mark, b: &Mark) -> bool {
 #[derive(Debug, Default)]
 pub struct Marks {
     marks: Vec<Mark>,
+    /// Devices of filesystem marks added at run time ([`Marks::add_filesystem`]):
+    /// kept across reloads, which only plan the configured ones.
+    runtime: HashSet<u64>,
+}
+
+/// The path through which the daemon reaches superblock `dev` as process `pid`
+/// sees it: `/proc/PID/root/<mount point>` of a mount of it in the process's
+/// mount namespace (a mount of the filesystem's root preferred). `None` when
+/// the process is gone or has no such mount, or the path no longer leads to
+/// `dev` (checked with `stat`, so a reused pid cannot redirect the mark).
+pub fn path_to_superblock(pid: u32, dev: u64) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let wanted = format!("{}:{}", nix::libc::major(dev), nix::libc::minor(dev));
+    let mut best: Option<(bool, PathBuf)> = None;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.get(2) != Some(&wanted.as_str()) {
+            continue;
+        }
+        let (Some(root), Some(mount_point)) = (fields.get(3), fields.get(4)) else {
+            continue;
+        };
+        let whole = *root == "/";
+        if best.as_ref().is_some_and(|(w, _)| *w || !whole) {
+            continue;
+        }
+        let mp = PathBuf::from(crate::daemon::mountinfo::unescape(mount_point));
+        let rel = mp.strip_prefix("/").unwrap_or(&mp).to_path_buf();
+        best = Some((whole, PathBuf::from(format!("/proc/{pid}/root")).join(rel)));
+    }
+    let (_, path) = best?;
+    let md = std::fs::metadata(&path).ok()?;
+    (md.dev() == dev).then_some(path)
 }
 
 fn key_of(kind: MarkKind) -> &'static str {
@@ -191,6 +224,13 @@ impl Marks {
             }
         }
         for old in &self.marks {
+            if old.kind == MarkKind::Filesystem
+                && self.runtime.contains(&old.dev)
+                && !placed.iter().any(|p| same_target(p, old))
+            {
+                placed.push(old.clone());
+                continue;
+            }
             let still = placed.iter().find(|p| same_target(p, old));
             let drop_bits = match still {
                 Some(p) => old.mask.difference(p.mask),
@@ -206,6 +246,32 @@ impl Marks {
         Ok(())
     }
 
+    /// Adds a filesystem mark on `path` (superblock `dev`) at run time, e.g. for
+    /// a filesystem the exec guard reported. It stays until shutdown or until
+    /// the filesystem is unmounted (the kernel then drops it); reloads keep it.
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno.
+    pub fn add_filesystem(
+        &mut self,
+        group: &Group,
+        path: &Path,
+        dev: u64,
+        mask: MaskFlags,
+    ) -> Result<(), Errno> {
+        group.mark(MarkKind::Filesystem, path, mask)?;
+        self.marks
+            .retain(|m| !(m.kind == MarkKind::Filesystem && m.dev == dev));
+        self.marks.push(Mark {
+            kind: MarkKind::Filesystem,
+            path: path.to_path_buf(),
+            dev,
+            mask,
+        });
+        self.runtime.insert(dev);
+        Ok(())
+    }
+
     /// Removes every filesystem and mount mark (shutdown).
     pub fn remove_all(&mut self, group: &Group) {
         for kind in [MarkKind::Filesystem, MarkKind::Mount] {
@@ -214,6 +280,12 @@ impl Marks {
             }
         }
         self.marks.clear();
+        self.runtime.clear();
+    }
+
+    /// True when the filesystem mark on `dev` was added at run time.
+    pub fn is_runtime(&self, dev: u64) -> bool {
+        self.runtime.contains(&dev)
     }
 
     /// The marks in place.
