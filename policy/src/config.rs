@@ -1061,7 +1061,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy, guard)",
             ),
             (
                 "[scan.deep]\nx = 1\n",
