@@ -376,7 +376,7 @@ fn read_reports(
             };
             drop(item);
             log_report(&event, mode);
-            events.emit_json(exec_event(&event, mode));
+            events.emit_json(exec_event(&event));
             if event.reason == Reason::Uncovered {
                 let now = Instant::now();
                 let recent = asked
@@ -418,7 +418,7 @@ fn log_report(e: &Event, mode: GuardMode) {
 }
 
 /// The `exec-uncovered` event line.
-pub fn exec_event(e: &Event, mode: GuardMode) -> Value {
+pub fn exec_event(e: &Event) -> Value {
     let dev = dev_text(abi::user_dev(e.dev));
     let why = match e.reason {
         Reason::Uncovered => format!(
@@ -440,7 +440,6 @@ pub fn exec_event(e: &Event, mode: GuardMode) -> Value {
         Reason::Uncovered | Reason::Internal => "guard.uncovered",
     };
     let setting = format!("{key} = {}", if e.denied { "deny" } else { "audit" });
-    let _ = mode;
     json!({
         "@timestamp": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
         "event": {
@@ -492,4 +491,50 @@ fn marked_event(req: MarkRequest, path: Option<&str>, error: Option<&str>) -> Va
         "process": {"pid": req.pid},
         "vigil": {"guard": {"filesystem": {"device": dev_text(req.dev), "path": path}}},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_records_what_is_mounted_now_as_known() {
+        let seeded: HashMap<u32, u8> = seed(&Marks::default()).into_iter().collect();
+        let root = abi::kernel_dev(std::fs::metadata("/").unwrap().dev());
+        assert_eq!(seeded.get(&root), Some(&abi::COVER_KNOWN), "{seeded:?}");
+        assert!(seeded.values().all(|&s| s == abi::COVER_KNOWN));
+    }
+
+    #[test]
+    fn exec_event_names_the_filesystem() {
+        let e = Event {
+            ino: 5,
+            magic: 0x0102_1994,
+            exe_ino: 9,
+            cgroup_id: 1,
+            pid: 10,
+            tid: 10,
+            uid: 65534,
+            dev: 44,
+            exe_dev: 1 << 20,
+            denied: true,
+            reason: Reason::Uncovered,
+            hook: abi::Hook::Lsm,
+            fstype: "tmpfs".into(),
+            s_id: "tmpfs".into(),
+            name: "x".into(),
+            comm: "sh".into(),
+            ppid: 9,
+            mnt_ns: 4026532000,
+        };
+        let v = exec_event(&e);
+        assert_eq!(v["event"]["outcome"], "denied");
+        assert_eq!(v["event"]["kind"], "alert");
+        assert_eq!(v["vigil"]["guard"]["filesystem"]["device"], "0:44");
+        assert_eq!(v["vigil"]["guard"]["setting"], "guard.uncovered = deny");
+        assert_eq!(
+            v["event"]["reason"],
+            "tmpfs filesystem 0:44 (tmpfs) has no vigil mark yet"
+        );
+    }
 }

@@ -326,6 +326,25 @@ mod tests {
     }
 
     #[test]
+    fn path_to_superblock_finds_the_root_filesystem_through_proc() {
+        let dev = std::fs::metadata("/").unwrap().dev();
+        let pid = std::process::id();
+        let path = path_to_superblock(pid, dev).expect("a mount of / in our own namespace");
+        assert!(
+            path.starts_with(format!("/proc/{pid}/root")),
+            "{}",
+            path.display()
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().dev(), dev);
+        // A device nothing is mounted from, and a process that does not exist.
+        assert_eq!(
+            path_to_superblock(pid, nix::libc::makedev(4095, 1_048_000)),
+            None
+        );
+        assert_eq!(path_to_superblock(u32::MAX - 1, dev), None);
+    }
+
+    #[test]
     fn explicit_list_is_taken_as_is() {
         let mut config = Config::default();
         config.watch.filesystems = vec![WatchPath {

@@ -267,7 +267,7 @@ mod tests {
         b[0..8].copy_from_slice(&7u64.to_ne_bytes());
         b[8..16].copy_from_slice(&0x0102_1994u64.to_ne_bytes());
         b[32..36].copy_from_slice(&1234u32.to_ne_bytes());
-        b[44..48].copy_from_slice(&((0 << 20) | 55u32).to_ne_bytes());
+        b[44..48].copy_from_slice(&55u32.to_ne_bytes());
         b[52] = 1;
         b[53] = 2;
         b[54] = 2;
