@@ -136,11 +136,27 @@ impl Guard {
         settings: Settings,
         covered: &[(u32, u8)],
     ) -> Result<(Guard, RingBuf<MapData>), GuardError> {
-        let btf = Btf::from_sys_fs().map_err(|e| GuardError::Load(format!("kernel BTF: {e}")))?;
+        let btf = Btf::from_sys_fs().map_err(|e| {
+            GuardError::Unavailable(format!(
+                "no kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): {e}"
+            ))
+        })?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .load(OBJECT)
-            .map_err(|e| GuardError::Load(format!("{e:#}")))?;
+            .map_err(|e| match &e {
+                aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                    if io_error.raw_os_error() == Some(nix::libc::EPERM) =>
+                {
+                    GuardError::Unavailable(
+                        "the bpf() system call is refused (EPERM creating a map): no \
+                         CAP_SYS_ADMIN/CAP_BPF, a seccomp filter (systemd's SystemCallFilter \
+                         without bpf), or a container"
+                            .to_owned(),
+                    )
+                }
+                _ => GuardError::Load(format!("{e:#}")),
+            })?;
         let ring = RingBuf::try_from(
             ebpf.take_map("guard_events")
                 .ok_or_else(|| GuardError::Map("guard_events", "missing".to_owned()))?,
