@@ -532,3 +532,64 @@ fn guard_off_is_said_in_status() {
     assert_eq!(jstr(&status, "/uncovered"), "off", "{status}");
     assert!(jstr(&status, "/reason").contains("off"), "{status}");
 }
+
+#[test]
+fn guard_takes_a_new_mode_on_reload() {
+    require_root!();
+    let sb = Sandbox::new("guard-reload");
+    let cg = TestCgroup::new("guard-reload");
+    let clean = sb.host("clean");
+    write_marker_binary(&clean, "guard-reload-clean");
+    let script = sb.host("memfd.py");
+    write_file(&script, MEMFD_EXEC_PY.as_bytes(), 0o644);
+    let mut cfg = sb.config();
+    let scope = format!(
+        "cgroup = \"{}\"\nmemfd_programs = []\n",
+        cg.path.display().to_string().replace('"', "\\\"")
+    );
+    let Some((d, hook)) = start_guarded(
+        &sb,
+        &cg,
+        cfg.clone(),
+        "uncovered = \"audit\"\nmemfd_programs = []\n",
+        "guard_takes_a_new_mode_on_reload",
+    ) else {
+        return;
+    };
+    let run = || {
+        cg.command(
+            &python3().to_string_lossy(),
+            &[&script.to_string_lossy(), &clean.to_string_lossy()],
+        )
+        .output()
+    };
+    assert_ran(&run(), "memfd exec under audit");
+    cfg.guard = format!("uncovered = \"deny\"\n{scope}");
+    write_file(d.config_path(), cfg.to_toml().as_bytes(), 0o644);
+    let out = d.reload(&cfg.socket);
+    assert!(
+        out.status.success(),
+        "reload: {}{}",
+        show(&out),
+        d.context()
+    );
+    let status = guard_status(&d, &cfg.socket);
+    assert_eq!(jstr(&status, "/uncovered"), "deny", "{status}");
+    let out = run().expect("memfd exec under deny");
+    assert!(
+        refused(&out, &hook),
+        "not refused after the reload: {}{}",
+        show(&out),
+        d.context()
+    );
+    // And back: off lets it run unreported.
+    cfg.guard = format!("uncovered = \"off\"\n{scope}");
+    write_file(d.config_path(), cfg.to_toml().as_bytes(), 0o644);
+    assert!(d.reload(&cfg.socket).status.success());
+    assert_ran(&run(), "memfd exec with the guard off");
+    let outcomes: Vec<String> = guard_events(&d)
+        .iter()
+        .map(|v| jstr(v, "/event/outcome").to_owned())
+        .collect();
+    assert_eq!(outcomes, ["allowed", "denied"], "{}", d.context());
+}
