@@ -593,3 +593,53 @@ fn guard_takes_a_new_mode_on_reload() {
         .collect();
     assert_eq!(outcomes, ["allowed", "denied"], "{}", d.context());
 }
+
+#[test]
+fn guard_goes_away_with_a_killed_daemon() {
+    require_root!();
+    let sb = Sandbox::new("guard-kill");
+    let cg = TestCgroup::new("guard-kill");
+    let clean = sb.host("clean");
+    write_marker_binary(&clean, "guard-kill-clean");
+    let script = sb.host("memfd.py");
+    write_file(&script, MEMFD_EXEC_PY.as_bytes(), 0o644);
+    let Some((mut d, hook)) = start_guarded(
+        &sb,
+        &cg,
+        sb.config(),
+        "uncovered = \"deny\"\nmemfd_programs = []\n",
+        "guard_goes_away_with_a_killed_daemon",
+    ) else {
+        return;
+    };
+    let run = || {
+        cg.command(
+            &python3().to_string_lossy(),
+            &[&script.to_string_lossy(), &clean.to_string_lossy()],
+        )
+        .output()
+    };
+    let out = run().expect("memfd exec");
+    assert!(
+        refused(&out, &hook),
+        "not refused: {}{}",
+        show(&out),
+        d.context()
+    );
+    // Nothing is pinned: the program goes with the daemon's file descriptors.
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(
+        d.wait_exit(Duration::from_secs(10)).is_some(),
+        "daemon survived SIGKILL"
+    );
+    // The kernel may release the link a moment after the process is reaped.
+    let mut last = run();
+    for _ in 0..20 {
+        if last.as_ref().is_ok_and(|o| o.status.success()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        last = run();
+    }
+    assert_ran(&last, "memfd exec after the daemon was killed");
+}
