@@ -353,6 +353,9 @@ fn userns_script(src: &Path, listed: Option<&Path>) -> String {
             l.display()
         ));
     }
+    // Keep the namespace (and its tmpfs) alive until the daemon has marked it:
+    // once the last process has left, there is nothing left to mark.
+    s.push_str("sleep 1\n");
     s
 }
 
