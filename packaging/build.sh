@@ -5,8 +5,9 @@
 #
 # VIGIL_PACKAGE_PROFILE (default "release") picks the cargo profile; the test
 # suite passes "dev" to reuse the binary `cargo test` already built (same files,
-# scripts and units; only the optimisation differs). Needs cargo, dpkg-deb,
-# dpkg-shlibdeps (dpkg-dev), rpmbuild (rpm), strip (binutils), python3.
+# scripts and units; only the optimisation differs). Needs cargo, clang (the
+# exec guard's eBPF program; build time only), dpkg-deb, dpkg-shlibdeps
+# (dpkg-dev), rpmbuild (rpm), strip (binutils), python3.
 #
 # Packages are built with dpkg-deb and rpmbuild directly rather than
 # cargo-deb/cargo-generate-rpm: both come with apt (no `cargo install` of two
@@ -19,8 +20,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 die() { echo "packaging/build.sh: $*" >&2; exit 1; }
-for tool in cargo dpkg-deb dpkg-shlibdeps rpmbuild strip python3 gzip; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev rpm binutils python3)"
+for tool in cargo clang dpkg-deb dpkg-shlibdeps rpmbuild strip python3 gzip; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install clang dpkg-dev rpm binutils python3)"
 done
 
 out=$(realpath -m "${1:-target/packages}")

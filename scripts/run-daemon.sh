@@ -4,7 +4,8 @@
 #
 #   sudo scripts/run-daemon.sh
 #
-# 1. installs the build dependencies (apt-get install build-essential pkg-config);
+# 1. installs the build dependencies (apt-get install build-essential pkg-config
+#    clang; clang compiles the exec guard's eBPF program);
 # 2. checks that cargo >= 1.85 is available;
 # 3. cargo build --release --locked, installs the binary as /usr/local/bin/vigil;
 # 4. writes /etc/vigil/vigil.toml from packaging/vigil.toml (only if absent) and
@@ -29,10 +30,10 @@ die() { echo "scripts/run-daemon.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (sudo scripts/run-daemon.sh): it installs packages and the daemon needs root"
 
 if command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential pkg-config \
-        || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential pkg-config; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential pkg-config clang \
+        || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential pkg-config clang; }
 else
-    echo "scripts/run-daemon.sh: no apt-get; make sure a C compiler and pkg-config are installed" >&2
+    echo "scripts/run-daemon.sh: no apt-get; make sure a C compiler, clang and pkg-config are installed" >&2
 fi
 
 # Under sudo, cargo installed by rustup for the calling user is not on root's PATH.

@@ -16,6 +16,7 @@ start vigil daemon on private tmpfs mounts (fanotify permission events, mount na
 
 # What the tests need on a fresh Debian/Ubuntu machine, installed here so that
 # this one command works there (CI's .ci/run calls exactly this script).
+# clang: compiles the exec guard's eBPF program (agent/build.rs);
 # build-essential: cc for the test programs and C build scripts; pkg-config for
 # -sys crates; util-linux: unshare (private tmpfs) and setpriv (non-root tests);
 # coreutils: timeout, md5sum; python3: the mmap-patch e2e test; xvfb, dbus,
@@ -27,7 +28,7 @@ start vigil daemon on private tmpfs mounts (fanotify permission events, mount na
 # (rpmbuild), lintian, debootstrap (a bookworm root) and systemd-container
 # (systemd-nspawn). VIGIL_NO_APT=1 skips the install (the
 # checks below then name whatever is missing).
-APT_PACKAGES="build-essential pkg-config util-linux coreutils ca-certificates python3 \
+APT_PACKAGES="clang build-essential pkg-config util-linux coreutils ca-certificates python3 \
     xvfb dbus dunst python3-venv xz-utils gpg openssh-client curl \
     dpkg-dev rpm lintian debootstrap systemd-container"
 if [ -z "${VIGIL_NO_APT:-}" ] && command -v apt-get >/dev/null 2>&1; then
@@ -57,7 +58,7 @@ if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
     fi
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)"
-for tool in cc unshare nsenter setpriv timeout md5sum python3 curl Xvfb dbus-daemon dunst dunstctl; do
+for tool in clang cc unshare nsenter setpriv timeout md5sum python3 curl Xvfb dbus-daemon dunst dunstctl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install $APT_PACKAGES)"
 done
 for tool in dpkg-deb dpkg-shlibdeps rpmbuild lintian systemd-nspawn debootstrap; do

@@ -24,6 +24,7 @@ pub mod cmd;
 pub mod daemon;
 pub mod engine;
 pub mod fanotify;
+pub mod guard;
 pub mod logging;
 pub mod procfs;
 pub mod protocol;

@@ -297,6 +297,35 @@ pub struct Status {
     /// What can run on this machine now without vigil seeing it, and how to
     /// close it.
     pub exposure: Vec<Exposure>,
+    /// The eBPF exec guard (absent from daemons that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardInfo>,
+}
+
+/// The exec guard's state in `vigil status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardInfo {
+    /// `active`, `off` (configured off), `unavailable` (no BPF LSM) or `failed`.
+    pub state: String,
+    /// Why it is not active, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The program in use: `lsm` (a refused exec fails with EPERM) or
+    /// `tracepoint` (the kernel will not run BPF LSM programs: a refused exec is
+    /// killed with SIGKILL before the new program runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// `guard.uncovered` in force (`deny`, `audit`, `off`).
+    pub uncovered: String,
+    /// `guard.network` in force.
+    pub network: String,
+    /// `guard.cgroup`, when the guard is scoped to one cgroup subtree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Superblocks the guard treats as covered (marked, or mounted at start).
+    pub covered: usize,
+    /// The program's counters (`guard_uncovered`, `guard_denied`, …).
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// One fanotify mark.

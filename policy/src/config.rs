@@ -16,6 +16,7 @@
 //! 3. `validate`: ranges and absolute paths, checked on the merged result; the error
 //!    names the key and the file and line that last set it.
 
+mod guard;
 mod layer;
 mod schema;
 mod validate;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, utf8_error_line};
 use crate::score::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
+pub use guard::{DEFAULT_MEMFD_PROGRAMS, GuardConfig, GuardMode};
 use layer::Layer;
 
 /// Filesystems watched when the config names none; skipped if absent.
@@ -102,6 +104,8 @@ pub struct Config {
     pub exclude: Exclude,
     /// Exec rules, the profile and the package trust store.
     pub policy: PolicyConfig,
+    /// The eBPF exec guard for filesystems no mark covers.
+    pub guard: GuardConfig,
 }
 
 /// The `[watch]` table: what the agent marks and which opens it scans.
@@ -1098,7 +1102,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy, guard)",
             ),
             (
                 "[scan.deep]\nx = 1\n",

@@ -476,6 +476,10 @@ pub struct Config {
     pub on_malicious: String,
     /// `quarantine.dir` (a host path, never on the watched tmpfs).
     pub quarantine_dir: PathBuf,
+    /// The body of the `[guard]` table. Off by default: an exec guard is
+    /// machine-wide unless scoped to a cgroup, and only the guard tests (which
+    /// scope it to a cgroup of their own) turn it on.
+    pub guard: String,
 }
 
 fn toml_str(s: &str) -> String {
@@ -537,6 +541,9 @@ impl Config {
              [quarantine]\n\
              dir = {qdir}\n\
              \n\
+             [guard]\n\
+             {guard}\
+             \n\
              [log]\n\
              events = {events}\n\
              level = {level}\n",
@@ -565,6 +572,7 @@ impl Config {
             level = toml_str(&self.level),
             om = toml_str(&self.on_malicious),
             qdir = toml_str(&self.quarantine_dir.to_string_lossy()),
+            guard = self.guard,
         )
     }
 }
@@ -726,6 +734,7 @@ impl Sandbox {
             level: "info".into(),
             on_malicious: "deny".into(),
             quarantine_dir: self.host("quarantine"),
+            guard: "uncovered = \"off\"\n".into(),
         }
     }
 

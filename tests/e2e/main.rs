@@ -19,6 +19,7 @@ mod audit;
 mod concurrency;
 mod deadline;
 mod detection;
+mod guard;
 mod hot_path;
 mod interpreters;
 mod model;

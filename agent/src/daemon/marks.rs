@@ -67,6 +67,39 @@ fn same_target(a: &Mark, b: &Mark) -> bool {
 #[derive(Debug, Default)]
 pub struct Marks {
     marks: Vec<Mark>,
+    /// Devices of filesystem marks added at run time ([`Marks::add_filesystem`]):
+    /// kept across reloads, which only plan the configured ones.
+    runtime: HashSet<u64>,
+}
+
+/// The path through which the daemon reaches superblock `dev` as process `pid`
+/// sees it: `/proc/PID/root/<mount point>` of a mount of it in the process's
+/// mount namespace (a mount of the filesystem's root preferred). `None` when
+/// the process is gone or has no such mount, or the path no longer leads to
+/// `dev` (checked with `stat`, so a reused pid cannot redirect the mark).
+pub fn path_to_superblock(pid: u32, dev: u64) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let wanted = format!("{}:{}", nix::libc::major(dev), nix::libc::minor(dev));
+    let mut best: Option<(bool, PathBuf)> = None;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.get(2) != Some(&wanted.as_str()) {
+            continue;
+        }
+        let (Some(root), Some(mount_point)) = (fields.get(3), fields.get(4)) else {
+            continue;
+        };
+        let whole = *root == "/";
+        if best.as_ref().is_some_and(|(w, _)| *w || !whole) {
+            continue;
+        }
+        let mp = PathBuf::from(crate::daemon::mountinfo::unescape(mount_point));
+        let rel = mp.strip_prefix("/").unwrap_or(&mp).to_path_buf();
+        best = Some((whole, PathBuf::from(format!("/proc/{pid}/root")).join(rel)));
+    }
+    let (_, path) = best?;
+    let md = std::fs::metadata(&path).ok()?;
+    (md.dev() == dev).then_some(path)
 }
 
 fn key_of(kind: MarkKind) -> &'static str {
@@ -76,16 +109,21 @@ fn key_of(kind: MarkKind) -> &'static str {
     }
 }
 
+/// The events every filesystem or mount mark asks for under `config`.
+pub fn mask_for(config: &Config) -> MaskFlags {
+    watch_mask(
+        !matches!(config.watch.scan_on_open, ScanOnOpen::None),
+        config.scan.scan_on_write,
+    )
+}
+
 /// Resolves the configuration into the marks it asks for. Optional (built-in
 /// default) paths that do not exist are skipped.
 ///
 /// # Errors
 /// A required path that cannot be examined.
 pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
-    let mask = watch_mask(
-        !matches!(config.watch.scan_on_open, ScanOnOpen::None),
-        config.scan.scan_on_write,
-    );
+    let mask = mask_for(config);
     let mut out = Vec::new();
     let mut seen_fs = HashSet::new();
     // The built-in default (no `watch.filesystems` in the config: every entry
@@ -194,6 +232,13 @@ impl Marks {
             }
         }
         for old in &self.marks {
+            if old.kind == MarkKind::Filesystem
+                && self.runtime.contains(&old.dev)
+                && !placed.iter().any(|p| same_target(p, old))
+            {
+                placed.push(old.clone());
+                continue;
+            }
             let still = placed.iter().find(|p| same_target(p, old));
             let drop_bits = match still {
                 Some(p) => old.mask.difference(p.mask),
@@ -209,6 +254,32 @@ impl Marks {
         Ok(())
     }
 
+    /// Adds a filesystem mark on `path` (superblock `dev`) at run time, e.g. for
+    /// a filesystem the exec guard reported. It stays until shutdown or until
+    /// the filesystem is unmounted (the kernel then drops it); reloads keep it.
+    ///
+    /// # Errors
+    /// The `fanotify_mark` errno.
+    pub fn add_filesystem(
+        &mut self,
+        group: &Group,
+        path: &Path,
+        dev: u64,
+        mask: MaskFlags,
+    ) -> Result<(), Errno> {
+        group.mark(MarkKind::Filesystem, path, mask)?;
+        self.marks
+            .retain(|m| !(m.kind == MarkKind::Filesystem && m.dev == dev));
+        self.marks.push(Mark {
+            kind: MarkKind::Filesystem,
+            path: path.to_path_buf(),
+            dev,
+            mask,
+        });
+        self.runtime.insert(dev);
+        Ok(())
+    }
+
     /// Removes every filesystem and mount mark (shutdown).
     pub fn remove_all(&mut self, group: &Group) {
         for kind in [MarkKind::Filesystem, MarkKind::Mount] {
@@ -217,6 +288,12 @@ impl Marks {
             }
         }
         self.marks.clear();
+        self.runtime.clear();
+    }
+
+    /// True when the filesystem mark on `dev` was added at run time.
+    pub fn is_runtime(&self, dev: u64) -> bool {
+        self.runtime.contains(&dev)
     }
 
     /// The marks in place.
@@ -254,6 +331,25 @@ mod tests {
             planned.len(),
             "a filesystem planned twice: {planned:?}"
         );
+    }
+
+    #[test]
+    fn path_to_superblock_finds_the_root_filesystem_through_proc() {
+        let dev = std::fs::metadata("/").unwrap().dev();
+        let pid = std::process::id();
+        let path = path_to_superblock(pid, dev).expect("a mount of / in our own namespace");
+        assert!(
+            path.starts_with(format!("/proc/{pid}/root")),
+            "{}",
+            path.display()
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().dev(), dev);
+        // A device nothing is mounted from, and a process that does not exist.
+        assert_eq!(
+            path_to_superblock(pid, nix::libc::makedev(4095, 1_048_000)),
+            None
+        );
+        assert_eq!(path_to_superblock(u32::MAX - 1, dev), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod exec_gate;
 pub mod exec_history;
 pub mod exposure;
 pub mod fairness;
+pub mod guard;
 pub mod ignore_marks;
 pub mod latency;
 pub mod marks;
@@ -48,6 +49,7 @@ use crate::daemon::alerts::Alerts;
 use crate::daemon::cache::VerdictCache;
 use crate::daemon::events::EventLog;
 use crate::daemon::fairness::Fairness;
+use crate::daemon::guard::{GuardState, MarkRequest};
 use crate::daemon::ignore_marks::IgnoreMarks;
 use crate::daemon::marks::Marks;
 use crate::daemon::pool::{Context, Pool};
@@ -172,6 +174,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     for m in marks.list() {
         tracing::info!(path = %m.path.display(), kind = m.kind.as_str(), "watching");
     }
+    // The guard after the marks: it starts with every marked superblock covered.
+    let (guard_tx, mut guard_rx) = mpsc::channel::<MarkRequest>(64);
+    let mut guard = GuardState::start(&generation.load().config, &marks, &events, guard_tx);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut reader_task = tokio::spawn(async move {
@@ -196,16 +201,17 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let reader_result = loop {
         tokio::select! {
             () = watchdog_tick(&mut watchdog) => notify("WATCHDOG=1"),
+            Some(req) = guard_rx.recv() => guard.mark(req, &group, &mut marks, &generation.load().config, &events),
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
             _ = sighup.recv() => {
-                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
+                if let Err(e) = reload(&group, &generation, &mut marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
                 }
             }
             Some(call) = calls.recv() => {
                 let reply = match call.command {
-                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
+                    Command::Reload => match reload(&group, &generation, &mut marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await {
                         Ok(g) => Reply::Reloaded { generation: g.id, summary: g.summary() },
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected; the running configuration stays");
@@ -213,7 +219,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => Reply::Status {
-                        status: status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
+                        status: status(&generation.load(), &marks, &guard, &stats, &cache, started, &outstanding),
                     },
                     Command::Stats => Reply::Stats {
                         stats: StatsReport {
@@ -230,7 +236,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                     Command::AllowlistChanged(change) => {
                         // The list file is already edited: reload, then log the change
                         // with whether the daemon took it.
-                        let result = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await;
+                        let result = reload(&group, &generation, &mut marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await;
                         let error = result.as_ref().err().map(|e| format!("{e:#}"));
                         let outcome = if error.is_some() { "failure" } else { "success" };
                         tracing::info!(file.hash.sha256 = %change.sha256, entry = %change.entry, by = %change.by, outcome, "allowlist changed");
@@ -282,6 +288,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Some(joined) => joined.context("reader task")?,
         None => reader_task.await.context("reader task")?,
     };
+    // The guard goes before the marks: with marks gone and the guard still
+    // attached, execs from filesystems it counts as marked could be refused.
+    guard.stop();
     marks.remove_all(&group);
     if let Err(e) = reader.drain() {
         tracing::warn!(error = %e, "draining the last events failed; the kernel allows them on exit");
@@ -321,10 +330,12 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
 
 /// Builds a new generation off the hot path and swaps it in; on any error the running
 /// generation and marks stay as they were.
+#[allow(clippy::too_many_arguments)]
 async fn reload(
     group: &Group,
     generation: &Arc<ArcSwap<Generation>>,
     marks: &mut Marks,
+    guard: &mut GuardState,
     cache: &VerdictCache,
     stats: &Stats,
     events: &EventLog,
@@ -349,6 +360,7 @@ async fn reload(
             );
         }
         marks.update(group, &next.config)?;
+        guard.reload(&next.config, marks);
         let next = Arc::new(next);
         generation.store(Arc::clone(&next));
         // Past clean answers were given under the old content: forget them.
@@ -401,6 +413,7 @@ fn config_event(g: &Generation, outcome: &str, error: Option<&str>) -> Value {
 fn status(
     generation: &Generation,
     marks: &Marks,
+    guard: &GuardState,
     stats: &Stats,
     cache: &VerdictCache,
     started: Instant,
@@ -433,6 +446,7 @@ fn status(
         pending: outstanding.load(Ordering::Relaxed),
         counters: counters(stats),
         exposure: exposure::exposures(&exposure::Kernel::read()),
+        guard: Some(guard.info(&generation.config)),
     }
 }
 

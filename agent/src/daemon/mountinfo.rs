@@ -45,7 +45,7 @@ pub fn local_filesystems() -> Vec<PathBuf> {
 
 /// Undoes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline,
 /// `\134` backslash) in a mountinfo path.
-fn unescape(s: &str) -> std::ffi::OsString {
+pub fn unescape(s: &str) -> std::ffi::OsString {
     use std::os::unix::ffi::OsStringExt;
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

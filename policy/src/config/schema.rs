@@ -57,6 +57,8 @@ const fn field(key: &'static str, kind: Kind) -> Field {
 const FAIL_MODES: &[&str] = &["allow", "deny"];
 /// Values of `decision.on_malicious` / `decision.on_suspicious`.
 const VERDICT_ACTIONS: &[&str] = &["deny", "allow", "quarantine"];
+/// Values of `guard.uncovered` / `guard.network`.
+const GUARD_MODES: &[&str] = &["deny", "audit", "off"];
 
 /// The whole schema, in the order the keys are documented.
 pub(super) const ROOT: &[Field] = &[
@@ -179,6 +181,15 @@ pub(super) const ROOT: &[Field] = &[
             field("services", Kind::TextList),
             field("shells", Kind::TextList),
             field("package_managers", Kind::TextList),
+        ]),
+    ),
+    field(
+        "guard",
+        Kind::Table(&[
+            field("uncovered", Kind::OneOf(GUARD_MODES)),
+            field("network", Kind::OneOf(GUARD_MODES)),
+            field("cgroup", Kind::Text),
+            field("memfd_programs", Kind::TextList),
         ]),
     ),
 ];
@@ -435,6 +446,7 @@ mod tests {
     use super::*;
     use crate::config::WriteAction;
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
+    use crate::config::{GuardConfig, GuardMode};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
     use crate::config::{
         PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, Watch, Weights,
@@ -567,6 +579,9 @@ mod tests {
             (keys(sub("policy")), names::<PolicyConfig>()),
             (rule_keys(), names::<RuleConfig>()),
             (one_of("policy", "profile"), names::<Profile>()),
+            (keys(sub("guard")), names::<GuardConfig>()),
+            (one_of("guard", "uncovered"), names::<GuardMode>()),
+            (one_of("guard", "network"), names::<GuardMode>()),
             (rule_actions(), names::<RuleAction>()),
             (one_of("watch", "scan_on_open"), names::<ScanOnOpen>()),
             (one_of("decision", "mode"), names::<Mode>()),

@@ -221,7 +221,19 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         "exclude.processes",
         config.exclude.processes.iter().map(|path| path.as_path()),
     )?;
-    check_policy(&config.policy)
+    check_policy(&config.policy)?;
+    absolute_all(
+        "guard.cgroup",
+        config.guard.cgroup.iter().map(|path| path.as_path()),
+    )?;
+    absolute_all(
+        "guard.memfd_programs",
+        config
+            .guard
+            .memfd_programs
+            .iter()
+            .map(|path| path.as_path()),
+    )
 }
 
 /// The `[policy]` table: globs compile, paths are absolute, rule names unique.
