@@ -500,6 +500,10 @@ pub struct Scan {
     /// (`FAN_CLOSE_WRITE`), in the background, so its first exec or open is
     /// answered from the cache.
     pub scan_on_write: bool,
+    /// A file whose SHA-256 equals its package's recorded digest in the trust
+    /// store (`policy.trust_db`) is only looked up in the hash lists: the
+    /// heuristics, rules and model are skipped for it.
+    pub trust_fast_path: bool,
     /// Time one YARA scan may take; TOML key `rule_timeout_ms`, 1..=[`MAX_RULE_TIMEOUT_MS`].
     #[serde(rename = "rule_timeout_ms", deserialize_with = "millis")]
     pub rule_timeout: Duration,
@@ -514,6 +518,7 @@ impl Default for Scan {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             ignore_marks: true,
             scan_on_write: true,
+            trust_fast_path: true,
             rule_timeout: Duration::from_millis(DEFAULT_RULE_TIMEOUT_MS),
         }
     }
@@ -1106,7 +1111,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "[scan.deep]\nx = 1\n",
-                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, rule_timeout_ms)",
+                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, trust_fast_path, rule_timeout_ms)",
             ),
             (
                 "[decision.mode]\nx = 1\n",
@@ -1420,7 +1425,7 @@ non_root_writable = true
         assert_eq!(
             error,
             format!(
-                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, rule_timeout_ms)",
+                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, trust_fast_path, rule_timeout_ms)",
                 bad.display()
             )
         );

@@ -806,3 +806,76 @@ fn dry_run_replays_the_daemons_execs_and_a_recording() {
         show(&out)
     );
 }
+
+/// `scan.trust_fast_path` (issue 18, item 3): a package file whose content is
+/// what the package recorded skips the heuristics, rules and model, never the
+/// hash lists; turned off, the rules see it again.
+#[test]
+fn package_files_skip_the_rules_but_never_the_hash_lists() {
+    require_root!();
+    let sb = Sandbox::new("trust-fast");
+    // The canary is assembled at run time so this source file never matches.
+    let canary = format!("vigil-{}-trust-canary", "e2e");
+    let rule = sb.host("canary.yar");
+    write_file(
+        &rule,
+        format!(
+            "rule e2e_trust_canary {{\n  meta:\n    severity = 100\n  strings:\n    \
+             $c = \"{canary}\"\n  condition:\n    $c\n}}\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let tool = sb.mnt("usr/bin/tool");
+    let tool_bytes = marker_variant(&canary);
+    write_file(&tool, &tool_bytes, 0o755);
+    let listed = sb.mnt("usr/bin/listed");
+    let listed_bytes = marker_variant("listed-in-a-package");
+    write_file(&listed, &listed_bytes, 0o755);
+    write_dpkg(
+        &sb,
+        "1",
+        &[
+            ("usr/bin/tool", tool_bytes.as_slice()),
+            ("usr/bin/listed", listed_bytes.as_slice()),
+        ],
+    );
+    let mut cfg = sb.config();
+    cfg.rules = vec![rule];
+    cfg.hashes = vec![sb.hash_list("pkg.sha256", &[&sha256_hex(&listed_bytes)])];
+    let text = format!("{}{}", cfg.to_toml(), policy_toml(&sb, "desktop"));
+    write_file(&sb.config_path(), text.as_bytes(), 0o644);
+    let out = sb
+        .ns_command(VIGIL)
+        .args(["trust", "update", "--json", "--no-reload", "--config"])
+        .arg(sb.config_path())
+        .output()
+        .expect("vigil trust update");
+    assert!(out.status.success(), "trust update: {}", show(&out));
+
+    let d = sb.start_in_namespace_with_text(&cfg, &text);
+    assert_ran(
+        &run(&tool),
+        &format!("a package file as packaged, matching a rule{}", d.context()),
+    );
+    assert_denied(
+        &run(&listed),
+        &format!("a package file on a hash list{}", d.context()),
+    );
+    let stats = crate::torture::stats(&d, &cfg.socket);
+    assert!(
+        crate::torture::counter(&stats, "scans_trusted") >= 2,
+        "{stats}{}",
+        d.context()
+    );
+    drop(d);
+
+    let from = "[scan]\n";
+    assert!(text.contains(from), "fixture TOML changed: {text}");
+    let text = text.replacen(from, "[scan]\ntrust_fast_path = false\n", 1);
+    let d = sb.start_in_namespace_with_text(&cfg, &text);
+    assert_denied(
+        &run(&tool),
+        &format!("the same file with trust_fast_path = false{}", d.context()),
+    );
+}

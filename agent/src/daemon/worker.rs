@@ -253,13 +253,13 @@ fn scan_or_cache(
                     fresh: false,
                 },
                 None => Verdicted {
-                    cached: scan(w, fd, &gated.st, gated.trust_entry)?,
+                    cached: scan(w, fd, &gated.st, fast_path(w.generation, gated))?,
                     fresh: true,
                 },
             }
         }
         Lookup::Miss(ticket) => {
-            let cached = scan(w, fd, &gated.st, gated.trust_entry)?;
+            let cached = scan(w, fd, &gated.st, fast_path(w.generation, gated))?;
             ticket.complete(Arc::clone(&cached));
             Verdicted {
                 cached,
@@ -280,6 +280,14 @@ fn scan_or_cache(
         });
     }
     Some(found)
+}
+
+/// The trust store's entry to skip the expensive stages with, when
+/// `scan.trust_fast_path` allows it.
+fn fast_path<'g>(generation: &Generation, gated: &Gated<'g>) -> Option<&'g TrustEntry> {
+    gated
+        .trust_entry
+        .filter(|_| generation.config.scan.trust_fast_path)
 }
 
 /// Completes a `trusted-only` rule, decides the action, gathers the log fields

@@ -120,6 +120,7 @@ pub(super) const ROOT: &[Field] = &[
             field("cache_capacity", Kind::Count),
             field("ignore_marks", Kind::Bool),
             field("scan_on_write", Kind::Bool),
+            field("trust_fast_path", Kind::Bool),
             field("rule_timeout_ms", Kind::Count),
         ]),
     ),
