@@ -80,11 +80,17 @@ pub fn after_answer(
         ctx.pipes.settle(gated.pid, path);
     }
     if let Some(piped) = &gated.piped {
-        let denied = pending.was_denied();
-        let piped = piped.clone().with_cmdlines(gated.pid, denied);
-        if !piped.reads_data_only() {
-            emit_piped(ctx, gated, &piped, denied, config);
-        }
+        ctx.pipes.report(
+            piped.clone(),
+            super::pipes::Report {
+                exec_pid: gated.pid,
+                denied: pending.was_denied(),
+                profile: config.policy.profile.as_str(),
+                process_uid: gated.process.uid,
+                events: ctx.events.clone(),
+                alerts: Arc::clone(&ctx.alerts),
+            },
+        );
     }
     count_rule(ctx, answered.rule, config.decision.mode);
     let clean = verdict.is_none_or(|v| v.cached.decision.verdict == Verdict::Clean);
@@ -307,57 +313,4 @@ pub fn may_ignore(st: &FileStat) -> bool {
 
 fn duration_us(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Logs and publishes a pipeline's event line.
-fn emit_piped(
-    ctx: &Context,
-    gated: &Gated<'_>,
-    piped: &super::pipes::PipedDownload,
-    denied: bool,
-    config: &vigil_policy::Config,
-) {
-    let line = piped_event(piped, denied, config);
-    if ctx.alerts.active() {
-        ctx.alerts.publish(Alert {
-            file_uid: None,
-            process_uid: gated.process.uid,
-            line: line.clone(),
-        });
-    }
-    ctx.events.emit_json(line);
-}
-
-/// The event line of a network client's output piped into an interpreter
-/// (`event.action: "piped-download"`), with both ends.
-fn piped_event(
-    piped: &super::pipes::PipedDownload,
-    denied: bool,
-    config: &vigil_policy::Config,
-) -> serde_json::Value {
-    let end = |e: &super::pipes::End| {
-        serde_json::json!({
-            "pid": e.pid,
-            "executable": e.program.as_ref().map(|p| p.to_string_lossy().into_owned()),
-            "command_line": e.cmdline,
-        })
-    };
-    serde_json::json!({
-        "@timestamp": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-        "event": {
-            "kind": "alert",
-            "category": ["process", "intrusion_detection"],
-            "action": "piped-download",
-            "type": "start",
-            "outcome": if denied { "denied" } else { "allowed" },
-        },
-        "process": end(&piped.interpreter),
-        "vigil": {
-            "pipe": piped.pipe,
-            "interpreter": end(&piped.interpreter),
-            "client": end(&piped.client),
-            "profile": config.policy.profile.as_str(),
-            "message": "a network client's output is piped into an interpreter: code that never touches a file runs (curl ... | sh)",
-        },
-    })
 }

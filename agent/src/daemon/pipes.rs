@@ -23,16 +23,27 @@ use std::path::{Path, PathBuf};
 use vigil_policy::Interpreters;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::alerts::{Alert, Alerts};
+use super::events::EventLog;
 
 use crate::procfs::{cmdline_of, parent_pid, pipe_of, program_of};
 
 /// How long an end waits in the table for the other end's exec.
 pub const KEEP: Duration = Duration::from_secs(30);
 /// Longest wait for an allowed exec to take effect before its command line is
-/// read (its answer may wait for a scan on another worker).
-const SETTLE: Duration = Duration::from_millis(100);
+/// read (its answer may wait for a scan on another worker, and the
+/// deadline bounds that).
+const SETTLE: Duration = Duration::from_secs(2);
+/// How long a worker waits, after allowing a network client's exec, for it to
+/// take effect (almost always at once) to keep its command line.
+const SETTLE_ON_WORKER: Duration = Duration::from_millis(5);
+/// Reports waiting for command lines at most; beyond, a report is written at
+/// once with what is known.
+const REPORTERS_MAX: usize = 16;
 /// Ends kept at most; older ones are dropped first when the table is full.
 const TABLE_MAX: usize = 4096;
 
@@ -162,6 +173,24 @@ struct Seen {
 #[derive(Debug, Default)]
 pub struct Pipes {
     ends: Mutex<HashMap<u64, Seen>>,
+    /// Report threads waiting for command lines.
+    reporters: Arc<AtomicUsize>,
+}
+
+/// Where and how a match is reported.
+pub struct Report {
+    /// The process whose exec completed the pipeline.
+    pub exec_pid: i32,
+    /// Whether that exec was denied.
+    pub denied: bool,
+    /// `policy.profile`, for the line.
+    pub profile: &'static str,
+    /// The exec'ing process's uid, for alert subscribers.
+    pub process_uid: Option<u32>,
+    /// The event log.
+    pub events: EventLog,
+    /// The alert subscribers.
+    pub alerts: Arc<Alerts>,
 }
 
 impl PipedDownload {
@@ -206,7 +235,7 @@ impl PipedDownload {
                 continue;
             }
             if let Some(program) = &end.program {
-                end.cmdline = settled_cmdline(end.pid, program);
+                end.cmdline = settled_cmdline(end.pid, program, SETTLE);
             }
         }
         self
@@ -214,6 +243,35 @@ impl PipedDownload {
 }
 
 impl Pipes {
+    /// Writes the event line (and alert) of a match, off the worker: a short
+    /// thread waits (up to [`SETTLE`]) until the ends that run have exec'd, for
+    /// their command lines; an interpreter that turns out to read its input as
+    /// data (`python3 -m json.tool`) is not reported. With [`REPORTERS_MAX`]
+    /// reports already waiting, it is written at once.
+    pub fn report(&self, piped: PipedDownload, report: Report) {
+        let reporters = Arc::clone(&self.reporters);
+        if reporters.fetch_add(1, Ordering::AcqRel) >= REPORTERS_MAX {
+            reporters.fetch_sub(1, Ordering::AcqRel);
+            emit(&piped, &report);
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("vigil-pipes".into())
+            .spawn({
+                let reporters = Arc::clone(&reporters);
+                move || {
+                    let piped = piped.with_cmdlines(report.exec_pid, report.denied);
+                    if !piped.reads_data_only() {
+                        emit(&piped, &report);
+                    }
+                    reporters.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+        if spawned.is_err() {
+            reporters.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     /// The pipeline an exec of `target` by `pid` completes, if it completes
     /// one; otherwise remembers this end when it is one.
     pub fn check(
@@ -292,14 +350,15 @@ impl Pipes {
         None
     }
 
-    /// After the answer to the exec of the network client `target` by `pid`: once the process runs
-    /// its new program, keeps its command line with its end, for the event line
-    /// of a match that comes after it exited (a fast download).
+    /// After the answer to the exec of the network client `target` by `pid`: once
+    /// the process runs its new program (waiting at most [`SETTLE_ON_WORKER`]),
+    /// keeps its command line with its end, for the event line of a match that
+    /// comes after it exited (a fast download).
     pub fn settle(&self, pid: i32, target: &Path) {
         let Some(pipe) = pipe_of(pid, 1) else {
             return;
         };
-        let cmdline = settled_cmdline(pid, target);
+        let cmdline = settled_cmdline(pid, target, SETTLE_ON_WORKER);
         let mut ends = self
             .ends
             .lock()
@@ -313,9 +372,9 @@ impl Pipes {
 }
 
 /// The command line of `pid` once it runs `program` (its exec was allowed a
-/// moment ago); waits up to [`SETTLE`] for that. `None` once it exited.
-pub fn settled_cmdline(pid: i32, program: &Path) -> Option<String> {
-    let until = Instant::now() + SETTLE;
+/// moment ago); waits up to `wait` for that. `None` once it exited.
+pub fn settled_cmdline(pid: i32, program: &Path, wait: Duration) -> Option<String> {
+    let until = Instant::now() + wait;
     loop {
         if program_of(pid)?.as_path() == program {
             return cmdline_of(pid, CMDLINE_LIMIT).filter(|line| !line.is_empty());
@@ -325,6 +384,49 @@ pub fn settled_cmdline(pid: i32, program: &Path) -> Option<String> {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// Logs and publishes a match's event line.
+fn emit(piped: &PipedDownload, report: &Report) {
+    let line = event_line(piped, report);
+    if report.alerts.active() {
+        report.alerts.publish(Alert {
+            file_uid: None,
+            process_uid: report.process_uid,
+            line: line.clone(),
+        });
+    }
+    report.events.emit_json(line);
+}
+
+/// The event line of a match (`event.action: "piped-download"`), with both
+/// ends.
+fn event_line(piped: &PipedDownload, report: &Report) -> serde_json::Value {
+    let end = |e: &End| {
+        serde_json::json!({
+            "pid": e.pid,
+            "executable": e.program.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            "command_line": e.cmdline,
+        })
+    };
+    serde_json::json!({
+        "@timestamp": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        "event": {
+            "kind": "alert",
+            "category": ["process", "intrusion_detection"],
+            "action": "piped-download",
+            "type": "start",
+            "outcome": if report.denied { "denied" } else { "allowed" },
+        },
+        "process": end(&piped.interpreter),
+        "vigil": {
+            "pipe": piped.pipe,
+            "interpreter": end(&piped.interpreter),
+            "client": end(&piped.client),
+            "profile": report.profile,
+            "message": "a network client's output is piped into an interpreter: code that never touches a file runs (curl ... | sh)",
+        },
+    })
 }
 
 /// A running interpreter near `pid` that writes into `pipe` with a command line
