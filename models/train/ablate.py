@@ -60,12 +60,20 @@ def main() -> None:
     ap.add_argument("--groups")
     ap.add_argument("--extra-manifest", help="manifest of the extra archive (for the per-archive strata)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--drop-benign", action="append", default=[],
+                    help="leave out benign rows of packages starting with this (repeatable)")
     ap.add_argument("--only", action="append", help="run only this column set (repeatable; names as reported)")
+    ap.add_argument("--combo", action="append", default=[],
+                    help="also schema 1 plus these new groups, comma-separated (e.g. kmod,string_hash; repeatable)")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args()
     args.schema = None
 
     rows, names = train.load(args)
+    if args.drop_benign:
+        drop = (rows["label"] == 0) & rows["package"].astype(str).str.startswith(tuple(args.drop_benign))
+        train.log(f"leaving out {int(drop.sum())} benign rows of {args.drop_benign}")
+        rows = rows[~drop]
     data, _ = train.select(rows)
     y = data["label"].to_numpy()
     x = data[names].to_numpy(np.float32)
@@ -82,6 +90,12 @@ def main() -> None:
     sets = {"schema 1": v1}
     for g, cols in of.items():
         sets[f"schema 1 + {g}"] = np.concatenate([v1, cols])
+    for combo in args.combo:
+        parts = [g.strip() for g in combo.split(",") if g.strip()]
+        unknown = [g for g in parts if g not in of]
+        if unknown:
+            sys.exit(f"ablate: unknown groups {unknown} (known: {sorted(of)})")
+        sets["schema 1 + " + " + ".join(parts)] = np.concatenate([v1, *(of[g] for g in parts)])
     every = np.arange(len(names))
     sets["schema 2"] = every
     for g, cols in of.items():
@@ -95,7 +109,8 @@ def main() -> None:
                                for k, m in strat.items()},
               "sets": {}}
     for name, cols in [*sets.items(), ("header baseline", hdr)]:
-        if args.only and name not in args.only:
+        if args.only and name not in args.only and not name.startswith(tuple(
+                "schema 1 + " + " + ".join(g.strip() for g in c.split(",")) for c in args.combo)):
             continue
         oof = np.zeros(len(data))
         for f in range(train.FOLDS):

@@ -90,7 +90,11 @@ def load(args) -> tuple[pd.DataFrame, list[str]]:
         sys.exit(f"train: no benign rows in {args.benign}")
     benign = pd.concat(benign_parts, ignore_index=True).copy()
     benign["label"] = 0
-    benign["group"] = "deb:" + benign["source"].astype(str)
+    # Debian's signed kernel images are built from the same source as the
+    # unsigned ones (linux-signed-amd64 wraps linux): one group, so a module
+    # and its signed twin never straddle a fold boundary.
+    source = benign["source"].astype(str).str.replace(r"^linux-signed-[a-z0-9]+$", "linux", regex=True)
+    benign["group"] = "deb:" + source
     benign["family"] = ""
     benign["upx_marker"] = 0
 
