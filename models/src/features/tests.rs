@@ -149,6 +149,38 @@ fn real_elf() -> Option<Vec<u8>> {
 }
 
 #[test]
+fn schema_2_groups_on_real_files() {
+    // libc exports the functions preload rootkits hook; /bin/true exports none.
+    let libc = std::fs::read("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    let (Ok(libc), Some(tru)) = (libc, real_elf()) else {
+        eprintln!("skipped: no x86-64 libc or /bin/true");
+        return;
+    };
+    let lib = extract(&libc);
+    assert_sane(&lib, "libc");
+    for col in [
+        "lnk_hook_fs",
+        "lnk_hook_net",
+        "lnk_hook_exec",
+        "lnk_verdef",
+        "lnk_versym",
+    ] {
+        assert_eq!(value(&lib, col), 1.0, "libc {col}");
+    }
+    assert!(value(&lib, "lnk_hook_exports_log") > 2.0);
+    assert!(group_sum(&lib, "lnk_export_hash_") > 10.0);
+    assert!(group_sum(&lib, "shn_hash_") > 5.0);
+    assert!(group_sum(&lib, "strh_hash_") > 10.0);
+    let t = extract(&tru);
+    assert_eq!(value(&t, "lnk_hook_exports_log"), 0.0);
+    assert_eq!(value(&t, "lnk_hook_fs"), 0.0);
+    assert!(group_sum(&t, "lnk_import_hash_") > 1.0);
+    // The kernel-module group reads relocatable objects only.
+    assert_eq!(group_sum(&lib, "kmod_"), 0.0);
+    assert_eq!(group_sum(&t, "kmod_"), 0.0);
+}
+
+#[test]
 fn real_elf_row() {
     let Some(bytes) = real_elf() else {
         eprintln!("skipped: no /bin/true");
