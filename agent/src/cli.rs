@@ -5,6 +5,7 @@
 //! subcommand is carried out by its front end in [`crate::cmd`], or by
 //! [`crate::daemon`] for `vigil daemon`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -104,6 +105,11 @@ pub enum Cmd {
         /// Evaluate every regular file, not only ELF files and scripts.
         #[arg(long)]
         all_files: bool,
+        /// Also write one CSV line per evaluated file here: set, label, name,
+        /// sha256, strata, verdict, the model stage's verdict alone, and the ids
+        /// of its findings (for reports by malware family or source).
+        #[arg(long)]
+        per_file: Option<PathBuf>,
     },
     /// Write static feature rows (CSV) for model training.
     ///
@@ -240,13 +246,29 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             malicious,
             benign,
             all_files,
+            per_file,
         } => {
             let generation = load_generation(config.as_deref())?;
+            let mut report = match &per_file {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(p)
+                            .with_context(|| format!("creating {}", p.display()))?,
+                    );
+                    writeln!(f, "{}", cmd::eval::PER_FILE_HEADER)?;
+                    Some(f)
+                }
+                None => None,
+            };
             let mut sets = Vec::new();
             let labelled = malicious.into_iter().map(|p| (p, Label::Malicious));
             for (path, label) in labelled.chain(benign.into_iter().map(|p| (p, Label::Benign))) {
-                let tally = cmd::eval::evaluate_set(&generation, &path, label, all_files)?;
+                let writer = report.as_mut().map(|w| w as &mut dyn std::io::Write);
+                let tally = cmd::eval::evaluate_set(&generation, &path, label, all_files, writer)?;
                 sets.push((path, label, tally));
+            }
+            if let Some(mut f) = report {
+                f.flush()?;
             }
             print!("{}", cmd::eval::render(&sets));
             let false_positives = sets

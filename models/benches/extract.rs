@@ -168,7 +168,11 @@ fn bench_inference(
     };
     let rows: Vec<Vec<f32>> = files
         .iter()
-        .map(|(_, b)| vigil_models::features::extract(b).values)
+        .map(|(_, b)| {
+            let mut row = Features::default();
+            vigil_models::features::extract_schema_into(b, bundle.schema(), &mut row);
+            row.values
+        })
         .collect();
     for model in bundle.models() {
         for r in &rows {

@@ -3,8 +3,8 @@
 //!
 //! Owns the manifest format and every check made on load. A bundle that loads is
 //! consistent: each model file's SHA-256 equals the manifest's, the feature
-//! schema and width equal this build's extractor ([`SCHEMA_VERSION`],
-//! [`FEATURE_COUNT`]), each graph takes one `[1, FEATURE_COUNT]` float input and
+//! schema is one this build extracts ([`Schema`], up to [`SCHEMA_VERSION`]) and
+//! the width is that schema's, each graph takes one `[1, width]` float input and
 //! yields one score, and that score is finite on an all-zero row. Anything else
 //! is an [`Error::Bundle`] naming the bundle and the problem, so the daemon can
 //! refuse it and keep its previous content.
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
 use crate::error::Error;
-use crate::features::{FEATURE_COUNT, SCHEMA_VERSION};
+use crate::features::{SCHEMA_VERSION, Schema};
 
 /// The manifest format this build reads.
 pub const FORMAT: u32 = 1;
@@ -104,6 +104,7 @@ pub struct Bundle {
     pub origin: String,
     /// Its manifest.
     pub manifest: Manifest,
+    schema: Schema,
     models: Vec<Model>,
 }
 
@@ -112,6 +113,7 @@ pub struct Bundle {
 pub struct Model {
     /// Its manifest entry.
     pub spec: ModelSpec,
+    width: usize,
     plan: Arc<TypedRunnableModel>,
 }
 
@@ -176,10 +178,17 @@ impl Bundle {
                 manifest.format
             )));
         }
-        if manifest.feature_schema != SCHEMA_VERSION || manifest.feature_count != FEATURE_COUNT {
+        let schema = Schema::new(manifest.feature_schema).ok_or_else(|| {
+            fail(format!(
+                "trained on feature schema {}; this build extracts schemas 1 to {SCHEMA_VERSION}",
+                manifest.feature_schema
+            ))
+        })?;
+        let width = schema.width();
+        if manifest.feature_count != width {
             return Err(fail(format!(
-                "trained on feature schema {} with {} columns; this build extracts schema {} with {} columns",
-                manifest.feature_schema, manifest.feature_count, SCHEMA_VERSION, FEATURE_COUNT
+                "manifest says feature schema {} with {} columns; that schema has {width} columns",
+                manifest.feature_schema, manifest.feature_count
             )));
         }
         let mut models = Vec::with_capacity(manifest.models.len());
@@ -208,12 +217,13 @@ impl Bundle {
                     spec.name, spec.threshold
                 )));
             }
-            let plan = optimize(&bytes).map_err(|e| fail(format!("{}: {e}", spec.file)))?;
+            let plan = optimize(&bytes, width).map_err(|e| fail(format!("{}: {e}", spec.file)))?;
             let model = Model {
                 spec: spec.clone(),
+                width,
                 plan,
             };
-            match model.score(&[0.0; FEATURE_COUNT]) {
+            match model.score(&vec![0.0; width]) {
                 Ok(s) if s.is_finite() => {}
                 Ok(s) => return Err(fail(format!("{}: score {s} on a zero row", spec.file))),
                 Err(e) => return Err(fail(format!("{}: {e}", spec.file))),
@@ -223,8 +233,15 @@ impl Bundle {
         Ok(Bundle {
             origin: origin.to_string(),
             manifest,
+            schema,
             models,
         })
+    }
+
+    /// The feature schema every model of the bundle reads: extract rows with
+    /// [`crate::features::extract_schema_into`] for it.
+    pub fn schema(&self) -> Schema {
+        self.schema
     }
 
     /// The models, in manifest order.
@@ -242,16 +259,17 @@ impl Model {
     /// The model's score for one feature row.
     ///
     /// # Errors
-    /// A row that is not [`FEATURE_COUNT`] wide, or a tract failure (which the
+    /// A row that is not the bundle schema's width, or a tract failure (which the
     /// load-time check makes unexpected).
     pub fn score(&self, row: &[f32]) -> Result<f32, Error> {
-        if row.len() != FEATURE_COUNT {
+        if row.len() != self.width {
             return Err(Error::Inference(format!(
-                "row has {} values, expected {FEATURE_COUNT}",
-                row.len()
+                "row has {} values, expected {}",
+                row.len(),
+                self.width
             )));
         }
-        let input = Tensor::from_shape(&[1, FEATURE_COUNT], row)
+        let input = Tensor::from_shape(&[1, self.width], row)
             .map_err(|e| Error::Inference(e.to_string()))?;
         let out = self
             .plan
@@ -269,11 +287,11 @@ impl Model {
     }
 }
 
-/// Parses, types with a fixed `[1, FEATURE_COUNT]` input and optimizes once.
-fn optimize(onnx: &[u8]) -> TractResult<Arc<TypedRunnableModel>> {
+/// Parses, types with a fixed `[1, width]` input and optimizes once.
+fn optimize(onnx: &[u8], width: usize) -> TractResult<Arc<TypedRunnableModel>> {
     let model = tract_onnx::onnx()
         .model_for_read(&mut std::io::Cursor::new(onnx))?
-        .with_input_fact(0, f32::fact([1, FEATURE_COUNT]).into())?
+        .with_input_fact(0, f32::fact([1, width]).into())?
         .into_optimized()?;
     if model.output_outlets()?.len() != 1 {
         return Err(TractError::msg("expected one output"));
@@ -295,13 +313,18 @@ mod tests {
     #[test]
     fn builtin_bundle_loads_and_scores() {
         let b = Bundle::builtin().unwrap();
-        assert_eq!(b.manifest.feature_count, FEATURE_COUNT);
+        assert_eq!(b.manifest.feature_count, b.schema().width());
         assert!(
             b.models()
                 .iter()
                 .any(|m| m.spec.kind == ModelKind::Classifier)
         );
-        let row = crate::features::extract(&std::fs::read("/bin/sh").unwrap());
+        let mut row = crate::features::Features::default();
+        crate::features::extract_schema_into(
+            &std::fs::read("/bin/sh").unwrap(),
+            b.schema(),
+            &mut row,
+        );
         for m in b.models() {
             let s = m.score(&row.values).unwrap();
             assert!(s.is_finite(), "{}: {s}", m.spec.name);
@@ -363,11 +386,25 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-bundle-{}-b", std::process::id()));
         copy_builtin(&dir);
         let text = String::from_utf8(BUILTIN_MANIFEST.to_vec()).unwrap();
-        let wrong = text.replacen("\"feature_count\": 745", "\"feature_count\": 744", 1);
+        let builtin = Bundle::builtin().unwrap().manifest;
+        let wrong = text.replacen(
+            &format!("\"feature_count\": {}", builtin.feature_count),
+            "\"feature_count\": 744",
+            1,
+        );
         assert_ne!(wrong, text, "manifest layout changed");
         std::fs::write(dir.join("manifest.json"), wrong).unwrap();
         let err = Bundle::load_dir(&dir).unwrap_err().to_string();
         assert!(err.contains("744 columns"), "{err}");
+        let unknown = text.replacen(
+            &format!("\"feature_schema\": {}", builtin.feature_schema),
+            "\"feature_schema\": 99",
+            1,
+        );
+        assert_ne!(unknown, text, "manifest layout changed");
+        std::fs::write(dir.join("manifest.json"), unknown).unwrap();
+        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("feature schema 99"), "{err}");
         std::fs::write(dir.join("manifest.json"), b"{not json").unwrap();
         let err = Bundle::load_dir(&dir).unwrap_err().to_string();
         assert!(err.contains("manifest.json"), "{err}");

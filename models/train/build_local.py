@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -47,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fetch_debian import HERE, features, reserved
+from fetch_debian import HERE, features, fresh, reserved
 
 # target arch -> (compiler triplet, packages, static only)
 CROSS = {
@@ -336,9 +337,18 @@ def rows(vigil: str, data: Path, jobs: list[Job]) -> dict[str, int]:
 
 def build_local(env: dict[str, str], data: Path, vigil: str, smoke: bool = False) -> str:
     """Builds everything (or, for a smoke run, four curl examples once each)
-    and writes its feature rows; a rerun with rows present does nothing."""
-    if list((data / "features").glob("local-*.csv")):
+    and writes its feature rows. The programs built are kept (DATA/local-built,
+    with jobs.json naming each one's set, architecture and program), so a rerun
+    with rows of the current feature schema does nothing and one after a schema
+    change only writes rows again."""
+    existing = list((data / "features").glob("local-*.csv"))
+    if existing and all(fresh(p, vigil) for p in existing):
         return "cached"
+    kept = data / "local-built"
+    if (kept / "jobs.json").exists():
+        jobs = [Job(j["set"], j["arch"], j["program"], [], kept / j["out"])
+                for j in json.loads((kept / "jobs.json").read_text())]
+        return f"rows again from the kept builds: {rows(vigil, data, jobs)}"
     work = data / "local-build"
     debs = work / "debs"
     download(env, debs, CURL if smoke else CURL + GCC + I386 + GO + [p for _, pkgs, _ in CROSS.values() for p in pkgs])
@@ -359,5 +369,15 @@ def build_local(env: dict[str, str], data: Path, vigil: str, smoke: bool = False
             if n % 200 == 0 or n == len(jobs):
                 print(f"local builds: {n}/{len(jobs)} ({failed} did not build)", flush=True)
     written = rows(vigil, data, jobs)
+    # Keep what was built (not the toolchains and sources): a schema change then
+    # needs no rebuild.
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    listed = []
+    for i, j in enumerate(j for j in jobs if j.out.exists()):
+        name = f"{i:05d}-{j.out.name}"
+        shutil.move(str(j.out), kept / name)
+        listed.append({"set": j.set, "arch": j.arch, "program": j.program, "out": name})
+    (kept / "jobs.json").write_text(json.dumps(listed) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return f"ok ({ok} built, {failed} did not build; rows: {written})"

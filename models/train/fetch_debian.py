@@ -18,12 +18,17 @@ executables (the 7zCon.sfx stub with a compressed payload appended) and makeself
 self-extracting shell archives; and programs compiled here, not the way Debian
 builds them (build_local.py).
 
-Idempotent: a package whose CSV exists is skipped, so an interrupted run resumes.
+Idempotent: a package whose CSV exists and holds rows of the vigil binary's
+feature schema is skipped, so an interrupted run resumes. The downloaded .debs are
+kept (DATA/debs, about 1.2 GB), so a schema change re-extracts rows from them
+without fetching anything again; --drop-debs deletes them after the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 import hashlib
 import os
 import shutil
@@ -84,6 +89,28 @@ def read_list(path: Path = HERE / "packages.txt") -> list[str]:
     return out
 
 
+@functools.cache
+def current_schema(vigil: str) -> str:
+    """The feature schema the vigil binary writes (its `schema` column), read from
+    its row for a small ELF program (`true`, else itself; resolved, because
+    `vigil features` skips symlinks)."""
+    probe = str(Path(shutil.which("true") or shutil.which(vigil) or vigil).resolve())
+    r = subprocess.run([vigil, "features", probe], capture_output=True, text=True, check=True)
+    rows = list(csv.DictReader(r.stdout.splitlines()))
+    if not rows:
+        sys.exit(f"fetch_debian: {vigil} wrote no feature row for {probe}")
+    return rows[0]["schema"]
+
+
+def fresh(out_csv: Path, vigil: str) -> bool:
+    """True when `out_csv` exists and its rows (if any) are of the current schema."""
+    if not out_csv.exists():
+        return False
+    with open(out_csv, newline="") as f:
+        first = next(csv.DictReader(f), None)
+    return first is None or first.get("schema") == current_schema(vigil)
+
+
 def control_field(deb: Path, field: str) -> str:
     r = subprocess.run(["dpkg-deb", "-f", str(deb), field], capture_output=True, text=True)
     return r.stdout.strip()
@@ -100,13 +127,14 @@ def features(vigil: str, out_csv: Path, paths: list[Path], labels: dict[str, str
     tmp.rename(out_csv)
 
 
-def download(entries: list[str], env: dict[str, str], debs: Path) -> dict[str, str]:
+def download(entries: list[str], env: dict[str, str], debs: Path, vigil: str) -> dict[str, str]:
     """Downloads the .debs of `entries` in batches; returns entry -> status."""
     debs.mkdir(parents=True, exist_ok=True)
     status: dict[str, str] = {}
-    # Entries with feature rows already need no .deb (a rerun only fetches
-    # what is new in packages.txt).
-    todo = [e for e in entries if not (debs / "done" / e).exists() and not csv_for(e, debs.parent).exists()]
+    # Entries with current feature rows need no .deb (a rerun only fetches
+    # what is new in packages.txt, or what a schema change needs again).
+    todo = [e for e in entries
+            if not (debs / "done" / e).exists() and not fresh(csv_for(e, debs.parent), vigil)]
     # Which entries exist at all, in one apt-cache run (apt's start-up costs
     # seconds; asking per package would dominate the whole fetch).
     r = subprocess.run(["apt-cache", "show", "--no-all-versions", *todo], env=env, capture_output=True, text=True)
@@ -163,7 +191,7 @@ def process(entry: str, data: Path, vigil: str) -> str:
     """Unpacks one downloaded .deb into scratch space and writes its feature rows."""
     pkg, _, arch = entry.partition(":")
     out_csv = csv_for(entry, data)
-    if out_csv.exists():
+    if fresh(out_csv, vigil):
         return "cached"
     if reserved(pkg):
         return "reserved"
@@ -189,7 +217,7 @@ def process(entry: str, data: Path, vigil: str) -> str:
 def make_hard_benign(env: dict[str, str], data: Path, vigil: str) -> str:
     """Self-extracting archives from benign content: ELF (7-Zip SFX) and shell (makeself)."""
     out_csv = data / "features" / "hard-benign-sfx_amd64.csv"
-    if out_csv.exists():
+    if fresh(out_csv, vigil):
         return "cached"
     work = data / "sfx-build"
     shutil.rmtree(work, ignore_errors=True)
@@ -252,9 +280,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("VIGIL_TRAIN_DATA", "/var/cache/vigil-train")))
     ap.add_argument("--vigil", default="target/release/vigil", help="the vigil binary (for `vigil features`)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N list entries (smoke runs)")
-    ap.add_argument("--keep-debs", action="store_true", help="keep downloaded .deb files")
+    ap.add_argument("--drop-debs", action="store_true",
+                    help="delete the downloaded .deb files after the run (a schema change then fetches them again)")
     ap.add_argument("--list", type=Path, default=HERE / "packages.txt",
                     help="the package list (calibration.txt for the block-threshold calibration set)")
+    ap.add_argument("--download-only", action="store_true",
+                    help="only download the listed .debs into DATA/debs (kept; rows are written by a later run)")
     ap.add_argument("--packages-only", action="store_true",
                     help="only the listed packages: no hard benign files, local builds or wheels")
     args = ap.parse_args()
@@ -270,13 +301,16 @@ def main() -> None:
     r = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"fetch_debian: apt-get update failed:\n{r.stderr}")
-    status = download(entries, env, args.data / "debs")
+    status = download(entries, env, args.data / "debs", args.vigil)
+    if args.download_only:
+        print(f"fetch_debian: {len(entries) - len(status)} of {len(entries)} packages downloaded", flush=True)
+        return
     todo = [e for e in entries if e not in status]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for n, (entry, result) in enumerate(zip(todo, pool.map(lambda e: process(e, args.data, args.vigil), todo)), 1):
             status[entry] = result
             print(f"[{n}/{len(todo)}] {entry}: {result}", flush=True)
-    if not args.keep_debs:
+    if args.drop_debs:
         shutil.rmtree(args.data / "debs", ignore_errors=True)
     if not args.packages_only:
         if not args.limit:

@@ -32,7 +32,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fetch_debian import HERE, features, read_list
+from fetch_debian import HERE, features, fresh, read_list
 # Debian's name for the architecture -> wheel platform tags, glibc then musl.
 ARCHES = {
     "amd64": "x86_64", "i386": "i686", "arm64": "aarch64", "armhf": "armv7l", "ppc64el": "ppc64le",
@@ -67,12 +67,14 @@ def process(req: str, arch: str, libc: str, data: Path, vigil: str) -> str:
     # A project that publishes no wheel for this platform is remembered per
     # pinned version, so a rerun does not ask the registry again.
     none = data / "wheels-none" / f"{req}-{libc}_{arch}"
-    if out_csv.exists():
+    if fresh(out_csv, vigil):
         return "cached"
     if none.exists():
         return "no wheel (cached)"
+    # Wheels are kept (DATA/wheels), so a feature-schema change only writes rows again.
+    kept = data / "wheels" / f"{req}-{libc}_{arch}"
     with tempfile.TemporaryDirectory(prefix="vigil-wheel-", dir=data) as tmp:
-        wheel = fetch_one(req, arch, libc, Path(tmp) / "dl")
+        wheel = next(iter(sorted(kept.glob("*.whl"))), None) or fetch_one(req, arch, libc, kept)
         if wheel == "unpublished":
             none.parent.mkdir(parents=True, exist_ok=True)
             none.touch()

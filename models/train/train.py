@@ -75,6 +75,11 @@ def read_rows(path: Path) -> pd.DataFrame:
     return df
 
 
+# The last column of each feature schema (schemas are prefixes of the newest;
+# `models/src/features` pins them).
+SCHEMA_LAST = {1: "byte_ent_h15_n15"}
+
+
 def load(args) -> tuple[pd.DataFrame, list[str]]:
     benign_parts = []
     for p in sorted(Path(args.benign).glob("*.csv")):
@@ -85,33 +90,53 @@ def load(args) -> tuple[pd.DataFrame, list[str]]:
         sys.exit(f"train: no benign rows in {args.benign}")
     benign = pd.concat(benign_parts, ignore_index=True).copy()
     benign["label"] = 0
-    benign["group"] = "deb:" + benign["source"].astype(str)
+    # Debian's signed kernel images are built from the same source as the
+    # unsigned ones (linux-signed-amd64 wraps linux): one group, so a module
+    # and its signed twin never straddle a fold boundary.
+    source = benign["source"].astype(str).str.replace(r"^linux-signed-[a-z0-9]+$", "linux", regex=True)
+    benign["group"] = "deb:" + source
     benign["family"] = ""
     benign["upx_marker"] = 0
 
-    mal = read_rows(Path(args.malware)).copy()
-    manifest = pd.read_csv(args.manifest, dtype=str, keep_default_na=False)
+    mal = pd.concat([read_rows(Path(p)) for p in args.malware], ignore_index=True).drop_duplicates("sha256")
+    names = feature_names(mal, args.schema)
+    manifest = pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False) for p in args.manifest],
+                         ignore_index=True).drop_duplicates("sha256")
+    for c in ("family", "upx_marker", "unpacked_copy_of", "arch"):
+        if c not in manifest.columns:
+            manifest[c] = ""
     mal = mal.merge(manifest[["sha256", "family", "upx_marker", "unpacked_copy_of", "arch"]], on="sha256", how="left")
-    missing = mal["family"].isna() | (mal["family"] == "")
-    if missing.any():
-        sys.exit(f"train: {int(missing.sum())} malware rows have no family in {args.manifest}")
+    mal = mal.fillna({"family": "", "upx_marker": "0", "unpacked_copy_of": "", "arch": ""})
+    if args.groups:
+        # group_malware.py: families, YARA names and near-identical builds joined.
+        groups = pd.read_csv(args.groups, dtype=str, keep_default_na=False)
+        mal = mal.drop(columns=["family"]).merge(groups[["sha256", "group", "family"]], on="sha256", how="left")
+        missing = mal["group"].isna()
+        if missing.any():
+            sys.exit(f"train: {int(missing.sum())} malware rows have no group in {args.groups}")
+        mal["family"] = mal["family"].fillna("").where(mal["family"].fillna("") != "", mal["group"])
+    else:
+        missing = mal["family"] == ""
+        if missing.any():
+            sys.exit(f"train: {int(missing.sum())} malware rows have no family in {args.manifest}")
+        mal["group"] = "fam:" + mal["family"]
     mal["label"] = 1
-    mal["group"] = "fam:" + mal["family"]
     mal["package"] = ""
     mal["source"] = ""
-    mal["upx_marker"] = mal["upx_marker"].astype(int)
+    mal["upx_marker"] = pd.to_numeric(mal["upx_marker"].replace("", "0")).astype(int)
 
-    names = feature_names(mal)
     rows = pd.concat([benign, mal], ignore_index=True)
     for c in names:
         rows[c] = pd.to_numeric(rows[c], errors="raise").astype(np.float32)
     return rows, names
 
 
-def feature_names(df: pd.DataFrame) -> list[str]:
+def feature_names(df: pd.DataFrame, schema: int | None = None) -> list[str]:
+    """The feature columns of a `vigil features` CSV (the last columns), cut to
+    `schema`'s when given (an older schema's columns are a prefix)."""
     cols = list(df.columns)
     start = cols.index("fmt_elf")
-    end = cols.index("byte_ent_h15_n15") + 1
+    end = len(cols) if schema is None or schema not in SCHEMA_LAST else cols.index(SCHEMA_LAST[schema]) + 1
     return cols[start:end]
 
 
@@ -426,8 +451,13 @@ def finish(nodes, inits, n: int, doc: str) -> bytes:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benign", required=True, help="directory of benign feature CSVs")
-    ap.add_argument("--malware", required=True, help="malware feature CSV (vigil features --tar)")
-    ap.add_argument("--manifest", required=True, help="the corpus manifest.csv")
+    ap.add_argument("--malware", required=True, action="append",
+                    help="malware feature CSV (vigil features --tar; repeatable)")
+    ap.add_argument("--manifest", required=True, action="append",
+                    help="a corpus manifest with sha256 and family columns (repeatable)")
+    ap.add_argument("--groups", help="sha256 -> group CSV (group_malware.py); default: the manifest family")
+    ap.add_argument("--schema", type=int, choices=sorted(SCHEMA_LAST),
+                    help="train on an older feature schema's columns (default: every column of the rows)")
     ap.add_argument("--augment", help="feature CSV of mutated malware (vigil features --mutations)")
     ap.add_argument("--out", required=True, help="bundle directory to write")
     ap.add_argument("--report", required=True, help="JSON report to write (the card is made from it)")
@@ -578,7 +608,7 @@ def main() -> None:
         "name": "vigil-elf",
         "version": today + (".smoke" if args.smoke else ""),
         "trained": today,
-        "feature_schema": int(data["schema"].iloc[0]),
+        "feature_schema": args.schema or int(data["schema"].iloc[0]),
         "feature_count": n,
         "models": [
             {

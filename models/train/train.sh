@@ -11,7 +11,10 @@
 #    build_local.py (programs compiled here with Debian's compilers and cargo;
 #    crates from crates.io) and fetch_wheels.py (PyPI wheels in wheels.txt);
 # 4. malicious rows: `vigil features --tar` over the shared corpus (read in
-#    memory, never unpacked), and the same with --mutations for augmentation;
+#    memory, never unpacked): both archives (the second, mostly unlabelled
+#    honeypot captures, only in a full run), the first also with --mutations for
+#    augmentation; group_malware.py groups them for the split (manifest
+#    families, the names the shared YARA rules give, near-identical builds);
 # 5. train.py with augmentation (the shipped bundle); hello-world programs
 #    compiled here (in no data set) scored with it, for the card; the mutation
 #    suite on it; then train.py without augmentation ("before") and the
@@ -38,6 +41,7 @@ DATA=${VIGIL_TRAIN_DATA:-/var/cache/vigil-train}
 CORPUS=${VIGIL_CORPUS:-$ROOT/../shared/corpus}
 CONTENT=${VIGIL_CONTENT:-$ROOT/../shared/content}
 ARCHIVE=$CORPUS/linux-malware-train.tar.xz
+EXTRA=$CORPUS/linux-malware-extra.tar.xz
 [ -r "$ARCHIVE" ] || die "no corpus archive at $ARCHIVE (set VIGIL_CORPUS)"
 [ -r "$CORPUS/manifest.csv" ] || die "no $CORPUS/manifest.csv"
 for tool in apt-get dpkg-deb python3; do
@@ -98,6 +102,25 @@ step "benign rows from Debian packages"
 step "malicious rows from the corpus (in memory)"
 "$VIGIL" features --tar "$ARCHIVE" --label label=1 > "$WORK/malware.csv"
 "$VIGIL" features --tar "$ARCHIVE" --label label=1 --mutations --donor "$DONOR_TRAIN" > "$WORK/malware-mutated.csv"
+MALWARE_ARGS=(--malware "$WORK/malware.csv" --manifest "$CORPUS/manifest.csv")
+GROUP_ARGS=(--rows "$WORK/malware.csv" --manifest "$CORPUS/manifest.csv")
+# The second archive: a full run only (a smoke run groups the first archive
+# alone, which exercises the same path in seconds).
+if [ "$SMOKE" = 0 ] && [ -r "$EXTRA" ] && [ -r "$CORPUS/extra-manifest.csv" ]; then
+    "$VIGIL" features --tar "$EXTRA" --label label=1 > "$WORK/malware-extra.csv"
+    MALWARE_ARGS+=(--malware "$WORK/malware-extra.csv" --manifest "$CORPUS/extra-manifest.csv")
+    GROUP_ARGS+=(--rows "$WORK/malware-extra.csv" --manifest "$CORPUS/extra-manifest.csv")
+    if [ -d "$CONTENT/yara" ]; then
+        # The family names the shared YARA rules give, per file (in memory).
+        printf '[content]\nrules = ["%s"]\nrules_on_error = "skip"\n' "$CONTENT/yara" > "$WORK/yara-only.toml"
+        "$VIGIL" eval --config "$WORK/yara-only.toml" --malicious "$ARCHIVE" --malicious "$EXTRA" \
+            --per-file "$WORK/malware-yara.csv" > /dev/null
+        GROUP_ARGS+=(--yara "$WORK/malware-yara.csv")
+    fi
+fi
+step "malware groups for the split"
+"$PY" models/train/group_malware.py "${GROUP_ARGS[@]}" --out "$WORK/malware-groups.csv"
+MALWARE_ARGS+=(--groups "$WORK/malware-groups.csv")
 
 pipeline_config() { # bundle-dir -> config file for the whole-pipeline columns
     local cfg=$WORK/pipeline-$(basename "$1").toml
@@ -117,8 +140,8 @@ mutation_suite() { # bundle-dir report.json out.csv
 }
 
 step "train with augmentation (shipped)"
-"$PY" models/train/train.py --benign "$DATA/features" --malware "$WORK/malware.csv" \
-    --augment "$WORK/malware-mutated.csv" --manifest "$CORPUS/manifest.csv" \
+"$PY" models/train/train.py --benign "$DATA/features" "${MALWARE_ARGS[@]}" \
+    --augment "$WORK/malware-mutated.csv" \
     --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" "${TRAIN_ARGS[@]}"
 # The block threshold, on benign files no model saw (calibrate.py).
 if [ "$SMOKE" = 0 ]; then
@@ -157,14 +180,27 @@ mutation_suite "$OUT" "$WORK/after.json" "$WORK/mutations-after.csv"
 # The same kind of classifier without augmentation: what the augmentation bought.
 KIND=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["shipped"])' "$WORK/after.json")
 step "train without augmentation (before; $KIND)"
-"$PY" models/train/train.py --benign "$DATA/features" --malware "$WORK/malware.csv" \
-    --manifest "$CORPUS/manifest.csv" --out "$WORK/before" --report "$WORK/before.json" \
+"$PY" models/train/train.py --benign "$DATA/features" "${MALWARE_ARGS[@]}" \
+    --out "$WORK/before" --report "$WORK/before.json" \
     --vigil "$VIGIL" --no-cv --classifier "$KIND" "${TRAIN_ARGS[@]}"
 step "mutation suite (before)"
 mutation_suite "$WORK/before" "$WORK/before.json" "$WORK/mutations-before.csv"
 
+CARD_ARGS=(--groups "$WORK/malware-groups.csv")
+if [ "$SMOKE" = 0 ]; then
+    # What the default configuration (built-in content and the new bundle)
+    # denies, flags and misses, per file; the card keeps the validation fold.
+    step "default configuration on the malware (per file)"
+    printf '[content]\nmodel = "%s"\n' "$OUT" > "$WORK/default.toml"
+    EVAL_SETS=(--malicious "$ARCHIVE")
+    [ -r "$WORK/malware-extra.csv" ] && EVAL_SETS+=(--malicious "$EXTRA")
+    "$VIGIL" eval --config "$WORK/default.toml" "${EVAL_SETS[@]}" --per-file "$WORK/default-eval.csv" \
+        > "$WORK/default-eval.txt"
+    CARD_ARGS+=(--default-eval "$WORK/default-eval.csv")
+fi
+
 step "model card"
-"$PY" models/train/card.py --before "$WORK/before.json" --after "$WORK/after.json" \
+"$PY" models/train/card.py "${CARD_ARGS[@]}" --before "$WORK/before.json" --after "$WORK/after.json" \
     --mutations-before "$WORK/mutations-before.csv" --mutations-after "$WORK/mutations-after.csv" \
     --sanity-features "$WORK/sanity-features.csv" --sanity-scores "$WORK/sanity-scores.csv" \
     --calibration "$WORK/calibration.json" \

@@ -10,16 +10,23 @@
 //! configuration makes malicious (denied in enforce mode), suspicious (logged,
 //! allowed) and clean (missed, for malware) beside what the model stage alone
 //! decides, so a weak stratum shows even when the totals look fine.
+//!
+//! With a per-file writer ([`evaluate_set`]'s `per_file`), every evaluated file
+//! also gets one CSV line ([`PER_FILE_HEADER`]): its verdict, the model stage's
+//! verdict alone, and the ids of every finding, so reports can break detection
+//! down by any grouping (malware family, source) the caller knows and this does not.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use vigil_models::features;
 use vigil_models::sniff::{FileKind, sniff};
 use vigil_policy::verdict::weighted_score;
 use vigil_policy::{Decision, RuleScanner, Stage, Verdict};
 
+use crate::cmd::features::csv_field;
 use crate::engine::generation::Generation;
 use crate::engine::scan::{CONTENT_CAP, Depth, scan_bytes};
 
@@ -31,6 +38,9 @@ pub enum Label {
     /// Every file is known good: findings are false positives.
     Benign,
 }
+
+/// Columns of the per-file CSV.
+pub const PER_FILE_HEADER: &str = "set,label,name,sha256,strata,verdict,model_verdict,findings";
 
 /// The tally of one set.
 #[derive(Debug, Default)]
@@ -135,15 +145,24 @@ pub fn evaluate_set(
     path: &Path,
     label: Label,
     all_files: bool,
+    mut per_file: Option<&mut dyn std::io::Write>,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
     let mut rules = generation.rules.scanner();
+    let mut failed: Option<std::io::Error> = None;
+    let set = path.display().to_string();
     let mut one = |name: &str, bytes: &[u8], tally: &mut Tally| {
         if !all_files && !sniff(bytes).is_executable() {
             tally.skipped += 1;
             return;
         }
-        record(tally, name, bytes, generation, &mut rules, label);
+        let line = record(tally, name, bytes, generation, &mut rules, label);
+        if let Some(w) = per_file.as_mut()
+            && failed.is_none()
+            && let Err(e) = writeln!(w, "{},{line}", csv_field(&set))
+        {
+            failed = Some(e);
+        }
     };
     if is_archive(path) {
         vigil_models::tarsource::for_each_member(path, |name: &str, bytes: &[u8]| {
@@ -159,9 +178,13 @@ pub fn evaluate_set(
             None => tally.skipped += 1,
         });
     }
+    if let Some(e) = failed {
+        return Err(anyhow::anyhow!("writing the per-file report: {e}"));
+    }
     Ok(tally)
 }
 
+/// Tallies one file; returns its per-file CSV line without the set column.
 fn record(
     tally: &mut Tally,
     name: &str,
@@ -169,7 +192,7 @@ fn record(
     generation: &Generation,
     rules: &mut RuleScanner<'_>,
     label: Label,
-) {
+) -> String {
     let result = scan_bytes(bytes, generation, rules, Depth::All);
     let decision = result.decision;
     tally.files += 1;
@@ -190,7 +213,31 @@ fn record(
             model_alone = alone;
         }
     }
-    for index in strata_of(bytes) {
+    let strata = strata_of(bytes);
+    let findings: Vec<&str> = decision
+        .reasons
+        .iter()
+        .filter(|r| r.score > 0)
+        .map(|r| r.id.as_str())
+        .collect();
+    let line = format!(
+        "{},{},{},{},{},{},{}",
+        match label {
+            Label::Malicious => "malicious",
+            Label::Benign => "benign",
+        },
+        csv_field(name),
+        hex::encode(Sha256::digest(bytes)),
+        strata
+            .iter()
+            .filter_map(|&i| STRATA.get(i).copied())
+            .collect::<Vec<_>>()
+            .join(";"),
+        decision.verdict.as_str(),
+        model_alone.as_str(),
+        csv_field(&findings.join(";")),
+    );
+    for index in strata {
         let st = tally.strata.entry(index).or_default();
         st.files += 1;
         match decision.verdict {
@@ -207,11 +254,12 @@ fn record(
     match decision.verdict {
         Verdict::Malicious => tally.malicious += 1,
         Verdict::Suspicious => tally.suspicious += 1,
-        Verdict::Clean => return,
+        Verdict::Clean => return line,
     }
     if label == Label::Benign {
         tally.flagged.push((name.to_string(), decision));
     }
+    line
 }
 
 /// Renders the tallies as a table followed by every false positive.

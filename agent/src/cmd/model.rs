@@ -183,7 +183,11 @@ pub fn score(
             .ok_or_else(|| anyhow::anyhow!("header has no column {name:?}"))
     };
     let sha_col = find("sha256")?;
-    let feature_cols: Vec<usize> = features::names()
+    // A row file of a newer schema holds the bundle's columns too (schemas are
+    // prefixes); columns are found by name.
+    let feature_cols: Vec<usize> = bundle
+        .schema()
+        .names()
         .iter()
         .map(|n| find(n))
         .collect::<Result<_, _>>()?;
@@ -192,7 +196,7 @@ pub fn score(
         write!(out, ",{}", m.spec.name)?;
     }
     writeln!(out)?;
-    let mut row = vec![0f32; features::FEATURE_COUNT];
+    let mut row = vec![0f32; bundle.schema().width()];
     let mut n = 0u64;
     for (i, line) in lines.enumerate() {
         let line = line?;
@@ -271,9 +275,9 @@ pub fn mutations(
             let line = match &variant {
                 None => format!("{sha},{name},0,,,,"),
                 Some(v) => {
-                    let score = classifier
-                        .score(&features::extract(v).values)
-                        .unwrap_or(f32::NAN);
+                    let mut row = features::Features::default();
+                    features::extract_schema_into(v, stage.bundle().schema(), &mut row);
+                    let score = classifier.score(&row.values).unwrap_or(f32::NAN);
                     let result = scan_bytes(v, generation, &mut rules, Depth::All);
                     let stages: Vec<&str> = Stage::ALL
                         .into_iter()

@@ -81,7 +81,8 @@ impl ModelStage {
         {
             return;
         }
-        let row = features::extract(content);
+        let mut row = features::Features::default();
+        features::extract_schema_into(content, self.bundle.schema(), &mut row);
         for a in &self.active {
             let model = &self.bundle.models()[a.index];
             if size > model.spec.max_input_size {

@@ -126,6 +126,10 @@ pub(crate) struct ElfView<'a> {
     pub dynstr: &'a [u8],
     /// Dynamic symbols (`.dynsym`, else found through `DT_SYMTAB` and the hash table).
     pub dynsym: Option<SymTable<'a>>,
+    /// The static symbol table (the last `.symtab` and its linked string table),
+    /// when present; in a relocatable object (a kernel module) its undefined
+    /// symbols are the imports.
+    pub symtab: Option<SymTable<'a>>,
 }
 
 impl<'a> ElfView<'a> {
@@ -147,6 +151,7 @@ impl<'a> ElfView<'a> {
             dynamic_ok: false,
             dynstr: &[],
             dynsym: None,
+            symtab: None,
         };
         let Ok(header) = Elf::parse_header(bytes) else {
             return view;
@@ -162,6 +167,7 @@ impl<'a> ElfView<'a> {
         view.parse_phdrs(&header, ctx);
         view.parse_shdrs(&header, ctx);
         view.parse_dynamic(ctx);
+        view.parse_symtab(ctx);
         view
     }
 
@@ -294,6 +300,22 @@ impl<'a> ElfView<'a> {
             return;
         };
         self.dynsym = Some(sym_table(entries, self.dynstr, sym_size, count));
+    }
+
+    fn parse_symtab(&mut self, ctx: Ctx) {
+        let sym_size = if ctx.container.is_big() { 24 } else { 16 };
+        let Some(s) = self.shdrs.iter().rfind(|s| s.sh_type == SHT_SYMTAB) else {
+            return;
+        };
+        let Some(entries) = self.section_data(s) else {
+            return;
+        };
+        let strtab = self
+            .shdrs
+            .get(s.sh_link as usize)
+            .and_then(|l| self.section_data(l))
+            .unwrap_or(&[]);
+        self.symtab = Some(sym_table(entries, strtab, sym_size, usize::MAX));
     }
 
     /// The file bytes of a section (`None` for `SHT_NOBITS`, empty or out-of-file).

@@ -18,6 +18,14 @@
 //! | packer | `pack_` | `UPX!` positions, overlay, high-entropy share |
 //! | byte histogram | `byte_hist_` | 256 byte-value shares |
 //! | byte-entropy histogram | `byte_ent_` | EMBER 16×16 entropy × nibble table |
+//! | linking (schema 2) | `lnk_` | hookable exports (`readdir`, `pam_authenticate`…), hashed exports and imports, init arrays, versioning, relocation and loader flags |
+//! | kernel module (schema 2) | `kmod_` | `ET_REL` only: `.modinfo` fields, module sections, kernel imports of interest, hashed `.symtab` names, rootkit marker strings |
+//! | section names (schema 2) | `shn_` | section names, normalised and hashed |
+//! | string hash (schema 2) | `strh_` | printable strings hashed into buckets |
+//!
+//! Schemas are prefixes: a schema-2 row starts with the schema-1 row, column for
+//! column ([`Schema::width`]), so a bundle trained on schema 1 keeps working with
+//! this extractor ([`extract_schema_into`] fills only the groups it needs).
 //!
 //! Column conventions (see `row`): `_log` = `ln(1 + x)`, `_rel` = ratio to the file
 //! size clamped to [0, 4], flags are 0/1, entropies are bits per byte in [0, 8].
@@ -48,11 +56,15 @@ mod fnv;
 mod format;
 mod header;
 mod interp;
+mod kmod;
+mod linking;
 mod needles;
 mod packer;
 mod row;
+mod section_names;
 mod sections;
 mod segments;
+mod string_hash;
 mod strings;
 mod toolchain;
 
@@ -66,9 +78,53 @@ pub use elf::MAX_PARSE_LEN;
 use row::Row;
 use strings::StringScan;
 
-/// Version of the feature schema (column order, names and meaning). A model bundle
-/// records the version it was trained on and is refused for any other.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the newest feature schema (column order, names and meaning). A model
+/// bundle records the version it was trained on; this build serves every schema up
+/// to this one ([`Schema`]).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Groups of each schema, by version (schema `v` is the first
+/// `SCHEMA_GROUPS[v - 1]` groups).
+const SCHEMA_GROUPS: [usize; 2] = [11, GROUPS.len()];
+
+/// A feature schema this build can extract: its rows are a prefix of the newest
+/// schema's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schema {
+    version: u32,
+    groups: usize,
+}
+
+impl Schema {
+    /// The newest schema ([`SCHEMA_VERSION`], [`FEATURE_COUNT`] columns).
+    pub const LATEST: Schema = Schema {
+        version: SCHEMA_VERSION,
+        groups: GROUPS.len(),
+    };
+
+    /// Schema `version`, if this build knows it.
+    pub fn new(version: u32) -> Option<Schema> {
+        let index = usize::try_from(version).ok()?.checked_sub(1)?;
+        SCHEMA_GROUPS
+            .get(index)
+            .map(|&groups| Schema { version, groups })
+    }
+
+    /// The version number.
+    pub fn version(self) -> u32 {
+        self.version
+    }
+
+    /// Columns per row: the first `width()` columns of [`names`].
+    pub fn width(self) -> usize {
+        GROUPS.iter().take(self.groups).map(|g| g.len).sum()
+    }
+
+    /// Column names of this schema, in row order.
+    pub fn names(self) -> &'static [&'static str] {
+        names().get(..self.width()).unwrap_or(&[])
+    }
+}
 
 /// One feature row.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -106,8 +162,8 @@ fn owned(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
-/// The schema: groups in column order.
-const GROUPS: [Group; 11] = [
+/// The schema: groups in column order (new groups are only ever appended).
+const GROUPS: [Group; 15] = [
     Group {
         name: "format",
         len: format::LEN,
@@ -179,9 +235,43 @@ const GROUPS: [Group; 11] = [
         names: || byte_entropy::generated_names().collect(),
         fill: byte_entropy::fill,
     },
+    Group {
+        name: "linking",
+        len: linking::LEN,
+        names: || {
+            owned(linking::Col::NAMES)
+                .into_iter()
+                .chain(linking::generated_names())
+                .collect()
+        },
+        fill: linking::fill,
+    },
+    Group {
+        name: "kmod",
+        len: kmod::LEN,
+        names: || {
+            owned(kmod::Col::NAMES)
+                .into_iter()
+                .chain(kmod::generated_names())
+                .collect()
+        },
+        fill: kmod::fill,
+    },
+    Group {
+        name: "section_names",
+        len: section_names::LEN,
+        names: || section_names::generated_names().collect(),
+        fill: section_names::fill,
+    },
+    Group {
+        name: "string_hash",
+        len: string_hash::LEN,
+        names: || string_hash::generated_names().collect(),
+        fill: string_hash::fill,
+    },
 ];
 
-/// Number of columns in a row.
+/// Number of columns in a row of the newest schema.
 pub const FEATURE_COUNT: usize = {
     let mut total = 0;
     let mut i = 0;
@@ -210,8 +300,8 @@ pub fn column(name: &str) -> Option<usize> {
     names().iter().position(|n| *n == name)
 }
 
-/// The feature groups in row order, each with its column range (for reports and
-/// model cards).
+/// The feature groups of the newest schema in row order, each with its column
+/// range (for reports and model cards).
 pub fn groups() -> Vec<(&'static str, Range<usize>)> {
     let mut start = 0;
     GROUPS
@@ -224,8 +314,8 @@ pub fn groups() -> Vec<(&'static str, Range<usize>)> {
         .collect()
 }
 
-/// Extracts the feature row of `bytes` (a whole file). Never panics; every value is
-/// finite.
+/// Extracts the newest schema's feature row of `bytes` (a whole file). Never panics;
+/// every value is finite.
 pub fn extract(bytes: &[u8]) -> Features {
     let mut out = Features::default();
     extract_into(bytes, &mut out);
@@ -235,8 +325,15 @@ pub fn extract(bytes: &[u8]) -> Features {
 /// [`extract`] into an existing row, reusing its allocation (the daemon keeps one per
 /// worker).
 pub fn extract_into(bytes: &[u8], out: &mut Features) {
+    extract_schema_into(bytes, Schema::LATEST, out);
+}
+
+/// Extracts the row of `schema` ([`Schema::width`] values, equal to the first
+/// columns of the newest schema's row) into `out`, computing only the groups that
+/// schema has. Never panics; every value is finite.
+pub fn extract_schema_into(bytes: &[u8], schema: Schema, out: &mut Features) {
     out.values.clear();
-    out.values.resize(FEATURE_COUNT, 0.0);
+    out.values.resize(schema.width(), 0.0);
     let kind = sniff(bytes);
     let elf = (kind == FileKind::Elf).then(|| ElfView::parse(bytes));
     let mut spans = elf
@@ -249,10 +346,10 @@ pub fn extract_into(bytes: &[u8], out: &mut Features) {
         kind,
         bytescan: bytescan::scan(bytes, &spans),
         elf,
-        strings: strings::scan(bytes),
+        strings: strings::scan(bytes, schema.groups > SCHEMA_GROUPS[0]),
     };
     let mut rest: &mut [f32] = &mut out.values;
-    for group in &GROUPS {
+    for group in GROUPS.iter().take(schema.groups) {
         let Some((cells, tail)) = std::mem::take(&mut rest).split_at_mut_checked(group.len) else {
             break;
         };

