@@ -127,14 +127,3 @@ pub fn cmdline_of(pid: i32, limit: usize) -> Option<String> {
         .collect();
     Some(String::from_utf8_lossy(&text).into_owned())
 }
-
-/// Every process id in `/proc`, in no particular order.
-pub fn pids() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}

@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::Error;
 
@@ -110,10 +110,7 @@ pub(crate) fn compile(pattern: &str) -> Result<Glob, String> {
     if pattern.contains('/') {
         return Err("a pattern matches the program's file name, without a directory".to_owned());
     }
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|error| error.kind().to_string())
+    crate::exclusions::compile_glob(pattern).map_err(|error| error.kind().to_string())
 }
 
 #[cfg(test)]

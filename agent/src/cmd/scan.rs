@@ -164,13 +164,14 @@ impl Walker<'_> {
             .as_ref()
             .zip(resolved.as_deref())
             .and_then(|(t, p)| t.lookup(p));
-        match self.scanner.scan_fd_trusted(
+        match self.scanner.scan_fd(
             file.as_fd(),
             md.len(),
             self.generation,
             &mut self.rules,
             self.depth,
             trust,
+            &|_| None,
         ) {
             Ok(result) => {
                 let policy = self.policy_view(resolved.as_deref(), &md, result.trusted);

@@ -26,9 +26,8 @@ use super::exec_history::ExecHistory;
 use super::ignore_marks::IgnoreMarks;
 use super::respond::{AccessKind, Pending};
 use super::stats::Stats;
-use super::worker::{Worker, handle};
+use super::worker::{handle, serve};
 use crate::engine::generation::Generation;
-use crate::engine::scan::Scanner;
 use crate::fanotify::Group;
 use crate::quarantine::Quarantiner;
 
@@ -165,35 +164,16 @@ impl PoolSender {
     }
 }
 
-/// A worker's life: one YARA scanner per generation (making one costs ~0.3 ms, so
-/// it is kept across events and rebuilt only when a reload swaps the generation).
+/// A worker's life: the next event, exec first, each under the generation
+/// current when it is handled ([`serve`]).
 fn work(ctx: &Context, queues: &Queues, takes: Takes) {
-    let mut scanner = Scanner::new();
-    let mut carried: Option<Arc<Pending>> = None;
-    loop {
-        let generation = ctx.generation.load_full();
-        let mut rules = generation.rules.scanner();
-        loop {
-            let pending = match carried.take() {
-                Some(p) => p,
-                None => match next_event(queues, takes) {
-                    Some(p) => p,
-                    None => return,
-                },
-            };
-            if !is_current(ctx, &generation) {
-                carried = Some(pending);
-                break;
-            }
-            let mut worker = Worker {
-                ctx,
-                generation: &generation,
-                scanner: &mut scanner,
-                rules: &mut rules,
-            };
-            handle(&mut worker, &pending);
-        }
-    }
+    serve(
+        ctx,
+        || next_event(queues, takes),
+        |worker, pending| {
+            handle(worker, &pending);
+        },
+    );
 }
 
 /// How long an idle worker keeps polling its queues before it sleeps. Waking a
@@ -235,10 +215,4 @@ fn next_event(queues: &Queues, takes: Takes) -> Option<Arc<Pending>> {
             }
         }
     }
-}
-
-/// False when a reload replaced `generation`: its clean verdicts may be stale under
-/// the new content.
-fn is_current(ctx: &Context, generation: &Generation) -> bool {
-    ctx.generation.load().id == generation.id
 }

@@ -33,9 +33,9 @@ use super::alerts::Alert;
 use super::cache::{Cached, FileKey, Lookup};
 use super::pool::{Context, PoolSender};
 use super::stats::Stats;
-use super::worker::{Worker, scan};
+use super::worker::{Worker, scan, serve};
 use crate::engine::generation::Generation;
-use crate::engine::scan::{Scanner, read_prefix};
+use crate::engine::scan::read_prefix;
 use crate::procfs::{exe_of, fd_path, uid_of};
 use crate::quarantine::Detected;
 
@@ -85,34 +85,14 @@ impl Written {
     }
 }
 
-/// The thread: one YARA scanner per generation, as the workers keep theirs.
+/// The thread: each written file under the generation current when it is
+/// handled ([`serve`]).
 fn run(ctx: &Context, pool: &PoolSender, rx: &Receiver<FanotifyEvent>) {
-    let mut scanner = Scanner::new();
-    let mut carried: Option<FanotifyEvent> = None;
-    loop {
-        let generation = ctx.generation.load_full();
-        let mut rules = generation.rules.scanner();
-        loop {
-            let event = match carried.take() {
-                Some(event) => event,
-                None => match rx.recv() {
-                    Ok(event) => event,
-                    Err(_) => return,
-                },
-            };
-            if ctx.generation.load().id != generation.id {
-                carried = Some(event);
-                break;
-            }
-            let mut worker = Worker {
-                ctx,
-                generation: &generation,
-                scanner: &mut scanner,
-                rules: &mut rules,
-            };
-            handle(&mut worker, pool, &event);
-        }
-    }
+    serve(
+        ctx,
+        || rx.recv().ok(),
+        |worker, event| handle(worker, pool, &event),
+    );
 }
 
 /// Scans one written file if it is executable content not scanned yet.

@@ -94,48 +94,19 @@ impl Scanner {
 
     /// Reads the file behind `fd` (of `size` bytes per `fstat`) from offset 0 to EOF
     /// in one pass and runs every stage of `generation`; `rules` must be a scanner of
-    /// `generation.rules`.
+    /// `generation.rules`. Two shortcuts after the hash:
+    /// - `trust`, the trust store's entry for the file's path: when the content's
+    ///   SHA-256 equals its, the hash lists still run but the expensive stages are
+    ///   skipped ([`ScanResult::trusted`]);
+    /// - `known`, the decision already reached on a content's SHA-256 under this
+    ///   generation, if any: when it answers, no later stage runs
+    ///   ([`ScanResult::known`]). Callers without such a memory pass `&|_| None`.
     ///
     /// # Errors
     /// The `pread` errno (`EIO`, …). `EINTR` is retried. A rule-stage failure (its
     /// timeout) is logged and the other stages' findings still decide.
-    pub fn scan_fd(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        size: u64,
-        generation: &Generation,
-        rules: &mut RuleScanner<'_>,
-        depth: Depth,
-    ) -> Result<ScanResult, Errno> {
-        self.scan_fd_trusted(fd, size, generation, rules, depth, None)
-    }
-
-    /// As [`Scanner::scan_fd`], with the trust store's entry for the file's path:
-    /// when the content's SHA-256 equals `trust`'s, the hash lists still run but the
-    /// expensive stages are skipped ([`ScanResult::trusted`]).
-    ///
-    /// # Errors
-    /// As [`Scanner::scan_fd`].
-    pub fn scan_fd_trusted(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        size: u64,
-        generation: &Generation,
-        rules: &mut RuleScanner<'_>,
-        depth: Depth,
-        trust: Option<&TrustEntry>,
-    ) -> Result<ScanResult, Errno> {
-        self.scan_fd_known(fd, size, generation, rules, depth, trust, &|_| None)
-    }
-
-    /// As [`Scanner::scan_fd_trusted`], with `known`: the decision already
-    /// reached on a content's SHA-256 under this generation, if any. When it
-    /// answers, the later stages do not run ([`ScanResult::known`]).
-    ///
-    /// # Errors
-    /// As [`Scanner::scan_fd`].
     #[allow(clippy::too_many_arguments)]
-    pub fn scan_fd_known(
+    pub fn scan_fd(
         &mut self,
         fd: BorrowedFd<'_>,
         size: u64,
