@@ -27,16 +27,17 @@ fn serve(body: String) -> u16 {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let mut request = [0u8; 2048];
             let _ = stream.read(&mut request);
-            // No length: the body ends when the connection closes, a moment
-            // later, as a download from far away would. (A client that has
-            // already exited when the shell's exec is checked is still
-            // matched, but its command line can no longer be read.)
+            // No length: the body ends when the connection closes, two
+            // seconds later, as a slow download would. The client must still
+            // run when the match is reported, or its command line can no
+            // longer be read (it is still matched); on a loaded machine the
+            // reporter thread may start hundreds of milliseconds late.
             let _ = write!(
                 stream,
                 "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}"
             );
             let _ = stream.flush();
-            thread::sleep(Duration::from_millis(300));
+            thread::sleep(Duration::from_secs(2));
         }
     });
     port
