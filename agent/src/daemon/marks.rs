@@ -4,9 +4,17 @@
 //! Owns the list of marks the daemon placed. Filesystem marks are deduplicated by
 //! device (two paths on one filesystem are one superblock). On reload, new marks are
 //! added before stale ones are removed, so nothing goes unwatched in between.
+//! Marks placed at run time for a filesystem found after start
+//! ([`MarkSource::Mount`], by [`crate::daemon::mount_watch`] or any other caller
+//! of [`Marks::add_superblock`]) survive reloads while the configuration still
+//! watches new mounts, and leave the list when their filesystem is unmounted
+//! everywhere ([`Marks::drop_unmounted`]; the kernel drops the mark itself with the
+//! superblock).
 
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -26,6 +34,60 @@ pub struct Mark {
     pub dev: u64,
     /// The events asked for.
     pub mask: MaskFlags,
+    /// Why it is there.
+    pub source: MarkSource,
+}
+
+/// Why a mark is in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkSource {
+    /// `watch.filesystems` / `watch.mounts` (or the built-in default) at start
+    /// or reload.
+    Config,
+    /// A filesystem found at run time (mounted after start, or in another mount
+    /// namespace).
+    Mount,
+}
+
+impl MarkSource {
+    /// Stable lower-case name for logs and `vigil status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarkSource::Config => "config",
+            MarkSource::Mount => "mount",
+        }
+    }
+}
+
+/// Why a run-time filesystem mark could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoverError {
+    /// No mount of that device is reachable through `/proc/<pid>/root`.
+    #[error("no mount of device {major}:{minor} is reachable from process {pid}")]
+    Unreachable {
+        /// The process whose mount namespace was searched.
+        pid: i32,
+        /// Major device number.
+        major: u64,
+        /// Minor device number.
+        minor: u64,
+    },
+    /// The path could not be opened or is no longer on that device.
+    #[error("{path}: {reason}")]
+    Path {
+        /// The path tried.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The kernel refused the mark.
+    #[error("fanotify refused to mark {path}: {errno}")]
+    Kernel {
+        /// The path tried.
+        path: PathBuf,
+        /// The errno.
+        errno: Errno,
+    },
 }
 
 /// A mark that could not be placed.
@@ -64,9 +126,64 @@ fn same_target(a: &Mark, b: &Mark) -> bool {
 }
 
 /// The marks currently in place.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Marks {
     marks: Vec<Mark>,
+    /// The mask of the configuration last applied: what run-time marks ask for.
+    mask: MaskFlags,
+}
+
+impl Default for Marks {
+    fn default() -> Marks {
+        Marks {
+            marks: Vec::new(),
+            mask: MaskFlags::empty(),
+        }
+    }
+}
+
+/// True when the configuration uses the built-in filesystem list (no
+/// `watch.filesystems` written: every entry optional).
+pub fn uses_builtin_list(config: &Config) -> bool {
+    let list = &config.watch.filesystems;
+    !list.is_empty() && list.iter().all(|w| !w.required)
+}
+
+/// True when filesystems mounted after start are marked: `watch.new_mounts`,
+/// which defaults to on with the built-in list and off with an explicit
+/// `watch.filesystems` (then exactly the listed filesystems are watched).
+pub fn watches_new_mounts(config: &Config) -> bool {
+    config
+        .watch
+        .new_mounts
+        .unwrap_or_else(|| uses_builtin_list(config))
+}
+
+/// A path through which this daemon can reach (and mark) the filesystem with
+/// device `dev` as process `pid` sees it: `/proc/<pid>/root/<mount point>` for
+/// the first mount of that device in `pid`'s mount namespace whose mount point
+/// is not hidden by another mount. `None` when `pid` is gone, has no such
+/// mount, or every mount of it is covered.
+///
+/// The path is checked when returned, not held: callers that act on it should
+/// open it and check the device again (as [`Marks::add_superblock`] does).
+pub fn path_to_superblock(pid: i32, dev: u64) -> Option<PathBuf> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    crate::daemon::mountinfo::parse(&table)
+        .into_iter()
+        .filter(|m| m.dev == dev)
+        .map(|m| root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point)))
+        // btrfs subvolumes report another st_dev than mountinfo's: any mount of
+        // the device whose path still leads to that filesystem will do.
+        .find(|path| std::fs::metadata(path).is_ok_and(|md| md.dev() == dev))
+        .or_else(|| {
+            crate::daemon::mountinfo::parse(&table)
+                .into_iter()
+                .filter(|m| m.dev == dev)
+                .map(|m| root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point)))
+                .find(|path| path.exists())
+        })
 }
 
 fn key_of(kind: MarkKind) -> &'static str {
@@ -89,7 +206,7 @@ pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
     // optional) grows to every local filesystem mounted, so /run/user, /boot or a
     // separate /srv are covered too.
     let mut filesystems = config.watch.filesystems.clone();
-    if !filesystems.is_empty() && filesystems.iter().all(|w| !w.required) {
+    if uses_builtin_list(config) {
         filesystems.extend(
             crate::daemon::mountinfo::local_filesystems()
                 .into_iter()
@@ -124,6 +241,7 @@ pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
                 path: wp.path.clone(),
                 dev,
                 mask,
+                source: MarkSource::Config,
             });
         }
     }
@@ -190,6 +308,27 @@ impl Marks {
                 }
             }
         }
+        // Run-time marks stay while new mounts are still watched, moved to the new
+        // mask (added first, like every mark here); a configured mark on the same
+        // filesystem takes their place.
+        let mask = watch_mask(!matches!(config.watch.scan_on_open, ScanOnOpen::None));
+        let keep_runtime = watches_new_mounts(config);
+        for old in self.marks.iter().filter(|o| o.source == MarkSource::Mount) {
+            if !keep_runtime || placed.iter().any(|p| same_target(p, old)) {
+                continue;
+            }
+            if old.mask != mask
+                && let Err(errno) = group.mark(old.kind, &old.path, mask)
+            {
+                // The mount watcher places it again from a fresh path.
+                tracing::warn!(path = %old.path.display(), %errno, "could not move a run-time mark to the new mask");
+                continue;
+            }
+            placed.push(Mark {
+                mask,
+                ..old.clone()
+            });
+        }
         for old in &self.marks {
             let still = placed.iter().find(|p| same_target(p, old));
             let drop_bits = match still {
@@ -203,7 +342,111 @@ impl Marks {
             }
         }
         self.marks = placed;
+        self.mask = mask;
         Ok(())
+    }
+
+    /// True when a filesystem mark covers device `dev`.
+    pub fn covers(&self, dev: u64) -> bool {
+        self.marks
+            .iter()
+            .any(|m| m.kind == MarkKind::Filesystem && m.dev == dev)
+    }
+
+    /// Marks the filesystem with device `dev` as process `pid` sees it (found
+    /// with [`path_to_superblock`]), with the events the configuration asks for.
+    /// Returns the new mark, or `None` when the filesystem was already covered.
+    /// For callers that learn of an unmarked filesystem at run time (the mount
+    /// watcher, an exec guard).
+    ///
+    /// # Errors
+    /// [`CoverError`]: no reachable mount, or the kernel refused.
+    pub fn add_superblock(
+        &mut self,
+        group: &Group,
+        pid: i32,
+        dev: u64,
+    ) -> Result<Option<Mark>, CoverError> {
+        if self.covers(dev) {
+            return Ok(None);
+        }
+        let path = path_to_superblock(pid, dev).ok_or(CoverError::Unreachable {
+            pid,
+            major: nix::sys::stat::major(dev),
+            minor: nix::sys::stat::minor(dev),
+        })?;
+        self.add_path(group, &path, dev).map(Some)
+    }
+
+    /// Marks the filesystem at `path`, which must be on device `dev`: the path
+    /// is opened `O_PATH` and checked, and the mark placed through that
+    /// descriptor, so a mount swapped in between cannot redirect the mark.
+    ///
+    /// # Errors
+    /// [`CoverError::Path`] when the path cannot be opened or is on another
+    /// device; [`CoverError::Kernel`] when the kernel refused.
+    pub fn add_path(&mut self, group: &Group, path: &Path, dev: u64) -> Result<Mark, CoverError> {
+        let path_error = |reason: String| CoverError::Path {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = File::options()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_PATH.bits())
+            .open(path)
+            .map_err(|e| path_error(e.to_string()))?;
+        let md = file.metadata().map_err(|e| path_error(e.to_string()))?;
+        let found = md.dev();
+        if found != dev {
+            return Err(path_error(format!(
+                "now on device {}:{}, not {}:{}",
+                nix::sys::stat::major(found),
+                nix::sys::stat::minor(found),
+                nix::sys::stat::major(dev),
+                nix::sys::stat::minor(dev)
+            )));
+        }
+        let mask = if self.mask.is_empty() {
+            watch_mask(false)
+        } else {
+            self.mask
+        };
+        let placed = if md.is_dir() {
+            group.mark_dir_fd(MarkKind::Filesystem, file.as_fd(), mask)
+        } else {
+            // A file bind-mounted on a file: no directory to resolve from; the
+            // path was just checked.
+            group.mark(MarkKind::Filesystem, path, mask)
+        };
+        placed.map_err(|errno| CoverError::Kernel {
+            path: path.to_path_buf(),
+            errno,
+        })?;
+        let mark = Mark {
+            kind: MarkKind::Filesystem,
+            path: path.to_path_buf(),
+            dev,
+            mask,
+            source: MarkSource::Mount,
+        };
+        self.marks.push(mark.clone());
+        Ok(mark)
+    }
+
+    /// Forgets the filesystem marks whose device is in no mount table any more
+    /// (`present`: every device mounted in a mount namespace the daemon knows)
+    /// and whose path no longer leads to it, and returns them. The kernel already
+    /// removed each such mark with its superblock, or does when the last user of
+    /// a lazily unmounted one lets go. (The path check keeps a filesystem whose
+    /// `st_dev` differs from its mountinfo device, such as a btrfs subvolume.)
+    pub fn drop_unmounted(&mut self, present: &HashSet<u64>) -> Vec<Mark> {
+        let (gone, kept): (Vec<Mark>, Vec<Mark>) = self.marks.drain(..).partition(|m| {
+            m.kind == MarkKind::Filesystem
+                && !present.contains(&m.dev)
+                && !std::fs::metadata(&m.path).is_ok_and(|md| md.dev() == m.dev)
+        });
+        self.marks = kept;
+        gone
     }
 
     /// Removes every filesystem and mount mark (shutdown).

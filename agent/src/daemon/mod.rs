@@ -19,17 +19,19 @@ pub mod fairness;
 pub mod ignore_marks;
 pub mod latency;
 pub mod marks;
+pub mod mount_watch;
 pub mod mountinfo;
 pub mod pool;
 pub mod reader;
 pub mod respond;
 pub mod sd_notify;
 pub mod stats;
+pub mod sysctl_hardening;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -48,6 +50,8 @@ use crate::daemon::events::EventLog;
 use crate::daemon::fairness::Fairness;
 use crate::daemon::ignore_marks::IgnoreMarks;
 use crate::daemon::marks::Marks;
+use crate::daemon::mount_watch::MountWatch;
+use crate::daemon::sysctl_hardening::Hardening;
 use crate::daemon::pool::{Context, Pool};
 use crate::daemon::reader::Reader;
 use crate::daemon::respond::Deadlines;
@@ -156,9 +160,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
     let control_task = control::serve(&socket_path, calls_tx, Arc::clone(&alerts))
         .context("opening the control socket")?;
-    let mut marks =
+    let marks =
         Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
-    if marks.list().is_empty() {
+    if marks.list().is_empty() && !marks::watches_new_mounts(&generation.load().config) {
         tracing::warn!(
             "no filesystem or mount is watched: check watch.filesystems and watch.mounts"
         );
@@ -166,6 +170,15 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     for m in marks.list() {
         tracing::info!(path = %m.path.display(), kind = m.kind.as_str(), "watching");
     }
+    let marks = Arc::new(Mutex::new(marks));
+    let hardening = Hardening::start(&generation.load().config, &events);
+    let mount_watch = MountWatch::start(
+        group.clone(),
+        Arc::clone(&marks),
+        Arc::clone(&generation),
+        events.clone(),
+    )
+    .context("starting the mount watcher")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut reader_task = tokio::spawn(async move {
@@ -179,7 +192,11 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let started = Instant::now();
     let summary = generation.load().summary();
     tracing::info!(workers, queue_capacity, %summary, "ready");
-    for e in exposure::exposures(&exposure::Kernel::read()) {
+    let coverage = coverage(&generation.load(), &mount_watch);
+    for e in exposure::exposures(&exposure::Kernel::read(), &coverage)
+        .iter()
+        .filter(|e| e.is_open())
+    {
         tracing::warn!(exposure = %e.id, close = %e.close, "not covered: {}", e.what);
     }
     notify(&format!("READY=1\nSTATUS={summary}"));
@@ -193,13 +210,13 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
             _ = sighup.recv() => {
-                if let Err(e) = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
+                if let Err(e) = reload(&group, &generation, &marks, &cache, &stats, &events, config_path.as_deref()).await {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
                 }
             }
             Some(call) = calls.recv() => {
                 let reply = match call.command {
-                    Command::Reload => match reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await {
+                    Command::Reload => match reload(&group, &generation, &marks, &cache, &stats, &events, config_path.as_deref()).await {
                         Ok(g) => Reply::Reloaded { generation: g.id, summary: g.summary() },
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected; the running configuration stays");
@@ -207,7 +224,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => Reply::Status {
-                        status: status(&generation.load(), &marks, &stats, &cache, started, &outstanding),
+                        status: status(&generation.load(), &marks, &mount_watch, &stats, &cache, started, &outstanding),
                     },
                     Command::Stats => Reply::Stats {
                         stats: StatsReport {
@@ -224,7 +241,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                     Command::AllowlistChanged(change) => {
                         // The list file is already edited: reload, then log the change
                         // with whether the daemon took it.
-                        let result = reload(&group, &generation, &mut marks, &cache, &stats, &events, config_path.as_deref()).await;
+                        let result = reload(&group, &generation, &marks, &cache, &stats, &events, config_path.as_deref()).await;
                         let error = result.as_ref().err().map(|e| format!("{e:#}"));
                         let outcome = if error.is_some() { "failure" } else { "success" };
                         tracing::info!(file.hash.sha256 = %change.sha256, entry = %change.entry, by = %change.by, outcome, "allowlist changed");
@@ -276,7 +293,12 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Some(joined) => joined.context("reader task")?,
         None => reader_task.await.context("reader task")?,
     };
-    marks.remove_all(&group);
+    mount_watch.stop();
+    marks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove_all(&group);
+    hardening.restore(&events);
     if let Err(e) = reader.drain() {
         tracing::warn!(error = %e, "draining the last events failed; the kernel allows them on exit");
     }
@@ -317,7 +339,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
 async fn reload(
     group: &Group,
     generation: &Arc<ArcSwap<Generation>>,
-    marks: &mut Marks,
+    marks: &Mutex<Marks>,
     cache: &VerdictCache,
     stats: &Stats,
     events: &EventLog,
@@ -336,12 +358,16 @@ async fn reload(
             || next.config.scan.workers != current.config.scan.workers
             || next.config.scan.queue_capacity != current.config.scan.queue_capacity
             || next.config.log != current.config.log
+            || next.config.policy.sysctl_hardening != current.config.policy.sysctl_hardening
         {
             tracing::warn!(
-                "daemon.socket, scan.workers, scan.queue_capacity and log.* take effect at restart"
+                "daemon.socket, scan.workers, scan.queue_capacity, log.* and policy.sysctl_hardening take effect at restart"
             );
         }
-        marks.update(group, &next.config)?;
+        marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(group, &next.config)?;
         let next = Arc::new(next);
         generation.store(Arc::clone(&next));
         // Past clean answers were given under the old content: forget them.
@@ -391,9 +417,17 @@ fn config_event(g: &Generation, outcome: &str, error: Option<&str>) -> Value {
     })
 }
 
+/// What the daemon covers itself, for the exposure lines.
+fn coverage(generation: &Generation, watch: &MountWatch) -> exposure::Coverage {
+    exposure::Coverage {
+        new_mounts: marks::watches_new_mounts(&generation.config).then(|| watch.notify().as_str()),
+    }
+}
+
 fn status(
     generation: &Generation,
-    marks: &Marks,
+    marks: &Mutex<Marks>,
+    watch: &MountWatch,
     stats: &Stats,
     cache: &VerdictCache,
     started: Instant,
@@ -415,17 +449,20 @@ fn status(
             .as_ref()
             .map(|p| p.display().to_string()),
         marks: marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .list()
             .iter()
             .map(|m| MarkInfo {
                 kind: m.kind.as_str().to_owned(),
                 path: m.path.display().to_string(),
+                source: m.source.as_str().to_owned(),
             })
             .collect(),
         cache_entries: cache.len(),
         pending: outstanding.load(Ordering::Relaxed),
         counters: counters(stats),
-        exposure: exposure::exposures(&exposure::Kernel::read()),
+        exposure: exposure::exposures(&exposure::Kernel::read(), &coverage(generation, watch)),
     }
 }
 

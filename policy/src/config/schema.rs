@@ -66,6 +66,7 @@ pub(super) const ROOT: &[Field] = &[
             field("mounts", Kind::TextList),
             field("filesystems", Kind::TextList),
             field("scan_on_open", Kind::OneOf(&["all", "executable", "none"])),
+            field("new_mounts", Kind::Bool),
         ]),
     ),
     field(
@@ -176,6 +177,7 @@ pub(super) const ROOT: &[Field] = &[
             field("services", Kind::TextList),
             field("shells", Kind::TextList),
             field("package_managers", Kind::TextList),
+            field("sysctl_hardening", Kind::Bool),
         ]),
     ),
 ];
