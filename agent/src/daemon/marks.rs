@@ -497,6 +497,36 @@ mod tests {
     }
 
     #[test]
+    fn a_superblock_is_found_through_proc_root() {
+        let me = std::process::id() as i32;
+        let root = std::fs::metadata("/").unwrap().dev();
+        let path = path_to_superblock(me, root).expect("the root filesystem");
+        assert!(path.starts_with(format!("/proc/{me}/root")), "{}", path.display());
+        assert_eq!(std::fs::metadata(&path).unwrap().dev(), root);
+        // No filesystem has this device; no process has this pid.
+        assert_eq!(path_to_superblock(me, u64::MAX), None);
+        assert_eq!(path_to_superblock(i32::MAX, root), None);
+    }
+
+    #[test]
+    fn new_mounts_follow_the_list_unless_set() {
+        let mut config = Config::default();
+        assert!(uses_builtin_list(&config) && watches_new_mounts(&config));
+        config.watch.filesystems = vec![WatchPath {
+            path: "/".into(),
+            required: true,
+        }];
+        assert!(!uses_builtin_list(&config) && !watches_new_mounts(&config));
+        config.watch.new_mounts = Some(true);
+        assert!(watches_new_mounts(&config));
+        config.watch.filesystems = Vec::new();
+        assert!(!uses_builtin_list(&config) && watches_new_mounts(&config));
+        config = Config::default();
+        config.watch.new_mounts = Some(false);
+        assert!(!watches_new_mounts(&config));
+    }
+
+    #[test]
     fn explicit_list_is_taken_as_is() {
         let mut config = Config::default();
         config.watch.filesystems = vec![WatchPath {
