@@ -806,6 +806,17 @@ impl Sandbox {
         d
     }
 
+    /// Starts another daemon in the pid and mount namespaces of `init` (pid 1
+    /// of a namespace made by [`Sandbox::start_isolated`], whose daemon has
+    /// exited or was killed).
+    pub fn start_in_pid_namespace_of(&self, init: i32, text: &str) -> Daemon {
+        let config = self.config_path();
+        write_file(&config, text.as_bytes(), 0o644);
+        let pid_ns = format!("--pid=/proc/{init}/ns/pid");
+        let mnt_ns = format!("--mount=/proc/{init}/ns/mnt");
+        Daemon::spawn_with(&self.dir, &self.name, &config, &[], &["nsenter", &pid_ns, &mnt_ns, "--"])
+    }
+
     /// The path the sandbox writes its config to.
     pub fn config_path(&self) -> PathBuf {
         self.host("vigil.toml")

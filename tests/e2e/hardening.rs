@@ -162,5 +162,46 @@ fn sysctl_hardening_closes_memfd_exec_in_its_namespace_and_restores_it() {
     assert!(d.stdout_text().contains("sysctl-restored"), "{}", d.context());
 }
 
+/// A daemon killed while hardening is applied leaves its record; the next
+/// daemon started in the same namespaces, with hardening now off, gives the
+/// previous value back.
+#[test]
+fn after_a_crash_the_next_start_restores_the_setting() {
+    require_root!();
+    if !std::path::Path::new("/proc/sys/vm/memfd_noexec").exists() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED after_a_crash_the_next_start_restores_the_setting: no vm.memfd_noexec (Linux < 6.3)"
+        );
+        return;
+    }
+    let host_memfd = std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap_or_default();
+    let sb = Sandbox::new("sysctl-crash");
+    let mut cfg = sb.config();
+    cfg.filesystems = vec![];
+    let plain = cfg.to_toml();
+    let hardened = format!("{plain}\n[policy]\nprofile = \"server\"\nsysctl_hardening = true\n");
+    let prelude = "mount --bind /proc/sys/user /proc/sys/user\n\
+                   mount -o remount,bind,ro /proc/sys/user\n\
+                   ! sh -c 'echo 1 > /proc/sys/user/max_user_namespaces' 2>/dev/null";
+    let first = sb.start_isolated(&cfg, &hardened, prelude, &[]);
+    let init = first.ns_init().expect("pid 1 of the daemon's namespace");
+    assert_eq!(memfd_noexec_in(init), "2", "{}", first.context());
+    first.signal(Signal::SIGKILL);
+    let t0 = std::time::Instant::now();
+    while comm_of(first.pid()).as_deref() == Some("vigil") && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(memfd_noexec_in(init), "2", "a killed daemon restores nothing");
+    assert!(sb.host(RECORD).exists(), "no record left by the killed daemon");
+
+    let second = sb.start_in_pid_namespace_of(init, &plain);
+    assert_eq!(memfd_noexec_in(init), host_memfd.trim(), "{}", second.context());
+    assert!(!sb.host(RECORD).exists(), "the record stays{}", second.context());
+    second.wait_event("sysctl-restored", Duration::from_secs(5), |v| {
+        jstr(v, "/event/action") == "sysctl-restored" && jstr(v, "/vigil/sysctl/name") == "vm.memfd_noexec"
+    });
+}
+
 /// The record file (`sysctl-hardening.json` next to the socket).
 const RECORD: &str = "sysctl-hardening.json";
