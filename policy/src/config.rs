@@ -1446,7 +1446,10 @@ non_root_writable = true
         assert!(config.watch.filesystems.is_empty());
         assert!(config.policy.sysctl_hardening);
         assert_eq!(
-            parse("watch.new_mounts = false\n").unwrap().watch.new_mounts,
+            parse("watch.new_mounts = false\n")
+                .unwrap()
+                .watch
+                .new_mounts,
             Some(false)
         );
         let cases = [

@@ -785,7 +785,13 @@ impl Sandbox {
     /// filesystem marks nothing else. A shell is pid 1 of the namespace and
     /// outlives the daemon (for 60 s) so a test can look at the namespace after
     /// a stop; it is killed on drop.
-    pub fn start_isolated(&self, cfg: &Config, text: &str, prelude: &str, env: &[(&str, &str)]) -> Daemon {
+    pub fn start_isolated(
+        &self,
+        cfg: &Config,
+        text: &str,
+        prelude: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         for p in &cfg.filesystems {
             assert_tmpfs(p);
         }
@@ -798,8 +804,18 @@ impl Sandbox {
             &config,
             env,
             &[
-                "unshare", "--pid", "--fork", "--mount", "--propagation", "private",
-                "--mount-proc", "--", "sh", "-c", &script, "sh",
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount",
+                "--propagation",
+                "private",
+                "--mount-proc",
+                "--",
+                "sh",
+                "-c",
+                &script,
+                "sh",
             ],
         );
         d.ns_init = child_of(d.timeout.id() as i32).and_then(child_of);
@@ -814,7 +830,13 @@ impl Sandbox {
         write_file(&config, text.as_bytes(), 0o644);
         let pid_ns = format!("--pid=/proc/{init}/ns/pid");
         let mnt_ns = format!("--mount=/proc/{init}/ns/mnt");
-        Daemon::spawn_with(&self.dir, &self.name, &config, &[], &["nsenter", &pid_ns, &mnt_ns, "--"])
+        Daemon::spawn_with(
+            &self.dir,
+            &self.name,
+            &config,
+            &[],
+            &["nsenter", &pid_ns, &mnt_ns, "--"],
+        )
     }
 
     /// The path the sandbox writes its config to.

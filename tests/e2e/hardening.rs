@@ -108,7 +108,8 @@ fn sysctl_hardening_closes_memfd_exec_in_its_namespace_and_restores_it() {
         );
         return;
     }
-    let host_userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    let host_userns =
+        std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
     let host_memfd = std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap_or_default();
     let sb = Sandbox::new("sysctl");
     let prog_dir = TempDir::new("memfd");
@@ -131,7 +132,14 @@ fn sysctl_hardening_closes_memfd_exec_in_its_namespace_and_restores_it() {
     assert!(refused.is_err(), "a memfd exec ran under memfd_noexec = 2");
     let why = refused.unwrap_err();
     assert!(why.contains("memfd-exec-failed"), "{why}");
-    let out = d.cli(None, &["status".as_ref(), "--socket".as_ref(), cfg.socket.as_os_str()]);
+    let out = d.cli(
+        None,
+        &[
+            "status".as_ref(),
+            "--socket".as_ref(),
+            cfg.socket.as_os_str(),
+        ],
+    );
     let st: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     assert_eq!(exposure(&st, "memfd-exec")["state"], "closed", "{st}");
     assert_eq!(exposure(&st, "user-namespaces")["state"], "open", "{st}");
@@ -141,7 +149,10 @@ fn sysctl_hardening_closes_memfd_exec_in_its_namespace_and_restores_it() {
             && jstr(v, "/event/outcome") == "failure"
     });
     // The host is untouched.
-    assert_eq!(std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap_or_default(), host_memfd);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap_or_default(),
+        host_memfd
+    );
     assert_eq!(
         std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default(),
         host_userns
@@ -154,12 +165,19 @@ fn sysctl_hardening_closes_memfd_exec_in_its_namespace_and_restores_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(memfd_noexec_in(init), host_memfd.trim(), "{}", d.context());
-    assert!(memfd_exec_in(init, &prog).is_ok(), "memfd exec still refused after stop");
+    assert!(
+        memfd_exec_in(init, &prog).is_ok(),
+        "memfd exec still refused after stop"
+    );
     assert!(
         !sb.host(RECORD).exists(),
         "the sysctl record stays after a clean stop"
     );
-    assert!(d.stdout_text().contains("sysctl-restored"), "{}", d.context());
+    assert!(
+        d.stdout_text().contains("sysctl-restored"),
+        "{}",
+        d.context()
+    );
 }
 
 /// A daemon killed while hardening is applied leaves its record; the next
@@ -189,17 +207,35 @@ fn after_a_crash_the_next_start_restores_the_setting() {
     assert_eq!(memfd_noexec_in(init), "2", "{}", first.context());
     first.signal(Signal::SIGKILL);
     let t0 = std::time::Instant::now();
-    while comm_of(first.pid()).as_deref() == Some("vigil") && t0.elapsed() < Duration::from_secs(10) {
+    while comm_of(first.pid()).as_deref() == Some("vigil") && t0.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(memfd_noexec_in(init), "2", "a killed daemon restores nothing");
-    assert!(sb.host(RECORD).exists(), "no record left by the killed daemon");
+    assert_eq!(
+        memfd_noexec_in(init),
+        "2",
+        "a killed daemon restores nothing"
+    );
+    assert!(
+        sb.host(RECORD).exists(),
+        "no record left by the killed daemon"
+    );
 
     let second = sb.start_in_pid_namespace_of(init, &plain);
-    assert_eq!(memfd_noexec_in(init), host_memfd.trim(), "{}", second.context());
-    assert!(!sb.host(RECORD).exists(), "the record stays{}", second.context());
+    assert_eq!(
+        memfd_noexec_in(init),
+        host_memfd.trim(),
+        "{}",
+        second.context()
+    );
+    assert!(
+        !sb.host(RECORD).exists(),
+        "the record stays{}",
+        second.context()
+    );
     second.wait_event("sysctl-restored", Duration::from_secs(5), |v| {
-        jstr(v, "/event/action") == "sysctl-restored" && jstr(v, "/vigil/sysctl/name") == "vm.memfd_noexec"
+        jstr(v, "/event/action") == "sysctl-restored"
+            && jstr(v, "/vigil/sysctl/name") == "vm.memfd_noexec"
     });
 }
 

@@ -49,7 +49,11 @@ fn in_daemon_ns(d: &Daemon, pid_ns: bool) -> Command {
 fn status(d: &Daemon, cfg: &Config) -> Value {
     let out = d.cli(
         None,
-        &["status".as_ref(), "--socket".as_ref(), cfg.socket.as_os_str()],
+        &[
+            "status".as_ref(),
+            "--socket".as_ref(),
+            cfg.socket.as_os_str(),
+        ],
     );
     assert!(out.status.success(), "status: {}", show(&out));
     serde_json::from_slice(&out.stdout).expect("status JSON")
@@ -98,7 +102,13 @@ impl Holder {
                       { \"$1/bad\"; echo \"rc=$?\"; } 2>&1; exec sleep 60";
         let mut cmd = in_daemon_ns(d, true);
         if user {
-            cmd.args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+            cmd.args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ]);
             cmd.args(["unshare", "-Urm", "--"]);
         } else {
             cmd.args(["unshare", "--mount", "--propagation", "private", "--"]);
@@ -178,7 +188,14 @@ fn own_namespace(env: &[(&str, &str)], via: &str) {
 
     let mounted = Instant::now();
     let out = in_daemon_ns(&d, false)
-        .args(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "vigil-e2e-late"])
+        .args([
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=16m,mode=0755",
+            "vigil-e2e-late",
+        ])
         .arg(&dir)
         .output()
         .expect("mount");
@@ -200,16 +217,17 @@ fn own_namespace(env: &[(&str, &str)], via: &str) {
         .join("bad");
     std::fs::copy(&bad, &on_fs).expect("copy bad onto the late tmpfs");
     assert_denied(&run(&on_fs), "listed binary on a tmpfs mounted after start");
-    d.wait_event("blocked", MARK_WAIT, |v| jstr(v, "/event/action") == "blocked");
+    d.wait_event("blocked", MARK_WAIT, |v| {
+        jstr(v, "/event/action") == "blocked"
+    });
 
     let st = status(&d, &cfg);
-    let listed = |st: &Value| {
-        st["marks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["source"] == "mount" && m["path"].as_str() == Some(&*dir.to_string_lossy()))
-    };
+    let listed =
+        |st: &Value| {
+            st["marks"].as_array().into_iter().flatten().any(|m| {
+                m["source"] == "mount" && m["path"].as_str() == Some(&*dir.to_string_lossy())
+            })
+        };
     assert!(listed(&st), "late mount not in status: {st}");
     let exposure = st["exposure"]
         .as_array()
@@ -227,7 +245,10 @@ fn own_namespace(env: &[(&str, &str)], via: &str) {
     d.wait_event("mount-dropped", MARK_WAIT, |v| {
         jstr(v, "/event/action") == "mount-dropped" && jstr(v, "/file/path") == want
     });
-    assert!(!listed(&status(&d, &cfg)), "unmounted filesystem still listed");
+    assert!(
+        !listed(&status(&d, &cfg)),
+        "unmounted filesystem still listed"
+    );
 }
 
 #[test]
@@ -265,7 +286,9 @@ fn new_namespace(user: bool) {
         "the listed binary ran in the new namespace (user = {user}): {out}{}",
         d.context()
     );
-    let blocked = d.wait_event("blocked", MARK_WAIT, |v| jstr(v, "/event/action") == "blocked");
+    let blocked = d.wait_event("blocked", MARK_WAIT, |v| {
+        jstr(v, "/event/action") == "blocked"
+    });
     let uid = if user { "65534" } else { "0" };
     assert_eq!(jstr(&blocked, "/user/id"), uid, "{blocked}");
 }
@@ -281,7 +304,19 @@ fn unprivileged_user_namespace_tmpfs_is_marked() {
     require_root!();
     // nobody must be allowed to create a user namespace here.
     let probe = Command::new("timeout")
-        .args(["-k", "2", "20", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "unshare", "-Urm", "true"])
+        .args([
+            "-k",
+            "2",
+            "20",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "unshare",
+            "-Urm",
+            "true",
+        ])
         .output()
         .expect("probe unshare -Urm");
     if !probe.status.success() {

@@ -101,8 +101,9 @@ pub fn exposures(kernel: &Kernel, coverage: &Coverage) -> Vec<Exposure> {
         "user-namespaces",
         userns_open,
         match (userns_open, coverage.new_mounts) {
-            (false, _) => "user.max_user_namespaces = 0: no user can create a user namespace"
-                .to_owned(),
+            (false, _) => {
+                "user.max_user_namespaces = 0: no user can create a user namespace".to_owned()
+            }
             (true, Some(_)) => format!(
                 "an unprivileged user can create a user and mount namespace and mount a \
                  tmpfs there (unshare -Urm); vigil finds new namespaces every {scan_s} s, \
@@ -171,10 +172,7 @@ mod tests {
             open_ids(&open, &unwatched),
             ["memfd-exec", "user-namespaces", "new-mounts"]
         );
-        assert_eq!(
-            open_ids(&open, &watched),
-            ["memfd-exec", "user-namespaces"]
-        );
+        assert_eq!(open_ids(&open, &watched), ["memfd-exec", "user-namespaces"]);
         let closed = Kernel {
             memfd_noexec: Some(2),
             max_user_namespaces: Some(0),

@@ -501,7 +501,11 @@ mod tests {
         let me = std::process::id() as i32;
         let root = std::fs::metadata("/").unwrap().dev();
         let path = path_to_superblock(me, root).expect("the root filesystem");
-        assert!(path.starts_with(format!("/proc/{me}/root")), "{}", path.display());
+        assert!(
+            path.starts_with(format!("/proc/{me}/root")),
+            "{}",
+            path.display()
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().dev(), root);
         // No filesystem has this device; no process has this pid.
         assert_eq!(path_to_superblock(me, u64::MAX), None);

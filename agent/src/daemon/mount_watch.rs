@@ -230,7 +230,8 @@ impl Watcher {
             }
             if Instant::now() >= next_scan {
                 let mut ids = self.discover(Cause::NewNamespace);
-                self.unfollowed.retain(|id| self.namespaces.contains_key(id));
+                self.unfollowed
+                    .retain(|id| self.namespaces.contains_key(id));
                 ids.extend(self.unfollowed.iter().copied());
                 // Also when nothing was added: namespaces that vanished take
                 // their devices with them.
@@ -291,7 +292,10 @@ impl Watcher {
         }
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for entry in dir.flatten() {
-                let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<i32>().ok())
                 else {
                     continue;
                 };
@@ -327,7 +331,12 @@ impl Watcher {
                 tracing::warn!(%errno, pid, namespace = ino, "cannot follow the mounts of this namespace; it is reread every {}s", NAMESPACE_SCAN.as_secs());
                 self.unfollowed.insert(ino);
             }
-            tracing::debug!(pid, namespace = ino, cause = cause.as_str(), "mount namespace found");
+            tracing::debug!(
+                pid,
+                namespace = ino,
+                cause = cause.as_str(),
+                "mount namespace found"
+            );
             self.namespaces.insert(
                 ino,
                 Namespace {
@@ -375,7 +384,10 @@ impl Watcher {
             };
             for mount in ns.mounts.iter().filter(|m| m.is_local()) {
                 if self.failed.contains(&mount.dev)
-                    || self.baseline.as_ref().is_some_and(|b| b.contains(&mount.dev))
+                    || self
+                        .baseline
+                        .as_ref()
+                        .is_some_and(|b| b.contains(&mount.dev))
                 {
                     continue;
                 }
@@ -398,7 +410,8 @@ impl Watcher {
                         if matches!(e, crate::daemon::marks::CoverError::Kernel { .. }) {
                             self.failed.insert(mount.dev);
                             tracing::warn!(error = %e, fstype = %mount.fstype, "cannot watch a new filesystem");
-                            self.events.emit_json(failed_event(mount, *id, &e.to_string()));
+                            self.events
+                                .emit_json(failed_event(mount, *id, &e.to_string()));
                         } else {
                             tracing::debug!(error = %e, "new filesystem not reachable now");
                         }
@@ -506,7 +519,10 @@ mod tests {
             mount_point: "/mnt/usb".into(),
             fstype: "vfat".into(),
         };
-        assert_eq!(reach(std::process::id() as i32, &m), PathBuf::from("/mnt/usb"));
+        assert_eq!(
+            reach(std::process::id() as i32, &m),
+            PathBuf::from("/mnt/usb")
+        );
         assert_eq!(reach(1, &m), PathBuf::from("/proc/1/root/mnt/usb"));
         let root = Mount {
             mount_point: "/".into(),

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use vigil_policy::config::Profile;
 use vigil_policy::Config;
+use vigil_policy::config::Profile;
 
 use crate::daemon::events::EventLog;
 
@@ -141,6 +141,12 @@ impl Hardening {
             .unwrap_or(Path::new("/run/vigil"));
         let record = dir.join(RECORD);
         let want = wanted(config);
+        if config.policy.sysctl_hardening && !want {
+            tracing::warn!(
+                profile = config.policy.profile.as_str(),
+                "policy.sysctl_hardening applies to the server and lockdown profiles only; ignored"
+            );
+        }
         let mut changed = recover(&record, want, events);
         if want {
             for k in KNOBS {
@@ -151,7 +157,13 @@ impl Hardening {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::warn!(sysctl = k.name, error = %e, "cannot read; not hardened");
-                        events.emit_json(event(k.name, "sysctl-hardening", 0, k.value, Some(&e.to_string())));
+                        events.emit_json(event(
+                            k.name,
+                            "sysctl-hardening",
+                            0,
+                            k.value,
+                            Some(&e.to_string()),
+                        ));
                         continue;
                     }
                 };
@@ -173,12 +185,24 @@ impl Hardening {
                 match write(k, k.value) {
                     Ok(()) => {
                         tracing::info!(sysctl = k.name, previous, value = k.value, "hardened");
-                        events.emit_json(event(k.name, "sysctl-hardening", previous, k.value, None));
+                        events.emit_json(event(
+                            k.name,
+                            "sysctl-hardening",
+                            previous,
+                            k.value,
+                            None,
+                        ));
                         changed = planned;
                     }
                     Err(e) => {
                         tracing::warn!(sysctl = k.name, error = %e, "the kernel refused; this exposure stays open");
-                        events.emit_json(event(k.name, "sysctl-hardening", previous, k.value, Some(&e.to_string())));
+                        events.emit_json(event(
+                            k.name,
+                            "sysctl-hardening",
+                            previous,
+                            k.value,
+                            Some(&e.to_string()),
+                        ));
                     }
                 }
             }
@@ -212,11 +236,21 @@ fn give_back(c: &Changed, events: &EventLog) {
             }
             Err(e) => {
                 tracing::warn!(sysctl = k.name, error = %e, "could not restore");
-                events.emit_json(event(k.name, "sysctl-restored", c.value, c.previous, Some(&e.to_string())));
+                events.emit_json(event(
+                    k.name,
+                    "sysctl-restored",
+                    c.value,
+                    c.previous,
+                    Some(&e.to_string()),
+                ));
             }
         },
         Ok(now) => {
-            tracing::warn!(sysctl = k.name, now, "changed by someone else since vigil set it; left as is");
+            tracing::warn!(
+                sysctl = k.name,
+                now,
+                "changed by someone else since vigil set it; left as is"
+            );
         }
         Err(e) => tracing::warn!(sysctl = k.name, error = %e, "cannot read; not restored"),
     }
@@ -254,7 +288,10 @@ fn recover(path: &Path, want: bool, events: &EventLog) -> Vec<Changed> {
         } else if want {
             kept.push(c);
         } else {
-            tracing::info!(sysctl = k.name, "giving back a setting left by a daemon that did not stop");
+            tracing::info!(
+                sysctl = k.name,
+                "giving back a setting left by a daemon that did not stop"
+            );
             give_back(&c, events);
         }
     }
