@@ -160,30 +160,32 @@ pub fn watches_new_mounts(config: &Config) -> bool {
 }
 
 /// A path through which this daemon can reach (and mark) the filesystem with
-/// device `dev` as process `pid` sees it: `/proc/<pid>/root/<mount point>` for
-/// the first mount of that device in `pid`'s mount namespace whose mount point
-/// is not hidden by another mount. `None` when `pid` is gone, has no such
-/// mount, or every mount of it is covered.
+/// device `dev` as process `pid` sees it: the first mount of that device in
+/// `pid`'s mount namespace whose mount point still leads to it (not hidden by
+/// another mount), as `/proc/<pid>/root/<mount point>`, or the plain mount
+/// point when `pid` is the daemon itself. `None` when `pid` is gone, has no
+/// such mount, or every mount of it is hidden. (A btrfs subvolume, whose
+/// `st_dev` is not its superblock's device, is not found this way.)
 ///
 /// The path is checked when returned, not held: callers that act on it should
 /// open it and check the device again (as [`Marks::add_superblock`] does).
 pub fn path_to_superblock(pid: i32, dev: u64) -> Option<PathBuf> {
     let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
     crate::daemon::mountinfo::parse(&table)
         .into_iter()
         .filter(|m| m.dev == dev)
-        .map(|m| root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point)))
-        // btrfs subvolumes report another st_dev than mountinfo's: any mount of
-        // the device whose path still leads to that filesystem will do.
+        .map(|m| reach(pid, &m.mount_point))
         .find(|path| std::fs::metadata(path).is_ok_and(|md| md.dev() == dev))
-        .or_else(|| {
-            crate::daemon::mountinfo::parse(&table)
-                .into_iter()
-                .filter(|m| m.dev == dev)
-                .map(|m| root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point)))
-                .find(|path| path.exists())
-        })
+}
+
+/// The path through which `mount_point`, as process `pid` sees it, is reached
+/// from this daemon.
+pub fn reach(pid: i32, mount_point: &Path) -> PathBuf {
+    if u32::try_from(pid).is_ok_and(|p| p == std::process::id()) {
+        return mount_point.to_path_buf();
+    }
+    let rel = mount_point.strip_prefix("/").unwrap_or(mount_point);
+    PathBuf::from(format!("/proc/{pid}/root")).join(rel)
 }
 
 fn key_of(kind: MarkKind) -> &'static str {
@@ -500,13 +502,12 @@ mod tests {
     fn a_superblock_is_found_through_proc_root() {
         let me = std::process::id() as i32;
         let root = std::fs::metadata("/").unwrap().dev();
-        let path = path_to_superblock(me, root).expect("the root filesystem");
-        assert!(
-            path.starts_with(format!("/proc/{me}/root")),
-            "{}",
-            path.display()
-        );
-        assert_eq!(std::fs::metadata(&path).unwrap().dev(), root);
+        assert_eq!(path_to_superblock(me, root), Some(PathBuf::from("/")));
+        // Through another process's root (pid 1 shares ours here, or not).
+        if let Some(path) = path_to_superblock(1, root) {
+            assert!(path.starts_with("/proc/1/root"), "{}", path.display());
+            assert_eq!(std::fs::metadata(&path).unwrap().dev(), root);
+        }
         // No filesystem has this device; no process has this pid.
         assert_eq!(path_to_superblock(me, u64::MAX), None);
         assert_eq!(path_to_superblock(i32::MAX, root), None);

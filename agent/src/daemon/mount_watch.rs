@@ -395,9 +395,11 @@ impl Watcher {
                 if marks.covers(mount.dev) {
                     continue;
                 }
-                let path = reach(ns.pid, mount);
-                match marks.add_path(&self.group, &path, mount.dev) {
-                    Ok(mark) => {
+                // The first reachable mount of this device in the namespace: a
+                // mount hidden under another is reached through another one.
+                match marks.add_superblock(&self.group, ns.pid, mount.dev) {
+                    Ok(None) => {}
+                    Ok(Some(mark)) => {
                         drop(marks);
                         tracing::info!(path = %mark.path.display(), fstype = %mount.fstype, namespace = id, via = cause.as_str(), "new filesystem watched");
                         self.events
@@ -439,18 +441,6 @@ impl Watcher {
             ns.mounts = mountinfo::parse(&text);
         }
     }
-}
-
-/// The path through which `mount` is reached from this daemon.
-fn reach(pid: i32, mount: &Mount) -> PathBuf {
-    if pid == std::process::id() as i32 {
-        return mount.mount_point.clone();
-    }
-    let rel = mount
-        .mount_point
-        .strip_prefix("/")
-        .unwrap_or(&mount.mount_point);
-    PathBuf::from(format!("/proc/{pid}/root")).join(rel)
 }
 
 /// `major:minor`, as mountinfo and `ls -l` write devices.
@@ -511,24 +501,17 @@ fn dropped_event(mark: &Mark) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::marks::reach;
 
     #[test]
     fn own_namespace_is_reached_directly_others_through_proc() {
-        let m = Mount {
-            dev: 1,
-            mount_point: "/mnt/usb".into(),
-            fstype: "vfat".into(),
-        };
+        let usb = std::path::Path::new("/mnt/usb");
         assert_eq!(
-            reach(std::process::id() as i32, &m),
+            reach(std::process::id() as i32, usb),
             PathBuf::from("/mnt/usb")
         );
-        assert_eq!(reach(1, &m), PathBuf::from("/proc/1/root/mnt/usb"));
-        let root = Mount {
-            mount_point: "/".into(),
-            ..m
-        };
-        assert_eq!(reach(7, &root), PathBuf::from("/proc/7/root/"));
+        assert_eq!(reach(1, usb), PathBuf::from("/proc/1/root/mnt/usb"));
+        assert_eq!(reach(7, "/".as_ref()), PathBuf::from("/proc/7/root/"));
         assert_eq!(dev_str(nix::sys::stat::makedev(259, 3)), "259:3");
     }
 }
