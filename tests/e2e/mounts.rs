@@ -229,6 +229,13 @@ fn own_namespace(env: &[(&str, &str)], via: &str) {
         .unwrap_or_default();
     assert_eq!(exposure["state"], "closed", "{st}");
 
+    // A reload keeps the run-time mark (the configuration still watches new
+    // mounts), and the file is judged again under the new generation.
+    let out = d.reload(&cfg.socket);
+    assert!(out.status.success(), "reload: {}", show(&out));
+    assert!(listed(&status(&d, &cfg)), "run-time mark lost on reload");
+    assert_denied(&run(&on_fs), "listed binary on a late tmpfs, after reload");
+
     let out = in_daemon_ns(&d, false)
         .arg("umount")
         .arg(&dir)
@@ -243,6 +250,56 @@ fn own_namespace(env: &[(&str, &str)], via: &str) {
         !listed(&status(&d, &cfg)),
         "unmounted filesystem still listed"
     );
+}
+
+/// An explicit list (here: none) without `new_mounts` means exactly those
+/// filesystems: a late tmpfs stays unwatched (its listed binary runs) until a
+/// reload turns `new_mounts` on, which marks it.
+#[test]
+fn explicit_list_leaves_late_mounts_until_new_mounts_is_set() {
+    require_root!();
+    let sb = Sandbox::new("late-explicit");
+    let bad = sb.host("bad");
+    let sha = write_marker_binary(&bad, "late-explicit");
+    let list = sb.hash_list("bad.sha256", &[&sha]);
+    let (cfg, with_new_mounts) = config(&sb, &[list]);
+    let without = cfg.to_toml();
+    let d = sb.start_isolated(&cfg, &without, "", &[]);
+    let dir = sb.host("late");
+    std::fs::create_dir_all(&dir).expect("mkdir late");
+    let out = in_daemon_ns(&d, false)
+        .args([
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=16m,mode=0755",
+            "vigil-e2e-late",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("mount");
+    assert!(out.status.success(), "mount: {}", show(&out));
+    let on_fs = PathBuf::from(format!("/proc/{}/root", d.pid()))
+        .join(dir.strip_prefix("/").expect("absolute"))
+        .join("bad");
+    std::fs::copy(&bad, &on_fs).expect("copy bad onto the late tmpfs");
+    assert_ran(&run(&on_fs), "listed binary on an unwatched late tmpfs");
+    let st = status(&d, &cfg);
+    assert!(st["marks"].as_array().is_some_and(Vec::is_empty), "{st}");
+    let new_mounts = st["exposure"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["id"] == "new-mounts").cloned())
+        .unwrap_or_default();
+    assert_eq!(new_mounts["state"], "open", "{st}");
+
+    write_file(d.config_path(), with_new_mounts.as_bytes(), 0o644);
+    let out = d.reload(&cfg.socket);
+    assert!(out.status.success(), "reload: {}", show(&out));
+    let ev = wait_covered(&d, &dir);
+    assert_eq!(jstr(&ev, "/vigil/mount/via"), "reload", "{ev}");
+    assert_marks_are_tmpfs(&d, &cfg);
+    assert_denied(&run(&on_fs), "listed binary after new_mounts was turned on");
 }
 
 #[test]

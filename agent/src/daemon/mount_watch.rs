@@ -19,8 +19,9 @@
 //!
 //! Must not own: the marks themselves ([`Marks`], shared with the main loop
 //! behind a mutex that only this thread and the main loop take), the
-//! configuration (read from the current generation on every pass, so a reload
-//! applies at the next change), or any event: the reader and the workers never
+//! configuration (read from the current generation; after a reload every
+//! namespace is looked at again within a second), or any event: the reader and
+//! the workers never
 //! wait for this thread, so the open and exec path does not change.
 
 use std::collections::{HashMap, HashSet};
@@ -186,6 +187,7 @@ enum Cause {
     Start,
     Change(Notify),
     NewNamespace,
+    Reload,
 }
 
 impl Cause {
@@ -194,6 +196,7 @@ impl Cause {
             Cause::Start => "start",
             Cause::Change(n) => n.as_str(),
             Cause::NewNamespace => "namespace-scan",
+            Cause::Reload => "reload",
         }
     }
 }
@@ -205,8 +208,9 @@ impl Watcher {
         // The tables first: with an explicit list, everything mounted now is
         // the baseline and must be known before the first marking pass.
         self.reread(&all);
-        let config = &self.generation.load().config;
-        if !uses_builtin_list(config) {
+        let generation = self.generation.load();
+        let mut seen_generation = generation.id;
+        if !uses_builtin_list(&generation.config) {
             self.baseline = Some(self.present());
         }
         self.refresh(&all, Cause::Start);
@@ -227,6 +231,22 @@ impl Watcher {
                 self.refresh(&all, Cause::Change(Notify::Fanotify));
             } else if !changed.is_empty() {
                 self.refresh(&changed, Cause::Change(Notify::Poll));
+            }
+            // A reload may have turned new mounts on, or changed the list:
+            // every namespace is looked at again under the new configuration.
+            let generation = self.generation.load();
+            if generation.id != seen_generation {
+                seen_generation = generation.id;
+                let all: Vec<u64> = self.namespaces.keys().copied().collect();
+                self.reread(&all);
+                match (uses_builtin_list(&generation.config), &self.baseline) {
+                    (true, Some(_)) => self.baseline = None,
+                    // From the built-in list to an explicit one: what is
+                    // mounted now counts as there "at start".
+                    (false, None) => self.baseline = Some(self.present()),
+                    (true, None) | (false, Some(_)) => {}
+                }
+                self.refresh(&all, Cause::Reload);
             }
             if Instant::now() >= next_scan {
                 let mut ids = self.discover(Cause::NewNamespace);
