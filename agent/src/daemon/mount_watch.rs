@@ -155,9 +155,11 @@ fn force_poll() -> bool {
 struct Namespace {
     /// A process in it, whose `/proc/<pid>/root` reaches its mounts.
     pid: i32,
-    /// Its `/proc/<pid>/mountinfo`, kept open: it stays readable (and pollable)
-    /// while the namespace lives, whichever process opened it.
-    table: File,
+    /// Its `/proc/<pid>/mountinfo`, kept open for `POLLPRI` when there are no
+    /// kernel mount events. An open table pins the namespace (and so its
+    /// mounts) until the next walk finds no process in it; with kernel events
+    /// nothing is held and the table is opened afresh through `pid`.
+    table: Option<File>,
     /// Its mounts at the last read.
     mounts: Vec<Mount>,
 }
@@ -272,9 +274,13 @@ impl Watcher {
         if let Some(k) = &self.kernel {
             fds.push(PollFd::new(k.as_fd(), PollFlags::POLLIN));
         }
+        let ids: Vec<u64> = ids
+            .into_iter()
+            .filter(|id| self.namespaces.get(id).is_some_and(|ns| ns.table.is_some()))
+            .collect();
         for id in &ids {
-            if let Some(ns) = self.namespaces.get(id) {
-                fds.push(PollFd::new(ns.table.as_fd(), PollFlags::POLLPRI));
+            if let Some(table) = self.namespaces.get(id).and_then(|ns| ns.table.as_ref()) {
+                fds.push(PollFd::new(table.as_fd(), PollFlags::POLLPRI));
             }
         }
         let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
@@ -337,9 +343,13 @@ impl Watcher {
                 continue;
             }
             // The pid may have exited or moved since the walk: check the inode
-            // of the file actually opened.
-            let Ok(table) = File::open(format!("/proc/{pid}/mountinfo")) else {
-                continue;
+            // after the open.
+            let table = match self.kernel {
+                Some(_) => None,
+                None => match File::open(format!("/proc/{pid}/mountinfo")) {
+                    Ok(f) => Some(f),
+                    Err(_) => continue,
+                },
             };
             let ns_file = PathBuf::from(format!("/proc/{pid}/ns/mnt"));
             if std::fs::metadata(&ns_file).map(|m| m.ino()).ok() != Some(ino) {
@@ -450,10 +460,25 @@ impl Watcher {
                 continue;
             };
             let mut text = String::new();
-            let read = ns
-                .table
-                .rewind()
-                .and_then(|()| ns.table.read_to_string(&mut text));
+            let read = match &mut ns.table {
+                Some(table) => table
+                    .rewind()
+                    .and_then(|()| table.read_to_string(&mut text)),
+                None => {
+                    std::fs::read_to_string(format!("/proc/{}/mountinfo", ns.pid)).and_then(|t| {
+                        // A pid reused by a process elsewhere since the walk.
+                        let ino = std::fs::metadata(format!("/proc/{}/ns/mnt", ns.pid))?.ino();
+                        if ino == *id {
+                            text = t;
+                            Ok(0)
+                        } else {
+                            Err(std::io::Error::other(
+                                "the process moved to another namespace",
+                            ))
+                        }
+                    })
+                }
+            };
             if let Err(e) = read {
                 tracing::debug!(error = %e, namespace = id, "mountinfo unreadable");
                 continue;
