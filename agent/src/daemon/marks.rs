@@ -356,10 +356,12 @@ impl Marks {
     }
 
     /// Marks the filesystem with device `dev` as process `pid` sees it (found
-    /// with [`path_to_superblock`]), with the events the configuration asks for.
-    /// Returns the new mark, or `None` when the filesystem was already covered.
-    /// For callers that learn of an unmarked filesystem at run time (the mount
-    /// watcher, an exec guard).
+    /// with [`path_to_superblock`]), with the events the configuration asks for,
+    /// and lists it. For callers that learn of an unmarked filesystem at run
+    /// time (the mount watcher, an exec guard). Always asks the kernel, even
+    /// when [`Marks::covers`] says yes: device numbers of memory filesystems are
+    /// reused, so a listed device may be a new superblock; a mark already on the
+    /// superblock is left as it is by the kernel.
     ///
     /// # Errors
     /// [`CoverError`]: no reachable mount, or the kernel refused.
@@ -368,16 +370,13 @@ impl Marks {
         group: &Group,
         pid: i32,
         dev: u64,
-    ) -> Result<Option<Mark>, CoverError> {
-        if self.covers(dev) {
-            return Ok(None);
-        }
+    ) -> Result<Mark, CoverError> {
         let path = path_to_superblock(pid, dev).ok_or(CoverError::Unreachable {
             pid,
             major: nix::sys::stat::major(dev),
             minor: nix::sys::stat::minor(dev),
         })?;
-        self.add_path(group, &path, dev).map(Some)
+        self.add_path(group, &path, dev)
     }
 
     /// Marks the filesystem at `path`, which must be on device `dev`: the path
@@ -431,7 +430,17 @@ impl Marks {
             mask,
             source: MarkSource::Mount,
         };
-        self.marks.push(mark.clone());
+        // One entry per device: a run-time entry is replaced (its path may be
+        // gone), a configured one stays as it is.
+        match self
+            .marks
+            .iter_mut()
+            .find(|m| m.kind == MarkKind::Filesystem && m.dev == dev)
+        {
+            Some(old) if old.source == MarkSource::Mount => *old = mark.clone(),
+            Some(_) => {}
+            None => self.marks.push(mark.clone()),
+        }
         Ok(mark)
     }
 

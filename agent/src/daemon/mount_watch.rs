@@ -113,6 +113,7 @@ impl MountWatch {
             baseline: None,
             failed: HashSet::new(),
             unfollowed: HashSet::new(),
+            attaches: 0,
         };
         let thread = std::thread::Builder::new()
             .name("vigil-mounts".into())
@@ -155,13 +156,19 @@ fn force_poll() -> bool {
 struct Namespace {
     /// A process in it, whose `/proc/<pid>/root` reaches its mounts.
     pid: i32,
+    /// The namespace itself (`/proc/<pid>/ns/mnt`), held open: namespace
+    /// inodes are reused once a namespace is gone, so without it a new
+    /// namespace could be taken for one already known. Holding it keeps a
+    /// namespace whose last process exited (and its mounts) alive until the
+    /// next walk, at most [`NAMESPACE_SCAN`].
+    _handle: File,
     /// Its `/proc/<pid>/mountinfo`, kept open for `POLLPRI` when there are no
-    /// kernel mount events. An open table pins the namespace (and so its
-    /// mounts) until the next walk finds no process in it; with kernel events
-    /// nothing is held and the table is opened afresh through `pid`.
+    /// kernel mount events; with them the table is read afresh through `pid`.
     table: Option<File>,
     /// Its mounts at the last read.
     mounts: Vec<Mount>,
+    /// Mounts that could not be reached to be marked (hidden, or gone).
+    unreachable: Vec<Mount>,
 }
 
 struct Watcher {
@@ -181,6 +188,11 @@ struct Watcher {
     failed: HashSet<u64>,
     /// Namespaces the kernel group could not follow: reread at every scan.
     unfollowed: HashSet<u64>,
+    /// Attach events the kernel reported since the last pass. More than the
+    /// new entries found means one was invisible in the tables (a filesystem
+    /// unmounted and another mounted at the same place with the same mount
+    /// and device numbers between two reads).
+    attaches: usize,
 }
 
 /// What set off a pass, for the event lines.
@@ -224,10 +236,10 @@ impl Watcher {
                 return;
             }
             if kernel {
-                if let Some(k) = &self.kernel
-                    && let Err(errno) = k.drain()
-                {
-                    tracing::warn!(%errno, "reading mount events failed");
+                match self.kernel.as_ref().map(MountGroup::drain) {
+                    Some(Ok(n)) => self.attaches = n,
+                    Some(Err(errno)) => tracing::warn!(%errno, "reading mount events failed"),
+                    None => {}
                 }
                 let all: Vec<u64> = self.namespaces.keys().copied().collect();
                 self.refresh(&all, Cause::Change(Notify::Fanotify));
@@ -352,7 +364,10 @@ impl Watcher {
                 },
             };
             let ns_file = PathBuf::from(format!("/proc/{pid}/ns/mnt"));
-            if std::fs::metadata(&ns_file).map(|m| m.ino()).ok() != Some(ino) {
+            let Ok(handle) = File::open(&ns_file) else {
+                continue;
+            };
+            if handle.metadata().map(|m| m.ino()).ok() != Some(ino) {
                 continue;
             }
             if let Some(k) = &self.kernel
@@ -371,8 +386,10 @@ impl Watcher {
                 ino,
                 Namespace {
                     pid,
+                    _handle: handle,
                     table,
                     mounts: Vec::new(),
+                    unreachable: Vec::new(),
                 },
             );
             added.push(ino);
@@ -394,7 +411,9 @@ impl Watcher {
     fn refresh(&mut self, ids: &[u64], cause: Cause) {
         let generation = self.generation.load();
         let wanted = watches_new_mounts(&generation.config);
-        self.reread(ids);
+        let fresh = self.reread(ids);
+        let seen: usize = fresh.iter().map(|(_, _, raw)| raw).sum();
+        let invisible = std::mem::take(&mut self.attaches) > seen;
         let present = self.present();
         if let Some(baseline) = &mut self.baseline {
             baseline.retain(|dev| present.contains(dev));
@@ -408,11 +427,41 @@ impl Watcher {
         if !wanted {
             return;
         }
-        for id in ids {
-            let Some(ns) = self.namespaces.get(id) else {
+        // At start and after a reload every mount is a candidate (skipped when
+        // its device is listed); otherwise the mounts new in their table, and
+        // those that could not be reached before. A new mount is marked even
+        // when its device number is listed: memory filesystems reuse device
+        // numbers, so it may be a new superblock (the kernel ignores a mark
+        // already there).
+        let everything = matches!(cause, Cause::Start | Cause::Reload);
+        if invisible {
+            tracing::debug!(
+                "more mount events than new mounts: marking every filesystem mounted in one namespace again"
+            );
+        }
+        // Devices mounted in more than one namespace: a new entry for one of
+        // them is a copy (a new namespace, propagation), the same superblock.
+        let mut spread: HashMap<u64, usize> = HashMap::new();
+        for ns in self.namespaces.values() {
+            let devs: HashSet<u64> = ns.mounts.iter().map(|m| m.dev).collect();
+            for dev in devs {
+                *spread.entry(dev).or_default() += 1;
+            }
+        }
+        for (id, new, _) in fresh {
+            let Some(ns) = self.namespaces.get_mut(&id) else {
                 continue;
             };
-            for mount in ns.mounts.iter().filter(|m| m.is_local()) {
+            let retry = std::mem::take(&mut ns.unreachable);
+            let candidates: Vec<Mount> = if everything || invisible {
+                ns.mounts.clone()
+            } else {
+                new.into_iter()
+                    .chain(retry.into_iter().filter(|m| ns.mounts.contains(m)))
+                    .collect()
+            };
+            let pid = ns.pid;
+            for mount in candidates.iter().filter(|m| m.is_local()) {
                 if self.failed.contains(&mount.dev)
                     || self
                         .baseline
@@ -422,30 +471,38 @@ impl Watcher {
                     continue;
                 }
                 let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-                if marks.covers(mount.dev) {
+                let listed = marks.covers(mount.dev);
+                let copy = spread.get(&mount.dev).is_some_and(|n| *n > 1);
+                if listed && (everything || copy) {
+                    continue;
+                }
+                if listed && invisible {
+                    // Idempotent for the superblock already marked; no line.
+                    let _ = marks.add_superblock(&self.group, pid, mount.dev);
                     continue;
                 }
                 // The first reachable mount of this device in the namespace: a
                 // mount hidden under another is reached through another one.
-                match marks.add_superblock(&self.group, ns.pid, mount.dev) {
-                    Ok(None) => {}
-                    Ok(Some(mark)) => {
-                        drop(marks);
+                let result = marks.add_superblock(&self.group, pid, mount.dev);
+                drop(marks);
+                match result {
+                    Ok(mark) => {
                         tracing::info!(path = %mark.path.display(), fstype = %mount.fstype, namespace = id, via = cause.as_str(), "new filesystem watched");
                         self.events
-                            .emit_json(covered_event(&mark, mount, *id, ns.pid, cause));
+                            .emit_json(covered_event(&mark, mount, id, pid, cause));
+                    }
+                    Err(crate::daemon::marks::CoverError::Kernel { path, errno }) => {
+                        self.failed.insert(mount.dev);
+                        let e = format!("fanotify refused to mark {}: {errno}", path.display());
+                        tracing::warn!(error = %e, fstype = %mount.fstype, "cannot watch a new filesystem");
+                        self.events.emit_json(failed_event(mount, id, &e));
                     }
                     Err(e) => {
-                        drop(marks);
-                        // Hidden under another mount, or gone already: the next
-                        // change in this namespace tries again.
-                        if matches!(e, crate::daemon::marks::CoverError::Kernel { .. }) {
-                            self.failed.insert(mount.dev);
-                            tracing::warn!(error = %e, fstype = %mount.fstype, "cannot watch a new filesystem");
-                            self.events
-                                .emit_json(failed_event(mount, *id, &e.to_string()));
-                        } else {
-                            tracing::debug!(error = %e, "new filesystem not reachable now");
+                        // Hidden under another mount, or gone already: tried
+                        // again at this namespace's next change.
+                        tracing::debug!(error = %e, "new filesystem not reachable now");
+                        if let Some(ns) = self.namespaces.get_mut(&id) {
+                            ns.unreachable.push(mount.clone());
                         }
                     }
                 }
@@ -453,8 +510,12 @@ impl Watcher {
         }
     }
 
-    /// Rereads the mount tables of `ids`.
-    fn reread(&mut self, ids: &[u64]) {
+    /// Rereads the mount tables of `ids`; returns, for each table read, the
+    /// mounts that were not in it at the last read (all of them the first
+    /// time) less bind mounts of filesystems already there, and how many
+    /// entries were new at all.
+    fn reread(&mut self, ids: &[u64]) -> Vec<(u64, Vec<Mount>, usize)> {
+        let mut fresh = Vec::new();
         for id in ids {
             let Some(ns) = self.namespaces.get_mut(id) else {
                 continue;
@@ -483,8 +544,25 @@ impl Watcher {
                 tracing::debug!(error = %e, namespace = id, "mountinfo unreadable");
                 continue;
             }
-            ns.mounts = mountinfo::parse(&text);
+            let mounts = mountinfo::parse(&text);
+            let raw = mounts.iter().filter(|m| !ns.mounts.contains(m)).count();
+            // New entries, less those of a filesystem that also has a mount
+            // here that survived since the last read (a bind mount or a move
+            // of something already seen, not a new filesystem).
+            let new = mounts
+                .iter()
+                .filter(|m| !ns.mounts.contains(m))
+                .filter(|m| {
+                    !mounts
+                        .iter()
+                        .any(|o| o.dev == m.dev && o != *m && ns.mounts.contains(o))
+                })
+                .cloned()
+                .collect();
+            ns.mounts = mounts;
+            fresh.push((*id, new, raw));
         }
+        fresh
     }
 }
 

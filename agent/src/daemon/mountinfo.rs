@@ -18,6 +18,8 @@ pub const LOCAL_FSTYPES: &[&str] = &[
 /// One line of a mountinfo table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// The mount ID (first field; unique among the mounts alive, reused after).
+    pub id: u32,
     /// The device of the filesystem (`st_dev` of every file on it), from the
     /// `major:minor` field.
     pub dev: u64,
@@ -42,6 +44,7 @@ pub fn parse(mountinfo: &str) -> Vec<Mount> {
 
 fn parse_line(line: &str) -> Option<Mount> {
     let fields: Vec<&str> = line.split(' ').collect();
+    let id = fields.first()?.parse().ok()?;
     let (major, minor) = fields.get(2)?.split_once(':')?;
     let dev = nix::sys::stat::makedev(major.parse().ok()?, minor.parse().ok()?);
     let mount_point = PathBuf::from(unescape(fields.get(4)?));
@@ -49,6 +52,7 @@ fn parse_line(line: &str) -> Option<Mount> {
     let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
     let fstype = (*fields.get(sep + 1)?).to_owned();
     Some(Mount {
+        id,
         dev,
         mount_point,
         fstype,
@@ -142,11 +146,13 @@ garbage line
             got,
             vec![
                 Mount {
+                    id: 25,
                     dev: nix::sys::stat::makedev(0, 40),
                     mount_point: "/run/user/1000".into(),
                     fstype: "tmpfs".into(),
                 },
                 Mount {
+                    id: 26,
                     dev: nix::sys::stat::makedev(259, 3),
                     mount_point: "/mnt/my disk".into(),
                     fstype: "vfat".into(),

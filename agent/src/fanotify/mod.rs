@@ -243,7 +243,7 @@ const FAN_REPORT_MNT: u32 = 0x0000_4000;
 /// `FAN_MARK_MNTNS`: the mark's object is a mount namespace (an nsfs file).
 const FAN_MARK_MNTNS: u32 = 0x0000_0110;
 /// `FAN_MNT_ATTACH` | `FAN_MNT_DETACH`.
-const FAN_MNT_EVENTS: u64 = 0x0100_0000 | 0x0200_0000;
+const FAN_MNT_EVENTS: u64 = FAN_MNT_ATTACH | 0x0200_0000;
 
 /// A notification group that hears mounts attached to and detached from the
 /// mount namespaces marked in it (`FAN_REPORT_MNT`, Linux ≥ 6.15). Separate from
@@ -283,24 +283,46 @@ impl MountGroup {
         )
     }
 
-    /// Reads every queued event and returns how many bytes there were (0: none).
-    /// The records (metadata plus a mount id) are not parsed: the watcher rereads
-    /// the mount tables, which says more than a mount id would.
+    /// Reads every queued event and returns how many were attaches. Only the
+    /// metadata's length and mask are read (the mount id record is not: the
+    /// watcher rereads the mount tables, which say more than an id would).
     ///
     /// # Errors
     /// A read error other than `EAGAIN`.
     pub fn drain(&self) -> Result<usize, Errno> {
         let mut buf = [0u8; 4096];
-        let mut total = 0;
+        let mut attaches = 0;
         loop {
             match nix::unistd::read(self.fan.as_fd(), &mut buf) {
-                Ok(0) | Err(Errno::EAGAIN) => return Ok(total),
-                Ok(n) => total += n,
+                Ok(0) | Err(Errno::EAGAIN) => return Ok(attaches),
+                Ok(n) => attaches += count_attaches(buf.get(..n).unwrap_or_default()),
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// `FAN_MNT_ATTACH`.
+const FAN_MNT_ATTACH: u64 = 0x0100_0000;
+
+/// The attach events in a buffer of `fanotify_event_metadata` records
+/// (`event_len: u32` at 0, `mask: u64` at 8; each record is `event_len` long).
+fn count_attaches(buf: &[u8]) -> usize {
+    let mut at = 0;
+    let mut n = 0;
+    while let (Some(len), Some(mask)) = (buf.get(at..at + 4), buf.get(at + 8..at + 16)) {
+        let len = u32::from_ne_bytes(len.try_into().unwrap_or_default()) as usize;
+        let mask = u64::from_ne_bytes(mask.try_into().unwrap_or_default());
+        if mask & FAN_MNT_ATTACH != 0 {
+            n += 1;
+        }
+        if len < 24 {
+            break;
+        }
+        at += len;
+    }
+    n
 }
 
 impl AsFd for MountGroup {
@@ -312,5 +334,37 @@ impl AsFd for MountGroup {
 impl AsFd for Group {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fan.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(mask: u64) -> Vec<u8> {
+        // metadata (24 bytes) + a mount record (16 bytes)
+        let mut r = Vec::new();
+        r.extend_from_slice(&40u32.to_ne_bytes());
+        r.extend_from_slice(&[3, 0]);
+        r.extend_from_slice(&24u16.to_ne_bytes());
+        r.extend_from_slice(&mask.to_ne_bytes());
+        r.extend_from_slice(&(-1i32).to_ne_bytes());
+        r.extend_from_slice(&0i32.to_ne_bytes());
+        r.extend_from_slice(&[0u8; 16]);
+        r
+    }
+
+    #[test]
+    fn attaches_are_counted_by_record() {
+        let mut buf = record(FAN_MNT_ATTACH);
+        buf.extend(record(0x0200_0000));
+        buf.extend(record(FAN_MNT_ATTACH));
+        assert_eq!(count_attaches(&buf), 2);
+        assert_eq!(count_attaches(&buf[..50]), 1);
+        assert_eq!(count_attaches(&[]), 0);
+        // A zero length cannot loop forever.
+        let mut bad = record(FAN_MNT_ATTACH);
+        bad[..4].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(count_attaches(&bad), 1);
     }
 }
