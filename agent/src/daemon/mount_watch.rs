@@ -3,7 +3,8 @@
 //! unmounted filesystems leave the daemon's list.
 //!
 //! Owns one thread (`vigil-mounts`) and its state: the mount namespaces known
-//! (by nsfs inode, each with a live process in it and its mountinfo file open),
+//! (by nsfs inode, each held open so the inode cannot be reused while known,
+//! with a live process in it and its last mount table),
 //! the devices seen at start (never marked when the configuration lists its
 //! filesystems explicitly and turns `watch.new_mounts` on: only filesystems that
 //! appear later are added then), and how it hears of a change:
@@ -21,8 +22,8 @@
 //! behind a mutex that only this thread and the main loop take), the
 //! configuration (read from the current generation; after a reload every
 //! namespace is looked at again within a second), or any event: the reader and
-//! the workers never
-//! wait for this thread, so the open and exec path does not change.
+//! the workers never wait for this thread, so the open and exec path does not
+//! change.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
