@@ -1120,6 +1120,16 @@ impl Drop for Daemon {
             if self.pid > 0 {
                 let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
             }
+            // timeout(1) exits once it has reaped the daemon, whose socket and
+            // fanotify groups are closed by then: a daemon started next on the
+            // same socket cannot find this one still listening.
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = self.timeout.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
             let _ = self.timeout.kill();
             let _ = self.timeout.wait();
         }
