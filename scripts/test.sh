@@ -22,12 +22,13 @@ start vigil daemon on private tmpfs mounts (fanotify permission events, mount na
 # dunst (dunstctl): the notifier e2e test's real notification server;
 # python3-venv, xz-utils, gpg and openssh-client: the model training smoke run
 # (a venv for the pinned trainer, .deb unpacking, and the two benign donor
-# binaries of the mutation suite). Packaging tests (tests/packaging): dpkg-dev
-# (dpkg-shlibdeps), rpm (rpmbuild), lintian, debootstrap (a bookworm root) and
-# systemd-container (systemd-nspawn). VIGIL_NO_APT=1 skips the install (the
+# binaries of the mutation suite); curl: the `curl … | sh` e2e test.
+# Packaging tests (tests/packaging): dpkg-dev (dpkg-shlibdeps), rpm
+# (rpmbuild), lintian, debootstrap (a bookworm root) and systemd-container
+# (systemd-nspawn). VIGIL_NO_APT=1 skips the install (the
 # checks below then name whatever is missing).
 APT_PACKAGES="build-essential pkg-config util-linux coreutils ca-certificates python3 \
-    xvfb dbus dunst python3-venv xz-utils gpg openssh-client \
+    xvfb dbus dunst python3-venv xz-utils gpg openssh-client curl \
     dpkg-dev rpm lintian debootstrap systemd-container"
 if [ -z "${VIGIL_NO_APT:-}" ] && command -v apt-get >/dev/null 2>&1; then
     missing=""
@@ -56,7 +57,7 @@ if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
     fi
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)"
-for tool in cc unshare nsenter setpriv timeout md5sum python3 Xvfb dbus-daemon dunst dunstctl; do
+for tool in cc unshare nsenter setpriv timeout md5sum python3 curl Xvfb dbus-daemon dunst dunstctl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install $APT_PACKAGES)"
 done
 for tool in dpkg-deb dpkg-shlibdeps rpmbuild lintian systemd-nspawn debootstrap; do

@@ -104,3 +104,37 @@ pub fn python_script_of(pid: i32, exe: &Path) -> Option<PathBuf> {
             .map(|cwd| cwd.join(script))
     }
 }
+
+/// The pipe inode behind descriptor `fd` of process `pid` (`pipe:[1234]`), if it
+/// is a pipe.
+pub fn pipe_of(pid: i32, fd: u8) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    let text = link.as_os_str().as_bytes();
+    let inode = text.strip_prefix(b"pipe:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inode).ok()?.parse().ok()
+}
+
+/// The command line of `pid` with its arguments joined by spaces (lossy UTF-8),
+/// at most `limit` bytes of it.
+pub fn cmdline_of(pid: i32, limit: usize) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = &raw[..raw.len().min(limit)];
+    let text: Vec<u8> = raw
+        .strip_suffix(b"\0")
+        .unwrap_or(raw)
+        .iter()
+        .map(|&b| if b == 0 { b' ' } else { b })
+        .collect();
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// Every process id in `/proc`, in no particular order.
+pub fn pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

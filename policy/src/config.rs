@@ -118,6 +118,10 @@ pub struct Watch {
     /// marked too. Unset: on with the built-in `filesystems` list, off with an
     /// explicit one (which then means exactly those filesystems).
     pub new_mounts: Option<bool>,
+    /// Programs (file-name globs) whose opens of a text file are scanned as a
+    /// script whatever its first bytes, under `scan_on_open = "executable"` too;
+    /// default [`crate::interpreters::DEFAULT_INTERPRETERS`], `[]` turns it off.
+    pub interpreters: Vec<String>,
 }
 
 impl Default for Watch {
@@ -133,6 +137,10 @@ impl Default for Watch {
                 .collect(),
             scan_on_open: ScanOnOpen::default(),
             new_mounts: None,
+            interpreters: crate::interpreters::DEFAULT_INTERPRETERS
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
         }
     }
 }
@@ -205,6 +213,9 @@ pub struct DecisionConfig {
     pub on_malicious: VerdictAction,
     /// What happens to a suspicious file in enforce mode.
     pub on_suspicious: VerdictAction,
+    /// What happens to a file found malicious when it is written (closed after
+    /// a write, `scan.scan_on_write`), before anyone opens it again.
+    pub on_malicious_write: WriteAction,
     /// Overrides the classifier's detection threshold from the model bundle
     /// (a probability in (0, 1]); `None` keeps the bundle's, which was chosen
     /// on validation at its target false-positive rate.
@@ -232,6 +243,7 @@ impl Default for DecisionConfig {
             weights: Weights::default(),
             on_malicious: VerdictAction::Deny,
             on_suspicious: VerdictAction::Allow,
+            on_malicious_write: WriteAction::Log,
             model_threshold: None,
             model_block_threshold: None,
         }
@@ -305,6 +317,30 @@ impl VerdictAction {
             VerdictAction::Deny => "deny",
             VerdictAction::Allow => "allow",
             VerdictAction::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// What a malicious verdict at write time leads to (`decision.on_malicious_write`).
+/// Either way the verdict is cached, so the exec or open that follows is
+/// answered from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteAction {
+    /// An event line (`event.action: "written"`) and an alert.
+    #[default]
+    Log,
+    /// The same, and the file is moved into the quarantine store (in enforce
+    /// mode).
+    Quarantine,
+}
+
+impl WriteAction {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteAction::Log => "log",
+            WriteAction::Quarantine => "quarantine",
         }
     }
 }
@@ -461,6 +497,10 @@ pub struct Scan {
     pub cache_capacity: usize,
     /// Add evictable kernel ignore marks after a clean verdict.
     pub ignore_marks: bool,
+    /// Scan executable content when it is closed after a write
+    /// (`FAN_CLOSE_WRITE`), in the background, so its first exec or open is
+    /// answered from the cache.
+    pub scan_on_write: bool,
     /// Time one YARA scan may take; TOML key `rule_timeout_ms`, 1..=[`MAX_RULE_TIMEOUT_MS`].
     #[serde(rename = "rule_timeout_ms", deserialize_with = "millis")]
     pub rule_timeout: Duration,
@@ -474,6 +514,7 @@ impl Default for Scan {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             ignore_marks: true,
+            scan_on_write: true,
             rule_timeout: Duration::from_millis(DEFAULT_RULE_TIMEOUT_MS),
         }
     }
@@ -1062,7 +1103,7 @@ processes = ["/usr/bin/backup"]
             // Unknown keys at each nesting level.
             (
                 "[decision]\nmode = \"audit\"\nmoed = \"audit\"\n",
-                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, model_threshold, model_block_threshold)",
+                "/etc/vigil/vigil.toml:3: unknown key `decision.moed` (expected one of mode, deadline_ms, on_timeout, on_timeout_exec, on_overflow, on_flood, flood_pending, malicious_score, suspicious_score, weights, on_malicious, on_suspicious, on_malicious_write, model_threshold, model_block_threshold)",
             ),
             (
                 "\n\nwatc = 1\n",
@@ -1070,7 +1111,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "[scan.deep]\nx = 1\n",
-                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, rule_timeout_ms)",
+                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, rule_timeout_ms)",
             ),
             (
                 "[decision.mode]\nx = 1\n",
@@ -1384,7 +1425,7 @@ non_root_writable = true
         assert_eq!(
             error,
             format!(
-                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, rule_timeout_ms)",
+                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, rule_timeout_ms)",
                 bad.display()
             )
         );

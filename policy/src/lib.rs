@@ -20,6 +20,7 @@
 //! - [`heuristics::analyze`]: ELF and script heuristics over the file's bytes, each
 //!   finding with a stable id (`elf.upx`, `script.reverse_shell`, …).
 //! - [`Exclusions`]: path globs and executables that are never scanned.
+//! - [`Interpreters`]: the programs whose opens of text files are scanned as scripts.
 //! - [`ExecPolicy`]: exec rules (the administrator's, then the profile's: `desktop`,
 //!   `server`, `lockdown`), evaluated before any scan, first match wins;
 //!   [`execpolicy::trusted_only`] decides a `trusted-only` rule, including the
@@ -69,7 +70,7 @@
 //!     .map(hash_reason)
 //!     .into_iter()
 //!     .collect();
-//! reasons.extend(heuristics::analyze(sample)); // not ELF, not a script: nothing
+//! reasons.extend(heuristics::analyze(sample)); // text, but no script behaviour: nothing
 //! let decision = decide(reasons, &config.decision);
 //! assert_eq!(decision.verdict, Verdict::Malicious);
 //! assert_eq!(decision.action, Action::Deny);
@@ -89,6 +90,7 @@ pub mod exclusions;
 pub mod execpolicy;
 pub mod hashdb;
 pub mod heuristics;
+pub mod interpreters;
 pub mod rules;
 pub mod score;
 pub mod trust;
@@ -99,12 +101,13 @@ pub use answer::{Action, Answer, RuleOutcome, Why, answer};
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, Mode, ModelSource, PolicyConfig, Profile,
     Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen, VerdictAction, WatchPath,
-    Weights,
+    Weights, WriteAction,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;
 pub use execpolicy::{ExecFacts, ExecPolicy, RuleMatch, TrustFacts, TrustOutcome};
 pub use hashdb::{HashDb, HashEntry, HashKind};
+pub use interpreters::Interpreters;
 pub use rules::{RuleScanner, RuleSet, RuleWarning};
 pub use score::Stage;
 pub use trust::{TrustEntry, TrustStore};

@@ -71,6 +71,21 @@ pub fn after_answer(
     if pending.access == AccessKind::Exec {
         remember(ctx, gated, sha256, pending.was_denied());
     }
+    if pending.access == AccessKind::Exec
+        && !pending.was_denied()
+        && gated.piped.is_none()
+        && let Some(path) = &gated.path
+        && super::pipes::is_network_client(path)
+    {
+        ctx.pipes.settle(gated.pid, path);
+    }
+    if let Some(piped) = &gated.piped {
+        let denied = pending.was_denied();
+        let piped = piped.clone().with_cmdlines(gated.pid, denied);
+        if !piped.reads_data_only() {
+            emit_piped(ctx, gated, &piped, denied, config);
+        }
+    }
     count_rule(ctx, answered.rule, config.decision.mode);
     let clean = verdict.is_none_or(|v| v.cached.decision.verdict == Verdict::Clean);
     if verdict.is_some()
@@ -79,7 +94,13 @@ pub fn after_answer(
         && config.scan.ignore_marks
         && may_ignore(&gated.st)
     {
-        let mask = if exec_mark_safe(w, pending.access, gated.rule.as_ref(), answered.trust) {
+        let mask = if exec_mark_safe(
+            w,
+            pending.access,
+            gated.path.as_deref(),
+            gated.rule.as_ref(),
+            answered.trust,
+        ) {
             MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_OPEN_EXEC_PERM
         } else {
             MaskFlags::FAN_OPEN_PERM
@@ -248,10 +269,18 @@ fn remember(ctx: &Context, gated: &Gated<'_>, sha256: Option<[u8; 32]>, denied: 
 fn exec_mark_safe(
     w: &Worker<'_, '_>,
     access: AccessKind,
+    path: Option<&std::path::Path>,
     rule: Option<&RuleMatch<'_>>,
     trust: Option<TrustOutcome>,
 ) -> bool {
     use vigil_policy::RuleAction;
+    // Each exec of an interpreter or a network client is looked at for a
+    // pipeline between them (`curl … | sh`), so none gets an exec ignore mark.
+    if access == AccessKind::Exec
+        && path.is_some_and(|p| super::pipes::watched(p, &w.generation.interpreters))
+    {
+        return false;
+    }
     let policy = &w.generation.exec_policy;
     if policy.is_empty() {
         return true;
@@ -278,4 +307,57 @@ pub fn may_ignore(st: &FileStat) -> bool {
 
 fn duration_us(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Logs and publishes a pipeline's event line.
+fn emit_piped(
+    ctx: &Context,
+    gated: &Gated<'_>,
+    piped: &super::pipes::PipedDownload,
+    denied: bool,
+    config: &vigil_policy::Config,
+) {
+    let line = piped_event(piped, denied, config);
+    if ctx.alerts.active() {
+        ctx.alerts.publish(Alert {
+            file_uid: None,
+            process_uid: gated.process.uid,
+            line: line.clone(),
+        });
+    }
+    ctx.events.emit_json(line);
+}
+
+/// The event line of a network client's output piped into an interpreter
+/// (`event.action: "piped-download"`), with both ends.
+fn piped_event(
+    piped: &super::pipes::PipedDownload,
+    denied: bool,
+    config: &vigil_policy::Config,
+) -> serde_json::Value {
+    let end = |e: &super::pipes::End| {
+        serde_json::json!({
+            "pid": e.pid,
+            "executable": e.program.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            "command_line": e.cmdline,
+        })
+    };
+    serde_json::json!({
+        "@timestamp": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        "event": {
+            "kind": "alert",
+            "category": ["process", "intrusion_detection"],
+            "action": "piped-download",
+            "type": "start",
+            "outcome": if denied { "denied" } else { "allowed" },
+        },
+        "process": end(&piped.interpreter),
+        "vigil": {
+            "pipe": piped.pipe,
+            "interpreter": end(&piped.interpreter),
+            "client": end(&piped.client),
+            "profile": config.policy.profile.as_str(),
+            "message": "a network client's output is piped into an interpreter: code that never touches a file runs (curl ... | sh)",
+        },
+    })
 }

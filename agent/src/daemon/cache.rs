@@ -7,6 +7,13 @@
 //! `FAN_OPEN_PERM`). It does not answer events: the worker does, with what this
 //! returns.
 //!
+//! A second map, by content (SHA-256 and generation), holds the same verdicts:
+//! a new version of a file with content already judged (a `chmod +x` after a
+//! download, which changes ctime; a copy; a reinstall) then costs only the hash
+//! ([`VerdictCache::by_content`]). Verdicts that skipped stages because of the
+//! file's path (trusted) or that an allow entry decided are not shared by
+//! content.
+//!
 //! Eviction is two-generational: when the young map is full it becomes the old map
 //! and the previous old map is dropped. Lookups check both and promote; this bounds
 //! memory at twice the capacity with O(1) work and keeps recently used entries.
@@ -139,7 +146,12 @@ struct Maps {
     young: HashMap<FileKey, Arc<Cached>>,
     old: HashMap<FileKey, Arc<Cached>>,
     in_flight: HashMap<FileKey, Arc<Slot>>,
+    content_young: HashMap<ContentKey, Arc<Cached>>,
+    content_old: HashMap<ContentKey, Arc<Cached>>,
 }
+
+/// Content and the generation that judged it.
+type ContentKey = ([u8; 32], u64);
 
 /// Thread-safe verdict cache with in-flight coalescing. See the module doc.
 pub struct VerdictCache {
@@ -156,6 +168,8 @@ impl VerdictCache {
                 young: HashMap::new(),
                 old: HashMap::new(),
                 in_flight: HashMap::new(),
+                content_young: HashMap::new(),
+                content_old: HashMap::new(),
             }),
             capacity,
         })
@@ -192,11 +206,24 @@ impl VerdictCache {
         maps.young.get(key).or_else(|| maps.old.get(key)).cloned()
     }
 
+    /// The verdict already reached on the same content under `generation`, if
+    /// any (see the module doc).
+    pub fn by_content(&self, sha256: &[u8; 32], generation: u64) -> Option<Arc<Cached>> {
+        let maps = lock(&self.maps);
+        let key = (*sha256, generation);
+        maps.content_young
+            .get(&key)
+            .or_else(|| maps.content_old.get(&key))
+            .cloned()
+    }
+
     /// Drops every cached verdict (in-flight scans finish normally).
     pub fn clear(&self) {
         let mut maps = lock(&self.maps);
         maps.young.clear();
         maps.old.clear();
+        maps.content_young.clear();
+        maps.content_old.clear();
     }
 
     /// Number of cached verdicts.
@@ -220,6 +247,17 @@ impl VerdictCache {
             maps.in_flight.remove(&key);
         }
         if let Some(cached) = cached {
+            if let Some(sha256) = cached.sha256
+                && !cached.trusted
+                && cached.allowed.is_none()
+                && self.capacity > 0
+            {
+                if maps.content_young.len() >= self.capacity {
+                    maps.content_old = std::mem::take(&mut maps.content_young);
+                }
+                maps.content_young
+                    .insert((sha256, key.generation), Arc::clone(&cached));
+            }
             Self::insert_young(&mut maps, self.capacity, key, cached);
         }
     }
@@ -259,6 +297,37 @@ mod tests {
             trusted: false,
             allowed: None,
         })
+    }
+
+    #[test]
+    fn verdicts_are_shared_by_content_within_a_generation_only() {
+        let cache = VerdictCache::new(8);
+        let with = |sha: u8, trusted: bool| {
+            Arc::new(Cached {
+                decision: decide(Vec::new(), &DecisionConfig::default()),
+                sha256: Some([sha; 32]),
+                trusted,
+                allowed: None,
+            })
+        };
+        for (ino, sha, trusted) in [(1, 1, false), (2, 2, true)] {
+            let Lookup::Miss(ticket) = cache.begin(key(ino, 7)) else {
+                panic!("expected a miss");
+            };
+            ticket.complete(with(sha, trusted));
+        }
+        assert!(cache.by_content(&[1; 32], 7).is_some());
+        assert!(
+            cache.by_content(&[1; 32], 8).is_none(),
+            "another generation"
+        );
+        assert!(
+            cache.by_content(&[2; 32], 7).is_none(),
+            "trusted by its path"
+        );
+        assert!(cache.by_content(&[3; 32], 7).is_none());
+        cache.clear();
+        assert!(cache.by_content(&[1; 32], 7).is_none());
     }
 
     #[test]

@@ -195,13 +195,21 @@ fn key_of(kind: MarkKind) -> &'static str {
     }
 }
 
+/// The events every filesystem or mount mark of `config` asks for.
+fn config_mask(config: &Config) -> MaskFlags {
+    watch_mask(
+        !matches!(config.watch.scan_on_open, ScanOnOpen::None),
+        config.scan.scan_on_write,
+    )
+}
+
 /// Resolves the configuration into the marks it asks for. Optional (built-in
 /// default) paths that do not exist are skipped.
 ///
 /// # Errors
 /// A required path that cannot be examined.
 pub fn plan(config: &Config) -> Result<Vec<Mark>, MarkError> {
-    let mask = watch_mask(!matches!(config.watch.scan_on_open, ScanOnOpen::None));
+    let mask = config_mask(config);
     let mut out = Vec::new();
     let mut seen_fs = HashSet::new();
     // The built-in default (no `watch.filesystems` in the config: every entry
@@ -313,7 +321,7 @@ impl Marks {
         // Run-time marks stay while new mounts are still watched, moved to the new
         // mask (added first, like every mark here); a configured mark on the same
         // filesystem takes their place.
-        let mask = watch_mask(!matches!(config.watch.scan_on_open, ScanOnOpen::None));
+        let mask = config_mask(config);
         let keep_runtime = watches_new_mounts(config);
         for old in self.marks.iter().filter(|o| o.source == MarkSource::Mount) {
             if !keep_runtime || placed.iter().any(|p| same_target(p, old)) {
@@ -408,7 +416,7 @@ impl Marks {
             )));
         }
         let mask = if self.mask.is_empty() {
-            watch_mask(false)
+            watch_mask(false, false)
         } else {
             self.mask
         };

@@ -21,6 +21,7 @@ pub mod latency;
 pub mod marks;
 pub mod mount_watch;
 pub mod mountinfo;
+pub mod pipes;
 pub mod pool;
 pub mod reader;
 pub mod respond;
@@ -28,6 +29,7 @@ pub mod sd_notify;
 pub mod stats;
 pub mod sysctl_hardening;
 pub mod worker;
+pub mod written;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,12 +143,15 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         quarantine: quarantiner.clone(),
         alerts: Arc::clone(&alerts),
         history: Arc::clone(&history),
+        pipes: pipes::Pipes::default(),
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
     let outstanding = Arc::new(AtomicU64::new(0));
     let afd = sys::register(group.handle()).context("registering fanotify with the reactor")?;
     let queue = pool.sender();
+    let (written, written_thread) = written::Written::start(Arc::clone(&ctx), pool.sender())
+        .context("starting the write-scan thread")?;
     let reader = Reader::new(
         afd,
         Arc::clone(&ctx),
@@ -154,6 +159,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         Arc::clone(&deadlines),
         Arc::clone(&outstanding),
         Fairness::new(),
+        written,
     );
 
     // The socket first: a second daemon stops here, before it touches any mark.
@@ -309,7 +315,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     }
     deadlines.stop();
     let _ = deadline_thread.join();
-    drop(reader);
+    drop(reader); // ends the write-scan thread once its scan in progress is done
+    drop(written_thread);
     drop(queue);
     drop(pool.close()); // stuck workers are not waited for: exit ends them
     drop(ctx);

@@ -52,6 +52,8 @@ pub struct Context {
     pub alerts: Arc<Alerts>,
     /// The recent execs, for `vigil policy test`.
     pub history: Arc<ExecHistory>,
+    /// Pipe ends seen at exec, to recognise `curl … | sh`.
+    pub pipes: super::pipes::Pipes,
 }
 
 /// The bounded pool: two queues, execs and opens, so an exec never waits

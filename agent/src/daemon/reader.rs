@@ -10,7 +10,9 @@
 //! is counted. It never scans, never logs per event (one line per flood
 //! episode), and never waits on a worker: a full queue is answered with
 //! `decision.on_overflow` on the spot. Next owner of an event: a worker in
-//! [`crate::daemon::pool`], or the deadline thread in [`crate::daemon::respond`].
+//! [`crate::daemon::pool`], or the deadline thread in [`crate::daemon::respond`];
+//! for a `FAN_CLOSE_WRITE` notification, the write-scan thread
+//! ([`crate::daemon::written`]).
 
 use std::io;
 use std::path::Path;
@@ -31,6 +33,7 @@ use crate::daemon::fairness::{Admission, FAIR_FROM, Fairness};
 use crate::daemon::pool::{Context, PoolSender};
 use crate::daemon::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
 use crate::daemon::stats::Stats;
+use crate::daemon::written::Written;
 use crate::engine::generation::Generation;
 use crate::engine::scan::read_prefix;
 use crate::procfs::{exe_of, uid_of};
@@ -43,6 +46,7 @@ pub struct Reader {
     deadlines: Arc<Deadlines>,
     outstanding: Arc<AtomicU64>,
     fairness: Arc<Fairness>,
+    written: Written,
     own_pid: i32,
 }
 
@@ -71,6 +75,7 @@ impl Reader {
         deadlines: Arc<Deadlines>,
         outstanding: Arc<AtomicU64>,
         fairness: Arc<Fairness>,
+        written: Written,
     ) -> Reader {
         let own_pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         Reader {
@@ -80,6 +85,7 @@ impl Reader {
             deadlines,
             outstanding,
             fairness,
+            written,
             own_pid,
         }
     }
@@ -137,6 +143,14 @@ impl Reader {
                 crate::warn_limited!(
                     "fanotify queue overflowed; the kernel allowed the events it dropped"
                 );
+                continue;
+            }
+            if mask.contains(MaskFlags::FAN_CLOSE_WRITE) {
+                // A notification: nothing to answer. The daemon's own writes
+                // (quarantine, logs) are not scanned.
+                if event.pid() != self.own_pid {
+                    self.written.offer(event);
+                }
                 continue;
             }
             let Some(access) = AccessKind::from_mask(mask) else {

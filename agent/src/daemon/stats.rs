@@ -39,6 +39,9 @@ counters! {
     allowed_not_regular,
     /// Opens allowed without a scan because the content is not executable.
     allowed_not_executable,
+    /// Opens of text files by a script interpreter (`watch.interpreters`),
+    /// scanned as scripts although they have no `#!` line.
+    interpreter_opens,
     /// Files above `scan.max_file_size`, allowed unscanned.
     allowed_too_large,
     /// Events answered from the verdict cache by a worker.
@@ -111,6 +114,19 @@ counters! {
     scans_trusted,
     /// Scans that stopped after hashing: the hash is on an allow list.
     scans_allowlisted,
+    /// Scans that stopped after hashing: the same content was judged before
+    /// under this generation (a chmod, a copy, a reinstall).
+    scans_known_content,
+    /// `FAN_CLOSE_WRITE` events read (`scan.scan_on_write`).
+    written_events,
+    /// Written files scanned in the background (executable content not yet
+    /// in the cache).
+    written_scanned,
+    /// Written files not scanned because the write-scan queue was full.
+    written_dropped,
+    /// Written files not scanned because permission events kept the workers
+    /// busy.
+    written_deferred,
 }
 
 impl Stats {

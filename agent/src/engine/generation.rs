@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vigil_policy::{Allowlist, Config, Exclusions, ExecPolicy, HashDb, RuleSet, TrustStore};
+use vigil_policy::{
+    Allowlist, Config, Exclusions, ExecPolicy, HashDb, Interpreters, RuleSet, TrustStore,
+};
 
 use crate::engine::model::ModelStage;
 
@@ -57,6 +59,9 @@ pub struct Generation {
     pub rule_warnings: Vec<vigil_policy::RuleWarning>,
     /// Compiled path and process exclusions.
     pub exclusions: Exclusions,
+    /// The programs whose opens of text files are scanned as scripts
+    /// (`watch.interpreters`).
+    pub interpreters: Interpreters,
     /// The model stage (`None` with `content.model = "none"`).
     pub model: Option<ModelStage>,
     /// The exec rules (`[policy]`: the administrator's, then the profile's).
@@ -86,6 +91,7 @@ impl Generation {
             .map(|c| c.describe())
             .collect();
         let exclusions = Exclusions::new(&config.exclude)?;
+        let interpreters = Interpreters::new(&config.watch.interpreters)?;
         let (rules, rule_warnings) = RuleSet::load(
             &config.content.rules,
             config.content.rules_on_error,
@@ -107,6 +113,7 @@ impl Generation {
             rules,
             rule_warnings,
             exclusions,
+            interpreters,
             load_ms: started.elapsed().as_millis(),
         })
     }

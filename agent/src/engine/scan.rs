@@ -66,6 +66,9 @@ pub struct ScanResult {
     /// The allow entry the file's hash matched: no detection stage ran and the
     /// decision is clean.
     pub allowed: Option<HashEntry>,
+    /// The decision was already known for this content (the caller's `known`):
+    /// only the hash ran.
+    pub known: bool,
 }
 
 /// A reusable scanner: one per worker thread (it owns its buffers).
@@ -122,6 +125,26 @@ impl Scanner {
         depth: Depth,
         trust: Option<&TrustEntry>,
     ) -> Result<ScanResult, Errno> {
+        self.scan_fd_known(fd, size, generation, rules, depth, trust, &|_| None)
+    }
+
+    /// As [`Scanner::scan_fd_trusted`], with `known`: the decision already
+    /// reached on a content's SHA-256 under this generation, if any. When it
+    /// answers, the later stages do not run ([`ScanResult::known`]).
+    ///
+    /// # Errors
+    /// As [`Scanner::scan_fd`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_fd_known(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        size: u64,
+        generation: &Generation,
+        rules: &mut RuleScanner<'_>,
+        depth: Depth,
+        trust: Option<&TrustEntry>,
+        known: &dyn Fn(&[u8; 32]) -> Option<Decision>,
+    ) -> Result<ScanResult, Errno> {
         let started = Instant::now();
         let keep = size <= CONTENT_CAP;
         self.content.clear();
@@ -161,6 +184,17 @@ impl Scanner {
             hash: Some(started.elapsed()),
             ..StageTimes::default()
         };
+        if let Some(decision) = known(&sha256) {
+            return Ok(ScanResult {
+                sha256,
+                size: offset,
+                decision,
+                times,
+                trusted: false,
+                allowed: None,
+                known: true,
+            });
+        }
         let trusted = trust.is_some_and(|t| t.sha256 == sha256);
         let allowed = allowlisted(generation, &sha256, md5.as_ref(), offset, &mut times);
         let decision = match allowed {
@@ -186,6 +220,7 @@ impl Scanner {
             times,
             trusted,
             allowed,
+            known: false,
         })
     }
 }
@@ -224,6 +259,7 @@ pub fn scan_bytes(
         times,
         trusted: false,
         allowed,
+        known: false,
     }
 }
 

@@ -29,13 +29,18 @@ use nix::sys::fanotify::{
     EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
 };
 
-/// The events vigil asks for on every watched filesystem or mount.
-pub fn watch_mask(scan_on_open: bool) -> MaskFlags {
+/// The events vigil asks for on every watched filesystem or mount: execs
+/// always, opens unless `scan_on_open = "none"`, and the notification that a
+/// file written to was closed (`FAN_CLOSE_WRITE`) for `scan.scan_on_write`.
+pub fn watch_mask(scan_on_open: bool, scan_on_write: bool) -> MaskFlags {
+    let mut mask = MaskFlags::FAN_OPEN_EXEC_PERM;
     if scan_on_open {
-        MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM
-    } else {
-        MaskFlags::FAN_OPEN_EXEC_PERM
+        mask |= MaskFlags::FAN_OPEN_PERM;
     }
+    if scan_on_write {
+        mask |= MaskFlags::FAN_CLOSE_WRITE;
+    }
+    mask
 }
 
 /// How a mark attaches to its object.

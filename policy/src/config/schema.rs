@@ -67,6 +67,7 @@ pub(super) const ROOT: &[Field] = &[
             field("filesystems", Kind::TextList),
             field("scan_on_open", Kind::OneOf(&["all", "executable", "none"])),
             field("new_mounts", Kind::Bool),
+            field("interpreters", Kind::TextList),
         ]),
     ),
     field(
@@ -92,6 +93,7 @@ pub(super) const ROOT: &[Field] = &[
             ),
             field("on_malicious", Kind::OneOf(VERDICT_ACTIONS)),
             field("on_suspicious", Kind::OneOf(VERDICT_ACTIONS)),
+            field("on_malicious_write", Kind::OneOf(&["log", "quarantine"])),
             field("model_threshold", Kind::Number),
             field("model_block_threshold", Kind::Number),
         ]),
@@ -116,6 +118,7 @@ pub(super) const ROOT: &[Field] = &[
             field("queue_capacity", Kind::Count),
             field("cache_capacity", Kind::Count),
             field("ignore_marks", Kind::Bool),
+            field("scan_on_write", Kind::Bool),
             field("rule_timeout_ms", Kind::Count),
         ]),
     ),
@@ -432,6 +435,7 @@ fn found(value: &DeValue<'_>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::WriteAction;
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
     use crate::config::{
@@ -576,6 +580,10 @@ mod tests {
             (
                 one_of("decision", "on_suspicious"),
                 names::<VerdictAction>(),
+            ),
+            (
+                one_of("decision", "on_malicious_write"),
+                names::<WriteAction>(),
             ),
             (
                 one_of("content", "rules_on_error"),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
 use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_UPGRADE_WINDOW_S, MAX_WEIGHT};
-use crate::exclusions;
+use crate::{exclusions, interpreters};
 
 /// A value that is well-typed but not acceptable.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +45,15 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
             key,
             paths.iter().map(|WatchPath { path, .. }| path.as_path()),
         )?;
+    }
+    for (index, pattern) in config.watch.interpreters.iter().enumerate() {
+        if let Err(message) = interpreters::compile(pattern) {
+            return Err(Invalid {
+                key: "watch.interpreters",
+                index: Some(index),
+                message: format!("invalid program name pattern `{pattern}`: {message}"),
+            });
+        }
     }
 
     let deadline = config.decision.deadline.as_millis();
@@ -317,7 +326,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 19] = [
+        let cases: [(Edit, &str, Option<usize>); 20] = [
             (
                 |c| c.decision.malicious_score = 0,
                 "decision.malicious_score",
@@ -375,6 +384,11 @@ mod tests {
                 |c| c.watch.mounts = vec![WatchPath::from(std::path::PathBuf::from("x"))],
                 "watch.mounts",
                 Some(0),
+            ),
+            (
+                |c| c.watch.interpreters = vec!["sh".into(), "/bin/bash".into()],
+                "watch.interpreters",
+                Some(1),
             ),
             (|c| c.log.level = String::new(), "log.level", None),
             (|c| c.log.events_keep = 0, "log.events_keep", None),

