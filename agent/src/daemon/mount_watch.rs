@@ -77,10 +77,11 @@ pub struct MountWatch {
 }
 
 impl MountWatch {
-    /// Starts the thread: it learns every mount namespace, marks what the
-    /// configuration would watch and is not marked yet (with the built-in list:
-    /// every local filesystem of every namespace; with an explicit list and
-    /// `watch.new_mounts = true`: nothing present now), then follows changes.
+    /// Learns every mount namespace and marks what the configuration would
+    /// watch and is not marked yet (with the built-in list: every local
+    /// filesystem of every namespace; with an explicit list and
+    /// `watch.new_mounts = true`: nothing present now) before it returns, then
+    /// starts the thread that follows changes.
     ///
     /// # Errors
     /// The pipe or the thread could not be created.
@@ -116,9 +117,10 @@ impl MountWatch {
             unfollowed: HashSet::new(),
             attaches: 0,
         };
+        let seen = watcher.begin();
         let thread = std::thread::Builder::new()
             .name("vigil-mounts".into())
-            .spawn(move || watcher.run(&wake))?;
+            .spawn(move || watcher.run(&wake, seen))?;
         Ok(MountWatch {
             stop,
             thread,
@@ -217,18 +219,24 @@ impl Cause {
 }
 
 impl Watcher {
-    fn run(&mut self, wake: &OwnedFd) {
+    /// The first pass, on the caller's thread so that it is over before the
+    /// daemon reports ready: whatever is mounted after that is "after start".
+    /// Returns the generation it saw.
+    fn begin(&mut self) -> u64 {
         self.discover(Cause::Start);
         let all: Vec<u64> = self.namespaces.keys().copied().collect();
         // The tables first: with an explicit list, everything mounted now is
         // the baseline and must be known before the first marking pass.
         self.reread(&all);
         let generation = self.generation.load();
-        let mut seen_generation = generation.id;
         if !uses_builtin_list(&generation.config) {
             self.baseline = Some(self.present());
         }
         self.refresh(&all, Cause::Start);
+        generation.id
+    }
+
+    fn run(&mut self, wake: &OwnedFd, mut seen_generation: u64) {
         let mut next_scan = Instant::now() + NAMESPACE_SCAN;
         loop {
             let wait = next_scan.saturating_duration_since(Instant::now());
