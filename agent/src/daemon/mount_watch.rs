@@ -15,8 +15,10 @@
 //!   `/proc/<pid>/mountinfo` (every kernel), which tells which table changed.
 //!
 //! New namespaces have no notification: `/proc/*/ns/mnt` is walked every
-//! [`NAMESPACE_SCAN`] (one `stat` per process; see docs/failure-modes.md for
-//! the measured cost and the window it leaves).
+//! [`NAMESPACE_SCAN`] while new mounts are watched (one `stat` per process;
+//! see docs/failure-modes.md for the measured cost and the window it leaves);
+//! otherwise only the daemon's own namespace is followed, to see its
+//! filesystems unmounted.
 //!
 //! Must not own: the marks themselves ([`Marks`], shared with the main loop
 //! behind a mutex that only this thread and the main loop take), the
@@ -337,7 +339,11 @@ impl Watcher {
         if let Ok(md) = std::fs::metadata("/proc/self/ns/mnt") {
             live.insert(md.ino(), me);
         }
-        if let Ok(dir) = std::fs::read_dir("/proc") {
+        // Other namespaces matter only while new mounts are watched; without,
+        // the daemon's own table is enough to see its filesystems unmounted,
+        // and the walk's cost is not paid.
+        let others = watches_new_mounts(&self.generation.load().config);
+        if let Some(dir) = others.then(|| std::fs::read_dir("/proc").ok()).flatten() {
             for entry in dir.flatten() {
                 let Some(pid) = entry
                     .file_name()
