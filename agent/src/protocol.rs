@@ -335,6 +335,9 @@ pub struct MarkInfo {
     pub kind: String,
     /// The path it was placed through.
     pub path: String,
+    /// `config` (watch.* at start or reload) or `mount` (found at run time).
+    #[serde(default)]
+    pub source: String,
 }
 
 /// Counters, queue and latencies (`vigil stats`).

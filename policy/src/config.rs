@@ -118,6 +118,10 @@ pub struct Watch {
     pub filesystems: Vec<WatchPath>,
     /// Which plain opens (as opposed to execs) are scanned.
     pub scan_on_open: ScanOnOpen,
+    /// Whether filesystems mounted after start (in any mount namespace) are
+    /// marked too. Unset: on with the built-in `filesystems` list, off with an
+    /// explicit one (which then means exactly those filesystems).
+    pub new_mounts: Option<bool>,
     /// Programs (file-name globs) whose opens of a text file are scanned as a
     /// script whatever its first bytes, under `scan_on_open = "executable"` too;
     /// default [`crate::interpreters::DEFAULT_INTERPRETERS`], `[]` turns it off.
@@ -136,6 +140,7 @@ impl Default for Watch {
                 })
                 .collect(),
             scan_on_open: ScanOnOpen::default(),
+            new_mounts: None,
             interpreters: crate::interpreters::DEFAULT_INTERPRETERS
                 .iter()
                 .map(|name| (*name).to_owned())
@@ -728,6 +733,9 @@ pub struct PolicyConfig {
     pub shells: Vec<String>,
     /// Absolute executables of package managers (see [`DEFAULT_PACKAGE_MANAGERS`]).
     pub package_managers: Vec<PathBuf>,
+    /// The `server` and `lockdown` profiles set `vm.memfd_noexec = 2` and
+    /// `user.max_user_namespaces = 0` at start and restore them on stop.
+    pub sysctl_hardening: bool,
 }
 
 impl Default for PolicyConfig {
@@ -745,6 +753,7 @@ impl Default for PolicyConfig {
             services: strings(&DEFAULT_SERVICES),
             shells: strings(&DEFAULT_SHELLS),
             package_managers: DEFAULT_PACKAGE_MANAGERS.iter().map(PathBuf::from).collect(),
+            sysctl_hardening: false,
         }
     }
 }
@@ -1472,5 +1481,40 @@ non_root_writable = true
             )
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn new_mounts_and_sysctl_hardening_are_read_and_their_errors_named() {
+        let defaults = Config::default();
+        assert_eq!(defaults.watch.new_mounts, None);
+        assert!(!defaults.policy.sysctl_hardening);
+        let config = parse(
+            "[watch]\nfilesystems = []\nnew_mounts = true\n[policy]\nprofile = \"server\"\nsysctl_hardening = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.watch.new_mounts, Some(true));
+        assert!(config.watch.filesystems.is_empty());
+        assert!(config.policy.sysctl_hardening);
+        assert_eq!(
+            parse("watch.new_mounts = false\n")
+                .unwrap()
+                .watch
+                .new_mounts,
+            Some(false)
+        );
+        let cases = [
+            (
+                "[watch]\nnew_mounts = \"yes\"\n",
+                "/etc/vigil/vigil.toml:2: `watch.new_mounts`: expected a boolean, found a string",
+            ),
+            (
+                "[policy]\nsysctl_hardening = 1\n",
+                "/etc/vigil/vigil.toml:2: `policy.sysctl_hardening`: expected a boolean, found an integer",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(text).map(|_| ()).unwrap_err().to_string();
+            assert_eq!(got, want, "input: {text:?}");
+        }
     }
 }

@@ -785,6 +785,69 @@ impl Sandbox {
         cmd
     }
 
+    /// Starts a daemon in a pid and mount namespace of its own (`unshare --pid
+    /// --fork --mount --mount-proc`), after `prelude` (shell, `set -e`) ran in
+    /// there. Its `/proc` then lists only processes in that pid namespace, so the
+    /// mount watcher sees only the mount namespaces a test creates there, and
+    /// its mount namespace is a private copy, so only a test's mounts appear in
+    /// it after start: a daemon with `new_mounts = true` and no listed
+    /// filesystem marks nothing else. A shell is pid 1 of the namespace and
+    /// outlives the daemon (for 60 s) so a test can look at the namespace after
+    /// a stop; it is killed on drop.
+    pub fn start_isolated(
+        &self,
+        cfg: &Config,
+        text: &str,
+        prelude: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        for p in &cfg.filesystems {
+            assert_tmpfs(p);
+        }
+        let config = self.config_path();
+        write_file(&config, text.as_bytes(), 0o644);
+        let script = format!("set -e\n{prelude}\nset +e\n\"$@\"\necho exited\nexec sleep 60\n");
+        let mut d = Daemon::spawn_with(
+            &self.dir,
+            &self.name,
+            &config,
+            env,
+            &[
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount",
+                "--propagation",
+                "private",
+                "--mount-proc",
+                "--",
+                "sh",
+                "-c",
+                &script,
+                "sh",
+            ],
+        );
+        d.ns_init = child_of(d.timeout.id() as i32).and_then(child_of);
+        d
+    }
+
+    /// Starts another daemon in the pid and mount namespaces of `init` (pid 1
+    /// of a namespace made by [`Sandbox::start_isolated`], whose daemon has
+    /// exited or was killed).
+    pub fn start_in_pid_namespace_of(&self, init: i32, text: &str) -> Daemon {
+        let config = self.config_path();
+        write_file(&config, text.as_bytes(), 0o644);
+        let pid_ns = format!("--pid=/proc/{init}/ns/pid");
+        let mnt_ns = format!("--mount=/proc/{init}/ns/mnt");
+        Daemon::spawn_with(
+            &self.dir,
+            &self.name,
+            &config,
+            &[],
+            &["nsenter", &pid_ns, &mnt_ns, "--"],
+        )
+    }
+
     /// The path the sandbox writes its config to.
     pub fn config_path(&self) -> PathBuf {
         self.host("vigil.toml")
@@ -831,6 +894,8 @@ impl Sandbox {
 pub struct Daemon {
     timeout: Child,
     pid: i32,
+    /// Pid 1 of the daemon's own pid namespace ([`Sandbox::start_isolated`]).
+    ns_init: Option<i32>,
     stdout: PathBuf,
     stderr: PathBuf,
     config: PathBuf,
@@ -878,6 +943,7 @@ impl Daemon {
         let mut d = Daemon {
             timeout,
             pid: 0,
+            ns_init: None,
             stdout,
             stderr,
             config: config.to_path_buf(),
@@ -911,9 +977,23 @@ impl Daemon {
                 d.stderr_text()
             );
         }
-        d.pid = child_of(d.timeout.id() as i32)
+        // Through wrappers that fork (unshare --fork, a shell), down to vigil.
+        let mut pid = child_of(d.timeout.id() as i32);
+        for _ in 0..4 {
+            match pid {
+                Some(p) if comm_of(p).as_deref() != Some("vigil") => pid = child_of(p),
+                _ => break,
+            }
+        }
+        d.pid = pid
             .unwrap_or_else(|| panic!("[{name}] cannot find the daemon process under timeout(1)"));
         d
+    }
+
+    /// Pid 1 of the daemon's own pid namespace, when started with
+    /// [`Sandbox::start_isolated`].
+    pub fn ns_init(&self) -> Option<i32> {
+        self.ns_init
     }
 
     /// The daemon's pid (the child of `timeout`).
@@ -1041,9 +1121,23 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if let Some(init) = self.ns_init {
+            // Pid 1 of the daemon's pid namespace: every process in it goes too.
+            let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
+        }
         if self.exited.is_none() {
             if self.pid > 0 {
                 let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            }
+            // timeout(1) exits once it has reaped the daemon, whose socket and
+            // fanotify groups are closed by then: a daemon started next on the
+            // same socket cannot find this one still listening.
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = self.timeout.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(5));
             }
             let _ = self.timeout.kill();
             let _ = self.timeout.wait();
@@ -1067,8 +1161,15 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The command name of process `pid` (`/proc/<pid>/comm`).
+pub fn comm_of(pid: i32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
 /// The single child process of `parent` (found in `/proc/<pid>/stat`).
-fn child_of(parent: i32) -> Option<i32> {
+pub fn child_of(parent: i32) -> Option<i32> {
     let children = fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"));
     if let Ok(s) = children {
         if let Some(pid) = s.split_whitespace().next().and_then(|p| p.parse().ok()) {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use vigil_policy::{Config, GuardMode};
 
 use crate::daemon::events::EventLog;
-use crate::daemon::marks::{Marks, path_to_superblock};
+use crate::daemon::marks::{MarkSource, Marks, path_to_superblock};
 use crate::fanotify::Group;
 use crate::guard::abi::{self, Event, Reason};
 use crate::guard::kernel::mounted_superblocks;
@@ -70,7 +70,7 @@ pub fn seed(marks: &Marks) -> Vec<(u32, u8)> {
         .list()
         .iter()
         .map(|m| m.dev)
-        .filter(|d| !marks.is_runtime(*d))
+        .filter(|d| !marks.is_guard_placed(*d))
         .collect();
     let mut out: HashMap<u32, u8> = marked
         .iter()
@@ -208,14 +208,7 @@ impl GuardState {
 
     /// Marks the filesystem of `req` (found through the process's mount
     /// namespace) and records it as covered; logs a `filesystem-marked` line.
-    pub fn mark(
-        &mut self,
-        req: MarkRequest,
-        group: &Group,
-        marks: &mut Marks,
-        config: &Config,
-        events: &EventLog,
-    ) {
+    pub fn mark(&mut self, req: MarkRequest, group: &Group, marks: &mut Marks, events: &EventLog) {
         let Some(guard) = self.guard.as_mut() else {
             return;
         };
@@ -235,23 +228,47 @@ impl GuardState {
             ));
             return;
         };
-        let mask = super::marks::mask_for(config);
-        match marks.add_filesystem(group, &path, req.dev, mask) {
-            Ok(()) => {
+        match marks.add_path(group, &path, req.dev, MarkSource::Guard) {
+            Ok(_) => {
                 if let Err(e) = guard.cover(abi::kernel_dev(req.dev), abi::COVER_RUNTIME) {
                     tracing::warn!(error = %e, "exec guard: marked, but the covered map refused it");
                 }
                 tracing::info!(path = %path.display(), dev = %dev_text(req.dev), "exec guard: filesystem marked");
                 events.emit_json(marked_event(req, Some(&path.display().to_string()), None));
             }
-            Err(errno) => {
-                tracing::warn!(path = %path.display(), %errno, "exec guard: cannot mark the reported filesystem");
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "exec guard: cannot mark the reported filesystem");
                 events.emit_json(marked_event(
                     req,
                     Some(&path.display().to_string()),
-                    Some(&errno.to_string()),
+                    Some(&e.to_string()),
                 ));
             }
+        }
+    }
+
+    /// Records superblock `dev`, just marked by the mount watcher, as covered.
+    pub fn covered(&mut self, dev: u64) {
+        let Some(guard) = self.guard.as_mut() else {
+            return;
+        };
+        if let Err(e) = guard.cover(abi::kernel_dev(dev), abi::COVER_RUNTIME) {
+            tracing::warn!(error = %e, "exec guard: cannot record a covered filesystem");
+        }
+    }
+
+    /// What the guard does for the exposure lines: `None` when it is not
+    /// loaded, or scoped to a cgroup (it does not cover the machine).
+    pub fn cover(&self) -> Option<crate::daemon::exposure::GuardCover> {
+        use crate::daemon::exposure::GuardCover;
+        let settings = self.guard.as_ref()?.settings();
+        if settings.cgroup_path.is_some() {
+            return None;
+        }
+        match settings.uncovered {
+            vigil_policy::GuardMode::Deny => Some(GuardCover::Deny),
+            vigil_policy::GuardMode::Audit => Some(GuardCover::Audit),
+            vigil_policy::GuardMode::Off => None,
         }
     }
 
@@ -314,12 +331,17 @@ impl GuardState {
 /// any process in the same mount namespace (a refused exec's child is usually
 /// gone by the time the report is read).
 fn find_mount(req: &MarkRequest) -> Option<std::path::PathBuf> {
-    if let Some(p) = path_to_superblock(req.pid, req.dev) {
+    let reach = |pid: u32| {
+        i32::try_from(pid)
+            .ok()
+            .and_then(|p| path_to_superblock(p, req.dev))
+    };
+    if let Some(p) = reach(req.pid) {
         return Some(p);
     }
     if req.ppid != 0
         && mnt_ns_of(req.ppid) == Some(req.mnt_ns)
-        && let Some(p) = path_to_superblock(req.ppid, req.dev)
+        && let Some(p) = reach(req.ppid)
     {
         return Some(p);
     }
@@ -330,7 +352,7 @@ fn find_mount(req: &MarkRequest) -> Option<std::path::PathBuf> {
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| mnt_ns_of(pid) == Some(req.mnt_ns))
-        .find_map(|pid| path_to_superblock(pid, req.dev))
+        .find_map(reach)
 }
 
 fn mnt_ns_of(pid: u32) -> Option<u32> {

@@ -20,6 +20,7 @@ pub mod guard;
 pub mod ignore_marks;
 pub mod latency;
 pub mod marks;
+pub mod mount_watch;
 pub mod mountinfo;
 pub mod pipes;
 pub mod pool;
@@ -27,12 +28,13 @@ pub mod reader;
 pub mod respond;
 pub mod sd_notify;
 pub mod stats;
+pub mod sysctl_hardening;
 pub mod worker;
 pub mod written;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -52,12 +54,14 @@ use crate::daemon::fairness::Fairness;
 use crate::daemon::guard::{GuardState, MarkRequest};
 use crate::daemon::ignore_marks::IgnoreMarks;
 use crate::daemon::marks::Marks;
+use crate::daemon::mount_watch::MountWatch;
 use crate::daemon::pool::{Context, Pool};
 use crate::daemon::reader::Reader;
 use crate::daemon::respond::Deadlines;
-use crate::daemon::respond::{AccessKind, Pending};
+use crate::daemon::respond::{AccessKind, Pending, lock};
 use crate::daemon::sd_notify::{notify, watchdog_tick, watchdog_timer};
 use crate::daemon::stats::Stats;
+use crate::daemon::sysctl_hardening::Hardening;
 use crate::engine::generation::{Generation, mode_str};
 use crate::engine::scan;
 use crate::fanotify::{Group, sys};
@@ -164,9 +168,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
     let control_task = control::serve(&socket_path, calls_tx, Arc::clone(&alerts))
         .context("opening the control socket")?;
-    let mut marks =
+    let marks =
         Marks::apply(&group, &generation.load().config).context("placing fanotify marks")?;
-    if marks.list().is_empty() {
+    if marks.list().is_empty() && !marks::watches_new_mounts(&generation.load().config) {
         tracing::warn!(
             "no filesystem or mount is watched: check watch.filesystems and watch.mounts"
         );
@@ -174,9 +178,21 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     for m in marks.list() {
         tracing::info!(path = %m.path.display(), kind = m.kind.as_str(), "watching");
     }
-    // The guard after the marks: it starts with every marked superblock covered.
+    let marks = Arc::new(Mutex::new(marks));
+    let hardening = Hardening::start(&generation.load().config, &events);
+    let (marked_tx, mut marked_rx) = mpsc::unbounded_channel::<u64>();
+    let mount_watch = MountWatch::start(
+        group.clone(),
+        Arc::clone(&marks),
+        Arc::clone(&generation),
+        events.clone(),
+        marked_tx,
+    )
+    .context("starting the mount watcher")?;
+    // The guard after the marks (the mount watcher's first pass included): it
+    // starts with every marked superblock covered.
     let (guard_tx, mut guard_rx) = mpsc::channel::<MarkRequest>(64);
-    let mut guard = GuardState::start(&generation.load().config, &marks, &events, guard_tx);
+    let mut guard = GuardState::start(&generation.load().config, &lock(&marks), &events, guard_tx);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut reader_task = tokio::spawn(async move {
@@ -190,7 +206,11 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let started = Instant::now();
     let summary = generation.load().summary();
     tracing::info!(workers, queue_capacity, %summary, "ready");
-    for e in exposure::exposures(&exposure::Kernel::read()) {
+    let coverage = coverage(&generation.load(), &mount_watch, &guard);
+    for e in exposure::exposures(&exposure::Kernel::read(), &coverage)
+        .iter()
+        .filter(|e| e.is_open())
+    {
         tracing::warn!(exposure = %e.id, close = %e.close, "not covered: {}", e.what);
     }
     notify(&format!("READY=1\nSTATUS={summary}"));
@@ -201,17 +221,18 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let reader_result = loop {
         tokio::select! {
             () = watchdog_tick(&mut watchdog) => notify("WATCHDOG=1"),
-            Some(req) = guard_rx.recv() => guard.mark(req, &group, &mut marks, &generation.load().config, &events),
+            Some(req) = guard_rx.recv() => guard.mark(req, &group, &mut lock(&marks), &events),
+            Some(dev) = marked_rx.recv() => guard.covered(dev),
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
             _ = sighup.recv() => {
-                if let Err(e) = reload(&group, &generation, &mut marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await {
+                if let Err(e) = reload(&group, &generation, &marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
                 }
             }
             Some(call) = calls.recv() => {
                 let reply = match call.command {
-                    Command::Reload => match reload(&group, &generation, &mut marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await {
+                    Command::Reload => match reload(&group, &generation, &marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await {
                         Ok(g) => Reply::Reloaded { generation: g.id, summary: g.summary() },
                         Err(e) => {
                             tracing::error!(error = %e, "reload rejected; the running configuration stays");
@@ -219,7 +240,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => Reply::Status {
-                        status: status(&generation.load(), &marks, &guard, &stats, &cache, started, &outstanding),
+                        status: status(&generation.load(), &marks, &mount_watch, &guard, &stats, &cache, started, &outstanding),
                     },
                     Command::Stats => Reply::Stats {
                         stats: StatsReport {
@@ -236,7 +257,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                     Command::AllowlistChanged(change) => {
                         // The list file is already edited: reload, then log the change
                         // with whether the daemon took it.
-                        let result = reload(&group, &generation, &mut marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await;
+                        let result = reload(&group, &generation, &marks, &mut guard, &cache, &stats, &events, config_path.as_deref()).await;
                         let error = result.as_ref().err().map(|e| format!("{e:#}"));
                         let outcome = if error.is_some() { "failure" } else { "success" };
                         tracing::info!(file.hash.sha256 = %change.sha256, entry = %change.entry, by = %change.by, outcome, "allowlist changed");
@@ -291,7 +312,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     // The guard goes before the marks: with marks gone and the guard still
     // attached, execs from filesystems it counts as marked could be refused.
     guard.stop();
-    marks.remove_all(&group);
+    mount_watch.stop();
+    lock(&marks).remove_all(&group);
+    hardening.restore(&events);
     if let Err(e) = reader.drain() {
         tracing::warn!(error = %e, "draining the last events failed; the kernel allows them on exit");
     }
@@ -334,7 +357,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
 async fn reload(
     group: &Group,
     generation: &Arc<ArcSwap<Generation>>,
-    marks: &mut Marks,
+    marks: &Mutex<Marks>,
     guard: &mut GuardState,
     cache: &VerdictCache,
     stats: &Stats,
@@ -354,13 +377,17 @@ async fn reload(
             || next.config.scan.workers != current.config.scan.workers
             || next.config.scan.queue_capacity != current.config.scan.queue_capacity
             || next.config.log != current.config.log
+            || next.config.policy.sysctl_hardening != current.config.policy.sysctl_hardening
         {
             tracing::warn!(
-                "daemon.socket, scan.workers, scan.queue_capacity and log.* take effect at restart"
+                "daemon.socket, scan.workers, scan.queue_capacity, log.* and policy.sysctl_hardening take effect at restart"
             );
         }
-        marks.update(group, &next.config)?;
-        guard.reload(&next.config, marks);
+        {
+            let mut marks = lock(marks);
+            marks.update(group, &next.config)?;
+            guard.reload(&next.config, &marks);
+        }
         let next = Arc::new(next);
         generation.store(Arc::clone(&next));
         // Past clean answers were given under the old content: forget them.
@@ -410,9 +437,19 @@ fn config_event(g: &Generation, outcome: &str, error: Option<&str>) -> Value {
     })
 }
 
+/// What the daemon covers itself, for the exposure lines.
+fn coverage(generation: &Generation, watch: &MountWatch, guard: &GuardState) -> exposure::Coverage {
+    exposure::Coverage {
+        new_mounts: marks::watches_new_mounts(&generation.config).then(|| watch.notify().as_str()),
+        guard: guard.cover(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn status(
     generation: &Generation,
-    marks: &Marks,
+    marks: &Mutex<Marks>,
+    watch: &MountWatch,
     guard: &GuardState,
     stats: &Stats,
     cache: &VerdictCache,
@@ -435,17 +472,23 @@ fn status(
             .as_ref()
             .map(|p| p.display().to_string()),
         marks: marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .list()
             .iter()
             .map(|m| MarkInfo {
                 kind: m.kind.as_str().to_owned(),
                 path: m.path.display().to_string(),
+                source: m.source.as_str().to_owned(),
             })
             .collect(),
         cache_entries: cache.len(),
         pending: outstanding.load(Ordering::Relaxed),
         counters: counters(stats),
-        exposure: exposure::exposures(&exposure::Kernel::read()),
+        exposure: exposure::exposures(
+            &exposure::Kernel::read(),
+            &coverage(generation, watch, guard),
+        ),
         guard: Some(guard.info(&generation.config)),
     }
 }

@@ -68,6 +68,7 @@ pub(super) const ROOT: &[Field] = &[
             field("mounts", Kind::TextList),
             field("filesystems", Kind::TextList),
             field("scan_on_open", Kind::OneOf(&["all", "executable", "none"])),
+            field("new_mounts", Kind::Bool),
             field("interpreters", Kind::TextList),
         ]),
     ),
@@ -182,6 +183,7 @@ pub(super) const ROOT: &[Field] = &[
             field("services", Kind::TextList),
             field("shells", Kind::TextList),
             field("package_managers", Kind::TextList),
+            field("sysctl_hardening", Kind::Bool),
         ]),
     ),
     field(
