@@ -37,7 +37,7 @@ pub const KEEP: Duration = Duration::from_secs(30);
 /// Longest wait for an allowed exec to take effect before its command line is
 /// read (its answer may wait for a scan on another worker, and the
 /// deadline bounds that).
-const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(5);
 /// How long a worker waits, after allowing a network client's exec, for it to
 /// take effect (almost always at once) to keep its command line.
 const SETTLE_ON_WORKER: Duration = Duration::from_millis(5);

@@ -299,9 +299,12 @@ impl Deadlines {
         loop {
             if q.stopped {
                 // On shutdown, answer whatever is left at once rather than waiting.
+                let mut rest = Vec::with_capacity(q.heap.len());
                 while let Some(Reverse(entry)) = q.heap.pop() {
-                    expire(entry);
+                    rest.push(entry);
                 }
+                drop(q);
+                rest.into_iter().for_each(expire);
                 return;
             }
             let now = Instant::now();
@@ -309,6 +312,7 @@ impl Deadlines {
             // leave the front of the heap whatever their due time, so the thread
             // sleeps until the first event still waiting instead of waking once
             // per event, a deadline after each answer.
+            let mut due = Vec::new();
             while let Some(Reverse(top)) = q.heap.peek() {
                 let waiting = top.pending.upgrade().is_some_and(|p| !p.is_answered());
                 if waiting && top.due > now {
@@ -317,8 +321,17 @@ impl Deadlines {
                 if let Some(Reverse(entry)) = q.heap.pop()
                     && waiting
                 {
-                    expire(entry);
+                    due.push(entry);
                 }
+            }
+            if !due.is_empty() {
+                // Answered outside the lock: with thousands of openers blocked,
+                // each answer is a slow write (the kernel wakes every waiter),
+                // and the reader arms new deadlines under this lock meanwhile.
+                drop(q);
+                due.into_iter().for_each(expire);
+                q = lock(&self.queue);
+                continue;
             }
             let wait = q
                 .heap
