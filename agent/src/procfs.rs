@@ -57,6 +57,43 @@ pub fn credentials(pid: i32) -> (Option<u32>, Option<u32>) {
     (field("Uid:"), field("Gid:"))
 }
 
+/// The arguments of `pid` (`/proc/<pid>/cmdline`, lossy UTF-8), reading at most
+/// `limit` bytes: a last argument cut by the limit is dropped, not returned
+/// short.
+pub fn args_of(pid: i32, limit: usize) -> Option<Vec<String>> {
+    use std::io::Read as _;
+    let mut raw = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/cmdline"))
+        .ok()?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut raw)
+        .ok()?;
+    let whole = raw.len() <= limit;
+    let mut parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    // A complete line ends with NUL, leaving an empty last piece; a cut one
+    // leaves the partial argument there.
+    parts.pop();
+    if !whole {
+        parts.pop();
+    }
+    Some(
+        parts
+            .into_iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// When `pid` started, in clock ticks after boot (`/proc/<pid>/stat` field 22):
+/// with the pid, it names one process even after the pid is reused.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    // Fields after the name start at 3 (state); starttime is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// The parent pid from `/proc/<pid>/stat` (the field after the parenthesised
 /// command name, which may itself contain spaces and parentheses).
 pub fn parent_pid(pid: i32) -> Option<i32> {

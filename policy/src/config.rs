@@ -509,6 +509,10 @@ pub struct Scan {
     /// store (`policy.trust_db`) is only looked up in the hash lists: the
     /// heuristics, rules and model are skipped for it.
     pub trust_fast_path: bool,
+    /// Scan the code an interpreter is given on its command line (`sh -c`,
+    /// `python3 -c`, `perl -e`, ...) once its exec took effect; a malicious
+    /// verdict kills the process in enforce mode.
+    pub inline_code: bool,
     /// Time one YARA scan may take; TOML key `rule_timeout_ms`, 1..=[`MAX_RULE_TIMEOUT_MS`].
     #[serde(rename = "rule_timeout_ms", deserialize_with = "millis")]
     pub rule_timeout: Duration,
@@ -524,6 +528,7 @@ impl Default for Scan {
             ignore_marks: true,
             scan_on_write: true,
             trust_fast_path: true,
+            inline_code: true,
             rule_timeout: Duration::from_millis(DEFAULT_RULE_TIMEOUT_MS),
         }
     }
@@ -1120,7 +1125,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "[scan.deep]\nx = 1\n",
-                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, trust_fast_path, rule_timeout_ms)",
+                "/etc/vigil/vigil.toml:1: unknown key `scan.deep` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, trust_fast_path, inline_code, rule_timeout_ms)",
             ),
             (
                 "[decision.mode]\nx = 1\n",
@@ -1434,7 +1439,7 @@ non_root_writable = true
         assert_eq!(
             error,
             format!(
-                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, trust_fast_path, rule_timeout_ms)",
+                "{}:3: unknown key `scan.worker` (expected one of max_file_size, workers, queue_capacity, cache_capacity, ignore_marks, scan_on_write, trust_fast_path, inline_code, rule_timeout_ms)",
                 bad.display()
             )
         );

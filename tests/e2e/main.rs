@@ -22,6 +22,7 @@ mod detection;
 mod guard;
 mod hardening;
 mod hot_path;
+mod inline;
 mod interpreters;
 mod model;
 mod mounts;

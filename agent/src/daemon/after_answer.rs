@@ -79,6 +79,14 @@ pub fn after_answer(
     {
         ctx.pipes.settle(gated.pid, path);
     }
+    if pending.access == AccessKind::Exec
+        && !pending.was_denied()
+        && config.scan.inline_code
+        && let Some(path) = &gated.path
+        && generation.interpreters.matches(path)
+    {
+        ctx.inline.offer(gated.pid, path);
+    }
     if let Some(piped) = &gated.piped {
         ctx.pipes.report(
             piped.clone(),
@@ -100,10 +108,12 @@ pub fn after_answer(
         && config.scan.ignore_marks
         && may_ignore(&gated.st)
     {
+        // An open's path is not read before the answer; the mark needs it.
+        let path = gated.path.clone().or_else(|| crate::procfs::fd_path(fd));
         let mask = if exec_mark_safe(
             w,
             pending.access,
-            gated.path.as_deref(),
+            path.as_deref(),
             gated.rule.as_ref(),
             answered.trust,
         ) {
@@ -281,10 +291,10 @@ fn exec_mark_safe(
 ) -> bool {
     use vigil_policy::RuleAction;
     // Each exec of an interpreter or a network client is looked at for a
-    // pipeline between them (`curl … | sh`), so none gets an exec ignore mark.
-    if access == AccessKind::Exec
-        && path.is_some_and(|p| super::pipes::watched(p, &w.generation.interpreters))
-    {
+    // pipeline between them (`curl … | sh`) and for code on its command line,
+    // so none gets an exec ignore mark, not even from an open of the program
+    // (a copy, a checksum) before its first exec.
+    if path.is_some_and(|p| super::pipes::watched(p, &w.generation.interpreters)) {
         return false;
     }
     let policy = &w.generation.exec_policy;

@@ -18,6 +18,7 @@ pub mod exposure;
 pub mod fairness;
 pub mod guard;
 pub mod ignore_marks;
+pub mod inline_code;
 pub mod latency;
 pub mod marks;
 pub mod mount_watch;
@@ -146,6 +147,13 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         alerts: Arc::clone(&alerts),
         history: Arc::clone(&history),
         pipes: pipes::Pipes::default(),
+        inline: inline_code::InlineCode::start(
+            Arc::clone(&generation),
+            events.clone(),
+            Arc::clone(&alerts),
+            Arc::clone(&stats),
+        )
+        .context("starting the inline-code thread")?,
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;

@@ -53,6 +53,8 @@ pub struct Context {
     pub history: Arc<ExecHistory>,
     /// Pipe ends seen at exec, to recognise `curl … | sh`.
     pub pipes: super::pipes::Pipes,
+    /// The thread that scans code given on an interpreter's command line.
+    pub inline: super::inline_code::InlineCode,
 }
 
 /// The bounded pool: two queues, execs and opens, so an exec never waits

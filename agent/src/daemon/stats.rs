@@ -127,6 +127,15 @@ counters! {
     /// Written files not scanned because permission events kept the workers
     /// busy.
     written_deferred,
+    /// Interpreter command lines whose inline code (`sh -c`, `python3 -c`,
+    /// `perl -e`, ...) was scanned (`scan.inline_code`).
+    inline_scanned,
+    /// Interpreter execs not looked at because the inline-code queue was full.
+    inline_dropped,
+    /// Inline code found malicious or suspicious.
+    inline_detected,
+    /// Processes killed for malicious inline code (enforce mode).
+    inline_killed,
 }
 
 impl Stats {

@@ -122,6 +122,7 @@ pub(super) const ROOT: &[Field] = &[
             field("ignore_marks", Kind::Bool),
             field("scan_on_write", Kind::Bool),
             field("trust_fast_path", Kind::Bool),
+            field("inline_code", Kind::Bool),
             field("rule_timeout_ms", Kind::Count),
         ]),
     ),
