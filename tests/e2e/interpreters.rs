@@ -178,3 +178,33 @@ fn an_empty_interpreter_list_turns_it_off() {
         &format!("`bash dropper` with watch.interpreters = []{}", d.context()),
     );
 }
+
+/// The dynamic loader run by hand (`ld.so ./bad`) opens the program as a
+/// file, not an exec: the open of ELF content is scanned under the default
+/// `scan_on_open = "executable"`, so a listed binary is refused this way too,
+/// and a clean one runs.
+#[test]
+fn a_listed_binary_run_through_the_dynamic_loader_is_denied() {
+    require_root!();
+    let loader = "/lib64/ld-linux-x86-64.so.2";
+    assert!(
+        std::path::Path::new(loader).exists(),
+        "{loader} is missing: this test runs on x86-64"
+    );
+    let sb = Sandbox::new("loader");
+    let bad = sb.listed_binary("via-loader");
+    let good = sb.mnt("clean-via-loader");
+    write_marker_binary(&good, "clean-via-loader");
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.hashes = vec![bad.list.clone()];
+    let d = sb.start_with_text(&cfg, &executable_only(&cfg, ""), &[]);
+    assert_printed(
+        &run_with(loader, &[&good.to_string_lossy()]),
+        &format!("`ld.so ./clean`{}", d.context()),
+    );
+    assert_refused(
+        &run_with(loader, &[&bad.path.to_string_lossy()]),
+        &format!("`ld.so ./listed`{}", d.context()),
+    );
+}
