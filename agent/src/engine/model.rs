@@ -8,6 +8,7 @@
 //! so a bundle that fails its checks fails the load and a reload keeps the
 //! running content.
 
+use vigil_elf::ElfView;
 use vigil_models::bundle::{Bundle, ModelKind};
 use vigil_models::features;
 use vigil_policy::verdict::{ModelThresholds, model_reason};
@@ -69,10 +70,17 @@ impl ModelStage {
         Ok(Some(ModelStage { bundle, active }))
     }
 
-    /// Scores ELF `content` with every active model whose `max_input_size` it
-    /// fits and adds a reason for each score at or above its suspicious
-    /// threshold (for every score with `explain`, as 0-point information).
-    pub fn evaluate(&self, content: &[u8], reasons: &mut Vec<Reason>, explain: bool) {
+    /// Scores ELF `content` (parsed as `elf`) with every active model whose
+    /// `max_input_size` it fits and adds a reason for each score at or above
+    /// its suspicious threshold (for every score with `explain`, as 0-point
+    /// information).
+    pub fn evaluate(
+        &self,
+        content: &[u8],
+        elf: &ElfView<'_>,
+        reasons: &mut Vec<Reason>,
+        explain: bool,
+    ) {
         let size = content.len() as u64;
         if !self
             .active
@@ -82,7 +90,7 @@ impl ModelStage {
             return;
         }
         let mut row = features::Features::default();
-        features::extract_schema_into(content, self.bundle.schema(), &mut row);
+        features::extract_with_view(content, Some(elf), self.bundle.schema(), &mut row);
         for a in &self.active {
             let model = &self.bundle.models()[a.index];
             if size > model.spec.max_input_size {

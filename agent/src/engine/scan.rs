@@ -17,7 +17,7 @@
 //! expensive stages, never for the blocklist.
 
 use std::os::fd::BorrowedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use md5::Md5;
 use nix::errno::Errno;
@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use vigil_policy::verdict::{hash_reason, is_conclusive};
 use vigil_policy::{Decision, HashEntry, Reason, RuleScanner, TrustEntry, decide, heuristics};
 
+use vigil_elf::ElfView;
 use vigil_models::sniff::{FileKind, sniff};
 
 use crate::daemon::latency::StageTimes;
@@ -287,10 +288,21 @@ fn evaluate(
     if let Some(content) = content
         && !done(&reasons)
     {
+        // One parse of the ELF tables for the heuristics and the model (its
+        // time counts to the heuristics, or to the model when they are off).
+        let is_elf = sniff(content) == FileKind::Elf;
+        let mut parse_time = Duration::ZERO;
+        let view = (is_elf && (generation.config.heuristics.enabled || generation.model.is_some()))
+            .then(|| {
+                let t = Instant::now();
+                let view = ElfView::parse(content);
+                parse_time = t.elapsed();
+                view
+            });
         if generation.config.heuristics.enabled {
             let t = Instant::now();
-            reasons.extend(heuristics::analyze(content));
-            times.heuristics = Some(t.elapsed());
+            reasons.extend(heuristics::analyze_parsed(content, view.as_ref()));
+            times.heuristics = Some(t.elapsed() + std::mem::take(&mut parse_time));
         }
         if !generation.rules.is_empty() && !done(&reasons) {
             let t = Instant::now();
@@ -304,11 +316,11 @@ fn evaluate(
         }
         if let Some(model) = &generation.model
             && !done(&reasons)
-            && sniff(content) == FileKind::Elf
+            && let Some(view) = &view
         {
             let t = Instant::now();
-            model.evaluate(content, &mut reasons, depth == Depth::All);
-            times.model = Some(t.elapsed());
+            model.evaluate(content, view, &mut reasons, depth == Depth::All);
+            times.model = Some(t.elapsed() + parse_time);
         }
     }
     decide(reasons, policy)
@@ -400,5 +412,62 @@ pub fn read_prefix(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
             Err(Errno::EINTR) => continue,
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use vigil_elf::ElfView;
+    use vigil_models::features::{Features, Schema, extract_schema_into, extract_with_view};
+    use vigil_policy::heuristics;
+
+    /// What parsing once saves: the ELF heuristics and the model's features over
+    /// the ELF files of /usr/bin, each parsing on its own (as before) and from
+    /// one shared view, alternated in the same run. A measurement, not a check:
+    /// `cargo test -p vigil --lib parse_once -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement; run by hand"]
+    fn parse_once_measurement() {
+        let files: Vec<Vec<u8>> = std::fs::read_dir("/usr/bin")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter(|b| b.starts_with(b"\x7fELF") && b.len() <= 8 << 20)
+            .take(300)
+            .collect();
+        let bytes: usize = files.iter().map(Vec::len).sum();
+        let mut row = Features::default();
+        let (mut twice, mut once, mut parse) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for _ in 0..3 {
+            let t = Instant::now();
+            for f in &files {
+                std::hint::black_box(heuristics::analyze(f));
+                extract_schema_into(f, Schema::LATEST, &mut row);
+            }
+            twice += t.elapsed();
+            let t = Instant::now();
+            for f in &files {
+                let p = Instant::now();
+                let view = ElfView::parse(f);
+                parse += p.elapsed();
+                std::hint::black_box(heuristics::analyze_parsed(f, Some(&view)));
+                extract_with_view(f, Some(&view), Schema::LATEST, &mut row);
+            }
+            once += t.elapsed();
+        }
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (3 * files.len()) as f64;
+        println!(
+            "{} ELF files ({} MiB) x 3: parsed twice {:.1} us/file, once {:.1} us/file \
+             (ratio {:.3}); one parse {:.1} us/file",
+            files.len(),
+            bytes >> 20,
+            per(twice),
+            per(once),
+            once.as_secs_f64() / twice.as_secs_f64(),
+            per(parse)
+        );
     }
 }

@@ -73,10 +73,10 @@ use std::sync::OnceLock;
 
 use crate::sniff::{FileKind, sniff};
 use bytescan::ByteScan;
-use elf::ElfView;
-pub use elf::MAX_PARSE_LEN;
 use row::Row;
 use strings::StringScan;
+use vigil_elf::ElfView;
+pub use vigil_elf::MAX_PARSE_LEN;
 
 /// Version of the newest feature schema (column order, names and meaning). A model
 /// bundle records the version it was trained on; this build serves every schema up
@@ -143,7 +143,7 @@ pub(crate) struct Input<'a> {
     /// What the input is.
     pub kind: FileKind,
     /// The ELF view, for ELF input.
-    pub elf: Option<ElfView<'a>>,
+    pub elf: Option<&'a ElfView<'a>>,
     /// The byte histogram scan.
     pub bytescan: ByteScan,
     /// The printable-string scan.
@@ -332,15 +332,24 @@ pub fn extract_into(bytes: &[u8], out: &mut Features) {
 /// columns of the newest schema's row) into `out`, computing only the groups that
 /// schema has. Never panics; every value is finite.
 pub fn extract_schema_into(bytes: &[u8], schema: Schema, out: &mut Features) {
+    let elf = (sniff(bytes) == FileKind::Elf).then(|| ElfView::parse(bytes));
+    extract_with_view(bytes, elf.as_ref(), schema, out);
+}
+
+/// [`extract_schema_into`] for a caller that has already parsed `bytes` as ELF
+/// (`elf`: its view, `None` for input that is not ELF), so the tables are read
+/// once per scan.
+pub fn extract_with_view(
+    bytes: &[u8],
+    elf: Option<&ElfView<'_>>,
+    schema: Schema,
+    out: &mut Features,
+) {
     out.values.clear();
     out.values.resize(schema.width(), 0.0);
     let kind = sniff(bytes);
-    let elf = (kind == FileKind::Elf).then(|| ElfView::parse(bytes));
-    let mut spans = elf
-        .as_ref()
-        .map(sections::entropy_spans)
-        .unwrap_or_default();
-    spans.extend(elf.as_ref().and_then(packer::overlay_span));
+    let mut spans = elf.map(sections::entropy_spans).unwrap_or_default();
+    spans.extend(elf.and_then(packer::overlay_span));
     let input = Input {
         bytes,
         kind,
@@ -356,7 +365,7 @@ pub fn extract_schema_into(bytes: &[u8], schema: Schema, out: &mut Features) {
         (group.fill)(&input, &mut Row::new(cells));
         rest = tail;
     }
-    out.parsed = input.elf.as_ref().is_some_and(ElfView::fully_parsed);
+    out.parsed = input.elf.is_some_and(ElfView::fully_parsed);
 }
 
 #[cfg(test)]

@@ -1,21 +1,22 @@
 //! ELF heuristics: packers, impossible or hostile layouts, and stripped statics.
 //!
-//! Owns: the ELF [`CATALOG`] and [`analyze`], which parses the header, program
-//! headers and section headers with goblin's table parsers (not `Elf::parse`, which
-//! also decodes symbols and relocations we do not need and fails whole on one bad
-//! table) and turns what it sees into [`Reason`]s. Must not own: reading the file,
-//! weights or thresholds.
+//! Owns: the ELF [`CATALOG`] and [`analyze`], which turns the header, program
+//! headers and section headers of an [`ElfView`] (one parse per scan, shared
+//! with the model's features) into [`Reason`]s. Must not own: parsing the
+//! tables (`vigil-elf`), reading the file, weights or thresholds.
 //!
 //! Input is hostile: every offset and size is checked against the buffer with
 //! checked arithmetic, goblin's errors become `elf.malformed` / `elf.tables_disagree`
 //! findings, and files over [`PARSE_SIZE_CAP`] only get the cheap checks (header,
-//! program headers, UPX header) — no section walk, entropy or overlay.
+//! program headers, UPX header) — no section walk, entropy or overlay; over
+//! [`vigil_elf::MAX_PARSE_LEN`] (never reached by a scan, whose content stops at
+//! 64 MiB) only the header checks.
 
-use goblin::container::{Container, Ctx, Endian};
-use goblin::elf::Elf;
+use goblin::container::Ctx;
 use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{self, ProgramHeader};
 use goblin::elf::section_header::{self, SectionHeader};
+use vigil_elf::ElfView;
 
 use super::{Heuristic, contains, entropy, entropy_of};
 use crate::verdict::Reason;
@@ -141,15 +142,20 @@ pub const CATALOG: &[Heuristic] = &[
 /// Runs every ELF heuristic on `bytes` (which should start with [`MAGIC`]).
 /// Relocatable objects, core dumps and unknown types only get the header checks.
 pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
+    analyze_view(&ElfView::parse(bytes))
+}
+
+/// [`analyze`] on a file already parsed: a scan parses each ELF file once, for
+/// these heuristics and the model's features.
+pub fn analyze_view(view: &ElfView<'_>) -> Vec<Reason> {
+    let bytes = view.bytes;
     let mut found = Vec::new();
-    let header = match Elf::parse_header(bytes) {
-        Ok(header) => header,
-        Err(error) => {
-            found.push(MALFORMED.reason(format!("ELF header: {error}")));
-            return found;
-        }
+    let Some(header) = view.header else {
+        let error = view.header_error.as_deref().unwrap_or("not parsed");
+        found.push(MALFORMED.reason(format!("ELF header: {error}")));
+        return found;
     };
-    let Some(ctx) = context(&header) else {
+    let Some(ctx) = view.ctx else {
         found.push(MALFORMED.reason(format!(
             "unknown class {} or byte order {} in e_ident",
             header.e_ident[header::EI_CLASS],
@@ -157,10 +163,10 @@ pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
         )));
         return found;
     };
-    if header.e_type != header::ET_EXEC && header.e_type != header::ET_DYN {
+    if header.e_type != header::ET_EXEC && header.e_type != header::ET_DYN || view.over_cap {
         return found;
     }
-    let phdrs = match program_headers(bytes, &header, ctx) {
+    let phdrs = match program_headers(view, &header, ctx) {
         Ok(phdrs) => phdrs,
         Err(message) => {
             found.push(MALFORMED.reason(message));
@@ -170,18 +176,18 @@ pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
     let packed = upx(bytes, &header, ctx);
     let upx_found = packed.is_some();
     found.extend(packed);
-    found.extend(entry_outside_exec(&header, &phdrs));
-    found.extend(sgn_encoder(bytes, &header, &phdrs));
-    found.extend(wx_segments(&phdrs));
-    found.extend(interpreter(bytes, &phdrs));
+    found.extend(entry_outside_exec(&header, phdrs));
+    found.extend(sgn_encoder(bytes, &header, phdrs));
+    found.extend(wx_segments(phdrs));
+    found.extend(interpreter(bytes, phdrs));
 
-    let mut problems = segments_past_end(bytes, &phdrs);
+    let mut problems = segments_past_end(bytes, phdrs);
     if bytes.len() <= PARSE_SIZE_CAP {
-        let sections = match section_headers(bytes, &header, ctx) {
+        let sections = match section_headers(view, &header, ctx) {
             Ok(sections) => sections,
             Err(message) => {
                 problems.push(message);
-                Vec::new()
+                &[]
             }
         };
         if sections.is_empty() {
@@ -190,13 +196,13 @@ pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
                 header.e_shoff, header.e_shnum
             )));
         } else {
-            problems.extend(section_problems(bytes, &header, &sections, &phdrs));
-            found.extend(static_stripped(&sections, &phdrs));
+            problems.extend(section_problems(bytes, &header, sections, phdrs));
+            found.extend(static_stripped(sections, phdrs));
         }
         if !upx_found {
-            found.extend(high_entropy(bytes, &sections, &phdrs));
+            found.extend(high_entropy(bytes, sections, phdrs));
         }
-        found.extend(overlay(bytes, &header, &sections, &phdrs));
+        found.extend(overlay(bytes, &header, sections, phdrs));
     }
     if !problems.is_empty() {
         let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
@@ -211,22 +217,12 @@ pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
     found
 }
 
-/// goblin's parsing context for the header's class and byte order.
-fn context(header: &Header) -> Option<Ctx> {
-    let container = match header.e_ident[header::EI_CLASS] {
-        header::ELFCLASS64 => Container::Big,
-        header::ELFCLASS32 => Container::Little,
-        _ => return None,
-    };
-    let endian = match header.e_ident[header::EI_DATA] {
-        header::ELFDATA2LSB => Endian::Little,
-        header::ELFDATA2MSB => Endian::Big,
-        _ => return None,
-    };
-    Some(Ctx::new(container, endian))
-}
-
-fn program_headers(bytes: &[u8], header: &Header, ctx: Ctx) -> Result<Vec<ProgramHeader>, String> {
+/// The program headers the view parsed, or why there are none to judge.
+fn program_headers<'v>(
+    view: &'v ElfView<'_>,
+    header: &Header,
+    ctx: Ctx,
+) -> Result<&'v [ProgramHeader], String> {
     if header.e_phnum == 0 {
         return Err("no program headers: nothing to load".to_owned());
     }
@@ -237,18 +233,27 @@ fn program_headers(bytes: &[u8], header: &Header, ctx: Ctx) -> Result<Vec<Progra
             ProgramHeader::size(ctx)
         ));
     }
-    let offset = usize::try_from(header.e_phoff).map_err(|_| "e_phoff overflows".to_owned())?;
-    ProgramHeader::parse(bytes, offset, usize::from(header.e_phnum), ctx).map_err(|error| {
-        format!(
-            "program headers at {:#x} (x{}): {error}",
-            header.e_phoff, header.e_phnum
-        )
-    })
+    if view.phdrs_ok {
+        return Ok(&view.phdrs);
+    }
+    Err(format!(
+        "program headers at {:#x} (x{}): {}",
+        header.e_phoff,
+        header.e_phnum,
+        view.phdrs_error.as_deref().unwrap_or("not parsed")
+    ))
 }
 
-fn section_headers(bytes: &[u8], header: &Header, ctx: Ctx) -> Result<Vec<SectionHeader>, String> {
+/// The `e_shnum` section headers the view parsed (none when `e_shnum` is 0:
+/// these checks do not follow the count into the first header), or why they
+/// cannot be used.
+fn section_headers<'v>(
+    view: &'v ElfView<'_>,
+    header: &Header,
+    ctx: Ctx,
+) -> Result<&'v [SectionHeader], String> {
     if header.e_shoff == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if header.e_shnum != 0 && usize::from(header.e_shentsize) != SectionHeader::size(ctx) {
         return Err(format!(
@@ -257,16 +262,18 @@ fn section_headers(bytes: &[u8], header: &Header, ctx: Ctx) -> Result<Vec<Sectio
             SectionHeader::size(ctx)
         ));
     }
-    let outside = || {
-        format!(
-            "section header table at {:#x} (x{}) lies outside the file ({} bytes)",
-            header.e_shoff,
-            header.e_shnum,
-            bytes.len()
-        )
-    };
-    let offset = usize::try_from(header.e_shoff).map_err(|_| outside())?;
-    SectionHeader::parse(bytes, offset, usize::from(header.e_shnum), ctx).map_err(|_| outside())
+    if header.e_shnum == 0 {
+        return Ok(&[]);
+    }
+    if view.shdrs_ok {
+        return Ok(&view.shdrs);
+    }
+    Err(format!(
+        "section header table at {:#x} (x{}) lies outside the file ({} bytes)",
+        header.e_shoff,
+        header.e_shnum,
+        view.bytes.len()
+    ))
 }
 
 fn is_load(phdr: &ProgramHeader) -> bool {

@@ -62,8 +62,18 @@ pub fn catalog() -> impl Iterator<Item = &'static Heuristic> {
 /// `bash ./x` and `sh < ./x` run a file that has no `#!` line, and a verdict is a
 /// property of the content, whoever reads it. Anything else gives no findings.
 pub fn analyze(bytes: &[u8]) -> Vec<Reason> {
+    analyze_parsed(bytes, None)
+}
+
+/// [`analyze`] with the file's ELF tables already parsed (`elf`, for ELF
+/// input; parsed here when `None`): a scan parses each file once, for these
+/// heuristics and the model's features.
+pub fn analyze_parsed(bytes: &[u8], elf: Option<&vigil_elf::ElfView<'_>>) -> Vec<Reason> {
     if bytes.starts_with(elf::MAGIC) {
-        elf::analyze(bytes)
+        match elf {
+            Some(view) => elf::analyze_view(view),
+            None => elf::analyze(bytes),
+        }
     } else if bytes.starts_with(b"#!") || script::looks_like_text(bytes) {
         script::analyze(bytes)
     } else {
