@@ -84,11 +84,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// An [`Error::Io`] for `path`.
-    pub(crate) fn io(
-        path: impl Into<PathBuf>,
-        message: &'static str,
-    ) -> impl FnOnce(io::Error) -> Error {
+    /// A constructor of [`Error::Io`] for `path`, for `map_err`.
+    pub fn io(path: impl Into<PathBuf>, message: &'static str) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io {
             path,

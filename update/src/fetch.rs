@@ -118,6 +118,9 @@ fn describe(error: &ureq::Error) -> String {
             "refused plain http:// ({url}): a source with verify = \"none\" must stay on https://"
         ),
         ureq::Error::Io(io) => format!("cannot connect: {io}"),
+        ureq::Error::ConnectionFailed => "cannot connect: connection failed".to_owned(),
+        ureq::Error::HostNotFound => "cannot connect: host not found".to_owned(),
+        ureq::Error::Rustls(tls) => format!("TLS: {tls}"),
         other => other.to_string(),
     }
 }

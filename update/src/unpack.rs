@@ -183,7 +183,6 @@ pub fn unpack(
             }
         }
     }
-    drop(members);
     Ok(written)
 }
 

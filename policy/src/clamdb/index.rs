@@ -98,13 +98,6 @@ impl Builder {
         Ok(())
     }
 
-    /// Reserves room for about `entries` more records of each kind's share, so a
-    /// database of millions of lines is not copied while it grows.
-    pub fn reserve(&mut self, md5: usize, sha256: usize) {
-        self.index.md5.reserve_exact(md5);
-        self.index.sha256.reserve_exact(sha256);
-    }
-
     /// Adds an MD5 entry of the current origin.
     pub fn add_md5(
         &mut self,
@@ -176,10 +169,10 @@ impl Index {
     pub fn lookup_md5(&self, digest: &[u8; 16], size: u64) -> Option<ClamHit<'_>> {
         let found = self.md5.binary_search_by(|r| r.digest.cmp(digest)).ok()?;
         let record = self.md5.get(found)?;
-        record
-            .matches_size(size)
-            .then(|| self.hit(record.name, HashKind::Md5))
-            .flatten()
+        if !record.matches_size(size) {
+            return None;
+        }
+        self.hit(record.name, HashKind::Md5)
     }
 
     /// The entry for a SHA-256 digest, if listed for this size. Never allocates.
@@ -189,10 +182,10 @@ impl Index {
             .binary_search_by(|r| r.digest.cmp(digest))
             .ok()?;
         let record = self.sha256.get(found)?;
-        record
-            .matches_size(size)
-            .then(|| self.hit(record.name, HashKind::Sha256))
-            .flatten()
+        if !record.matches_size(size) {
+            return None;
+        }
+        self.hit(record.name, HashKind::Sha256)
     }
 
     fn hit(&self, offset: u32, kind: HashKind) -> Option<ClamHit<'_>> {
