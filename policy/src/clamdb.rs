@@ -19,13 +19,15 @@
 //! std::fs::write(dir.join("local.hdb"), "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n")?;
 //! let db = ClamDb::load(&dir)?;
 //! let md5: [u8; 16] = hex::decode("44d88612fea8a8f36de82e1278abb02f").unwrap().try_into().unwrap();
-//! assert_eq!(db.lookup_md5(&md5, 68).map(|hit| hit.name), Some("Eicar-Test-Signature"));
+//! let hit = db.lookup_md5(&md5, 68).map(|hit| hit.name.to_string());
+//! assert_eq!(hit.as_deref(), Some("Eicar-Test-Signature"));
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod container;
 pub mod index;
+pub mod names;
 
 use std::fs;
 use std::io::BufRead;
@@ -36,6 +38,7 @@ use crate::error::Error;
 use crate::hashdb::parse::{Digest, Format, parse_line};
 pub use index::ClamHit;
 use index::{Builder, Index};
+pub use names::Name;
 
 /// Extensions of the hash lists read, loose or inside a container.
 pub const HASH_EXTENSIONS: [&str; 4] = ["hdb", "hsb", "hdu", "hsu"];

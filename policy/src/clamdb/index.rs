@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::names::{Name, Names, NamesBuilder};
 use crate::hashdb::HashKind;
 
 /// `size` of a record that matches a file of any size (`*` in the list).
@@ -57,8 +58,8 @@ struct Origin {
 /// A hit in the index: everything borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClamHit<'a> {
-    /// The signature name, e.g. `Win.Trojan.Agent-123`.
-    pub name: &'a str,
+    /// The signature name, e.g. `Win.Trojan.Agent-123-0` (its `Display`).
+    pub name: Name<'a>,
     /// Which digest matched.
     pub kind: HashKind,
     /// The database file (`/var/lib/clamav/main.cvd`).
@@ -72,7 +73,7 @@ pub struct ClamHit<'a> {
 pub struct Index {
     md5: Vec<Record<16>>,
     sha256: Vec<Record<32>>,
-    names: Vec<u8>,
+    names: Names,
     origins: Vec<Origin>,
 }
 
@@ -80,6 +81,7 @@ pub struct Index {
 #[derive(Debug, Default)]
 pub struct Builder {
     index: Index,
+    names: NamesBuilder,
 }
 
 /// The arena would pass 4 GiB (offsets are `u32`).
@@ -89,7 +91,7 @@ pub struct ArenaFull;
 impl Builder {
     /// Starts the entries of one file (or container member).
     pub fn begin(&mut self, path: &Path, member: &str) -> Result<(), ArenaFull> {
-        let first_name = u32::try_from(self.index.names.len()).map_err(|_| ArenaFull)?;
+        let first_name = self.names.next_offset()?;
         self.index.origins.push(Origin {
             first_name,
             path: path.to_owned(),
@@ -123,17 +125,7 @@ impl Builder {
     }
 
     fn push_name(&mut self, size: Option<u64>, name: &str) -> Result<(u32, u32), ArenaFull> {
-        let offset = u32::try_from(self.index.names.len()).map_err(|_| ArenaFull)?;
-        // The terminator keeps names apart; a name never holds a newline (it
-        // comes from one line of a list).
-        if offset
-            .checked_add(u32::try_from(name.len() + 1).map_err(|_| ArenaFull)?)
-            .is_none()
-        {
-            return Err(ArenaFull);
-        }
-        self.index.names.extend_from_slice(name.as_bytes());
-        self.index.names.push(b'\n');
+        let offset = self.names.push(name)?;
         let size = match size {
             None => SIZE_ANY,
             Some(size) => u32::try_from(size).map_or(SIZE_LARGE, |s| s.min(SIZE_LARGE)),
@@ -144,6 +136,7 @@ impl Builder {
     /// Sorts by digest and keeps the first loaded entry of each digest (names
     /// grow with load order, so sorting by name offset second keeps it first).
     pub fn finish(mut self) -> Index {
+        self.index.names = self.names.finish();
         let index = &mut self.index;
         index
             .md5
@@ -159,7 +152,6 @@ impl Builder {
             .dedup_by(|later, earlier| later.digest == earlier.digest);
         index.md5.shrink_to_fit();
         index.sha256.shrink_to_fit();
-        index.names.shrink_to_fit();
         self.index
     }
 }
@@ -189,10 +181,7 @@ impl Index {
     }
 
     fn hit(&self, offset: u32, kind: HashKind) -> Option<ClamHit<'_>> {
-        let start = usize::try_from(offset).ok()?;
-        let rest = self.names.get(start..)?;
-        let end = memchr::memchr(b'\n', rest)?;
-        let name = std::str::from_utf8(rest.get(..end)?).ok()?;
+        let name = self.names.get(offset)?;
         // The last origin whose names start at or before this one.
         let origin = match self.origins.binary_search_by(|o| o.first_name.cmp(&offset)) {
             Ok(i) => {
@@ -231,7 +220,7 @@ impl Index {
     pub fn heap_bytes(&self) -> usize {
         self.md5.capacity() * std::mem::size_of::<Record<16>>()
             + self.sha256.capacity() * std::mem::size_of::<Record<32>>()
-            + self.names.capacity()
+            + self.names.heap_bytes()
     }
 }
 
@@ -262,7 +251,12 @@ mod tests {
 
         let hit = index.lookup_md5(&[1; 16], 10).unwrap();
         assert_eq!(
-            (hit.name, hit.path, hit.member, hit.kind),
+            (
+                hit.name.to_string().as_str(),
+                hit.path,
+                hit.member,
+                hit.kind
+            ),
             (
                 "A.first",
                 Path::new("/db/main.cvd"),
@@ -271,12 +265,21 @@ mod tests {
             )
         );
         assert!(index.lookup_md5(&[1; 16], 11).is_none());
-        assert_eq!(index.lookup_md5(&[3; 16], 123).unwrap().name, "C.any");
+        assert_eq!(
+            index.lookup_md5(&[3; 16], 123).unwrap().name.to_string(),
+            "C.any"
+        );
         let low = index.lookup_md5(&[0; 16], 1).unwrap();
-        assert_eq!((low.name, low.member), ("Z.low", "daily.hsb"));
+        assert_eq!(
+            (low.name.to_string().as_str(), low.member),
+            ("Z.low", "daily.hsb")
+        );
         assert!(index.lookup_md5(&[9; 16], 1).is_none());
         let large = index.lookup_sha256(&[2; 32], 5_000_000_000).unwrap();
-        assert_eq!((large.name, large.kind), ("B.large", HashKind::Sha256));
+        assert_eq!(
+            (large.name.to_string().as_str(), large.kind),
+            ("B.large", HashKind::Sha256)
+        );
         assert!(index.lookup_sha256(&[2; 32], 10).is_none());
     }
 }

@@ -101,14 +101,23 @@ fn cvd_cld_and_loose_lists_load() {
     assert_eq!(db.len(), 4);
     let hit = db.lookup_md5(&md5_of(b"first"), 5).unwrap();
     assert_eq!(
-        (hit.name, hit.path, hit.member),
+        (hit.name.to_string().as_str(), hit.path, hit.member),
         ("Test.Main-1", dir.join("main.cvd").as_path(), "main.hdb")
     );
     assert_eq!(
-        db.lookup_sha256(&sha_of(b"second"), 999).unwrap().name,
+        db.lookup_sha256(&sha_of(b"second"), 999)
+            .unwrap()
+            .name
+            .to_string(),
         "Test.Main-2"
     );
-    assert_eq!(db.lookup_md5(&md5_of(b"third"), 5).unwrap().name, "New-1");
+    assert_eq!(
+        db.lookup_md5(&md5_of(b"third"), 5)
+            .unwrap()
+            .name
+            .to_string(),
+        "New-1"
+    );
     assert_eq!(db.lookup_sha256(&sha_of(b"pua!"), 4).unwrap().member, "");
     assert!(db.lookup_md5(&md5_of(b"first"), 6).is_none());
     let names: Vec<_> = db
