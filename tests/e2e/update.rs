@@ -391,6 +391,12 @@ fn good_update_is_switched_in_and_enforced() {
     assert_eq!(src["verify"], "minisign", "{status}");
     assert_eq!(src["unverified"], false, "{status}");
     assert!(src.get("last_error").is_none(), "{status}");
+
+    // A daemon started afresh loads `current` too.
+    drop(daemon);
+    let daemon = sb.start_with_text(&cfg, &toml, &[]);
+    assert_denied(&exec(&listed, &[] as &[&str]), "listed after a restart");
+    assert_denied(&exec(&ruled, &[] as &[&str]), "ruled after a restart");
     drop(daemon);
 }
 
