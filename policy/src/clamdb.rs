@@ -315,6 +315,7 @@ fn load_lines(
             skipped += 1;
             continue;
         }
+        let text = without_max_flevel(text);
         let Some(parsed) = parse_line(format, text).map_err(|m| (number, m))? else {
             continue;
         };
@@ -326,6 +327,20 @@ fn load_lines(
         entries += 1;
     }
     Ok((entries, skipped))
+}
+
+/// `HASH:SIZE:NAME:MINFL:MAXFL` without its `:MAXFL`: ClamAV's hash lines may
+/// bound the engine version from both sides; vigil only needs the hash, size
+/// and name, and the line parser takes at most the minimum level.
+fn without_max_flevel(line: &str) -> &str {
+    let trimmed = line.trim_end();
+    if trimmed.matches(':').count() != 4 {
+        return line;
+    }
+    match trimmed.rsplit_once(':') {
+        Some((head, max)) if !max.is_empty() && max.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => line,
+    }
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ fn cvd_cld_and_loose_lists_load() {
     fs::write(dir.join("daily.cld"), container(101, &new, false)).unwrap();
     fs::write(
         dir.join("local.hsu"),
-        format!("{}:4:Local.Pua\n", sha_hex(b"pua!")),
+        // A minimum and a maximum functionality level (the maximum is dropped).
+        format!("{}:4:Local.Pua:51:255\n", sha_hex(b"pua!")),
     )
     .unwrap();
     fs::write(dir.join("freshclam.dat"), b"binary state").unwrap();
