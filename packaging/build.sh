@@ -65,6 +65,8 @@ stage() {
     install -D -m 0644 packaging/vigil.toml "$root/etc/vigil/vigil.toml"
     install -d -m 0755 "$root/etc/vigil/conf.d"
     install -D -m 0644 systemd/vigil.service "$root$unitdir/vigil.service"
+    install -D -m 0644 systemd/vigil-update.service "$root$unitdir/vigil-update.service"
+    install -D -m 0644 systemd/vigil-update.timer "$root$unitdir/vigil-update.timer"
     install -D -m 0644 systemd/vigil-notifier.service "$root/usr/lib/systemd/user/vigil-notifier.service"
     install -D -m 0644 systemd/90-vigil.preset "$root/usr/lib/systemd/system-preset/90-vigil.preset"
     install -D -m 0644 systemd/90-vigil-user.preset "$root/usr/lib/systemd/user-preset/90-vigil-user.preset"

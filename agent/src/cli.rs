@@ -201,6 +201,19 @@ pub enum Cmd {
     /// An allowed file skips every detection stage (exec rules of `[policy]` still
     /// apply). Exit status 1 when refused or not done.
     Allow(crate::cmd::allow::AllowArgs),
+    /// Fetch, verify and switch in new content from the sources of [update],
+    /// then reload the daemon; --rollback goes back one version, --status shows
+    /// each source.
+    ///
+    /// Exit status: 0 a new version is in force, 1 nothing new, 2 an error (the
+    /// running content stays).
+    Update(crate::cmd::update::UpdateArgs),
+    /// Signed content bundles: pack a directory, verify a bundle, make keys.
+    Bundle {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::cmd::update::BundleCmd,
+    },
     /// Validate a configuration and the content it names, without a daemon.
     CheckConfig {
         /// Configuration file.
@@ -322,6 +335,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Trust { action } => cmd::trust::run(action),
         Cmd::Policy { action } => cmd::policy::run(action),
         Cmd::Allow(args) => cmd::allow::run(args),
+        Cmd::Update(args) => cmd::update::run(args),
+        Cmd::Bundle { action } => cmd::update::bundle(action),
         Cmd::CheckConfig { config } => {
             let generation = load_generation(config.as_deref())?;
             println!("ok: {}", generation.summary());

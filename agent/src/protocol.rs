@@ -300,6 +300,13 @@ pub struct Status {
     /// The eBPF exec guard (absent from daemons that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<GuardInfo>,
+    /// Content updates (`vigil update`): each source's version, age, last
+    /// check and last error; absent when no update was configured or run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates: Option<vigil_update::status::UpdateStatus>,
+    /// ClamAV database entries loaded (`content.clamav_db`).
+    #[serde(default)]
+    pub clamav_hashes: usize,
 }
 
 /// The exec guard's state in `vigil status`.

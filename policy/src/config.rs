@@ -19,6 +19,7 @@
 mod guard;
 mod layer;
 mod schema;
+mod update;
 mod validate;
 
 use std::fs;
@@ -32,6 +33,11 @@ use crate::error::{Error, utf8_error_line};
 use crate::score::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
 pub use guard::{DEFAULT_MEMFD_PROGRAMS, GuardConfig, GuardMode};
 use layer::Layer;
+pub use update::{
+    DEFAULT_MAX_DOWNLOAD_SIZE, DEFAULT_MAX_FILES, DEFAULT_MAX_UNPACKED_SIZE, DEFAULT_UPDATE_DIR,
+    DEFAULT_UPDATE_KEEP, DEFAULT_UPDATE_TIMEOUT_S, MAX_UPDATE_KEEP, MAX_UPDATE_TIMEOUT_S,
+    SourceConfig, SourceFormat, UpdateConfig, Verify,
+};
 
 /// Filesystems watched when the config names none; skipped if absent.
 pub const DEFAULT_FILESYSTEMS: [&str; 5] = ["/", "/home", "/tmp", "/var/tmp", "/dev/shm"];
@@ -75,6 +81,10 @@ pub const DEFAULT_EVENTS_KEEP: u64 = 5;
 pub const MAX_EVENTS_KEEP: u64 = 100;
 /// Default `log.level` tracing filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Default `content.clamav_poll_s`.
+pub const DEFAULT_CLAMAV_POLL_S: u64 = 60;
+/// Largest accepted `content.clamav_poll_s` (one day).
+pub const MAX_CLAMAV_POLL_S: u64 = 86_400;
 /// Name of the drop-in directory next to the main config file.
 pub const DROP_IN_DIR: &str = "conf.d";
 
@@ -106,6 +116,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The eBPF exec guard for filesystems no mark covers.
     pub guard: GuardConfig,
+    /// Content updates (`vigil update`) and where they are kept.
+    pub update: UpdateConfig,
 }
 
 /// The `[watch]` table: what the agent marks and which opens it scans.
@@ -422,6 +434,14 @@ pub struct Content {
     pub rules_on_error: RuleErrorPolicy,
     /// The model bundle: the one built in, a bundle directory, or none.
     pub model: ModelSource,
+    /// A ClamAV database directory (freshclam's, e.g. `/var/lib/clamav`): its
+    /// whole-file hash signatures (`.hdb`, `.hsb`, `.hdu`, `.hsu`, loose and in
+    /// `.cvd`/`.cld` containers) are loaded into a compact index and re-read when
+    /// the files change.
+    pub clamav_db: Option<PathBuf>,
+    /// Seconds between checks of `clamav_db` for files freshclam replaced,
+    /// 1..=[`MAX_CLAMAV_POLL_S`].
+    pub clamav_poll_s: u64,
 }
 
 impl Default for Content {
@@ -434,6 +454,8 @@ impl Default for Content {
             rules: Vec::new(),
             rules_on_error: RuleErrorPolicy::default(),
             model: ModelSource::Builtin,
+            clamav_db: None,
+            clamav_poll_s: DEFAULT_CLAMAV_POLL_S,
         }
     }
 }
@@ -1121,7 +1143,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy, guard)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy, guard, update)",
             ),
             (
                 "[scan.deep]\nx = 1\n",
@@ -1382,6 +1404,131 @@ non_root_writable = true
         ];
         for (text, want) in cases {
             let got = parse(text).map(|_| ()).unwrap_err().to_string();
+            assert_eq!(got, want, "input: {text:?}");
+        }
+    }
+
+    /// The configuration the packages install parses, and ships its update
+    /// sources disabled.
+    #[test]
+    fn shipped_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/vigil.toml");
+        let config = Config::load(&path).unwrap();
+        assert!(!config.update.sources.is_empty());
+        assert!(config.update.sources.iter().all(|s| !s.enabled));
+        for source in &config.update.sources {
+            assert!(
+                source.url.starts_with("https://github.com/"),
+                "{}",
+                source.url
+            );
+        }
+    }
+
+    #[test]
+    fn update_table_is_read_and_its_errors_named() {
+        let key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+        let text = format!(
+            r#"
+[content]
+clamav_db = "/var/lib/clamav"
+
+[update]
+dir = "/srv/updates"
+keep = 5
+
+[[update.sources]]
+name = "elastic-linux"
+url = "https://github.com/elastic/protections-artifacts/archive/refs/heads/main.tar.gz"
+format = "yara-archive"
+verify = "none"
+include = ["yara/rules/Linux_*"]
+enabled = false
+
+[[update.sources]]
+name = "fleet"
+url = "http://mirror.lan/vigil/fleet.tar.gz"
+format = "bundle"
+verify = "minisign:{key}"
+"#
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.content.clamav_db.as_deref(),
+            Some(Path::new("/var/lib/clamav"))
+        );
+        assert_eq!(config.update.dir, Path::new("/srv/updates"));
+        assert_eq!(config.update.keep, 5);
+        let sources = &config.update.sources;
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].format, SourceFormat::YaraArchive);
+        assert!(!sources[0].enabled && sources[1].enabled);
+        assert_eq!(sources[0].verification(), Ok(Verify::None));
+        assert_eq!(
+            sources[1].verification(),
+            Ok(Verify::Minisign(key.to_owned()))
+        );
+        assert_eq!(Config::default().update.dir, Path::new(DEFAULT_UPDATE_DIR));
+
+        let source = |body: &str| format!("[[update.sources]]\n{body}\n");
+        let cases = [
+            (
+                source(
+                    "name = \"a\"\nurl = \"http://h/x.tar.gz\"\nformat = \"bundle\"\nverify = \"none\"",
+                ),
+                "/etc/vigil/vigil.toml:1: `update.sources`: source \"a\": plain http:// needs `verify` = \"minisign:…\" or \"sha256:…\": an unverified download must come over https://",
+            ),
+            (
+                source(
+                    "name = \"a\"\nurl = \"https://h/x\"\nformat = \"bundle\"\nverify = \"sha256:12\"",
+                ),
+                "/etc/vigil/vigil.toml:1: `update.sources`: source \"a\": `verify`: expected \"sha256:\" and 64 hex digits, found \"sha256:12\"",
+            ),
+            (
+                source(
+                    "name = \"../x\"\nurl = \"https://h/x\"\nformat = \"bundle\"\nverify = \"none\"",
+                ),
+                "/etc/vigil/vigil.toml:1: `update.sources`: source \"../x\": `name` must be letters, digits, `.`, `_` or `-` (it names a directory)",
+            ),
+            (
+                source("name = \"a\"\nurl = \"ftp://h/x\"\nformat = \"bundle\"\nverify = \"none\""),
+                "/etc/vigil/vigil.toml:1: `update.sources`: source \"a\": `url` must start with https:// or http://, found \"ftp://h/x\"",
+            ),
+            (
+                source("name = \"a\"\nurl = \"https://h/x\"\nformat = \"zip\"\nverify = \"none\""),
+                "/etc/vigil/vigil.toml:4: `update.sources[0].format`: expected one of \"yara-archive\", \"hash-list\", \"bundle\", found \"zip\"",
+            ),
+            (
+                source("name = \"a\"\nurl = \"https://h/x\"\nformat = \"bundle\""),
+                "/etc/vigil/vigil.toml:1: `update.sources[0]`: missing key `verify`",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    source(
+                        "name = \"a\"\nurl = \"https://h/x\"\nformat = \"bundle\"\nverify = \"none\""
+                    ),
+                    source(
+                        "name = \"a\"\nurl = \"https://h/y\"\nformat = \"bundle\"\nverify = \"none\""
+                    )
+                ),
+                "/etc/vigil/vigil.toml:6: `update.sources`: source \"a\": duplicate name",
+            ),
+            (
+                "update.dir = \"updates\"\n".to_owned(),
+                "/etc/vigil/vigil.toml:1: `update.dir`: path must be absolute, found \"updates\"",
+            ),
+            (
+                "update.timeout_s = 0\n".to_owned(),
+                "/etc/vigil/vigil.toml:1: `update.timeout_s`: must be between 1 and 3600, found 0",
+            ),
+            (
+                "content.clamav_db = \"clamav\"\n".to_owned(),
+                "/etc/vigil/vigil.toml:1: `content.clamav_db`: path must be absolute, found \"clamav\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(&text).map(|_| ()).unwrap_err().to_string();
             assert_eq!(got, want, "input: {text:?}");
         }
     }

@@ -151,6 +151,30 @@ pub enum Error {
         /// Why it does not compile.
         message: String,
     },
+
+    /// A ClamAV database (a `.cvd`/`.cld` container or a hash file, loose or
+    /// inside one) is damaged or malformed.
+    #[error("{}{}: {message}", path.display(), member_suffix(member.as_deref(), *line))]
+    ClamAv {
+        /// The file in the database directory.
+        path: PathBuf,
+        /// The member inside a container (`main.hdb`), if the problem is in one.
+        member: Option<String>,
+        /// 1-based line in the hash file (0 when not tied to a line).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `:member:line`, `:member`, `:line` or nothing, after a ClamAV file's path.
+fn member_suffix(member: Option<&str>, line: usize) -> String {
+    match (member, line) {
+        (Some(member), 0) => format!(":{member}"),
+        (Some(member), line) => format!(":{member}:{line}"),
+        (None, 0) => String::new(),
+        (None, line) => format!(":{line}"),
+    }
 }
 
 /// 1-based line of the first byte that is not UTF-8, for "not valid UTF-8" errors.
@@ -246,6 +270,24 @@ mod tests {
                     message: "unclosed".into(),
                 },
                 "`exclude.paths`: invalid glob pattern `[`: unclosed",
+            ),
+            (
+                Error::ClamAv {
+                    path: "/var/lib/clamav/main.cvd".into(),
+                    member: Some("main.hdb".into()),
+                    line: 9,
+                    message: "bad".into(),
+                },
+                "/var/lib/clamav/main.cvd:main.hdb:9: bad",
+            ),
+            (
+                Error::ClamAv {
+                    path: "/var/lib/clamav/daily.cld".into(),
+                    member: None,
+                    line: 0,
+                    message: "truncated".into(),
+                },
+                "/var/lib/clamav/daily.cld: truncated",
             ),
         ];
         for (error, want) in cases {

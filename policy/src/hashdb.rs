@@ -10,7 +10,7 @@
 //! which never allocates and keeps each entry at 36 or 20 bytes of index. A database
 //! is built once per content generation and then only read.
 
-mod parse;
+pub(crate) mod parse;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,9 @@
 //!   Every error names the file, the line and the key.
 //! - [`HashDb`]: known-bad SHA-256 and MD5 digests from ClamAV `.hsb`/`.hdb` files or
 //!   plain `sha256sum`-style lists.
+//! - [`ClamDb`]: ClamAV's whole-file hash databases (`.cvd`/`.cld` containers
+//!   and loose `.hdb`/`.hsb`/`.hdu`/`.hsu` lists) in a compact sorted index of
+//!   fixed-width records; lookups never allocate.
 //! - [`Allowlist`]: files the administrator declared good, by SHA-256 (plain lists,
 //!   ClamAV `.sfp`) or MD5 (ClamAV `.fp`); an allowed file skips every detection
 //!   stage, and [`Allowlist::conflicts`] names the hashes also on a block list.
@@ -84,6 +87,7 @@
 
 pub mod allowlist;
 pub mod answer;
+pub mod clamdb;
 pub mod config;
 pub mod error;
 pub mod exclusions;
@@ -98,10 +102,12 @@ pub mod verdict;
 
 pub use allowlist::Allowlist;
 pub use answer::{Action, Answer, RuleOutcome, Why, answer};
+pub use clamdb::{ClamDb, ClamHit};
 pub use config::{
     Config, DecisionConfig, EventSink, FailMode, GuardConfig, GuardMode, Mode, ModelSource,
     PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen,
-    VerdictAction, WatchPath, Weights, WriteAction,
+    SourceConfig, SourceFormat, UpdateConfig, VerdictAction, Verify, WatchPath, Weights,
+    WriteAction,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;

@@ -247,6 +247,26 @@ pub fn hash_reason(entry: &HashEntry) -> Reason {
     }
 }
 
+/// The reason for a ClamAV database hit: score [`MALICIOUS_SCORE`], id
+/// `hash.clamav.md5`/`hash.clamav.sha256`, detail `<name> (listed in <file>[:<member>])`.
+pub fn clamav_reason(hit: &crate::clamdb::ClamHit<'_>) -> Reason {
+    let id = match hit.kind {
+        HashKind::Sha256 => "hash.clamav.sha256",
+        HashKind::Md5 => "hash.clamav.md5",
+    };
+    let member = if hit.member.is_empty() {
+        String::new()
+    } else {
+        format!(":{}", hit.member)
+    };
+    Reason {
+        stage: Stage::Hash,
+        id: id.to_owned(),
+        score: MALICIOUS_SCORE,
+        detail: format!("{} (listed in {}{member})", hit.name, hit.path.display()),
+    }
+}
+
 /// A model's score thresholds, lowest first: `suspicious <= detect <= block`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelThresholds {

@@ -37,4 +37,5 @@ mod scan_cli;
 mod shutdown;
 mod startup;
 mod torture;
+mod update;
 mod written;

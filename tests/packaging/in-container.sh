@@ -53,10 +53,16 @@ echo "$status"
 check "vigil status: only the container root filesystem is marked" \
     grep -q '"marks":\[{"kind":"filesystem","path":"/"}\]' <<<"$(tr -d ' \n' <<<"$status")"
 check "vigil-notifier.service enabled for users" test -L /etc/systemd/user/default.target.wants/vigil-notifier.service
+check "vigil-update.timer is enabled" test "$(systemctl is-enabled vigil-update.timer)" = enabled
+check "vigil-update.timer is active" test "$(systemctl is-active vigil-update.timer)" = active
+# No source is enabled in the shipped config: a run says so and exits 1 (nothing
+# new), which the unit counts as success.
+check "vigil-update.service runs (no enabled source: nothing to do)" timeout 120 systemctl start vigil-update.service
+check "vigil-update.service did not fail" test "$(systemctl is-failed vigil-update.service)" != failed
 check "tmpfiles: quarantine 0700" test "$(stat -c %a /var/lib/vigil/quarantine)" = 700
 check "tmpfiles: content dir" test -d /var/lib/vigil/content
 # --man=no: no man-db in a minbase root (lintian checks the man pages).
-verify=$(systemd-analyze verify --man=no /lib/systemd/system/vigil.service /usr/lib/systemd/user/vigil-notifier.service 2>&1)
+verify=$(systemd-analyze verify --man=no /lib/systemd/system/vigil.service /lib/systemd/system/vigil-update.service /lib/systemd/system/vigil-update.timer /usr/lib/systemd/user/vigil-notifier.service 2>&1)
 echo "systemd-analyze verify: ${verify:-<nothing>}"
 check "systemd-analyze verify: no output" test -z "$verify"
 check "man page installed" test -s /usr/share/man/man8/vigil.8.gz
@@ -193,7 +199,7 @@ check "apt-get purge vigil" timeout 120 apt-get purge -y -q vigil
 check "config gone after purge" test ! -e /etc/vigil
 check "state and quarantine gone after purge" test ! -e /var/lib/vigil
 check "package unknown to dpkg after purge" sh -c '! dpkg -s vigil >/dev/null 2>&1'
-left=$(find /etc/systemd -name 'vigil.service*' -o -name 'vigil-notifier.service*')
+left=$(find /etc/systemd -name 'vigil.service*' -o -name 'vigil-notifier.service*' -o -name 'vigil-update.*')
 echo "left in /etc/systemd: ${left:-nothing}"
 check "no unit symlinks left" test -z "$left"
 

@@ -25,6 +25,7 @@ if [ "${VIGIL_RPM_TEST_INNER:-}" != 1 ]; then
     echo "---- rpm -qlp"
     echo "$files"
     for f in /usr/bin/vigil /etc/vigil/vigil.toml /usr/lib/systemd/system/vigil.service \
+        /usr/lib/systemd/system/vigil-update.service /usr/lib/systemd/system/vigil-update.timer \
         /usr/lib/systemd/user/vigil-notifier.service /usr/lib/tmpfiles.d/vigil.conf \
         /usr/lib/systemd/system-preset/90-vigil.preset /usr/share/man/man8/vigil.8.gz \
         /usr/share/doc/vigil/copyright /var/lib/vigil/quarantine; do
@@ -61,6 +62,7 @@ check "binary installed" test -x "$root/usr/bin/vigil"
 check "binary runs in the root" chroot "$root" /usr/bin/vigil --version
 check "%post: quarantine 0700" test "$(stat -c %a "$root/var/lib/vigil/quarantine")" = 700
 check "%post: preset enabled vigil.service" test -L "$root/etc/systemd/system/multi-user.target.wants/vigil.service"
+check "%post: preset enabled vigil-update.timer" test -L "$root/etc/systemd/system/timers.target.wants/vigil-update.timer"
 check "%post: preset enabled the user notifier" test -L "$root/etc/systemd/user/default.target.wants/vigil-notifier.service"
 # The trust store in step with rpm: with a store in the root, a transaction
 # installing or erasing package files runs vigil's file triggers (chrooted:
@@ -101,6 +103,7 @@ echo marker >"$root/var/lib/vigil/quarantine/rpm-test-item"
 check "rpm --root -e" r -e vigil
 check "binary gone after erase" test ! -e "$root/usr/bin/vigil"
 check "%preun: vigil.service disabled" test ! -e "$root/etc/systemd/system/multi-user.target.wants/vigil.service"
+check "%preun: vigil-update.timer disabled" test ! -e "$root/etc/systemd/system/timers.target.wants/vigil-update.timer"
 check "edited config kept as .rpmsave" test -f "$root/etc/vigil/vigil.toml.rpmsave"
 check "quarantine kept after erase" test -f "$root/var/lib/vigil/quarantine/rpm-test-item"
 check "rpm database empty after erase" sh -c "! rpm --root '$root' --dbpath /var/lib/rpm -q vigil >/dev/null"

@@ -36,6 +36,8 @@ timeout 600 lintian --fail-on error,warning --info "$deb"
 step "systemd-analyze security (exposure must stay at or below 3.0)"
 timeout 60 systemd-analyze security --offline=true --threshold=30 systemd/vigil.service 2>&1 \
     | grep -v '^✓' | grep -v 'is not executable\|failed with code 16'
+timeout 60 systemd-analyze security --offline=true --threshold=30 systemd/vigil-update.service 2>&1 \
+    | grep -v '^✓' | grep -v 'is not executable\|failed with code 16'
 # systemd-analyze verify runs inside the booted container (boot-test.sh), where
 # the binary and the man pages it checks are installed.
 

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod scan;
 pub mod trust;
+pub mod update;
 
 use std::path::Path;
 

@@ -10,6 +10,7 @@
 pub mod after_answer;
 pub mod alerts;
 pub mod cache;
+pub mod clamav_watch;
 pub mod control;
 pub mod events;
 pub mod exec_gate;
@@ -210,6 +211,8 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    // After the SIGHUP handler: the watcher reloads by sending SIGHUP.
+    clamav_watch::start(Arc::clone(&generation));
 
     let started = Instant::now();
     let summary = generation.load().summary();
@@ -498,7 +501,15 @@ fn status(
             &coverage(generation, watch, guard),
         ),
         guard: Some(guard.info(&generation.config)),
+        updates: updates_status(&generation.config),
+        clamav_hashes: generation.clamav.len(),
     }
+}
+
+/// `vigil update`'s state, when updates are configured or were ever run.
+fn updates_status(config: &vigil_policy::Config) -> Option<vigil_update::status::UpdateStatus> {
+    let used = !config.update.sources.is_empty() || config.update.dir.exists();
+    used.then(|| vigil_update::status::status(&config.update))
 }
 
 fn counters(stats: &Stats) -> BTreeMap<String, u64> {

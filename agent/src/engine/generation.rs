@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use vigil_policy::{
-    Allowlist, Config, Exclusions, ExecPolicy, HashDb, Interpreters, RuleSet, TrustStore,
+    Allowlist, ClamDb, Config, Exclusions, ExecPolicy, HashDb, Interpreters, RuleSet, TrustStore,
 };
 
 use crate::engine::model::ModelStage;
@@ -28,6 +28,9 @@ pub enum LoadError {
     /// The model bundle is unreadable or fails its checks.
     #[error(transparent)]
     Model(#[from] vigil_models::Error),
+    /// The update directory's `current` link does not resolve.
+    #[error(transparent)]
+    Update(#[from] vigil_update::Error),
     /// A `trusted-only` rule is configured but the trust store does not exist.
     #[error(
         "{}: no trust store, but policy.profile or policy.rules use \"trusted-only\" (run `vigil trust update` first)",
@@ -45,8 +48,12 @@ pub struct Generation {
     pub config: Config,
     /// Where the configuration came from (`None`: built-in defaults).
     pub config_path: Option<PathBuf>,
-    /// The known-bad hash database.
+    /// The known-bad hash database (`content.hashes`, then the update's lists).
     pub hashes: HashDb,
+    /// ClamAV's hash databases (`content.clamav_db`), in a compact index.
+    pub clamav: ClamDb,
+    /// The update version loaded beside `[content]` (`update.dir/current`).
+    pub update: Option<vigil_update::layout::Loadable>,
     /// The allow lists (`content.allow`), checked right after hashing.
     pub allow: Allowlist,
     /// Hashes both allowed and blocked, one line each naming both entries
@@ -81,9 +88,37 @@ impl Generation {
     /// Any invalid config key, unreadable or malformed hash list, or bad exclusion
     /// pattern; the message names the file and line.
     pub fn load(id: u64, path: Option<&Path>) -> Result<Generation, LoadError> {
+        Generation::load_with_update(id, path, None)
+    }
+
+    /// As [`Generation::load`], but with the update version directory `staged`
+    /// in place of `update.dir/current` (`vigil update` checks a staged
+    /// version with exactly the daemon's loader before switching to it).
+    ///
+    /// # Errors
+    /// As [`Generation::load`].
+    pub fn load_with_update(
+        id: u64,
+        path: Option<&Path>,
+        staged: Option<&Path>,
+    ) -> Result<Generation, LoadError> {
         let started = Instant::now();
         let (config, config_path) = load_config(path)?;
-        let hashes = HashDb::load(&config.content.hashes, config.content.builtin)?;
+        let update = match staged {
+            Some(dir) => Some(vigil_update::layout::loadable(dir, &config.update)),
+            None => vigil_update::layout::current(&config.update)?,
+        };
+        let mut hash_paths = config.content.hashes.clone();
+        let mut rule_paths = config.content.rules.clone();
+        if let Some(update) = &update {
+            hash_paths.extend(update.hashes.iter().cloned());
+            rule_paths.extend(update.rules.iter().cloned());
+        }
+        let hashes = HashDb::load(&hash_paths, config.content.builtin)?;
+        let clamav = match &config.content.clamav_db {
+            Some(dir) => ClamDb::load(dir)?,
+            None => ClamDb::empty(),
+        };
         let allow = Allowlist::load(&config.content.allow)?;
         let allow_conflicts = allow
             .conflicts(&hashes)
@@ -93,7 +128,7 @@ impl Generation {
         let exclusions = Exclusions::new(&config.exclude)?;
         let interpreters = Interpreters::new(&config.watch.interpreters)?;
         let (rules, rule_warnings) = RuleSet::load(
-            &config.content.rules,
+            &rule_paths,
             config.content.rules_on_error,
             config.content.builtin_rules,
         )?;
@@ -108,6 +143,8 @@ impl Generation {
             config,
             config_path,
             hashes,
+            clamav,
+            update,
             allow,
             allow_conflicts,
             rules,
@@ -132,10 +169,12 @@ impl Generation {
     /// A one-line description for logs and `STATUS=`.
     pub fn summary(&self) -> String {
         format!(
-            "generation {} mode={} hashes={} allowed={} rules={} heuristics={} model={} profile={} exec_rules={} trusted_files={} config={}",
+            "generation {} mode={} hashes={} clamav={} update={} allowed={} rules={} heuristics={} model={} profile={} exec_rules={} trusted_files={} config={}",
             self.id,
             mode_str(self.config.decision.mode),
             self.hashes.len(),
+            self.clamav.len(),
+            self.update.as_ref().map_or("none", |u| u.version.as_str()),
             self.allow.len(),
             self.rules.len(),
             if self.config.heuristics.enabled {

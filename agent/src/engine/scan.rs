@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use md5::Md5;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
-use vigil_policy::verdict::{hash_reason, is_conclusive};
+use vigil_policy::verdict::{clamav_reason, hash_reason, is_conclusive};
 use vigil_policy::{Decision, HashEntry, Reason, RuleScanner, TrustEntry, decide, heuristics};
 
 use vigil_elf::ElfView;
@@ -238,7 +238,7 @@ pub fn scan_bytes(
 /// MD5 is computed only when a list needs it (an `.hdb` block list or an `.fp`
 /// allow list).
 fn needs_md5(generation: &Generation) -> bool {
-    generation.hashes.needs_md5() || generation.allow.needs_md5()
+    generation.hashes.needs_md5() || generation.allow.needs_md5() || generation.clamav.needs_md5()
 }
 
 /// The allow entry for the file's digests, if any (cloned only on a hit, which
@@ -280,6 +280,14 @@ fn evaluate(
     }
     if let Some(entry) = md5.and_then(|d| generation.hashes.lookup_md5(d, size)) {
         reasons.push(hash_reason(entry));
+    }
+    if reasons.is_empty() && !generation.clamav.is_empty() {
+        // Only when the lists above said nothing: one hash reason is conclusive.
+        if let Some(hit) = generation.clamav.lookup_sha256(sha256, size) {
+            reasons.push(clamav_reason(&hit));
+        } else if let Some(hit) = md5.and_then(|d| generation.clamav.lookup_md5(d, size)) {
+            reasons.push(clamav_reason(&hit));
+        }
     }
     times.hash = Some(times.hash.unwrap_or_default() + lookups.elapsed());
     let policy = &generation.config.decision;
@@ -398,7 +406,9 @@ pub fn listed(fd: BorrowedFd<'_>, generation: &Generation) -> Option<bool> {
     let md5: Option<[u8; 16]> = md5.map(|m| m.finalize().into());
     Some(
         generation.hashes.lookup_sha256(&sha256, offset).is_some()
-            || md5.is_some_and(|d| generation.hashes.lookup_md5(&d, offset).is_some()),
+            || md5.is_some_and(|d| generation.hashes.lookup_md5(&d, offset).is_some())
+            || generation.clamav.lookup_sha256(&sha256, offset).is_some()
+            || md5.is_some_and(|d| generation.clamav.lookup_md5(&d, offset).is_some()),
     )
 }
 

@@ -110,6 +110,8 @@ pub(super) const ROOT: &[Field] = &[
             field("rules", Kind::TextList),
             field("rules_on_error", Kind::OneOf(&["refuse", "skip"])),
             field("model", Kind::Text),
+            field("clamav_db", Kind::Text),
+            field("clamav_poll_s", Kind::Count),
         ]),
     ),
     field(
@@ -194,6 +196,34 @@ pub(super) const ROOT: &[Field] = &[
             field("network", Kind::OneOf(GUARD_MODES)),
             field("cgroup", Kind::Text),
             field("memfd_programs", Kind::TextList),
+        ]),
+    ),
+    field(
+        "update",
+        Kind::Table(&[
+            field("dir", Kind::Text),
+            field("keep", Kind::Count),
+            field("timeout_s", Kind::Count),
+            field("max_download_size", Kind::Count),
+            field("max_unpacked_size", Kind::Count),
+            field("max_files", Kind::Count),
+            field(
+                "sources",
+                Kind::TableList(
+                    &[
+                        field("name", Kind::Text),
+                        field("url", Kind::Text),
+                        field(
+                            "format",
+                            Kind::OneOf(&["yara-archive", "hash-list", "bundle"]),
+                        ),
+                        field("verify", Kind::Text),
+                        field("enabled", Kind::Bool),
+                        field("include", Kind::TextList),
+                    ],
+                    &["name", "url", "format", "verify"],
+                ),
+            ),
         ]),
     ),
 ];
@@ -450,7 +480,7 @@ mod tests {
     use super::*;
     use crate::config::WriteAction;
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
-    use crate::config::{GuardConfig, GuardMode};
+    use crate::config::{GuardConfig, GuardMode, SourceConfig, UpdateConfig};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
     use crate::config::{
         PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, Watch, Weights,
@@ -551,6 +581,17 @@ mod tests {
         }
     }
 
+    fn update_source_keys() -> Vec<&'static str> {
+        match sub("update")
+            .iter()
+            .find(|field| field.key == "sources")
+            .map(|field| field.kind)
+        {
+            Some(Kind::TableList(fields, _)) => keys(fields),
+            other => panic!("update.sources: {other:?}"),
+        }
+    }
+
     fn rule_keys() -> Vec<&'static str> {
         keys(rule_fields())
     }
@@ -584,6 +625,8 @@ mod tests {
             (rule_keys(), names::<RuleConfig>()),
             (one_of("policy", "profile"), names::<Profile>()),
             (keys(sub("guard")), names::<GuardConfig>()),
+            (keys(sub("update")), names::<UpdateConfig>()),
+            (update_source_keys(), names::<SourceConfig>()),
             (one_of("guard", "uncovered"), names::<GuardMode>()),
             (one_of("guard", "network"), names::<GuardMode>()),
             (rule_actions(), names::<RuleAction>()),

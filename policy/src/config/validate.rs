@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
+use super::{MAX_CLAMAV_POLL_S, MAX_UPDATE_KEEP, MAX_UPDATE_TIMEOUT_S, UpdateConfig, Verify};
 use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_UPGRADE_WINDOW_S, MAX_WEIGHT};
 use crate::{exclusions, interpreters};
 
@@ -142,6 +143,19 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         "content.rules",
         config.content.rules.iter().map(|path| path.as_path()),
     )?;
+    absolute_all(
+        "content.clamav_db",
+        config.content.clamav_db.iter().map(|path| path.as_path()),
+    )?;
+    if !(1..=MAX_CLAMAV_POLL_S).contains(&config.content.clamav_poll_s) {
+        return Err(invalid(
+            "content.clamav_poll_s",
+            format!(
+                "must be between 1 and {MAX_CLAMAV_POLL_S}, found {}",
+                config.content.clamav_poll_s
+            ),
+        ));
+    }
 
     let scan = &config.scan;
     if scan.max_file_size == 0 {
@@ -222,6 +236,7 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         config.exclude.processes.iter().map(|path| path.as_path()),
     )?;
     check_policy(&config.policy)?;
+    check_update(&config.update)?;
     absolute_all(
         "guard.cgroup",
         config.guard.cgroup.iter().map(|path| path.as_path()),
@@ -303,6 +318,96 @@ fn check_policy(policy: &super::PolicyConfig) -> Result<(), Invalid> {
                 policy.upgrade_window_s
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The `[update]` table: limits in range, each source well-formed and unique,
+/// plain HTTP only where a signature or digest protects the download.
+fn check_update(update: &UpdateConfig) -> Result<(), Invalid> {
+    absolute_all("update.dir", [update.dir.as_path()].into_iter())?;
+    if update.keep > MAX_UPDATE_KEEP {
+        return Err(invalid(
+            "update.keep",
+            format!("must be at most {MAX_UPDATE_KEEP}, found {}", update.keep),
+        ));
+    }
+    if !(1..=MAX_UPDATE_TIMEOUT_S).contains(&update.timeout_s) {
+        return Err(invalid(
+            "update.timeout_s",
+            format!(
+                "must be between 1 and {MAX_UPDATE_TIMEOUT_S}, found {}",
+                update.timeout_s
+            ),
+        ));
+    }
+    let limits = [
+        ("update.max_download_size", update.max_download_size),
+        ("update.max_unpacked_size", update.max_unpacked_size),
+        ("update.max_files", update.max_files),
+    ];
+    for (key, value) in limits {
+        if value == 0 {
+            return Err(invalid(key, "must be greater than 0".to_owned()));
+        }
+    }
+    for (index, source) in update.sources.iter().enumerate() {
+        let at = |message: String| Invalid {
+            key: "update.sources",
+            index: Some(index),
+            message: format!("source {:?}: {message}", source.name),
+        };
+        let name_ok = !source.name.is_empty()
+            && source.name != "."
+            && source.name != ".."
+            && source
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !name_ok {
+            return Err(at(
+                "`name` must be letters, digits, `.`, `_` or `-` (it names a directory)".to_owned(),
+            ));
+        }
+        if update.sources[..index]
+            .iter()
+            .any(|other| other.name == source.name)
+        {
+            return Err(at("duplicate name".to_owned()));
+        }
+        let verify = source
+            .verification()
+            .map_err(|m| at(format!("`verify`: {m}")))?;
+        let (scheme, rest) = source.url.split_once("://").unwrap_or(("", ""));
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(at(format!(
+                "`url` must be https://host/path (or http:// with a signature or digest), found {:?}",
+                source.url
+            )));
+        }
+        match (scheme, &verify) {
+            ("https", _) | ("http", Verify::Minisign(_) | Verify::Sha256(_)) => {}
+            ("http", Verify::None) => {
+                return Err(at(
+                    "plain http:// needs `verify` = \"minisign:…\" or \"sha256:…\": an unverified download must come over https://"
+                        .to_owned(),
+                ));
+            }
+            _ => {
+                return Err(at(format!(
+                    "`url` must start with https:// or http://, found {:?}",
+                    source.url
+                )));
+            }
+        }
+        for pattern in &source.include {
+            if let Err(error) = exclusions::compile_glob(pattern) {
+                return Err(at(format!(
+                    "`include`: invalid glob pattern `{pattern}`: {}",
+                    error.kind()
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// The format of a hash list file, chosen from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Format {
+pub(crate) enum Format {
     /// ClamAV `HASH:SIZE:NAME[:FLEVEL]`, SHA-256 (`.hsb`, and the unofficial `.hsu`).
     Hsb,
     /// ClamAV `MD5:SIZE:NAME[:FLEVEL]` (`.hdb`, and the unofficial `.hdu`).
@@ -22,7 +22,7 @@ pub(super) enum Format {
 impl Format {
     /// The format for a file name. ClamAV's false-positive lists use the same
     /// line formats: `.sfp` as `.hsb`, `.fp` as `.hdb`.
-    pub(super) fn of(path: &Path) -> Format {
+    pub(crate) fn of(path: &Path) -> Format {
         let extension = path.extension().and_then(|ext| ext.to_str()).unwrap_or("");
         let is = |name: &str| extension.eq_ignore_ascii_case(name);
         if is("hsb") || is("hsu") || is("sfp") {
@@ -35,7 +35,7 @@ impl Format {
     }
 
     /// True for ClamAV's false-positive lists (`.fp`, `.sfp`): files to allow.
-    pub(super) fn is_allow_list(path: &Path) -> bool {
+    pub(crate) fn is_allow_list(path: &Path) -> bool {
         path.extension()
             .and_then(|ext| ext.to_str())
             .is_some_and(|ext| ext.eq_ignore_ascii_case("fp") || ext.eq_ignore_ascii_case("sfp"))
@@ -44,7 +44,7 @@ impl Format {
 
 /// A digest as read from a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Digest {
+pub(crate) enum Digest {
     /// SHA-256.
     Sha256([u8; 32]),
     /// MD5.
@@ -53,11 +53,11 @@ pub(super) enum Digest {
 
 /// One parsed entry line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Line<'a> {
-    pub(super) digest: Digest,
+pub(crate) struct Line<'a> {
+    pub(crate) digest: Digest,
     /// Exact file size the entry requires; `None` = any size.
-    pub(super) size: Option<u64>,
-    pub(super) name: Cow<'a, str>,
+    pub(crate) size: Option<u64>,
+    pub(crate) name: Cow<'a, str>,
 }
 
 /// Parses one line; `Ok(None)` for blank and `#` comment lines.
@@ -65,7 +65,7 @@ pub(super) struct Line<'a> {
 /// # Errors
 ///
 /// A message saying what is wrong with the line (without file or line number).
-pub(super) fn parse_line(format: Format, line: &str) -> Result<Option<Line<'_>>, String> {
+pub(crate) fn parse_line(format: Format, line: &str) -> Result<Option<Line<'_>>, String> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
