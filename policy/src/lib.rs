@@ -99,9 +99,9 @@ pub mod verdict;
 pub use allowlist::Allowlist;
 pub use answer::{Action, Answer, RuleOutcome, Why, answer};
 pub use config::{
-    Config, DecisionConfig, EventSink, FailMode, GuardConfig, GuardMode, Mode, ModelSource,
-    PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen,
-    VerdictAction, WatchPath, Weights, WriteAction,
+    CacheConfig, Config, DecisionConfig, EventSink, FailMode, GuardConfig, GuardMode, Mode,
+    ModelSource, PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, RuleErrorPolicy,
+    ScanOnOpen, VerdictAction, WatchPath, Weights, WriteAction,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;

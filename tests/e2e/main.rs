@@ -25,6 +25,7 @@ mod interpreters;
 mod model;
 mod notifier;
 mod overflow;
+mod persistent;
 mod pipes;
 mod policy;
 mod quarantine;

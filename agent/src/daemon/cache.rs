@@ -17,6 +17,14 @@
 //! Eviction is two-generational: when the young map is full it becomes the old map
 //! and the previous old map is dropped. Lookups check both and promote; this bounds
 //! memory at twice the capacity with O(1) work and keeps recently used entries.
+//!
+//! Behind this in-memory cache sits the [`persistent`] one (on disk, keyed by
+//! [`store_key`], values in [`record`]), which the worker asks after a miss
+//! here, so verdicts survive a restart.
+
+pub mod persistent;
+pub mod record;
+pub mod store_key;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};

@@ -47,6 +47,7 @@ use vigil_policy::{Action, FailMode, Mode};
 
 use crate::daemon::alerts::Alerts;
 use crate::daemon::cache::VerdictCache;
+use crate::daemon::cache::persistent::Persistent;
 use crate::daemon::events::EventLog;
 use crate::daemon::fairness::Fairness;
 use crate::daemon::guard::{GuardState, MarkRequest};
@@ -109,6 +110,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     };
     let queue_capacity = first.config.scan.queue_capacity;
     let cache = VerdictCache::new(first.config.scan.cache_capacity);
+    // Before the marks: the first events can already be answered from it.
+    let (persistent, persistent_writer) =
+        Persistent::start(&first.config.cache, Arc::clone(&stats));
     let generation = Arc::new(ArcSwap::from_pointee(first));
 
     let gen_for_deadline = Arc::clone(&generation);
@@ -134,6 +138,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         group: group.clone(),
         generation: Arc::clone(&generation),
         cache: Arc::clone(&cache),
+        persistent,
         stats: Arc::clone(&stats),
         events: events.clone(),
         marks: IgnoreMarks::start(group.clone(), Arc::clone(&generation), Arc::clone(&stats))
@@ -219,7 +224,10 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => Reply::Status {
-                        status: status(&generation.load(), &marks, &guard, &stats, &cache, started, &outstanding),
+                        status: Status {
+                            persistent_cache: Some(ctx.persistent.info(&generation.load())),
+                            ..status(&generation.load(), &marks, &guard, &stats, &cache, started, &outstanding)
+                        },
                     },
                     Command::Stats => Reply::Stats {
                         stats: StatsReport {
@@ -230,6 +238,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                             cache_entries: cache.len(),
                             counters: counters(&stats),
                             latency_us: stats.latency.summary(),
+                            persistent_cache: Some(ctx.persistent.info(&generation.load())),
                         },
                     },
                     Command::ExecHistory { since_ms } => Reply::Records { records: history.since(since_ms) },
@@ -307,6 +316,10 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     drop(queue);
     drop(pool.close()); // stuck workers are not waited for: exit ends them
     drop(ctx);
+    // The last verdicts are committed, so the next start finds them.
+    if let Some(writer) = persistent_writer {
+        writer.stop(Duration::from_secs(2));
+    }
     // A move in progress finishes (it is crash-safe at every step anyway); queued
     // ones are dropped with the channel. Bounded like the event log below.
     drop(quarantiner);
@@ -354,9 +367,10 @@ async fn reload(
             || next.config.scan.workers != current.config.scan.workers
             || next.config.scan.queue_capacity != current.config.scan.queue_capacity
             || next.config.log != current.config.log
+            || next.config.cache != current.config.cache
         {
             tracing::warn!(
-                "daemon.socket, scan.workers, scan.queue_capacity and log.* take effect at restart"
+                "daemon.socket, scan.workers, scan.queue_capacity, log.* and cache.* take effect at restart"
             );
         }
         marks.update(group, &next.config)?;
@@ -447,6 +461,7 @@ fn status(
         counters: counters(stats),
         exposure: exposure::exposures(&exposure::Kernel::read()),
         guard: Some(guard.info(&generation.config)),
+        persistent_cache: None,
     }
 }
 

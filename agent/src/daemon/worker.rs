@@ -30,6 +30,7 @@ use vigil_policy::{
 };
 
 use super::after_answer::{Who, after_answer, may_ignore};
+use super::cache::store_key::StoreKey;
 use super::cache::{Cached, FileKey, Lookup};
 use super::exec_gate::{self, Gate, ProcessFacts};
 use super::latency::Timed;
@@ -77,8 +78,14 @@ pub struct Gated<'g> {
 pub struct Verdicted {
     /// The cached (or fresh) result.
     pub cached: Arc<Cached>,
-    /// True when this event scanned the file.
+    /// True when this event scanned the file, or found its verdict in the
+    /// persistent cache: the first verdict on this file version in this
+    /// process either way.
     pub fresh: bool,
+    /// The file version's persistent key, taken before the scan: after the
+    /// answer the verdict is offered to the persistent cache under it (a hit
+    /// from there is offered again, which makes its entry young).
+    pub remember: Option<StoreKey>,
 }
 
 /// The answer given, with what it was built from.
@@ -271,6 +278,7 @@ fn scan_or_cache(
             Verdicted {
                 cached,
                 fresh: false,
+                remember: None,
             }
         }
         Lookup::Wait(slot) => {
@@ -285,19 +293,28 @@ fn scan_or_cache(
                 Some(cached) => Verdicted {
                     cached,
                     fresh: false,
+                    remember: None,
                 },
                 None => Verdicted {
                     cached: scan(w, fd, &gated.st, fast_path(w.generation, gated))?,
                     fresh: true,
+                    remember: None,
                 },
             }
         }
         Lookup::Miss(ticket) => {
-            let cached = scan(w, fd, &gated.st, fast_path(w.generation, gated))?;
+            // The key before any read, so it names the version that was judged.
+            let remember = ctx.persistent.key_of(fd);
+            let stored = remember.and_then(|k| ctx.persistent.lookup(&k, w.generation));
+            let cached = match stored {
+                Some(cached) => cached,
+                None => scan(w, fd, &gated.st, fast_path(w.generation, gated))?,
+            };
             ticket.complete(Arc::clone(&cached));
             Verdicted {
                 cached,
                 fresh: true,
+                remember,
             }
         }
     };
@@ -311,6 +328,7 @@ fn scan_or_cache(
         return Some(Verdicted {
             cached: scan(w, fd, &gated.st, None)?,
             fresh: true,
+            remember: None,
         });
     }
     Some(found)

@@ -193,6 +193,14 @@ pub(super) const ROOT: &[Field] = &[
             field("memfd_programs", Kind::TextList),
         ]),
     ),
+    field(
+        "cache",
+        Kind::Table(&[
+            field("persistent", Kind::Bool),
+            field("dir", Kind::Text),
+            field("max_entries", Kind::Count),
+        ]),
+    ),
 ];
 
 /// Where one leaf value was written.
@@ -446,8 +454,8 @@ fn found(value: &DeValue<'_>) -> &'static str {
 mod tests {
     use super::*;
     use crate::config::WriteAction;
+    use crate::config::{CacheConfig, GuardConfig, GuardMode};
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
-    use crate::config::{GuardConfig, GuardMode};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
     use crate::config::{
         PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, Watch, Weights,
@@ -581,6 +589,7 @@ mod tests {
             (rule_keys(), names::<RuleConfig>()),
             (one_of("policy", "profile"), names::<Profile>()),
             (keys(sub("guard")), names::<GuardConfig>()),
+            (keys(sub("cache")), names::<CacheConfig>()),
             (one_of("guard", "uncovered"), names::<GuardMode>()),
             (one_of("guard", "network"), names::<GuardMode>()),
             (rule_actions(), names::<RuleAction>()),
