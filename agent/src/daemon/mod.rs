@@ -1,7 +1,8 @@
 //! `vigil daemon`: startup, the main loop, reload and shutdown in one place.
 //!
 //! Owns the daemon's long-lived parts and their order: load the first generation,
-//! create the group, start the deadline thread, the workers and the event log,
+//! create the group, open the persistent verdict cache, start the deadline
+//! thread, the workers and the event log,
 //! place the marks, register the reader, open the control socket, tell systemd
 //! READY. The main loop then only handles signals and control requests; events
 //! never pass through it. Shutdown reverses the order and answers every pending

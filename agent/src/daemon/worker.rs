@@ -84,7 +84,8 @@ pub struct Verdicted {
     pub fresh: bool,
     /// The file version's persistent key, taken before the scan: after the
     /// answer the verdict is offered to the persistent cache under it (a hit
-    /// from there is offered again, which makes its entry young).
+    /// from there only when its entry is old enough to risk eviction, which
+    /// makes it young again).
     pub remember: Option<StoreKey>,
 }
 
@@ -304,11 +305,11 @@ fn scan_or_cache(
         }
         Lookup::Miss(ticket) => {
             // The key before any read, so it names the version that was judged.
-            let remember = ctx.persistent.key_of(fd);
-            let stored = remember.and_then(|k| ctx.persistent.lookup(&k, w.generation));
-            let cached = match stored {
-                Some(cached) => cached,
-                None => scan(w, fd, &gated.st, fast_path(w.generation, gated))?,
+            let key = ctx.persistent.key_of(fd);
+            let stored = key.and_then(|k| ctx.persistent.lookup(&k, w.generation));
+            let (cached, remember) = match stored {
+                Some(hit) => (hit.cached, key.filter(|_| hit.refresh)),
+                None => (scan(w, fd, &gated.st, fast_path(w.generation, gated))?, key),
             };
             ticket.complete(Arc::clone(&cached));
             Verdicted {

@@ -98,6 +98,16 @@ pub struct Persistent {
     max_entries: u64,
 }
 
+/// A verdict found in the store.
+pub struct Hit {
+    /// The verdict, decided again under the current generation.
+    pub cached: Arc<Cached>,
+    /// The entry is in the older half of the eviction window: write it again
+    /// (after the answer), so a file still in use is not evicted. Entries in the
+    /// younger half are left alone, so a restart's first execs cost no writes.
+    pub refresh: bool,
+}
+
 /// The writer thread's handle, for shutdown.
 pub struct Writer {
     tx: Sender<Msg>,
@@ -109,11 +119,13 @@ enum Msg {
     Stop,
 }
 
-/// Entries and file size after the last commit (for `vigil status`/`stats`).
+/// Entries and file size after the last commit (for `vigil status`/`stats`),
+/// and the next write sequence number (for [`Hit::refresh`]).
 #[derive(Debug, Default)]
 struct Gauges {
     entries: AtomicU64,
     size: AtomicU64,
+    next_seq: AtomicU64,
 }
 
 impl Persistent {
@@ -143,7 +155,7 @@ impl Persistent {
             }
         };
         let db = Arc::new(db);
-        persistent.gauges.update(&db, &persistent.path);
+        persistent.gauges.update(&db, &persistent.path, next_seq);
         let (tx, rx) = bounded(QUEUE);
         let spawned = {
             let db = Arc::clone(&db);
@@ -195,7 +207,7 @@ impl Persistent {
     /// The stored verdict for `key`, decided again under `generation`, when the
     /// entry was written under the same content id. Counts a hit, a miss, a
     /// stale entry or an error.
-    pub fn lookup(&self, key: &StoreKey, generation: &Generation) -> Option<Arc<Cached>> {
+    pub fn lookup(&self, key: &StoreKey, generation: &Generation) -> Option<Hit> {
         let db = self.store.as_ref().ok()?;
         // A damaged page redb did not catch at open may panic in a debug build;
         // a worker must not die of it.
@@ -227,12 +239,16 @@ impl Persistent {
             return None;
         };
         Stats::bump(&self.stats.persistent_hits);
-        Some(Arc::new(Cached {
-            decision: decide(record.reasons, &generation.config.decision),
-            sha256: Some(record.sha256),
-            trusted: false,
-            allowed: None,
-        }))
+        let next_seq = self.gauges.next_seq.load(Ordering::Relaxed);
+        Some(Hit {
+            cached: Arc::new(Cached {
+                decision: decide(record.reasons, &generation.config.decision),
+                sha256: Some(record.sha256),
+                trusted: false,
+                allowed: None,
+            }),
+            refresh: record.seq.saturating_add(self.max_entries / 2) < next_seq,
+        })
     }
 
     /// Offers `cached`, judged under `generation`, to the writer for `key`.
@@ -297,7 +313,8 @@ impl Writer {
 }
 
 impl Gauges {
-    fn update(&self, db: &Database, path: &Path) {
+    fn update(&self, db: &Database, path: &Path, next_seq: u64) {
+        self.next_seq.store(next_seq, Ordering::Relaxed);
         if let Ok(n) = count(db) {
             self.entries.store(n, Ordering::Relaxed);
         }
@@ -452,7 +469,7 @@ fn write_behind(
                 stats
                     .persistent_evictions
                     .fetch_add(evicted, Ordering::Relaxed);
-                gauges.update(db, path);
+                gauges.update(db, path, next_seq);
             }
             Ok(Err(e)) => {
                 Stats::bump(&stats.persistent_errors);
@@ -587,8 +604,12 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (p, _writer) = Persistent::start(&config(&dir, 100), Arc::clone(&stats));
         let hit = p.lookup(&key(2), &g).expect("a hit after reopening");
-        assert_eq!(hit.decision.verdict, vigil_policy::Verdict::Malicious);
-        assert_eq!(hit.sha256, Some([9; 32]));
+        assert_eq!(
+            hit.cached.decision.verdict,
+            vigil_policy::Verdict::Malicious
+        );
+        assert_eq!(hit.cached.sha256, Some([9; 32]));
+        assert!(!hit.refresh, "3 entries of 100: young");
         assert!(p.lookup(&key(9), &g).is_none());
         let mut other = generation();
         other.content_id.0[0] ^= 1;
@@ -619,6 +640,20 @@ mod tests {
         for ino in 3..8 {
             assert!(p.lookup(&key(ino), &g).is_some(), "{ino} kept");
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_entries_in_the_older_half_ask_to_be_written_again() {
+        let dir = scratch("refresh");
+        let g = generation();
+        // Sequences 0..4 of a window of 4: 0 and 1 are in the older half.
+        let (p, _) = fill(&dir, 4, 0..4, &g);
+        let refresh = |ino| p.lookup(&key(ino), &g).map(|h| h.refresh);
+        assert_eq!(
+            (refresh(0), refresh(1), refresh(2), refresh(3)),
+            (Some(true), Some(true), Some(false), Some(false))
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
