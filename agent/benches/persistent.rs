@@ -63,6 +63,7 @@ fn main() {
         sha256: Some([7; 32]),
         trusted: false,
         allowed: None,
+        partial: false,
     };
     let t = Instant::now();
     for ino in 0..entries {

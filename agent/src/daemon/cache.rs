@@ -74,6 +74,9 @@ pub struct Cached {
     pub trusted: bool,
     /// The allow entry that made the file clean without any detection stage.
     pub allowed: Option<vigil_policy::HashEntry>,
+    /// A stage failed during the scan ([`crate::engine::scan::ScanResult::partial`]):
+    /// kept in memory, never on disk.
+    pub partial: bool,
 }
 
 /// The answer to [`VerdictCache::begin`].
@@ -304,6 +307,7 @@ mod tests {
             sha256: None,
             trusted: false,
             allowed: None,
+            partial: false,
         })
     }
 
@@ -316,6 +320,7 @@ mod tests {
                 sha256: Some([sha; 32]),
                 trusted,
                 allowed: None,
+                partial: false,
             })
         };
         for (ino, sha, trusted) in [(1, 1, false), (2, 2, true)] {

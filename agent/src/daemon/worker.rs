@@ -441,6 +441,7 @@ pub(super) fn scan(
             sha256: None,
             trusted: false,
             allowed: None,
+            partial: false,
         }));
     }
     Stats::bump(&ctx.stats.scans);
@@ -482,6 +483,7 @@ pub(super) fn scan(
                 sha256: Some(result.sha256),
                 trusted: result.trusted,
                 allowed: result.allowed,
+                partial: result.partial,
             }))
         }
         Err(errno) => {

@@ -246,6 +246,7 @@ impl Persistent {
                 sha256: Some(record.sha256),
                 trusted: false,
                 allowed: None,
+                partial: false,
             }),
             refresh: record.seq.saturating_add(self.max_entries / 2) < next_seq,
         })
@@ -253,7 +254,8 @@ impl Persistent {
 
     /// Offers `cached`, judged under `generation`, to the writer for `key`.
     /// Never waits: a full queue drops it (`persistent_dropped`). Verdicts that
-    /// depend on the path (trusted) or on an allow entry, and files that were
+    /// depend on the path (trusted) or on an allow entry, verdicts a failed
+    /// stage left incomplete (a rule timeout under load), and files that were
     /// not hashed (above `scan.max_file_size`), are not stored.
     pub fn remember(&self, key: StoreKey, generation: &Generation, cached: &Cached) {
         let Some(tx) = &self.tx else {
@@ -262,7 +264,7 @@ impl Persistent {
         let Some(sha256) = cached.sha256 else {
             return;
         };
-        if cached.trusted || cached.allowed.is_some() {
+        if cached.trusted || cached.allowed.is_some() || cached.partial {
             return;
         }
         let record = Record {
@@ -573,6 +575,7 @@ mod tests {
             sha256: Some([9; 32]),
             trusted: false,
             allowed: None,
+            partial: false,
         }
     }
 
@@ -677,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn trusted_allowed_and_unhashed_verdicts_are_not_stored() {
+    fn trusted_unhashed_and_partial_verdicts_are_not_stored() {
         let dir = scratch("skip");
         let g = generation();
         let stats = Arc::new(Stats::default());
@@ -686,8 +689,11 @@ mod tests {
         trusted.trusted = true;
         let mut unhashed = malicious();
         unhashed.sha256 = None;
+        let mut partial = malicious();
+        partial.partial = true;
         p.remember(key(1), &g, &trusted);
         p.remember(key(2), &g, &unhashed);
+        p.remember(key(3), &g, &partial);
         writer.unwrap().stop(Duration::from_secs(10));
         assert_eq!(stats.persistent_writes.load(Ordering::Relaxed), 0);
         let _ = fs::remove_dir_all(&dir);
