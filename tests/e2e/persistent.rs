@@ -210,3 +210,30 @@ fn a_corrupt_persistent_cache_is_moved_aside_and_rebuilt() {
         stop(d);
     }
 }
+
+#[test]
+fn files_on_a_tmpfs_are_never_stored() {
+    require_root!();
+    // A tmpfs's UUID is random per mount: a stored verdict could never be
+    // found again, and a later tmpfs could reuse inode numbers.
+    let sb = Sandbox::new("persist-tmpfs");
+    let prog = sb.mnt("on-tmpfs");
+    write_marker_binary(&prog, "on-tmpfs");
+    let cfg = config(&sb);
+    let d = sb.start(&cfg);
+    assert_ran(&run(&prog), "exec on a tmpfs");
+    wait_counter(&d, &cfg, "persistent_unkeyed", 1);
+    // Longer than the writer's batch window: anything offered is committed.
+    std::thread::sleep(Duration::from_millis(1000));
+    let s = stats(&d, &cfg.socket);
+    let ctx = format!("{s}{}", d.context());
+    assert_eq!(counter(&s, "persistent_writes"), 0, "{ctx}");
+    assert_eq!(counter(&s, "persistent_misses"), 0, "{ctx}");
+    assert_eq!(jstr(&s, "/persistent_cache/state"), "on", "{ctx}");
+    assert_eq!(
+        s.pointer("/persistent_cache/entries")
+            .and_then(Value::as_u64),
+        Some(0),
+        "{ctx}"
+    );
+}
