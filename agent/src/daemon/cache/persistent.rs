@@ -388,9 +388,7 @@ fn open(path: &Path) -> Opened {
         Ok(Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch)) => {
             return Opened::Unusable("in use by another process".to_owned());
         }
-        Ok(Err(DatabaseError::Storage(StorageError::Io(e))))
-            if e.kind() != std::io::ErrorKind::InvalidData =>
-        {
+        Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) if not_the_files_fault(&e) => {
             return Opened::Unusable(e.to_string());
         }
         Ok(Err(e)) => return Opened::Damaged(e.to_string()),
@@ -401,6 +399,24 @@ fn open(path: &Path) -> Opened {
         Ok(Err(e)) => Opened::Damaged(e.to_string()),
         Err(_) => Opened::Damaged("reading it panicked".to_owned()),
     }
+}
+
+/// I/O errors that say nothing about the file's content (it may be sound): the
+/// store is left in place. Any other error (`InvalidData` for a file that is
+/// not a redb database, `UnexpectedEof` for a truncated one, `EIO`) moves it
+/// aside: it is only a cache.
+fn not_the_files_fault(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::PermissionDenied
+            | K::ReadOnlyFilesystem
+            | K::StorageFull
+            | K::QuotaExceeded
+            | K::WouldBlock
+            | K::ResourceBusy
+            | K::OutOfMemory
+    )
 }
 
 /// Creates both tables if missing and returns the next sequence number.
@@ -735,6 +751,58 @@ mod tests {
             assert!(p.lookup(&key(1), &g).is_some(), "{name}: rebuilt");
             let _ = fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn a_store_cut_or_overwritten_anywhere_still_gives_a_working_store() {
+        let g = generation();
+        let dir = scratch("cut");
+        let (p, _) = fill(&dir, 1000, 0..200, &g);
+        drop(p);
+        let path = dir.join(STORE_FILE);
+        let whole = fs::read(&path).unwrap();
+        let len = whole.len();
+        for cut in [
+            0,
+            1,
+            100,
+            512,
+            4096,
+            4097,
+            len / 3,
+            len / 2,
+            len - 4096,
+            len - 1,
+        ] {
+            fs::write(&path, &whole[..cut]).unwrap();
+            let (p, writer) = Persistent::start(&config(&dir, 1000), Arc::new(Stats::default()));
+            assert!(p.is_open(), "cut at {cut} of {len}");
+            // Whatever it kept, it answers and takes new verdicts.
+            let _ = p.lookup(&key(5), &g);
+            p.remember(key(5000), &g, &malicious());
+            writer.unwrap().stop(Duration::from_secs(10));
+            assert!(p.lookup(&key(5000), &g).is_some(), "cut at {cut}: writable");
+            drop(p);
+            let _ = fs::remove_file(aside_path(&path));
+        }
+        // Bytes overwritten in place: a header, a page in the middle, the end.
+        for at in [0, 4096 + 100, len / 2, len - 600] {
+            let mut damaged = whole.clone();
+            damaged[at..at + 512].fill(0xa5);
+            fs::write(&path, &damaged).unwrap();
+            let (p, writer) = Persistent::start(&config(&dir, 1000), Arc::new(Stats::default()));
+            assert!(p.is_open(), "512 bytes at {at} of {len}");
+            let _ = p.lookup(&key(5), &g);
+            p.remember(key(5000), &g, &malicious());
+            writer.unwrap().stop(Duration::from_secs(10));
+            assert!(
+                p.lookup(&key(5000), &g).is_some(),
+                "512 bytes at {at}: writable"
+            );
+            drop(p);
+            let _ = fs::remove_file(aside_path(&path));
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
