@@ -171,8 +171,8 @@ pub enum Reply {
     },
     /// `status`.
     Status {
-        /// The state.
-        status: Status,
+        /// The state (boxed: it is by far the largest reply).
+        status: Box<Status>,
     },
     /// `stats`.
     Stats {
@@ -307,6 +307,30 @@ pub struct Status {
     /// ClamAV database entries loaded (`content.clamav_db`).
     #[serde(default)]
     pub clamav_hashes: usize,
+    /// The persistent verdict cache (absent from daemons that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_cache: Option<PersistentCacheInfo>,
+}
+
+/// The persistent verdict cache in `vigil status` and `vigil stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistentCacheInfo {
+    /// `on`, `off` (`cache.persistent = false`) or `unavailable`.
+    pub state: String,
+    /// Why it is unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The store file.
+    pub path: String,
+    /// Verdicts stored (after the last commit).
+    pub entries: u64,
+    /// `cache.max_entries`.
+    pub max_entries: u64,
+    /// The store file's size, bytes.
+    pub size_bytes: u64,
+    /// The first 8 bytes of the current content id, hex: stored verdicts are
+    /// used only under the content id they were reached with.
+    pub content_id: String,
 }
 
 /// The exec guard's state in `vigil status`.
@@ -364,6 +388,9 @@ pub struct StatsReport {
     pub counters: BTreeMap<String, u64>,
     /// Latency per timed stage (`hash`, `rules`, `heuristics`, `model`, `total`).
     pub latency_us: BTreeMap<String, LatencySummary>,
+    /// The persistent verdict cache (absent from daemons that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_cache: Option<PersistentCacheInfo>,
 }
 
 /// One stage's latency histogram, summarised.

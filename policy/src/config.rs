@@ -16,6 +16,7 @@
 //! 3. `validate`: ranges and absolute paths, checked on the merged result; the error
 //!    names the key and the file and line that last set it.
 
+mod cache;
 mod guard;
 mod layer;
 mod schema;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, utf8_error_line};
 use crate::score::{MALICIOUS_SCORE, SUSPICIOUS_SCORE, Stage};
+pub use cache::{CacheConfig, DEFAULT_CACHE_DIR, DEFAULT_CACHE_MAX_ENTRIES, MAX_CACHE_MAX_ENTRIES};
 pub use guard::{DEFAULT_MEMFD_PROGRAMS, GuardConfig, GuardMode};
 use layer::Layer;
 pub use update::{
@@ -118,6 +120,8 @@ pub struct Config {
     pub guard: GuardConfig,
     /// Content updates (`vigil update`) and where they are kept.
     pub update: UpdateConfig,
+    /// The persistent verdict cache.
+    pub cache: CacheConfig,
 }
 
 /// The `[watch]` table: what the agent marks and which opens it scans.
@@ -989,6 +993,8 @@ mod tests {
         assert_eq!(config.content.rules_on_error, RuleErrorPolicy::Refuse);
         assert_eq!(config.scan.rule_timeout, Duration::from_secs(1));
         assert!(config.heuristics.enabled);
+        assert!(config.cache.persistent);
+        assert_eq!(config.cache.dir, PathBuf::from(DEFAULT_CACHE_DIR));
         assert_eq!(
             (
                 config.decision.malicious_score,
@@ -1064,6 +1070,11 @@ cache_capacity = 0
 ignore_marks = false
 rule_timeout_ms = 250
 
+[cache]
+persistent = false
+dir = "/srv/vigil/cache"
+max_entries = 1000
+
 [heuristics]
 enabled = false
 
@@ -1120,6 +1131,14 @@ processes = ["/usr/bin/backup"]
         assert!(!config.heuristics.enabled);
         assert_eq!(config.scan.workers, 4);
         assert_eq!(config.scan.cache_capacity, 0);
+        assert_eq!(
+            config.cache,
+            CacheConfig {
+                persistent: false,
+                dir: PathBuf::from("/srv/vigil/cache"),
+                max_entries: 1000,
+            }
+        );
         assert!(!config.scan.ignore_marks);
         assert_eq!(config.daemon.socket, Path::new("/run/v.sock"));
         assert_eq!(
@@ -1143,7 +1162,7 @@ processes = ["/usr/bin/backup"]
             ),
             (
                 "\n\nwatc = 1\n",
-                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy, guard, update)",
+                "/etc/vigil/vigil.toml:3: unknown key `watc` (expected one of watch, decision, content, scan, heuristics, daemon, quarantine, log, exclude, policy, guard, update, cache)",
             ),
             (
                 "[scan.deep]\nx = 1\n",

@@ -104,10 +104,10 @@ pub use allowlist::Allowlist;
 pub use answer::{Action, Answer, RuleOutcome, Why, answer};
 pub use clamdb::{ClamDb, ClamHit};
 pub use config::{
-    Config, DecisionConfig, EventSink, FailMode, GuardConfig, GuardMode, Mode, ModelSource,
-    PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, RuleErrorPolicy, ScanOnOpen,
-    SourceConfig, SourceFormat, UpdateConfig, VerdictAction, Verify, WatchPath, Weights,
-    WriteAction,
+    CacheConfig, Config, DecisionConfig, EventSink, FailMode, GuardConfig, GuardMode, Mode,
+    ModelSource, PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, RuleErrorPolicy,
+    ScanOnOpen, SourceConfig, SourceFormat, UpdateConfig, VerdictAction, Verify, WatchPath,
+    Weights, WriteAction,
 };
 pub use error::Error;
 pub use exclusions::Exclusions;

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
 use yara_x::{Compiler, MetaValue, ScanError, Scanner, SourceCode};
 
 use crate::config::RuleErrorPolicy;
@@ -70,6 +71,8 @@ pub struct RuleSet {
     sources: Arc<HashMap<String, PathBuf>>,
     files: usize,
     count: usize,
+    /// SHA-256 over every compiled source (namespace, path, text), in order.
+    digest: [u8; 32],
 }
 
 impl fmt::Debug for RuleSet {
@@ -138,6 +141,7 @@ impl RuleSet {
             sources: Arc::new(HashMap::new()),
             files: 0,
             count: 0,
+            digest: digest_of(&[]),
         }
     }
 
@@ -245,6 +249,14 @@ impl RuleSet {
     /// Number of rule files compiled.
     pub fn files(&self) -> usize {
         self.files
+    }
+
+    /// SHA-256 of what was compiled: each source's namespace, path and text, in
+    /// compile order (files left out under `skip` are not in it). Two sets with
+    /// the same digest judge every file alike, so the agent's persistent verdict
+    /// cache binds its verdicts to it.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// A scanner for this set, to be reused for many scans on one thread.
@@ -384,7 +396,22 @@ fn compile(sources: &[Source], on_error: RuleErrorPolicy) -> Result<RuleSet, Vec
         sources: Arc::new(names),
         files: sources.len(),
         count,
+        digest: digest_of(sources),
     })
+}
+
+/// [`RuleSet::digest`] of `sources`: every field length-prefixed, so no two
+/// different lists of sources feed the hash the same bytes.
+fn digest_of(sources: &[Source]) -> [u8; 32] {
+    let mut sha = Sha256::new();
+    for source in sources {
+        let path = source.path.as_os_str().as_encoded_bytes();
+        for field in [source.namespace.as_bytes(), path, source.text.as_slice()] {
+            sha.update((field.len() as u64).to_le_bytes());
+            sha.update(field);
+        }
+    }
+    sha.finalize().into()
 }
 
 /// `path:line: error[E…]: title: label` for a compile error.
@@ -499,6 +526,30 @@ mod tests {
         format!(
             "rule {name} {{\n{meta}  strings:\n    $a = \"{marker}\"\n  condition:\n    $a\n}}\n"
         )
+    }
+
+    #[test]
+    fn digest_changes_with_any_compiled_text_and_only_then() {
+        let dir = scratch("digest");
+        let file = dir.join("a.yar");
+        fs::write(&file, rule("One", "vigil-marker-one", "")).unwrap();
+        let load = |builtin| {
+            RuleSet::load(
+                std::slice::from_ref(&file),
+                RuleErrorPolicy::Refuse,
+                builtin,
+            )
+            .unwrap()
+            .0
+            .digest()
+        };
+        let first = load(false);
+        assert_eq!(first, load(false), "same files, same digest");
+        assert_ne!(first, load(true), "the built-in rules are part of it");
+        assert_ne!(first, RuleSet::empty().digest());
+        fs::write(&file, rule("One", "vigil-marker-two", "")).unwrap();
+        assert_ne!(first, load(false), "one changed string");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -56,6 +56,11 @@ model = "builtin"
 [daemon]
 socket = "$AGENT_WORK/vigil.sock"
 
+# A store per agent run: verdicts persisted by an earlier run (on the harness's
+# ext2 image, which has a UUID) would make this run's cold workloads warm.
+[cache]
+dir = "$AGENT_WORK/cache"
+
 [log]
 events = "$AGENT_WORK/events.log"
 level = "info"

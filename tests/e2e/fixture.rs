@@ -6,10 +6,17 @@
 //! drop: daemons are SIGKILLed by pid, the holder is killed (its namespace and the
 //! tmpfs vanish with it), the temp dir is removed.
 //!
-//! Must not own: anything outside those. Daemons only ever mark a tmpfs that this
-//! fixture mounted itself ([`Sandbox::start`] refuses any path whose `statfs` type
-//! is not tmpfs), every daemon runs under `timeout -k 5 120`, and every process is
-//! killed by its own pid, never by name.
+//! Must not own: anything outside those. Daemons only ever mark a filesystem that
+//! this fixture mounted itself ([`Sandbox::start`] refuses any path that is not on
+//! the sandbox's own mount, or whose `statfs` type is not tmpfs or, for
+//! [`Sandbox::with_ext4`], ext4), every daemon runs under `timeout -k 5 120`, and
+//! every process is killed by its own pid, never by name.
+//!
+//! Why ext4 too: a tmpfs gets a random UUID at every mount, so the persistent
+//! verdict cache never keys its files. [`Sandbox::with_ext4`] formats an image
+//! file in the host temp dir and the holder mounts it through a loop device
+//! inside its namespace: a real filesystem with a real UUID, which no other
+//! process sees, gone (and its loop device detached) when the holder dies.
 //!
 //! Why a holder process: the test harness is multithreaded, so it cannot
 //! `unshare(CLONE_NEWNS)` itself. The holder (`unshare --mount --propagation
@@ -35,7 +42,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+use nix::sys::statfs::{EXT4_SUPER_MAGIC, TMPFS_MAGIC, statfs};
 use nix::unistd::Pid;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -140,11 +147,22 @@ impl Drop for TempDir {
 
 // ---------------------------------------------------------------- tmpfs
 
-/// A tmpfs mounted in a private mount namespace kept alive by a holder process.
+/// What a sandbox mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    /// A tmpfs.
+    Tmpfs,
+    /// An ext4 image on a loop device.
+    Ext4,
+}
+
+/// A tmpfs (or an ext4 image) mounted in a private mount namespace kept alive by
+/// a holder process.
 pub struct Tmpfs {
     holder: Child,
     holder_pid: i32,
     path: PathBuf,
+    kind: FsKind,
 }
 
 impl Tmpfs {
@@ -156,15 +174,43 @@ impl Tmpfs {
     /// If the holder cannot be started, does not report ready within 10 s, or the
     /// resulting path is not a tmpfs.
     pub fn mount(dir: &Path, size: &str) -> Tmpfs {
-        assert!(dir.is_absolute(), "tmpfs dir must be absolute");
+        let script = format!(
+            "mount -t tmpfs -o size={size},mode=0755 vigil-e2e \"$1\" && echo ready $$ && exec sleep 300"
+        );
+        Tmpfs::mount_with(dir, &script, FsKind::Tmpfs)
+    }
+
+    /// Formats `image` (a new file of `size_mb` MiB in a host directory) as ext4
+    /// and mounts it on `dir` through a loop device inside a new private mount
+    /// namespace (see [`Tmpfs::mount`]).
+    ///
+    /// # Panics
+    /// As [`Tmpfs::mount`], or when `mkfs.ext4` (e2fsprogs) fails.
+    pub fn mount_ext4(dir: &Path, image: &Path, size_mb: u64) -> Tmpfs {
+        File::create(image)
+            .and_then(|f| f.set_len(size_mb << 20))
+            .unwrap_or_else(|e| panic!("create {}: {e}", image.display()));
+        let out = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
+            .arg(image)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mkfs.ext4 (apt-get install e2fsprogs)");
+        assert!(out.status.success(), "mkfs.ext4: {}", show(&out));
+        let script = format!(
+            "mount -o loop {} \"$1\" && chmod 0755 \"$1\" && echo ready $$ && exec sleep 300",
+            toml_str(&image.to_string_lossy())
+        );
+        Tmpfs::mount_with(dir, &script, FsKind::Ext4)
+    }
+
+    fn mount_with(dir: &Path, script: &str, kind: FsKind) -> Tmpfs {
+        assert!(dir.is_absolute(), "mount dir must be absolute");
         fs::create_dir_all(dir).expect("create mount dir");
         assert!(
             fs::read_dir(dir).expect("read mount dir").next().is_none(),
             "mount dir {} is not empty",
             dir.display()
-        );
-        let script = format!(
-            "mount -t tmpfs -o size={size},mode=0755 vigil-e2e \"$1\" && echo ready $$ && exec sleep 300"
         );
         let mut holder = Command::new("timeout")
             .args([
@@ -177,7 +223,7 @@ impl Tmpfs {
                 "private",
                 "--",
             ])
-            .args(["sh", "-c", &script, "sh"])
+            .args(["sh", "-c", script, "sh"])
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -210,8 +256,9 @@ impl Tmpfs {
             holder,
             holder_pid,
             path: PathBuf::from(path),
+            kind,
         };
-        assert_tmpfs(&tmpfs.path);
+        assert_fs_kind(&tmpfs.path, kind);
         // And it is the holder's new mount, not the host directory itself.
         let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
         assert_ne!(
@@ -244,12 +291,21 @@ impl Drop for Tmpfs {
 }
 
 /// Panics unless `path` is on a tmpfs (the only filesystem type a test daemon
-/// may ever mark).
+/// may ever mark, besides a sandbox's own ext4 image).
 pub fn assert_tmpfs(path: &Path) {
+    assert_fs_kind(path, FsKind::Tmpfs);
+}
+
+/// Panics unless `path` is on a filesystem of `kind`.
+pub fn assert_fs_kind(path: &Path, kind: FsKind) {
     let st = statfs(path).unwrap_or_else(|e| panic!("statfs {}: {e}", path.display()));
+    let want = match kind {
+        FsKind::Tmpfs => TMPFS_MAGIC,
+        FsKind::Ext4 => EXT4_SUPER_MAGIC,
+    };
     assert!(
-        st.filesystem_type() == TMPFS_MAGIC,
-        "refusing to watch {}: not a tmpfs (type {:?})",
+        st.filesystem_type() == want,
+        "refusing to watch {}: not a {kind:?} (type {:?})",
         path.display(),
         st.filesystem_type()
     );
@@ -480,6 +536,11 @@ pub struct Config {
     /// machine-wide unless scoped to a cgroup, and only the guard tests (which
     /// scope it to a cgroup of their own) turn it on.
     pub guard: String,
+    /// `cache.persistent`.
+    pub persistent: bool,
+    /// `cache.dir` (a host path per sandbox, so no test touches
+    /// /var/lib/vigil/cache or another test's store).
+    pub cache_dir: PathBuf,
 }
 
 fn toml_str(s: &str) -> String {
@@ -544,6 +605,10 @@ impl Config {
              [guard]\n\
              {guard}\
              \n\
+             [cache]\n\
+             persistent = {persistent}\n\
+             dir = {cache_dir}\n\
+             \n\
              [log]\n\
              events = {events}\n\
              level = {level}\n",
@@ -573,6 +638,8 @@ impl Config {
             om = toml_str(&self.on_malicious),
             qdir = toml_str(&self.quarantine_dir.to_string_lossy()),
             guard = self.guard,
+            persistent = self.persistent,
+            cache_dir = toml_str(&self.cache_dir.to_string_lossy()),
         )
     }
 }
@@ -679,6 +746,32 @@ impl Sandbox {
         }
     }
 
+    /// A sandbox whose watched filesystem is a fresh ext4 image of `size_mb`
+    /// MiB (see [`Tmpfs::mount_ext4`]) instead of a tmpfs.
+    pub fn with_ext4(name: &str, size_mb: u64) -> Sandbox {
+        let live = Live::enter();
+        let dir = TempDir::new(name);
+        let fs = Tmpfs::mount_ext4(&dir.join("mnt"), &dir.join("disk.img"), size_mb);
+        Sandbox {
+            fs,
+            dir,
+            name: name.to_owned(),
+            _live: live,
+        }
+    }
+
+    /// Panics unless `path` is this sandbox's own mount (the only thing its
+    /// daemons may watch).
+    fn assert_watchable(&self, path: &Path) {
+        assert!(
+            path == self.fs.path(),
+            "refusing to watch {}: not this sandbox's mount {}",
+            path.display(),
+            self.fs.path().display()
+        );
+        assert_fs_kind(path, self.fs.kind);
+    }
+
     /// A path in the host temp dir (not watched).
     pub fn host(&self, name: impl AsRef<Path>) -> PathBuf {
         self.dir.join(name)
@@ -735,6 +828,8 @@ impl Sandbox {
             on_malicious: "deny".into(),
             quarantine_dir: self.host("quarantine"),
             guard: "uncovered = \"off\"\n".into(),
+            persistent: true,
+            cache_dir: self.host("cache"),
         }
     }
 
@@ -751,7 +846,7 @@ impl Sandbox {
     /// anything that acts on a detected file's path (quarantine, restore).
     pub fn start_in_namespace(&self, cfg: &Config, env: &[(&str, &str)]) -> Daemon {
         for p in &cfg.filesystems {
-            assert_tmpfs(p);
+            self.assert_watchable(p);
         }
         let config = self.config_path();
         write_file(&config, cfg.to_toml().as_bytes(), 0o644);
@@ -763,7 +858,7 @@ impl Sandbox {
     /// (`text` is `cfg.to_toml()` plus what the test adds).
     pub fn start_in_namespace_with_text(&self, cfg: &Config, text: &str) -> Daemon {
         for p in &cfg.filesystems {
-            assert_tmpfs(p);
+            self.assert_watchable(p);
         }
         let config = self.config_path();
         write_file(&config, text.as_bytes(), 0o644);
@@ -880,7 +975,7 @@ impl Sandbox {
     /// filesystems it watches).
     pub fn start_with_text(&self, cfg: &Config, text: &str, env: &[(&str, &str)]) -> Daemon {
         for p in &cfg.filesystems {
-            assert_tmpfs(p);
+            self.assert_watchable(p);
         }
         let config = self.config_path();
         write_file(&config, text.as_bytes(), 0o644);

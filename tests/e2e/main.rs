@@ -28,6 +28,7 @@ mod model;
 mod mounts;
 mod notifier;
 mod overflow;
+mod persistent;
 mod pipes;
 mod policy;
 mod quarantine;

@@ -159,6 +159,21 @@ fn render_stats(stats: &StatsReport) -> String {
         "\nqueue {}/{}  pending {}  cache entries {}  uptime {} s",
         stats.queue_depth, stats.queue_capacity, stats.pending, stats.cache_entries, stats.uptime_s,
     );
+    if let Some(p) = &stats.persistent_cache {
+        let _ = writeln!(
+            out,
+            "persistent cache {}{}  entries {}/{}  size {} B  content {}  ({})",
+            p.state,
+            p.reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(" ({r})")),
+            p.entries,
+            p.max_entries,
+            p.size_bytes,
+            p.content_id,
+            p.path,
+        );
+    }
     for (k, v) in &stats.counters {
         let _ = writeln!(out, "{k:<24} {v}");
     }

@@ -1,7 +1,8 @@
 //! Everything a worker does after the kernel has its answer.
 //!
 //! Owns, for one answered event: the exec history record, the rule counters, the
-//! request for a kernel ignore mark, the hand-over to quarantine, and the one
+//! offer of a fresh verdict to the persistent cache, the request for a kernel
+//! ignore mark, the hand-over to quarantine, and the one
 //! builder of a detection's event record (sent to the event log and to alert
 //! subscribers). Every hand-over here goes through a bounded queue that drops
 //! rather than waits. Must not own: the answer (already given by
@@ -67,6 +68,11 @@ pub fn after_answer(
 ) {
     let (ctx, generation) = (w.ctx, w.generation);
     let config = &generation.config;
+    if let Some(v) = verdict
+        && let Some(key) = v.remember
+    {
+        ctx.persistent.remember(key, generation, &v.cached);
+    }
     let sha256 = verdict.and_then(|v| v.cached.sha256);
     if pending.access == AccessKind::Exec {
         remember(ctx, gated, sha256, pending.was_denied());

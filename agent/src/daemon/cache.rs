@@ -17,6 +17,14 @@
 //! Eviction is two-generational: when the young map is full it becomes the old map
 //! and the previous old map is dropped. Lookups check both and promote; this bounds
 //! memory at twice the capacity with O(1) work and keeps recently used entries.
+//!
+//! Behind this in-memory cache sits the [`persistent`] one (on disk, keyed by
+//! [`store_key`], values in [`record`]), which the worker asks after a miss
+//! here, so verdicts survive a restart.
+
+pub mod persistent;
+pub mod record;
+pub mod store_key;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -66,6 +74,9 @@ pub struct Cached {
     pub trusted: bool,
     /// The allow entry that made the file clean without any detection stage.
     pub allowed: Option<vigil_policy::HashEntry>,
+    /// A stage failed during the scan ([`crate::engine::scan::ScanResult::partial`]):
+    /// kept in memory, never on disk.
+    pub partial: bool,
 }
 
 /// The answer to [`VerdictCache::begin`].
@@ -296,6 +307,7 @@ mod tests {
             sha256: None,
             trusted: false,
             allowed: None,
+            partial: false,
         })
     }
 
@@ -308,6 +320,7 @@ mod tests {
                 sha256: Some([sha; 32]),
                 trusted,
                 allowed: None,
+                partial: false,
             })
         };
         for (ino, sha, trusted) in [(1, 1, false), (2, 2, true)] {

@@ -1,7 +1,8 @@
 //! `vigil daemon`: startup, the main loop, reload and shutdown in one place.
 //!
 //! Owns the daemon's long-lived parts and their order: load the first generation,
-//! create the group, start the deadline thread, the workers and the event log,
+//! create the group, open the persistent verdict cache, start the deadline
+//! thread, the workers and the event log,
 //! place the marks, register the reader, open the control socket, tell systemd
 //! READY. The main loop then only handles signals and control requests; events
 //! never pass through it. Shutdown reverses the order and answers every pending
@@ -51,6 +52,7 @@ use vigil_policy::{Action, FailMode, Mode};
 
 use crate::daemon::alerts::Alerts;
 use crate::daemon::cache::VerdictCache;
+use crate::daemon::cache::persistent::Persistent;
 use crate::daemon::events::EventLog;
 use crate::daemon::fairness::Fairness;
 use crate::daemon::guard::{GuardState, MarkRequest};
@@ -115,6 +117,9 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     };
     let queue_capacity = first.config.scan.queue_capacity;
     let cache = VerdictCache::new(first.config.scan.cache_capacity);
+    // Before the marks: the first events can already be answered from it.
+    let (persistent, persistent_writer) =
+        Persistent::start(&first.config.cache, Arc::clone(&stats));
     let generation = Arc::new(ArcSwap::from_pointee(first));
 
     let gen_for_deadline = Arc::clone(&generation);
@@ -140,6 +145,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
         group: group.clone(),
         generation: Arc::clone(&generation),
         cache: Arc::clone(&cache),
+        persistent,
         stats: Arc::clone(&stats),
         events: events.clone(),
         marks: IgnoreMarks::start(group.clone(), Arc::clone(&generation), Arc::clone(&stats))
@@ -251,7 +257,10 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                         }
                     },
                     Command::Status => Reply::Status {
-                        status: status(&generation.load(), &marks, &mount_watch, &guard, &stats, &cache, started, &outstanding),
+                        status: Box::new(Status {
+                            persistent_cache: Some(ctx.persistent.info(&generation.load())),
+                            ..status(&generation.load(), &marks, &mount_watch, &guard, &stats, &cache, started, &outstanding)
+                        }),
                     },
                     Command::Stats => Reply::Stats {
                         stats: StatsReport {
@@ -262,6 +271,7 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
                             cache_entries: cache.len(),
                             counters: counters(&stats),
                             latency_us: stats.latency.summary(),
+                            persistent_cache: Some(ctx.persistent.info(&generation.load())),
                         },
                     },
                     Command::ExecHistory { since_ms } => Reply::Records { records: history.since(since_ms) },
@@ -341,6 +351,10 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     drop(queue);
     drop(pool.close()); // stuck workers are not waited for: exit ends them
     drop(ctx);
+    // The last verdicts are committed, so the next start finds them.
+    if let Some(writer) = persistent_writer {
+        writer.stop(Duration::from_secs(2));
+    }
     // A move in progress finishes (it is crash-safe at every step anyway); queued
     // ones are dropped with the channel. Bounded like the event log below.
     drop(quarantiner);
@@ -389,9 +403,10 @@ async fn reload(
             || next.config.scan.queue_capacity != current.config.scan.queue_capacity
             || next.config.log != current.config.log
             || next.config.policy.sysctl_hardening != current.config.policy.sysctl_hardening
+            || next.config.cache != current.config.cache
         {
             tracing::warn!(
-                "daemon.socket, scan.workers, scan.queue_capacity, log.* and policy.sysctl_hardening take effect at restart"
+                "daemon.socket, scan.workers, scan.queue_capacity, log.*, policy.sysctl_hardening and cache.* take effect at restart"
             );
         }
         {
@@ -503,6 +518,7 @@ fn status(
         guard: Some(guard.info(&generation.config)),
         updates: updates_status(&generation.config),
         clamav_hashes: generation.clamav.len(),
+        persistent_cache: None,
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Context {
     pub generation: Arc<ArcSwap<Generation>>,
     /// The verdict cache.
     pub cache: Arc<VerdictCache>,
+    /// The verdicts kept on disk, asked after a miss in `cache`.
+    pub persistent: super::cache::persistent::Persistent,
     /// Counters.
     pub stats: Arc<Stats>,
     /// The JSON event log.

@@ -136,6 +136,26 @@ counters! {
     inline_detected,
     /// Processes killed for malicious inline code (enforce mode).
     inline_killed,
+    /// Verdicts found in the persistent cache (`cache.persistent`) after a miss
+    /// in memory: the file was not read.
+    persistent_hits,
+    /// Lookups in the persistent cache that found no entry for the file version.
+    persistent_misses,
+    /// Lookups that found an entry judged under other content (another content
+    /// id): ignored, the file is scanned.
+    persistent_stale,
+    /// Files on filesystems without a stable identity (tmpfs, overlayfs, a zero
+    /// UUID, …): cached in memory only.
+    persistent_unkeyed,
+    /// Verdicts written to the persistent cache (committed).
+    persistent_writes,
+    /// Verdicts not written because the writer's queue was full.
+    persistent_dropped,
+    /// Entries removed from the persistent cache to stay within
+    /// `cache.max_entries`.
+    persistent_evictions,
+    /// Failed reads, decodes or commits of the persistent cache.
+    persistent_errors,
 }
 
 impl Stats {

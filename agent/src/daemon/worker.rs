@@ -30,6 +30,7 @@ use vigil_policy::{
 };
 
 use super::after_answer::{Who, after_answer, may_ignore};
+use super::cache::store_key::StoreKey;
 use super::cache::{Cached, FileKey, Lookup};
 use super::exec_gate::{self, Gate, ProcessFacts};
 use super::latency::Timed;
@@ -77,8 +78,15 @@ pub struct Gated<'g> {
 pub struct Verdicted {
     /// The cached (or fresh) result.
     pub cached: Arc<Cached>,
-    /// True when this event scanned the file.
+    /// True when this event scanned the file, or found its verdict in the
+    /// persistent cache: the first verdict on this file version in this
+    /// process either way.
     pub fresh: bool,
+    /// The file version's persistent key, taken before the scan: after the
+    /// answer the verdict is offered to the persistent cache under it (a hit
+    /// from there only when its entry is old enough to risk eviction, which
+    /// makes it young again).
+    pub remember: Option<StoreKey>,
 }
 
 /// The answer given, with what it was built from.
@@ -271,6 +279,7 @@ fn scan_or_cache(
             Verdicted {
                 cached,
                 fresh: false,
+                remember: None,
             }
         }
         Lookup::Wait(slot) => {
@@ -285,19 +294,28 @@ fn scan_or_cache(
                 Some(cached) => Verdicted {
                     cached,
                     fresh: false,
+                    remember: None,
                 },
                 None => Verdicted {
                     cached: scan(w, fd, &gated.st, fast_path(w.generation, gated))?,
                     fresh: true,
+                    remember: None,
                 },
             }
         }
         Lookup::Miss(ticket) => {
-            let cached = scan(w, fd, &gated.st, fast_path(w.generation, gated))?;
+            // The key before any read, so it names the version that was judged.
+            let key = ctx.persistent.key_of(fd);
+            let stored = key.and_then(|k| ctx.persistent.lookup(&k, w.generation));
+            let (cached, remember) = match stored {
+                Some(hit) => (hit.cached, key.filter(|_| hit.refresh)),
+                None => (scan(w, fd, &gated.st, fast_path(w.generation, gated))?, key),
+            };
             ticket.complete(Arc::clone(&cached));
             Verdicted {
                 cached,
                 fresh: true,
+                remember,
             }
         }
     };
@@ -311,6 +329,7 @@ fn scan_or_cache(
         return Some(Verdicted {
             cached: scan(w, fd, &gated.st, None)?,
             fresh: true,
+            remember: None,
         });
     }
     Some(found)
@@ -422,6 +441,7 @@ pub(super) fn scan(
             sha256: None,
             trusted: false,
             allowed: None,
+            partial: false,
         }));
     }
     Stats::bump(&ctx.stats.scans);
@@ -463,6 +483,7 @@ pub(super) fn scan(
                 sha256: Some(result.sha256),
                 trusted: result.trusted,
                 allowed: result.allowed,
+                partial: result.partial,
             }))
         }
         Err(errno) => {

@@ -118,10 +118,16 @@ fn handle(w: &mut Worker<'_, '_>, pool: &PoolSender, event: &FanotifyEvent) {
         Lookup::Hit(_) | Lookup::Wait(_) => return,
     };
     Stats::bump(&ctx.stats.written_scanned);
+    // Keyed before the read, as the workers do; stored after it, so a reboot
+    // between the write and the first exec still finds the verdict.
+    let remember = ctx.persistent.key_of(fd);
     let Some(cached) = scan(w, fd, &st, None) else {
         return;
     };
     ticket.complete(Arc::clone(&cached));
+    if let Some(key) = remember {
+        ctx.persistent.remember(key, generation, &cached);
+    }
     if cached.decision.verdict != Verdict::Clean {
         report(w, event, fd, &st, &cached);
     }

@@ -13,6 +13,7 @@ use vigil_policy::{
     Allowlist, ClamDb, Config, Exclusions, ExecPolicy, HashDb, Interpreters, RuleSet, TrustStore,
 };
 
+use crate::engine::content_id::ContentId;
 use crate::engine::model::ModelStage;
 
 /// Where the daemon and the CLI look for their configuration by default.
@@ -76,6 +77,9 @@ pub struct Generation {
     /// The package trust store (`policy.trust_db`), when it exists; required by a
     /// `trusted-only` rule.
     pub trust: Option<TrustStore>,
+    /// A digest of the content above that produces verdicts (not the reload
+    /// counter): what the persistent verdict cache binds its verdicts to.
+    pub content_id: ContentId,
     /// How long loading took, for the log.
     pub load_ms: u128,
 }
@@ -135,7 +139,7 @@ impl Generation {
         let model = ModelStage::load(&config)?;
         let exec_policy = ExecPolicy::new(&config.policy)?;
         let trust = load_trust(&config, &exec_policy)?;
-        Ok(Generation {
+        let mut generation = Generation {
             id,
             model,
             exec_policy,
@@ -151,8 +155,12 @@ impl Generation {
             rule_warnings,
             exclusions,
             interpreters,
-            load_ms: started.elapsed().as_millis(),
-        })
+            content_id: ContentId::default(),
+            load_ms: 0,
+        };
+        generation.content_id = ContentId::of(&generation);
+        generation.load_ms = started.elapsed().as_millis();
+        Ok(generation)
     }
 
     /// Logs the rule files left out of this generation (`rules_on_error = "skip"`)

@@ -70,6 +70,10 @@ pub struct ScanResult {
     /// The decision was already known for this content (the caller's `known`):
     /// only the hash ran.
     pub known: bool,
+    /// A stage failed (the rule stage's timeout, on a loaded machine) and the
+    /// decision was reached without it. Good enough to answer with; the daemon
+    /// does not keep such a verdict on disk, so the next start scans again.
+    pub partial: bool,
 }
 
 /// A reusable scanner: one per worker thread (it owns its buffers).
@@ -165,10 +169,12 @@ impl Scanner {
                 trusted: false,
                 allowed: None,
                 known: true,
+                partial: false,
             });
         }
         let trusted = trust.is_some_and(|t| t.sha256 == sha256);
         let allowed = allowlisted(generation, &sha256, md5.as_ref(), offset, &mut times);
+        let mut partial = false;
         let decision = match allowed {
             Some(_) => decide(Vec::new(), &generation.config.decision),
             None => evaluate(
@@ -180,6 +186,7 @@ impl Scanner {
                 rules,
                 depth,
                 &mut times,
+                &mut partial,
             ),
         };
         if self.content.capacity() > CONTENT_KEEP {
@@ -193,6 +200,7 @@ impl Scanner {
             trusted,
             allowed,
             known: false,
+            partial,
         })
     }
 }
@@ -211,6 +219,7 @@ pub fn scan_bytes(
     let content = (size <= CONTENT_CAP).then_some(bytes);
     let mut times = StageTimes::default();
     let allowed = allowlisted(generation, &sha256, md5.as_ref(), size, &mut times);
+    let mut partial = false;
     let decision = match allowed {
         Some(_) => decide(Vec::new(), &generation.config.decision),
         None => evaluate(
@@ -222,6 +231,7 @@ pub fn scan_bytes(
             rules,
             depth,
             &mut times,
+            &mut partial,
         ),
     };
     ScanResult {
@@ -232,6 +242,7 @@ pub fn scan_bytes(
         trusted: false,
         allowed,
         known: false,
+        partial,
     }
 }
 
@@ -261,7 +272,7 @@ fn allowlisted(
 
 /// The stages after reading: hash lookups, then (with the content in memory)
 /// heuristics and rules, then the decision. Adds each stage's time to `times`
-/// (the lookups to `times.hash`).
+/// (the lookups to `times.hash`); sets `partial` when a stage failed.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     sha256: &[u8; 32],
@@ -272,6 +283,7 @@ fn evaluate(
     rules: &mut RuleScanner<'_>,
     depth: Depth,
     times: &mut StageTimes,
+    partial: &mut bool,
 ) -> Decision {
     let lookups = Instant::now();
     let mut reasons: Vec<Reason> = Vec::new();
@@ -317,6 +329,7 @@ fn evaluate(
             match rules.scan(content, generation.config.scan.rule_timeout) {
                 Ok(found) => reasons.extend(found),
                 Err(e) => {
+                    *partial = true;
                     crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
                 }
             }

@@ -1,8 +1,13 @@
-//! The only `unsafe` of vigil: handing the fanotify group fd to tokio's reactor.
+//! The only `unsafe` of vigil: handing the fanotify group fd to tokio's reactor,
+//! and asking the kernel for the UUID of the filesystem behind an event fd.
 //!
-//! Owns nothing; [`register`] returns the `AsyncFd` that the reader owns from then on.
+//! Owns nothing; [`register`] returns the `AsyncFd` that the reader owns from then on;
+//! [`filesystem_uuid`] answers for the persistent verdict cache, which names a
+//! filesystem by its UUID because the device number of the same filesystem can
+//! differ from one boot to the next.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
 use nix::sys::fanotify::Fanotify;
@@ -21,4 +26,44 @@ pub fn register(fan: Arc<Fanotify>) -> io::Result<AsyncFd<Arc<Fanotify>>> {
     // while alive, so the fd stays open and refers to the same group for the whole
     // lifetime of the `AsyncFd`, and `as_raw_fd` always returns that same number.
     unsafe { AsyncFd::register(fan) }.map_err(|e| e.into_parts().1)
+}
+
+/// `struct fsuuid2` of `<linux/fs.h>`.
+#[repr(C)]
+struct FsUuid2 {
+    len: u8,
+    uuid: [u8; 16],
+}
+
+/// `FS_IOC_GETFSUUID` = `_IOR(0x15, 0, struct fsuuid2)` (Linux 6.5): direction
+/// read (2) in bits 30-31, size 17 in bits 16-29, type 0x15 in bits 8-15, number 0.
+const FS_IOC_GETFSUUID: libc::c_ulong = (2 << 30) | (17 << 16) | (0x15 << 8);
+
+/// The UUID of the filesystem `fd` is on, as its superblock records it
+/// (`FS_IOC_GETFSUUID`, Linux 6.5 and later; the same UUID `blkid` shows for
+/// ext4 and XFS). `None` when the filesystem keeps none (`ENOTTY`), the kernel is
+/// older, or it is shorter than 16 bytes.
+pub fn filesystem_uuid(fd: BorrowedFd<'_>) -> Option<[u8; 16]> {
+    let mut out = FsUuid2 {
+        len: 0,
+        uuid: [0; 16],
+    };
+    // SAFETY: `fd` is a valid open descriptor for the duration of the call (it is
+    // borrowed); the request is `_IOR` with the size of `FsUuid2`, which is
+    // `#[repr(C)]` and laid out exactly as the kernel's `struct fsuuid2`, so the
+    // kernel writes at most `size_of::<FsUuid2>()` bytes into `out`, which lives on
+    // this stack frame until the call returns.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_GETFSUUID, &raw mut out) };
+    (rc == 0 && usize::from(out.len) == out.uuid.len()).then_some(out.uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_number_matches_the_kernel_header() {
+        assert_eq!(std::mem::size_of::<FsUuid2>(), 17);
+        assert_eq!(FS_IOC_GETFSUUID, 0x8011_1500);
+    }
 }

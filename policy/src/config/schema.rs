@@ -226,6 +226,14 @@ pub(super) const ROOT: &[Field] = &[
             ),
         ]),
     ),
+    field(
+        "cache",
+        Kind::Table(&[
+            field("persistent", Kind::Bool),
+            field("dir", Kind::Text),
+            field("max_entries", Kind::Count),
+        ]),
+    ),
 ];
 
 /// Where one leaf value was written.
@@ -479,12 +487,13 @@ fn found(value: &DeValue<'_>) -> &'static str {
 mod tests {
     use super::*;
     use crate::config::WriteAction;
+    use crate::config::{CacheConfig, GuardConfig, GuardMode};
     use crate::config::{Config, Content, Daemon, DecisionConfig, Exclude, FailMode, Log, Mode};
-    use crate::config::{GuardConfig, GuardMode, SourceConfig, UpdateConfig};
     use crate::config::{HeuristicsConfig, RuleErrorPolicy, Scan, ScanOnOpen, VerdictAction};
     use crate::config::{
         PolicyConfig, Profile, Quarantine, RuleAction, RuleConfig, Watch, Weights,
     };
+    use crate::config::{SourceConfig, UpdateConfig};
     use serde::Deserialize;
     use serde::de::{self, Visitor};
     use std::cell::RefCell;
@@ -627,6 +636,7 @@ mod tests {
             (keys(sub("guard")), names::<GuardConfig>()),
             (keys(sub("update")), names::<UpdateConfig>()),
             (update_source_keys(), names::<SourceConfig>()),
+            (keys(sub("cache")), names::<CacheConfig>()),
             (one_of("guard", "uncovered"), names::<GuardMode>()),
             (one_of("guard", "network"), names::<GuardMode>()),
             (rule_actions(), names::<RuleAction>()),

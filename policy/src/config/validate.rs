@@ -8,8 +8,10 @@
 use std::path::Path;
 
 use super::{Config, EventSink, MAX_DEADLINE_MS, MAX_QUEUE_CAPACITY, MAX_WORKERS, WatchPath};
+use super::{
+    MAX_CACHE_MAX_ENTRIES, MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_UPGRADE_WINDOW_S, MAX_WEIGHT,
+};
 use super::{MAX_CLAMAV_POLL_S, MAX_UPDATE_KEEP, MAX_UPDATE_TIMEOUT_S, UpdateConfig, Verify};
-use super::{MAX_EVENTS_KEEP, MAX_RULE_TIMEOUT_MS, MAX_UPGRADE_WINDOW_S, MAX_WEIGHT};
 use crate::{exclusions, interpreters};
 
 /// A value that is well-typed but not acceptable.
@@ -248,7 +250,18 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
             .memfd_programs
             .iter()
             .map(|path| path.as_path()),
-    )
+    )?;
+    absolute_all("cache.dir", [config.cache.dir.as_path()].into_iter())?;
+    if !(1..=MAX_CACHE_MAX_ENTRIES).contains(&config.cache.max_entries) {
+        return Err(invalid(
+            "cache.max_entries",
+            format!(
+                "must be between 1 and {MAX_CACHE_MAX_ENTRIES} (cache.persistent = false turns the store off), found {}",
+                config.cache.max_entries
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The `[policy]` table: globs compile, paths are absolute, rule names unique.
@@ -443,7 +456,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 20] = [
+        let cases: [(Edit, &str, Option<usize>); 23] = [
             (
                 |c| c.decision.malicious_score = 0,
                 "decision.malicious_score",
@@ -523,6 +536,13 @@ mod tests {
                 |c| c.exclude.processes = vec!["/bin/ok".into(), "bin/x".into()],
                 "exclude.processes",
                 Some(1),
+            ),
+            (|c| c.cache.dir = "cache".into(), "cache.dir", Some(0)),
+            (|c| c.cache.max_entries = 0, "cache.max_entries", None),
+            (
+                |c| c.cache.max_entries = super::MAX_CACHE_MAX_ENTRIES + 1,
+                "cache.max_entries",
+                None,
             ),
         ];
         for (edit, key, index) in cases {

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The `cold-start` workload of issue 18 (item 5): the first exec of N distinct
+# programs that existed before the daemon started, right after a daemon
+# (re)start, with and without the persistent verdict cache, against no agent,
+# in one run. Prints a table and, last, one JSON line.
+#
+#   sudo tests/bench/cold-start.sh [N=300] [REPS=3]
+#
+# VIGIL_BIN (default target/release/vigil, else target/debug/vigil) is the
+# daemon; VIGIL_CONTENT (default ../shared/content when it exists) adds the
+# shared hash lists and YARA rules to the built-in content, as tests/bench/vigil.sh
+# does. The programs are copies of /usr/bin ELF executables that answer
+# `--version` within 2 s with stdin closed (checked on the host copies first;
+# a few names that act on the machine are never tried), one per distinct
+# content, on an ext4 image: a tmpfs has no stable UUID, so the persistent
+# cache never keys its files.
+#
+# Safety: everything runs inside a private mount namespace (`unshare --mount`)
+# under a timeout; the daemon watches only the ext4 image mounted there
+# (a filesystem mark on a superblock no other process sees), runs under its own
+# timeout and is stopped by pid; the loop device is detached when the mount
+# namespace goes.
+#
+# Modes, each timed as one loop over the N programs (wall time, ms):
+#   baseline   no daemon;
+#   cold       a daemon just started, cache.persistent = false: every first exec
+#              is scanned;
+#   persistent a daemon just started on a store that a previous daemon filled
+#              (the first of these runs fills it, untimed): every first exec is
+#              answered from the store;
+#   warm       a second pass under that same daemon: every verdict in memory
+#              (and, for these root-owned copies, kernel ignore marks): the
+#              floor the persistent pass is compared with.
+# The order rotates per repetition; the medians and their ratios to baseline
+# are reported. Never a pass/fail: the machine is shared and noisy.
+set -euo pipefail
+
+N=${1:-300}
+REPS=${2:-3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+[ "$(id -u)" = 0 ] || { echo "cold-start.sh: run as root (fanotify, mount namespaces)" >&2; exit 1; }
+
+if [ -z "${COLD_START_INNER:-}" ]; then
+    exec timeout -k 10 3600 unshare --mount --propagation private \
+        env COLD_START_INNER=1 bash "$0" "$@"
+fi
+
+VIGIL=${VIGIL_BIN:-}
+if [ -z "$VIGIL" ]; then
+    VIGIL=$REPO/target/release/vigil
+    [ -x "$VIGIL" ] || VIGIL=$REPO/target/debug/vigil
+fi
+[ -x "$VIGIL" ] || { echo "cold-start.sh: no vigil binary (set VIGIL_BIN)" >&2; exit 1; }
+CONTENT=${VIGIL_CONTENT:-$(cd "$REPO/.." && pwd)/shared/content}
+
+WORK=$(mktemp -d /var/tmp/vigil-cold-start.XXXXXX)
+DAEMON=""
+cleanup() {
+    if [ -n "$DAEMON" ]; then kill -KILL "$DAEMON" 2>/dev/null || true; fi
+    umount "$WORK/mnt" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+truncate -s 2G "$WORK/disk.img"
+mkfs.ext4 -q -F "$WORK/disk.img"
+mkdir -p "$WORK/mnt"
+mount -o loop "$WORK/disk.img" "$WORK/mnt"
+mkdir -p "$WORK/mnt/bin"
+
+# The programs: distinct content, quick and harmless with --version.
+NEVER='^(reboot|poweroff|halt|shutdown|init|telinit|kexec|systemctl|loginctl|machinectl|busctl|journalctl|dbus-.*|X.*|xvfb-run|dunst.*|vigil|timeout|unshare|nsenter|login|su|sudo|passwd|chfn|chsh|newgrp|mount|umount|swapoff|swapon|wall|write|mesg|yes|cat|tee|sleep|watch|top|less|more|vi.*|ed|nano|ex|view|script.*|sh|bash|dash|rbash)$'
+declare -A seen=()
+count=0
+for p in /usr/bin/*; do
+    [ "$count" -ge "$N" ] && break
+    name=$(basename "$p")
+    [[ "$name" =~ $NEVER ]] && continue
+    [ -f "$p" ] && [ -x "$p" ] || continue
+    [ "$(head -c 4 "$p" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    sum=$(sha256sum "$p" | cut -d' ' -f1)
+    [ -z "${seen[$sum]:-}" ] || continue
+    rc=0
+    timeout -k 1 2 "$p" --version </dev/null >/dev/null 2>&1 || rc=$?
+    [ "$rc" -lt 124 ] || continue
+    seen[$sum]=1
+    cp "$p" "$WORK/mnt/bin/$(printf '%03d' "$count")-$name"
+    count=$((count + 1))
+done
+echo "cold-start: $count programs ($(du -sh "$WORK/mnt/bin" | cut -f1)) on ext4 $(blkid -s UUID -o value "$WORK/disk.img" 2>/dev/null || true)"
+sync
+
+content=""
+if [ -d "$CONTENT/hashes" ] && [ -d "$CONTENT/yara" ]; then
+    content="hashes = [\"$CONTENT/hashes\"]
+rules = [\"$CONTENT/yara\"]"
+    echo "cold-start: content $CONTENT plus the built-in rules and model"
+else
+    echo "cold-start: built-in rules and model only (no $CONTENT)"
+fi
+
+write_config() { # persistent: true|false
+    cat > "$WORK/vigil.toml" <<TOML
+[watch]
+filesystems = ["$WORK/mnt"]
+mounts = []
+scan_on_open = "executable"
+
+[content]
+$content
+allow = []
+builtin = true
+model = "builtin"
+
+[daemon]
+socket = "$WORK/vigil.sock"
+
+[quarantine]
+dir = "$WORK/quarantine"
+
+[guard]
+uncovered = "off"
+network = "off"
+
+[cache]
+persistent = $1
+dir = "$WORK/cache"
+
+[log]
+events = "none"
+level = "info"
+TOML
+}
+
+start_daemon() {
+    : > "$WORK/daemon.err"
+    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE timeout -k 5 900 \
+        "$VIGIL" daemon --config "$WORK/vigil.toml" 2> "$WORK/daemon.err" &
+    DAEMON=$!
+    for _ in $(seq 1 600); do
+        grep -q ' ready ' "$WORK/daemon.err" && return 0
+        kill -0 "$DAEMON" 2>/dev/null || { cat "$WORK/daemon.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "cold-start: daemon not ready" >&2; cat "$WORK/daemon.err" >&2; exit 1
+}
+
+counters() {
+    "$VIGIL" stats --json --socket "$WORK/vigil.sock" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["counters"]
+print(" ".join(f"{k}={c.get(k, 0)}" for k in ("scans", "persistent_hits", "persistent_misses", "persistent_writes")))'
+}
+
+stop_daemon() {
+    kill -TERM "$DAEMON"
+    wait "$DAEMON" || true
+    DAEMON=""
+}
+
+# One pass over the programs; prints its wall time in ms.
+pass() {
+    local t0 t1 f
+    t0=$(date +%s%N)
+    for f in "$WORK"/mnt/bin/*; do
+        timeout -k 1 5 "$f" --version </dev/null >/dev/null 2>&1 || true
+    done
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+
+declare -A runs=([baseline]="" [cold]="" [persistent]="" [warm]="")
+run_mode() {
+    local ms
+    case $1 in
+        baseline) ms=$(pass) ;;
+        cold)
+            write_config false; start_daemon
+            ms=$(pass); echo "  cold:       $(counters)"; stop_daemon ;;
+        persistent)
+            write_config true; start_daemon
+            ms=$(pass); echo "  persistent: $(counters)"
+            local warm
+            warm=$(pass); runs[warm]="${runs[warm]} $warm"; echo "  warm ${warm} ms"
+            stop_daemon ;;
+    esac
+    runs[$1]="${runs[$1]} $ms"
+    echo "  $1 ${ms} ms"
+}
+
+# Warm the page cache for every mode alike, and fill the store (untimed).
+pass > /dev/null
+write_config true; start_daemon; pass > /dev/null
+echo "fill:         $(counters)"; stop_daemon
+
+modes=(baseline cold persistent)
+for rep in $(seq 1 "$REPS"); do
+    echo "repetition $rep"
+    for i in 0 1 2; do
+        run_mode "${modes[$(((i + rep) % 3))]}"
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+b=$(echo "${runs[baseline]}" | median)
+c=$(echo "${runs[cold]}" | median)
+p=$(echo "${runs[persistent]}" | median)
+w=$(echo "${runs[warm]}" | median)
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN {printf "%.2f", (y > 0 ? x / y : 0)}'; }
+printf '\n%-11s %10s %12s %8s\n' mode median_ms per_exec_ms ratio
+for m in baseline cold persistent warm; do
+    v=$(echo "${runs[$m]}" | median)
+    printf '%-11s %10s %12s %8s   (runs:%s)\n' "$m" "$v" "$(ratio "$v" "$count")" "$(ratio "$v" "$b")" "${runs[$m]}"
+done
+printf '{"programs": %s, "reps": %s, "baseline_ms": %s, "cold_ms": %s, "persistent_ms": %s, "warm_ms": %s, "cold_ratio": %s, "persistent_ratio": %s, "warm_ratio": %s}\n' \
+    "$count" "$REPS" "$b" "$c" "$p" "$w" "$(ratio "$c" "$b")" "$(ratio "$p" "$b")" "$(ratio "$w" "$b")"
