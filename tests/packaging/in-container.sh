@@ -51,7 +51,7 @@ check "WatchdogUSec=30s" test "$(prop WatchdogUSec)" = 30s
 status=$(timeout 10 vigil status)
 echo "$status"
 check "vigil status: only the container root filesystem is marked" \
-    grep -q '"marks":\[{"kind":"filesystem","path":"/"}\]' <<<"$(tr -d ' \n' <<<"$status")"
+    grep -q '"marks":\[{"kind":"filesystem","path":"/","source":"config"}\]' <<<"$(tr -d ' \n' <<<"$status")"
 check "vigil-notifier.service enabled for users" test -L /etc/systemd/user/default.target.wants/vigil-notifier.service
 check "vigil-update.timer is enabled" test "$(systemctl is-enabled vigil-update.timer)" = enabled
 check "vigil-update.timer is active" test "$(systemctl is-active vigil-update.timer)" = active
@@ -112,7 +112,7 @@ echo "== a mount mark would miss them (why vigil marks filesystems)"
 cp -p /var/tmp/eicar /eicar
 printf '[watch]\nfilesystems = []\nmounts = ["/"]\n' >/etc/vigil/conf.d/05-mount-mark.toml
 check "reload with a mount mark on / instead" reload
-check "vigil status: a mount mark on /" grep -q '"marks":\[{"kind":"mount","path":"/"}\]' \
+check "vigil status: a mount mark on /" grep -q '"marks":\[{"kind":"mount","path":"/","source":"config"}\]' \
     <<<"$(timeout 10 vigil status | tr -d ' \n')"
 out=$(timeout 10 /eicar 2>&1); echo "exec from outside: $out"
 check "mount mark: exec of EICAR from outside the sandbox NOT seen" sh -c '! grep -q "Permission denied\|Operation not permitted" <<EOT
