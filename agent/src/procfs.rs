@@ -151,6 +151,22 @@ pub fn pipe_of(pid: i32, fd: u8) -> Option<u64> {
     std::str::from_utf8(inode).ok()?.parse().ok()
 }
 
+/// Waits (at most `wait`, looking every 200 µs) until `pid` runs `program`:
+/// after an exec was allowed, its command line and start are the new
+/// program's only once the kernel has finished the exec. False when the
+/// process is gone, or still runs something else at the end.
+pub fn runs_after_exec(pid: i32, program: &Path, wait: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match program_of(pid) {
+            None => return false,
+            Some(p) if p.as_path() == program => return true,
+            Some(_) if std::time::Instant::now() >= until => return false,
+            Some(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+        }
+    }
+}
+
 /// The command line of `pid` with its arguments joined by spaces (lossy UTF-8),
 /// at most `limit` bytes of it.
 pub fn cmdline_of(pid: i32, limit: usize) -> Option<String> {

@@ -23,15 +23,7 @@ fn exec_denied_by_a_yara_rule() {
     // The canary is assembled at run time so this source file itself never matches.
     let canary = format!("vigil-{}-yara-canary", "e2e");
     let rule = sb.host("canary.yar");
-    write_file(
-        &rule,
-        format!(
-            "rule e2e_canary {{\n  meta:\n    threat_name = \"Test.Canary\"\n    severity = 100\n  \
-             strings:\n    $c = \"{canary}\"\n  condition:\n    $c\n}}\n"
-        )
-        .as_bytes(),
-        0o644,
-    );
+    write_canary_rule(&rule, "e2e_canary", Some("Test.Canary"), &canary);
     let bad = sb.mnt("rule-hit");
     write_marker_binary(&bad, &canary);
     let good = sb.mnt("rule-miss");

@@ -432,6 +432,22 @@ pub struct Listed {
     pub list: PathBuf,
 }
 
+/// Writes a YARA rule `name` (with `threat_name` when given, severity 100)
+/// matching the string `canary`. Callers assemble the canary at run time so
+/// their own source never matches it.
+pub fn write_canary_rule(path: &Path, name: &str, threat_name: Option<&str>, canary: &str) {
+    let threat = threat_name.map_or(String::new(), |t| format!("    threat_name = \"{t}\"\n"));
+    write_file(
+        path,
+        format!(
+            "rule {name} {{\n  meta:\n{threat}    severity = 100\n  strings:\n    \
+             $c = \"{canary}\"\n  condition:\n    $c\n}}\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+}
+
 /// Writes a plain `<sha256>  <name>` hash list.
 pub fn write_hash_list(path: &Path, hashes: &[&str]) {
     let mut s = String::new();

@@ -18,15 +18,7 @@ const EVENT_WAIT: Duration = Duration::from_secs(10);
 /// dash as `sh` on the tmpfs.
 fn setup(sb: &Sandbox, canary: &str, mode: &str) -> (Config, String) {
     let rule = sb.host("inline.yar");
-    write_file(
-        &rule,
-        format!(
-            "rule e2e_inline {{\n  meta:\n    threat_name = \"Test.Inline\"\n    severity = 100\n  \
-             strings:\n    $c = \"{canary}\"\n  condition:\n    $c\n}}\n"
-        )
-        .as_bytes(),
-        0o644,
-    );
+    write_canary_rule(&rule, "e2e_inline", Some("Test.Inline"), canary);
     let sh = sb.mnt("bin/sh");
     write_file(
         &sh,

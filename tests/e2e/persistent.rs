@@ -9,35 +9,17 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::fixture::*;
-use crate::torture::{counter, stats};
+use crate::torture::{counter, stats, wait_counter};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Size of the ext4 image: mkfs and the mount stay quick.
 const IMAGE_MB: u64 = 32;
-
-/// Polls `vigil stats` until counter `name` reaches `at_least`.
-#[track_caller]
-fn wait_counter(d: &Daemon, cfg: &Config, name: &str, at_least: u64) -> Value {
-    let until = Instant::now() + WAIT;
-    loop {
-        let s = stats(d, &cfg.socket);
-        if counter(&s, name) >= at_least {
-            return s;
-        }
-        assert!(
-            Instant::now() < until,
-            "{name} stayed below {at_least}: {s}{}",
-            d.context()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// SIGTERM, and the daemon is gone (its writer committed on the way out).
 #[track_caller]
@@ -63,7 +45,7 @@ fn config(sb: &Sandbox) -> Config {
 fn judge_and_store(sb: &Sandbox, cfg: &Config, prog: &Path) {
     let d = sb.start(cfg);
     assert_ran(&run(prog), "first exec, first daemon");
-    let s = wait_counter(&d, cfg, "persistent_writes", 1);
+    let s = wait_counter(&d, cfg, "persistent_writes", 1, WAIT);
     assert_eq!(
         counter(&s, "persistent_unkeyed"),
         0,
@@ -83,7 +65,7 @@ fn the_persistent_cache_survives_a_daemon_restart() {
 
     let d = sb.start(&cfg);
     assert_ran(&run(&prog), "first exec after the restart");
-    let s = wait_counter(&d, &cfg, "persistent_hits", 1);
+    let s = wait_counter(&d, &cfg, "persistent_hits", 1, WAIT);
     let ctx = format!("{s}{}", d.context());
     assert_eq!(counter(&s, "scans"), 0, "answered without a scan: {ctx}");
     assert_eq!(counter(&s, "persistent_misses"), 0, "{ctx}");
@@ -122,7 +104,7 @@ fn the_persistent_cache_is_ignored_after_a_content_change() {
     listed.hashes = vec![sb.hash_list("new.sha256", &[&sha256])];
     let d = sb.start(&listed);
     assert_denied(&run(&prog), "exec under the new hash list");
-    let s = wait_counter(&d, &listed, "scans", 1);
+    let s = wait_counter(&d, &listed, "scans", 1, WAIT);
     let ctx = format!("{s}{}", d.context());
     assert_eq!(counter(&s, "persistent_hits"), 0, "{ctx}");
     assert!(counter(&s, "persistent_stale") >= 1, "{ctx}");
@@ -156,7 +138,7 @@ fn the_persistent_cache_is_ignored_after_a_file_change() {
 
     let d = sb.start(&cfg);
     assert_denied(&run(&prog), "exec of the rewritten file");
-    let s = wait_counter(&d, &cfg, "scans", 1);
+    let s = wait_counter(&d, &cfg, "scans", 1, WAIT);
     let ctx = format!("{s}{}", d.context());
     assert_eq!(counter(&s, "persistent_hits"), 0, "{ctx}");
     assert!(counter(&s, "persistent_misses") >= 1, "{ctx}");
@@ -205,7 +187,7 @@ fn a_corrupt_persistent_cache_is_moved_aside_and_rebuilt() {
             "{what}: the damaged store is kept aside{ctx}"
         );
         assert_ran(&run(&prog), &format!("{what}: exec after the rebuild"));
-        let s = wait_counter(&d, &cfg, "persistent_writes", 1);
+        let s = wait_counter(&d, &cfg, "persistent_writes", 1, WAIT);
         assert_eq!(counter(&s, "persistent_hits"), 0, "{what}: {s}{ctx}");
         stop(d);
     }
@@ -222,7 +204,7 @@ fn files_on_a_tmpfs_are_never_stored() {
     let cfg = config(&sb);
     let d = sb.start(&cfg);
     assert_ran(&run(&prog), "exec on a tmpfs");
-    wait_counter(&d, &cfg, "persistent_unkeyed", 1);
+    wait_counter(&d, &cfg, "persistent_unkeyed", 1, WAIT);
     // Longer than the writer's batch window: anything offered is committed.
     std::thread::sleep(Duration::from_millis(1000));
     let s = stats(&d, &cfg.socket);

@@ -817,15 +817,7 @@ fn package_files_skip_the_rules_but_never_the_hash_lists() {
     // The canary is assembled at run time so this source file never matches.
     let canary = format!("vigil-{}-trust-canary", "e2e");
     let rule = sb.host("canary.yar");
-    write_file(
-        &rule,
-        format!(
-            "rule e2e_trust_canary {{\n  meta:\n    severity = 100\n  strings:\n    \
-             $c = \"{canary}\"\n  condition:\n    $c\n}}\n"
-        )
-        .as_bytes(),
-        0o644,
-    );
+    write_canary_rule(&rule, "e2e_trust_canary", None, &canary);
     let tool = sb.mnt("usr/bin/tool");
     let tool_bytes = marker_variant(&canary);
     write_file(&tool, &tool_bytes, 0o755);

@@ -5,32 +5,12 @@
 //! runs it. A file changed again after that scan is scanned again at exec.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
+use std::time::Duration;
 
 use crate::fixture::*;
-use crate::torture::{counter, stats};
+use crate::torture::{counter, stats, wait_counter};
 
 const EVENT_WAIT: Duration = Duration::from_secs(15);
-
-/// Polls `vigil stats` until `name` reaches `at_least`; returns the stats.
-#[track_caller]
-fn wait_counter(d: &Daemon, cfg: &Config, name: &str, at_least: u64) -> Value {
-    let until = Instant::now() + EVENT_WAIT;
-    loop {
-        let s = stats(d, &cfg.socket);
-        if counter(&s, name) >= at_least {
-            return s;
-        }
-        assert!(
-            Instant::now() < until,
-            "{name} stayed below {at_least}: {s}{}",
-            d.context()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn a_written_binary_is_scanned_once_and_its_exec_answered_from_the_cache() {
@@ -58,7 +38,7 @@ fn a_written_binary_is_scanned_once_and_its_exec_answered_from_the_cache() {
     assert_eq!(jstr(&ev, "/event/outcome"), "detected", "{ctx}");
     assert_eq!(jstr(&ev, "/vigil/verdict"), "malicious", "{ctx}");
     assert_eq!(jstr(&ev, "/file/hash/sha256"), seed.sha256, "{ctx}");
-    let scanned = wait_counter(&d, &cfg, "written_scanned", 2);
+    let scanned = wait_counter(&d, &cfg, "written_scanned", 2, EVENT_WAIT);
 
     assert_ran(&run(&good), &format!("clean binary written{}", d.context()));
     assert_denied(&run(&bad), &format!("listed binary written{}", d.context()));
@@ -80,7 +60,7 @@ fn a_written_binary_is_scanned_once_and_its_exec_answered_from_the_cache() {
     // file version; the verdict on the same content is reused, only the hash runs.
     let downloaded = sb.mnt("downloaded");
     write_file(&downloaded, &bad_bytes, 0o644);
-    wait_counter(&d, &cfg, "written_scanned", 3);
+    wait_counter(&d, &cfg, "written_scanned", 3, EVENT_WAIT);
     std::fs::set_permissions(&downloaded, std::fs::Permissions::from_mode(0o755))
         .expect("chmod +x");
     let known_before = counter(&stats(&d, &cfg.socket), "scans_known_content");

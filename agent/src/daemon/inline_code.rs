@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use nix::sys::signal::{Signal, kill};
@@ -38,14 +38,12 @@ use super::events::EventLog;
 use super::stats::Stats;
 use crate::engine::generation::Generation;
 use crate::engine::scan::{Depth, ScanResult, scan_bytes};
-use crate::procfs::{args_of, parent_pid, program_of, start_time, uid_of};
+use crate::procfs::{args_of, parent_pid, program_of, runs_after_exec, start_time, uid_of};
 
 /// Execs waiting for the thread; more are dropped.
 const QUEUE: usize = 256;
 /// Longest wait for an allowed exec to take effect.
 const SETTLE: Duration = Duration::from_secs(2);
-/// How often the thread looks meanwhile.
-const SETTLE_STEP: Duration = Duration::from_micros(200);
 /// Bytes of a command line read (an argument is at most 128 KiB).
 const ARGS_LIMIT: usize = 256 * 1024;
 /// Characters of the code shown in an event line.
@@ -191,16 +189,9 @@ fn handle(
 /// moment ago); `None` when it exited or runs something else after
 /// [`SETTLE`].
 fn settled(pid: i32, program: &Path) -> Option<u64> {
-    let until = Instant::now() + SETTLE;
-    loop {
-        if program_of(pid)?.as_path() == program {
-            return start_time(pid);
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        thread::sleep(SETTLE_STEP);
-    }
+    runs_after_exec(pid, program, SETTLE)
+        .then(|| start_time(pid))
+        .flatten()
 }
 
 /// Kills `pid` if it is still the process that started at `started` running

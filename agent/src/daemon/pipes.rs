@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::alerts::{Alert, Alerts};
 use super::events::EventLog;
 
-use crate::procfs::{cmdline_of, parent_pid, pipe_of, program_of};
+use crate::procfs::{cmdline_of, parent_pid, pipe_of, program_of, runs_after_exec};
 
 /// How long an end waits in the table for the other end's exec.
 pub const KEEP: Duration = Duration::from_secs(30);
@@ -374,16 +374,10 @@ impl Pipes {
 /// The command line of `pid` once it runs `program` (its exec was allowed a
 /// moment ago); waits up to `wait` for that. `None` once it exited.
 pub fn settled_cmdline(pid: i32, program: &Path, wait: Duration) -> Option<String> {
-    let until = Instant::now() + wait;
-    loop {
-        if program_of(pid)?.as_path() == program {
-            return cmdline_of(pid, CMDLINE_LIMIT).filter(|line| !line.is_empty());
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    runs_after_exec(pid, program, wait)
+        .then(|| cmdline_of(pid, CMDLINE_LIMIT))
+        .flatten()
+        .filter(|line| !line.is_empty())
 }
 
 /// Logs and publishes a match's event line.

@@ -346,6 +346,25 @@ pub fn counter(stats: &Value, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Polls `vigil stats` until counter `name` reaches `at_least` (for up to
+/// `limit`); returns the stats.
+#[track_caller]
+pub fn wait_counter(d: &Daemon, cfg: &Config, name: &str, at_least: u64, limit: Duration) -> Value {
+    let until = Instant::now() + limit;
+    loop {
+        let s = stats(d, &cfg.socket);
+        if counter(&s, name) >= at_least {
+            return s;
+        }
+        assert!(
+            Instant::now() < until,
+            "{name} stayed below {at_least}: {s}{}",
+            d.context()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The TOML of `cfg` with `lines` added to its `[scan]` table.
 pub fn with_scan(cfg: &Config, lines: &str) -> String {
     cfg.to_toml()
