@@ -151,20 +151,31 @@ pub fn pipe_of(pid: i32, fd: u8) -> Option<u64> {
     std::str::from_utf8(inode).ok()?.parse().ok()
 }
 
-/// Waits (at most `wait`, looking every 200 µs) until `pid` runs `program`:
-/// after an exec was allowed, its command line and start are the new
-/// program's only once the kernel has finished the exec. False when the
-/// process is gone, or still runs something else at the end.
+/// Waits (at most `wait`, looking every 200 µs) until `pid` runs `program`
+/// with its arguments in place: after an exec was allowed, its command line and
+/// start are the new program's only once the kernel has finished the exec, and
+/// the new executable shows a moment before the new arguments do (an empty
+/// command line in between). False when the process is gone, or is not there
+/// yet at the end.
 pub fn runs_after_exec(pid: i32, program: &Path, wait: std::time::Duration) -> bool {
     let until = std::time::Instant::now() + wait;
     loop {
         match program_of(pid) {
             None => return false,
-            Some(p) if p.as_path() == program => return true,
+            Some(p) if p.as_path() == program && has_args(pid) => return true,
             Some(_) if std::time::Instant::now() >= until => return false,
             Some(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
         }
     }
+}
+
+/// True when `/proc/<pid>/cmdline` is not empty.
+fn has_args(pid: i32) -> bool {
+    use std::io::Read as _;
+    let mut first = [0u8; 1];
+    std::fs::File::open(format!("/proc/{pid}/cmdline"))
+        .and_then(|mut f| f.read(&mut first))
+        .is_ok_and(|n| n > 0)
 }
 
 /// The command line of `pid` with its arguments joined by spaces (lossy UTF-8),
