@@ -3,7 +3,9 @@
 //! Owns: choosing the files of a database directory (`content.clamav_db`):
 //! `.cvd`/`.cld` containers (of two with the same name, the higher version, as
 //! clamd does) and loose `.hdb`/`.hsb`/`.hdu`/`.hsu` lists; parsing their hash
-//! lines into the compact [`index`]; and the [`Fingerprint`] of the directory by
+//! lines into the compact [`index`] (a table of digest prefixes in memory, the
+//! records and names in an unlinked scratch file, see [`index`]); and the
+//! [`Fingerprint`] of the directory by
 //! which the agent notices that freshclam replaced a file. Must not own: the
 //! agent's polling or reloading, or any other signature type (ClamAV's body,
 //! logical and bytecode signatures are not vigil's business).
@@ -17,7 +19,8 @@
 //! let dir = std::env::temp_dir().join(format!("clamdb-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
 //! std::fs::write(dir.join("local.hdb"), "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n")?;
-//! let db = ClamDb::load(&dir)?;
+//! // The scratch file holding the records goes to the first usable directory.
+//! let db = ClamDb::load(&dir, &[std::env::temp_dir().as_path()])?;
 //! let md5: [u8; 16] = hex::decode("44d88612fea8a8f36de82e1278abb02f").unwrap().try_into().unwrap();
 //! let hit = db.lookup_md5(&md5, 68).map(|hit| hit.name.to_string());
 //! assert_eq!(hit.as_deref(), Some("Eicar-Test-Signature"));
@@ -25,9 +28,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod build;
 pub mod container;
 pub mod index;
 pub mod names;
+pub mod scratch;
 
 use std::fs;
 use std::io::BufRead;
@@ -36,8 +41,9 @@ use std::time::SystemTime;
 
 use crate::error::Error;
 use crate::hashdb::parse::{Digest, Format, parse_line};
+use build::Builder;
 pub use index::ClamHit;
-use index::{Builder, Index};
+use index::Index;
 pub use names::Name;
 
 /// Extensions of the hash lists read, loose or inside a container.
@@ -74,7 +80,8 @@ pub struct ClamSource {
     pub skipped: usize,
 }
 
-/// A loaded ClamAV database directory. Lookups never allocate.
+/// A loaded ClamAV database directory. Lookups never allocate; a miss makes
+/// no syscall. Clones share the scratch file.
 #[derive(Debug, Clone, Default)]
 pub struct ClamDb {
     dir: Option<PathBuf>,
@@ -89,23 +96,28 @@ impl ClamDb {
         ClamDb::default()
     }
 
-    /// Loads every hash list of the directory `dir`.
+    /// Loads every hash list of the directory `dir`. The records and names go
+    /// to an unlinked scratch file in the first of `scratch_dirs` where one can
+    /// be created (a missing directory is created, mode 0700); the file lives
+    /// as long as this database and its clones.
     ///
     /// # Errors
     ///
     /// [`Error::Read`] if the directory or a file cannot be read;
     /// [`Error::ClamAv`] naming the file (and member and line) that is damaged or
-    /// malformed. Nothing partial is returned.
-    pub fn load(dir: &Path) -> Result<ClamDb, Error> {
+    /// malformed; [`Error::ClamAvScratch`] naming each directory tried if no
+    /// scratch file can be created, or the one that failed if it cannot be
+    /// written. Nothing partial is returned.
+    pub fn load(dir: &Path, scratch_dirs: &[&Path]) -> Result<ClamDb, Error> {
         let files = database_files(dir)?;
-        let mut builder = Builder::default();
+        let mut builder = Builder::new(dir, scratch_dirs)?;
         let mut sources = Vec::with_capacity(files.len());
         for file in &files {
             sources.push(load_file(&mut builder, &file.path)?);
         }
         Ok(ClamDb {
             dir: Some(dir.to_owned()),
-            index: builder.finish(),
+            index: builder.finish()?,
             sources,
             fingerprint: files,
         })
@@ -160,9 +172,15 @@ impl ClamDb {
         &self.sources
     }
 
-    /// Bytes the index holds on the heap (records and names).
+    /// Bytes the index holds in memory (prefixes, families, origins).
     pub fn heap_bytes(&self) -> usize {
         self.index.heap_bytes()
+    }
+
+    /// The scratch file's size in bytes and the directory it was created in
+    /// (`None` for [`ClamDb::empty`]).
+    pub fn scratch(&self) -> Option<(u64, &Path)> {
+        self.index.scratch()
     }
 }
 
@@ -256,9 +274,7 @@ fn load_file(builder: &mut Builder, path: &Path) -> Result<ClamSource, Error> {
                 Some("hsb" | "hsu") => Format::Hsb,
                 _ => return Ok(()),
             };
-            builder
-                .begin(path, name)
-                .map_err(|_| (0, ARENA_FULL.to_owned()))?;
+            builder.begin(path, name).map_err(|e| (0, e.to_string()))?;
             let (entries, skipped) = load_lines(builder, reader, format)?;
             source.entries += entries;
             source.skipped += skipped;
@@ -277,7 +293,7 @@ fn load_file(builder: &mut Builder, path: &Path) -> Result<ClamSource, Error> {
         };
         builder
             .begin(path, "")
-            .map_err(|_| error(None, 0, ARENA_FULL.to_owned()))?;
+            .map_err(|e| error(None, 0, e.to_string()))?;
         let mut reader = std::io::BufReader::new(file);
         let (entries, skipped) = load_lines(builder, &mut reader, format)
             .map_err(|(line, message)| error(None, line, message))?;
@@ -286,8 +302,6 @@ fn load_file(builder: &mut Builder, path: &Path) -> Result<ClamSource, Error> {
     }
     Ok(source)
 }
-
-const ARENA_FULL: &str = "more than 4 GiB of signature names";
 
 /// Parses every line of one list, streaming (a list may be hundreds of MB).
 /// Returns (entries, SHA-1 lines skipped).
@@ -323,7 +337,7 @@ fn load_lines(
             Digest::Md5(d) => builder.add_md5(d, parsed.size, &parsed.name),
             Digest::Sha256(d) => builder.add_sha256(d, parsed.size, &parsed.name),
         };
-        added.map_err(|_| (number, ARENA_FULL.to_owned()))?;
+        added.map_err(|e| (number, e.to_string()))?;
         entries += 1;
     }
     Ok((entries, skipped))

@@ -165,6 +165,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+
+    /// The ClamAV index's scratch file (see `clamdb::scratch`) could not be
+    /// created, written or read back while loading.
+    #[error("ClamAV index: {message}")]
+    ClamAvScratch {
+        /// What failed, naming the directory.
+        message: String,
+    },
 }
 
 /// `:member:line`, `:member`, `:line` or nothing, after a ClamAV file's path.

@@ -13,8 +13,9 @@
 //! - [`HashDb`]: known-bad SHA-256 and MD5 digests from ClamAV `.hsb`/`.hdb` files or
 //!   plain `sha256sum`-style lists.
 //! - [`ClamDb`]: ClamAV's whole-file hash databases (`.cvd`/`.cld` containers
-//!   and loose `.hdb`/`.hsb`/`.hdu`/`.hsu` lists) in a compact sorted index of
-//!   fixed-width records; lookups never allocate.
+//!   and loose `.hdb`/`.hsb`/`.hdu`/`.hsu` lists): sorted 8-byte digest prefixes
+//!   in memory, the records and names in an unlinked scratch file; lookups
+//!   never allocate, and a miss does no I/O (a hit reads its record with `pread`).
 //! - [`Allowlist`]: files the administrator declared good, by SHA-256 (plain lists,
 //!   ClamAV `.sfp`) or MD5 (ClamAV `.fp`); an allowed file skips every detection
 //!   stage, and [`Allowlist::conflicts`] names the hashes also on a block list.

@@ -120,7 +120,9 @@ impl Generation {
         }
         let hashes = HashDb::load(&hash_paths, config.content.builtin)?;
         let clamav = match &config.content.clamav_db {
-            Some(dir) => ClamDb::load(dir)?,
+            // The index's scratch file: the daemon's cache directory, or the
+            // temporary directory for a user's `vigil scan` that cannot write it.
+            Some(dir) => ClamDb::load(dir, &[&config.cache.dir, &std::env::temp_dir()])?,
             None => ClamDb::empty(),
         };
         let allow = Allowlist::load(&config.content.allow)?;
@@ -163,9 +165,19 @@ impl Generation {
         Ok(generation)
     }
 
-    /// Logs the rule files left out of this generation (`rules_on_error = "skip"`)
-    /// and every hash that is both allowed and blocked.
+    /// Logs the ClamAV index's size and scratch file, the rule files left out of
+    /// this generation (`rules_on_error = "skip"`) and every hash that is both
+    /// allowed and blocked.
     pub fn log_warnings(&self) {
+        if let Some((bytes, dir)) = self.clamav.scratch() {
+            tracing::info!(
+                entries = self.clamav.len(),
+                memory_bytes = self.clamav.heap_bytes(),
+                scratch_bytes = bytes,
+                scratch_dir = %dir.display(),
+                "ClamAV index loaded"
+            );
+        }
         for w in &self.rule_warnings {
             tracing::warn!(file = %w.path.display(), line = w.line, message = %w.message, "rule file skipped");
         }

@@ -1,14 +1,19 @@
-//! Signature names, stored compactly in one arena.
+//! Signature names: their encoding in the scratch file, and the families table.
 //!
-//! Owns: the encoding of a name at an offset of the arena, and the table of
-//! families. Must not own: the records that point here (`index.rs`).
+//! Owns: the encoding of one name (written to the index's scratch file beside
+//! the records), the in-memory table of families, and decoding a name from the
+//! bytes read back. Must not own: the records that point at names, or the file
+//! (`index.rs`, `build.rs`).
 //!
 //! Why: names are most of a ClamAV database's bytes (`Win.Trojan.Agent-1234567-0`
 //! is 26 bytes, its MD5 16), and they follow ClamAV's convention
 //! `<family>-<signature id>-<revision>`. A name of that shape is stored as a tag
 //! byte, the family's offset in a table where each family is kept once, and the
 //! two numbers, all as LEB128 varints: about 7 bytes instead of 27. Any other
-//! name is stored as it is. Decoding borrows from the arena: no allocation.
+//! name is stored as it is, cut to [`MAX_PLAIN`] bytes. The families table is
+//! small (a family is shared by thousands of signatures) and stays in memory,
+//! so a decoded name borrows its family from it; a plain name is copied into
+//! an inline buffer: decoding never allocates.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,12 +24,19 @@ use super::index::ArenaFull;
 const PLAIN: u8 = 0;
 /// Tag of a `<family>-<id>-<revision>` name.
 const NUMBERED: u8 = 1;
+/// Longest plain name kept, in bytes; a longer one is cut (at a character
+/// boundary) when it is stored: the name only labels a hit, the digest decides.
+pub const MAX_PLAIN: usize = 255;
+/// Longest encoding of a name: tag, name, `\n` (a numbered one is at most 16).
+pub const MAX_ENCODED: usize = MAX_PLAIN + 2;
 
-/// A decoded name, borrowed from the arena.
+/// A decoded name. Never allocates.
+// A plain name is inline (256 bytes) because boxing it would allocate on a hit.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Name<'a> {
-    /// Stored as written.
-    Plain(&'a str),
+    /// Stored as written (cut to [`MAX_PLAIN`] bytes).
+    Plain(PlainName),
     /// `<family>-<id>-<revision>`.
     Numbered {
         /// E.g. `Win.Trojan.Agent`.
@@ -34,98 +46,139 @@ pub enum Name<'a> {
         /// The signature's revision.
         revision: u32,
     },
+    /// The digest is listed (its 8-byte prefix matched) but its entry could
+    /// not be read back from the scratch file: the name, and whether the full
+    /// digest and the size match, are unknown.
+    Unreadable(std::io::ErrorKind),
+}
+
+/// A plain name's bytes, inline (a hit carries it without allocating).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PlainName {
+    len: u8,
+    bytes: [u8; MAX_PLAIN],
+}
+
+impl PlainName {
+    /// `text` cut to at most [`MAX_PLAIN`] bytes at a character boundary.
+    fn new(text: &str) -> PlainName {
+        let text = cut(text);
+        let mut bytes = [0; MAX_PLAIN];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        PlainName {
+            // `cut` keeps at most MAX_PLAIN (255) bytes.
+            len: u8::try_from(text.len()).unwrap_or(u8::MAX),
+            bytes,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Built from a `&str` cut at a character boundary, so this is UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for PlainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// `text` cut to at most [`MAX_PLAIN`] bytes, at a character boundary.
+fn cut(text: &str) -> &str {
+    let mut end = text.len().min(MAX_PLAIN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 impl fmt::Display for Name<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Name::Plain(name) => f.write_str(name),
+            Name::Plain(name) => f.write_str(name.as_str()),
             Name::Numbered {
                 family,
                 id,
                 revision,
             } => write!(f, "{family}-{id}-{revision}"),
+            Name::Unreadable(kind) => {
+                write!(f, "unknown signature (its entry could not be read: {kind})")
+            }
         }
     }
 }
 
-/// The arena of names and the table of families.
+/// The table of families, `\n`-terminated, each kept once.
 #[derive(Debug, Clone, Default)]
-pub struct Names {
-    arena: Vec<u8>,
-    families: Vec<u8>,
+pub struct Families {
+    bytes: Vec<u8>,
 }
 
-/// Builds [`Names`]; the family table's index lives only while building.
+/// Encodes names; the family table's index lives only while building.
 #[derive(Debug, Default)]
 pub struct NamesBuilder {
-    names: Names,
+    families: Families,
     family_ids: HashMap<String, u32>,
 }
 
 impl NamesBuilder {
-    /// The offset the next name will get.
-    pub fn next_offset(&self) -> Result<u32, ArenaFull> {
-        u32::try_from(self.names.arena.len()).map_err(|_| ArenaFull)
-    }
-
-    /// Stores `name`; returns its offset.
-    pub fn push(&mut self, name: &str) -> Result<u32, ArenaFull> {
-        let offset = self.next_offset()?;
+    /// Appends the encoding of `name` (at most [`MAX_ENCODED`] bytes) to `out`.
+    pub fn encode(&mut self, name: &str, out: &mut Vec<u8>) -> Result<(), ArenaFull> {
         match split(name) {
             Some((family, id, revision)) => {
                 let family = self.family(family)?;
-                self.names.arena.push(NUMBERED);
+                out.push(NUMBERED);
                 for value in [family, id, revision] {
-                    put_varint(&mut self.names.arena, value);
+                    put_varint(out, value);
                 }
             }
             None => {
-                self.names.arena.push(PLAIN);
-                self.names.arena.extend_from_slice(name.as_bytes());
+                out.push(PLAIN);
                 // A name comes from one line: it never holds a newline.
-                self.names.arena.push(b'\n');
+                out.extend_from_slice(cut(name).as_bytes());
+                out.push(b'\n');
             }
         }
-        // Offsets are u32: the whole arena must stay addressable.
-        u32::try_from(self.names.arena.len()).map_err(|_| ArenaFull)?;
-        Ok(offset)
+        Ok(())
     }
 
     fn family(&mut self, family: &str) -> Result<u32, ArenaFull> {
         if let Some(&offset) = self.family_ids.get(family) {
             return Ok(offset);
         }
-        let offset = u32::try_from(self.names.families.len()).map_err(|_| ArenaFull)?;
-        self.names.families.extend_from_slice(family.as_bytes());
-        self.names.families.push(b'\n');
+        let offset = u32::try_from(self.families.bytes.len()).map_err(|_| ArenaFull)?;
+        self.families.bytes.extend_from_slice(family.as_bytes());
+        self.families.bytes.push(b'\n');
         self.family_ids.insert(family.to_owned(), offset);
         Ok(offset)
     }
 
-    /// The finished arena (the family index is dropped).
-    pub fn finish(mut self) -> Names {
-        self.names.arena.shrink_to_fit();
-        self.names.families.shrink_to_fit();
-        self.names
+    /// The finished table of families (the index of it is dropped).
+    pub fn finish(mut self) -> Families {
+        self.families.bytes.shrink_to_fit();
+        self.families
     }
 }
 
-impl Names {
-    /// The name at `offset`, if it decodes. Never allocates.
-    pub fn get(&self, offset: u32) -> Option<Name<'_>> {
-        let rest = self.arena.get(usize::try_from(offset).ok()?..)?;
-        let (&tag, rest) = rest.split_first()?;
+impl Families {
+    /// The name encoded at the start of `bytes` (what [`NamesBuilder::encode`]
+    /// wrote, possibly followed by anything), if it decodes. Never allocates.
+    pub fn decode(&self, bytes: &[u8]) -> Option<Name<'_>> {
+        let (&tag, rest) = bytes.split_first()?;
         match tag {
             PLAIN => {
                 let end = memchr::memchr(b'\n', rest)?;
-                std::str::from_utf8(rest.get(..end)?).ok().map(Name::Plain)
+                std::str::from_utf8(rest.get(..end)?)
+                    .ok()
+                    .map(|text| Name::Plain(PlainName::new(text)))
             }
             NUMBERED => {
                 let (family, rest) = get_varint(rest)?;
                 let (id, rest) = get_varint(rest)?;
                 let (revision, _) = get_varint(rest)?;
-                let families = self.families.get(usize::try_from(family).ok()?..)?;
+                let families = self.bytes.get(usize::try_from(family).ok()?..)?;
                 let end = memchr::memchr(b'\n', families)?;
                 let family = std::str::from_utf8(families.get(..end)?).ok()?;
                 Some(Name::Numbered {
@@ -140,7 +193,7 @@ impl Names {
 
     /// Bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.families.capacity()
+        self.bytes.capacity()
     }
 }
 
@@ -187,6 +240,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_share_families() {
+        let long = "x".repeat(300) + "é";
         let names = [
             "Win.Trojan.Agent-1234567-0",
             "Win.Trojan.Agent-7654321-12",
@@ -200,38 +254,42 @@ mod tests {
             "Ünïcode-1-2",
         ];
         let mut builder = NamesBuilder::default();
-        let offsets: Vec<u32> = names.iter().map(|n| builder.push(n).unwrap()).collect();
-        let stored = builder.finish();
-        for (name, offset) in names.iter().zip(&offsets) {
-            assert_eq!(stored.get(*offset).unwrap().to_string(), *name);
+        let mut arena = Vec::new();
+        let mut offsets = Vec::new();
+        for name in names.iter().copied().chain([long.as_str()]) {
+            offsets.push(arena.len());
+            let before = arena.len();
+            builder.encode(name, &mut arena).unwrap();
+            assert!(arena.len() - before <= MAX_ENCODED, "{name}");
         }
+        let families = builder.finish();
+        let at = |i: usize| families.decode(&arena[offsets[i]..]).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(at(i).to_string(), *name);
+        }
+        // A name longer than MAX_PLAIN is cut, never in the middle of a character.
+        assert_eq!(at(names.len()).to_string(), "x".repeat(MAX_PLAIN));
+        assert_eq!(cut(&("é".repeat(200))).len(), 254);
         assert!(matches!(
-            stored.get(offsets[0]),
-            Some(Name::Numbered {
+            at(0),
+            Name::Numbered {
                 id: 1234567,
                 revision: 0,
                 ..
-            })
+            }
         ));
-        assert!(matches!(
-            stored.get(offsets[3]),
-            Some(Name::Plain("Eicar-Test-Signature"))
-        ));
-        assert!(
-            matches!(stored.get(offsets[4]), Some(Name::Plain(_))),
-            "leading zero"
-        );
-        assert!(
-            matches!(stored.get(offsets[5]), Some(Name::Plain(_))),
-            "past u32"
-        );
+        assert!(matches!(at(3), Name::Plain(p) if p.as_str() == "Eicar-Test-Signature"));
+        assert!(matches!(at(4), Name::Plain(_)), "leading zero");
+        assert!(matches!(at(5), Name::Plain(_)), "past u32");
         // The family is stored once; a numbered name is a handful of bytes.
         let family = &b"Win.Trojan.Agent"[..];
         assert_eq!(
-            stored.families.windows(16).filter(|w| *w == family).count(),
+            families.bytes.windows(16).filter(|w| *w == family).count(),
             1
         );
         assert!(offsets[2] - offsets[1] <= 8, "{offsets:?}");
+        assert_eq!(families.decode(&[7, 1, 2]), None, "unknown tag");
+        assert_eq!(families.decode(&[PLAIN, b'a']), None, "no end");
     }
 
     #[test]

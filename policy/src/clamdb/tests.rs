@@ -98,7 +98,7 @@ fn cvd_cld_and_loose_lists_load() {
     .unwrap();
     fs::write(dir.join("freshclam.dat"), b"binary state").unwrap();
 
-    let db = ClamDb::load(&dir).unwrap();
+    let db = ClamDb::load(&dir, &[&dir]).unwrap();
     assert_eq!(db.len(), 4);
     let hit = db.lookup_md5(&md5_of(b"first"), 5).unwrap();
     assert_eq!(
@@ -200,13 +200,168 @@ fn damaged_containers_are_named() {
         let sub = dir.join(name.replace('.', "_"));
         fs::create_dir_all(&sub).unwrap();
         fs::write(sub.join(name), &bytes).unwrap();
-        let error = ClamDb::load(&sub).unwrap_err().to_string();
+        let error = ClamDb::load(&sub, &[&sub]).unwrap_err().to_string();
         assert!(error.contains(&want), "{name}: {error}");
         assert!(
-            matches!(ClamDb::load(&sub), Err(Error::ClamAv { .. })),
+            matches!(ClamDb::load(&sub, &[&sub]), Err(Error::ClamAv { .. })),
             "{name}"
         );
     }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Names come back exactly as listed (numbered, plain, cut at 255 bytes),
+/// through a container and a loose list.
+#[test]
+fn names_read_back_exactly() {
+    let dir = scratch("names");
+    let long = format!("Long.{}", "é".repeat(200));
+    let names = [
+        "Win.Trojan.Agent-1234567-0",
+        "Eicar-Test-Signature",
+        "Win.Trojan.Agent-1-99",
+        "Odd name with spaces",
+        long.as_str(),
+    ];
+    let mut hdb = String::new();
+    for (i, name) in names.iter().enumerate() {
+        hdb.push_str(&format!("{}:{i}:{name}\n", md5_hex(name.as_bytes())));
+    }
+    let body = gzip(&tar_of(&[("main.hdb", hdb.as_bytes())]));
+    fs::write(dir.join("main.cvd"), container(5, &body, true)).unwrap();
+    fs::write(
+        dir.join("local.hsb"),
+        format!("{}:*:Local.Only-7-1\n", sha_hex(b"local")),
+    )
+    .unwrap();
+    let db = ClamDb::load(&dir, &[&dir]).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let hit = db.lookup_md5(&md5_of(name.as_bytes()), i as u64).unwrap();
+        let want: String = if name.len() > names::MAX_PLAIN {
+            let mut end = names::MAX_PLAIN;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name[..end].to_owned()
+        } else {
+            (*name).to_owned()
+        };
+        assert_eq!(hit.name.to_string(), want);
+        assert_eq!(hit.member, "main.hdb");
+    }
+    let local = db.lookup_sha256(&sha_of(b"local"), 3).unwrap();
+    assert_eq!(
+        (local.name.to_string().as_str(), local.path, local.member),
+        ("Local.Only-7-1", dir.join("local.hsb").as_path(), "")
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The scratch file has no name: its directory stays empty while the database
+/// holds it open, and the descriptor goes when the last clone is dropped.
+#[test]
+fn scratch_file_is_unlinked() {
+    let dir = scratch("unlinked");
+    let db_dir = dir.join("db");
+    let scratch_dir = dir.join("scratch/created");
+    fs::create_dir_all(&db_dir).unwrap();
+    fs::write(
+        db_dir.join("local.hdb"),
+        format!("{}:5:Test.Unlinked-1-0\n", md5_hex(b"x")),
+    )
+    .unwrap();
+    let open_in = |d: &Path| {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.starts_with(d))
+            .map(|target| target.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    let db = ClamDb::load(&db_dir, &[&scratch_dir]).unwrap();
+    let (bytes, in_dir) = db.scratch().unwrap();
+    assert_eq!(in_dir, scratch_dir);
+    assert!(bytes > 24, "{bytes}");
+    assert_eq!(fs::read_dir(&scratch_dir).unwrap().count(), 0);
+    let open = open_in(&scratch_dir);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].ends_with("(deleted)"), "{open:?}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&scratch_dir).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    let clone = db.clone();
+    drop(db);
+    assert!(clone.lookup_md5(&md5_of(b"x"), 5).is_some());
+    drop(clone);
+    assert_eq!(open_in(&scratch_dir), Vec::<String>::new());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A scratch directory that cannot be created is skipped for the next one;
+/// when none can be, the error names each directory and why.
+#[test]
+fn unusable_scratch_dirs_are_named() {
+    let dir = scratch("unusable");
+    fs::write(
+        dir.join("local.hdb"),
+        format!("{}:5:T-1-0\n", md5_hex(b"y")),
+    )
+    .unwrap();
+    let not_a_dir = dir.join("local.hdb").join("sub");
+    let also_bad = dir.join("local.hdb").join("other");
+    let error = ClamDb::load(&dir, &[&not_a_dir, &also_bad]).unwrap_err();
+    assert!(matches!(error, Error::ClamAvScratch { .. }), "{error:?}");
+    let text = error.to_string();
+    for bad in [&not_a_dir, &also_bad] {
+        assert!(text.contains(&format!("{}: ", bad.display())), "{text}");
+    }
+    assert!(text.contains("scratch file"), "{text}");
+    let db = ClamDb::load(&dir, &[&not_a_dir, &dir]).unwrap();
+    assert_eq!(db.scratch().map(|(_, d)| d), Some(dir.as_path()));
+    assert!(db.lookup_md5(&md5_of(b"y"), 5).is_some());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Read syscalls this thread made (`syscr` of `/proc/thread-self/io`).
+fn reads_by_this_thread() -> u64 {
+    fs::read_to_string("/proc/thread-self/io")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("syscr: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// A miss reads nothing (the prefixes are in memory); a hit reads the scratch
+/// file. Counted on this thread, so tests running beside it do not disturb it.
+#[test]
+fn misses_make_no_syscall() {
+    let dir = scratch("syscalls");
+    let mut hdb = String::new();
+    for i in 0..1000u32 {
+        hdb.push_str(&format!(
+            "{}:{i}:T.Listed-{i}-0\n",
+            md5_hex(&i.to_le_bytes())
+        ));
+    }
+    fs::write(dir.join("local.hdb"), hdb).unwrap();
+    let db = ClamDb::load(&dir, &[&dir]).unwrap();
+    let misses: Vec<[u8; 16]> = (1000..11_000u32)
+        .map(|i| md5_of(&i.to_le_bytes()))
+        .collect();
+    // What reading the counter itself costs.
+    let a = reads_by_this_thread();
+    let b = reads_by_this_thread();
+    let own = b - a;
+    let before = reads_by_this_thread();
+    assert!(misses.iter().all(|k| db.lookup_md5(k, 5).is_none()));
+    assert_eq!(reads_by_this_thread() - before, own, "10,000 misses");
+    let before = reads_by_this_thread();
+    assert!(db.lookup_md5(&md5_of(&7u32.to_le_bytes()), 7).is_some());
+    assert!(
+        reads_by_this_thread() - before > own,
+        "a hit reads its record"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -230,8 +385,8 @@ fn rss_kib(field: &str) -> u64 {
 
 /// Builds a `.cvd` of 4 million synthetic entries (3.5 M MD5 in main.hdb, 0.5 M
 /// SHA-256 in main.hsb, names like ClamAV's), loads it and prints load time, RSS
-/// growth, peak RSS and lookup cost. Run it optimized (docs/update.md):
-/// `CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo test -p vigil-policy --lib clamdb::tests::measure -- --ignored --nocapture`
+/// growth, peak RSS, the scratch file's size and lookup cost (docs/update.md
+/// has the command and the numbers).
 #[test]
 #[ignore = "a measurement: builds a 4-million-entry database (~300 MB of text)"]
 fn measure_four_million_entries() {
@@ -277,11 +432,13 @@ fn measure_four_million_entries() {
     let rss_before = rss_kib("VmRSS:");
     let start = Instant::now();
     let cpu = cpu_ns();
-    let db = ClamDb::load(&dir).unwrap();
+    let db = ClamDb::load(&dir, &[&dir]).unwrap();
     let load_cpu = cpu_ns() - cpu;
     let load = start.elapsed();
     let rss_after = rss_kib("VmRSS:");
+    let peak = rss_kib("VmHWM:");
     assert_eq!(db.len(), (MD5S + SHAS) as usize);
+    let (scratch_bytes, _) = db.scratch().unwrap();
 
     // Lookups: hits spread over the set, and misses.
     let probes: Vec<u32> = (0..1_000_000u32)
@@ -321,6 +478,13 @@ fn measure_four_million_entries() {
         })
         .count();
     let sha_hit = cpu_ns() - cpu;
+    let sha_misses: Vec<[u8; 32]> = (0..1_000_000u32).map(|i| sha_key(SHAS + i)).collect();
+    let cpu = cpu_ns();
+    let sha_found = sha_misses
+        .iter()
+        .filter(|k| db.lookup_sha256(k, 1000).is_some())
+        .count();
+    let sha_miss = cpu_ns() - cpu;
     // The hash stage before: content.hashes alone, a HashDb the size of the
     // shared ESET + Elastic lists (8,000 SHA-256), probed with the same digests.
     let mut small = crate::HashDb::empty();
@@ -347,15 +511,15 @@ fn measure_four_million_entries() {
         .count();
     let sha_empty = cpu_ns() - cpu;
     assert_eq!(
-        (md5_hits, hits, found, sha_hits, none),
-        (1_000_000, 0, 0, 1_000_000, 0)
+        (md5_hits, hits, found, sha_hits, sha_found, none),
+        (1_000_000, 0, 0, 1_000_000, 0, 0)
     );
     // Per lookup, in CPU ns (1M lookups each).
     let per = |ns: u64| ns as f64 / 1e6;
     println!(
         "clamdb 4M: {} MD5 + {} SHA-256 entries, {:.0} MB of list text, load {:.2} s wall / {:.2} s CPU, \
-         RSS {} -> {} MiB (+{} MiB), peak RSS {} MiB, index heap {} MiB; \
-         lookup CPU ns: md5 hit {:.0}, md5 wrong-size {:.0}, md5 miss {:.0}, sha256 hit {:.0}, empty db {:.0}; \
+         RSS {} -> {} MiB (+{} MiB), peak RSS {} MiB, index in memory {} MiB, scratch file {} MiB; \
+         lookup CPU ns: md5 hit {:.0}, md5 wrong-size {:.0}, md5 miss {:.0}, sha256 hit {:.0}, sha256 miss {:.0}, empty db {:.0}; \
          before (HashDb of 8,000 SHA-256, miss) {:.0}",
         MD5S,
         SHAS,
@@ -365,12 +529,14 @@ fn measure_four_million_entries() {
         rss_before / 1024,
         rss_after / 1024,
         rss_after.saturating_sub(rss_before) / 1024,
-        rss_kib("VmHWM:") / 1024,
+        peak / 1024,
         db.heap_bytes() >> 20,
+        scratch_bytes >> 20,
         per(md5_hit),
         per(md5_miss_size),
         per(md5_miss),
         per(sha_hit),
+        per(sha_miss),
         per(sha_empty),
         per(sha_small),
     );
