@@ -3,10 +3,9 @@
 //! Owns: choosing the files of a database directory (`content.clamav_db`):
 //! `.cvd`/`.cld` containers (of two with the same name, the higher version, as
 //! clamd does) and loose `.hdb`/`.hsb`/`.hdu`/`.hsu` lists; parsing their hash
-//! lines into the compact [`index`] (a table of digest prefixes in memory, the
-//! records and names in an unlinked scratch file, see [`index`]); and the
-//! [`Fingerprint`] of the directory by
-//! which the agent notices that freshclam replaced a file. Must not own: the
+//! lines into the compact [`index`] (digest prefixes in memory, records and
+//! names in an unlinked scratch file); and the [`Fingerprint`] of the directory
+//! by which the agent notices that freshclam replaced a file. Must not own: the
 //! agent's polling or reloading, or any other signature type (ClamAV's body,
 //! logical and bytecode signatures are not vigil's business).
 //!
