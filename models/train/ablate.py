@@ -28,8 +28,7 @@ import pandas as pd
 
 import train
 
-# Schema-2 groups by column prefix.
-NEW_GROUPS = {"linking": "lnk_", "kmod": "kmod_", "section_names": "shn_", "string_hash": "strh_"}
+NEW_GROUPS = train.GROUP_PREFIXES
 FPRS = (0.001, 0.0001)
 
 

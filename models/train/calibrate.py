@@ -124,6 +124,58 @@ def block_threshold(scores: np.ndarray, rate: float, floor: float) -> float:
     return max(t, floor)
 
 
+def malware_rows(paths: list[Path], only: set[str]) -> list[dict]:
+    """Rows of `paths` whose SHA-256 is in `only`, in the shape `score` takes."""
+    out = []
+    for p in paths:
+        with open(p, newline="") as f:
+            header = f.readline()
+            cols = next(csv.reader([header]))
+            at = cols.index("sha256")
+            for line in f:
+                sha = next(csv.reader([line]))[at]
+                if sha in only:
+                    out.append({"sha256": sha, "line": line, "header": header})
+                    only = only - {sha}  # a file in both archives counts once
+    return out
+
+
+def anomaly_at_block(args, manifest: dict, rows: list[dict], clf_blocked: np.ndarray) -> dict | None:
+    """The anomaly model at the block operating point (issue: ship it only if
+    it adds blocks without adding false ones): its own block threshold at the
+    same rate on the same calibration files, the calibration files it blocks
+    that the classifier does not (false blocks it would add), and the
+    validation malware it blocks that the classifier does not. Enables it in
+    the manifest only when it adds at least 2 % of the validation malware and
+    no false block; otherwise leaves it disabled."""
+    anomaly = next((m for m in manifest["models"] if m["kind"] == "anomaly"), None)
+    if anomaly is None or not args.malware or args.train_report is None:
+        return None
+    a = np.array(score(args.vigil, args.bundle, rows, anomaly["name"]), dtype=np.float32)
+    a_thr = block_threshold(a, args.rate, anomaly["threshold"])
+    added_false = int(((a >= np.float32(a_thr)) & ~clf_blocked).sum())
+    val = set(json.loads(args.train_report.read_text())["validation"]["validation_malware"])
+    mal = malware_rows(args.malware, val)
+    classifier = next(m for m in manifest["models"] if m["kind"] == "classifier")
+    if mal:
+        ms = np.array(score(args.vigil, args.bundle, mal, classifier["name"]), dtype=np.float32)
+        ma = np.array(score(args.vigil, args.bundle, mal, anomaly["name"]), dtype=np.float32)
+        clf_block = ms >= np.float32(classifier["threshold_block"])
+        added = int(((ma >= np.float32(a_thr)) & ~clf_block).sum())
+        clf_blocks = int(clf_block.sum())
+    else:
+        added = clf_blocks = 0
+    enabled = bool(mal) and added / len(mal) >= 0.02 and added_false == 0
+    anomaly["enabled"] = enabled
+    if enabled:
+        anomaly["threshold_block"] = a_thr
+    log(f"anomaly at the block rate: threshold {a_thr:.6f}; over the classifier it adds {added} of {len(mal)} "
+        f"validation malware (classifier blocks {clf_blocks}) and {added_false} false blocks of {len(rows)} "
+        f"-> enabled={enabled}")
+    return {"threshold_block": a_thr, "validation_malware": len(mal), "classifier_blocks": clf_blocks,
+            "added_blocks": added, "added_false_blocks": added_false, "enabled": enabled}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, required=True, help="bundle directory; its manifest is updated")
@@ -134,6 +186,10 @@ def main() -> None:
                     help="largest share of calibration files blocked (half the 1e-4 allowed: the margin)")
     ap.add_argument("--min-files", type=int, default=20000)
     ap.add_argument("--report", type=Path, required=True)
+    ap.add_argument("--malware", type=Path, action="append", default=[],
+                    help="malware feature rows (for the anomaly model's check at the block threshold)")
+    ap.add_argument("--train-report", type=Path,
+                    help="train.py's report: its validation malware are the files the anomaly check uses")
     args = ap.parse_args()
 
     rows = calibration_rows(args.benign, args.exclude)
@@ -151,6 +207,7 @@ def main() -> None:
     detected = int((s >= np.float32(classifier["threshold"])).sum())
     flagged = int((s >= np.float32(classifier["threshold_suspicious"])).sum())
     classifier["threshold_block"] = thr
+    anomaly = anomaly_at_block(args, manifest, rows, s >= np.float32(thr))
     manifest.setdefault("metrics", {})["calibration_files"] = n
     manifest["metrics"]["calibration_blocked"] = blocked
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -167,6 +224,7 @@ def main() -> None:
         "detected": detected,
         "flagged": flagged,
         "top": [{"package": r["package"], "file": r["name"], "score": sc} for sc, r in top],
+        "anomaly": anomaly,
     }
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     log(f"threshold_block {thr:.6f}: {blocked} of {n} blocked; {detected} at the detection threshold "

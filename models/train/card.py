@@ -140,8 +140,10 @@ def main() -> None:
       "half a suspicious finding, which counts only with another one. Overrides: `[decision] model_threshold`, "
       "`model_block_threshold`.")
     an = after["anomaly"]
+    an_block = (cal or {}).get("anomaly")
+    an_enabled = an_block["enabled"] if an_block else an["enabled"]
     w(f"- **elf-anomaly**: PCA reconstruction error on benign rows only; shipped "
-      f"**{'enabled' if an['enabled'] else 'disabled'}** (see below).")
+      f"**{'enabled' if an_enabled else 'disabled'}** (see below).")
     w("- Runs in the agent on every scanned ELF file under 4 MiB after the hash, heuristic and rule stages, "
       "with stock tract (stock tract's TreeEnsemble is quadratic in the number of trees and wrong on "
       "`BRANCH_GTE`, hence the lowering).")
@@ -266,8 +268,17 @@ def main() -> None:
       f"the classifier on the validation fold it adds **{an['new_detections']}** detections (of "
       f"{an['validation_malicious']} malware) and **{an['new_false_alarms']}** false alarms (of "
       f"{an['validation_benign']} benign). Rule: enabled only with at least 2 % more detections for at most "
-      f"0.05 % more false alarms. Result: **{'enabled' if an['enabled'] else 'disabled'}** "
-      "(it ships in the bundle either way; its stage runs only when enabled).")
+      f"0.05 % more false alarms. Result there: **{'enabled' if an['enabled'] else 'disabled'}**.")
+    if an_block:
+        w("")
+        w(f"At the block operating point (calibration set, same rate as the classifier's block threshold): "
+          f"threshold {an_block['threshold_block']:.6f}; over the classifier's blocks it adds "
+          f"**{an_block['added_blocks']}** of {an_block['validation_malware']} validation malware (the classifier "
+          f"blocks {an_block['classifier_blocks']}) and **{an_block['added_false_blocks']}** false blocks. Rule: "
+          f"enabled only with at least 2 % more blocked malware and no added false block. Result, which decides: "
+          f"**{'enabled' if an_block['enabled'] else 'disabled'}**.")
+    w("")
+    w("It ships in the bundle either way; its stage runs only when enabled.")
     w("")
     w("## Robustness: mutation suite")
     w("Each validation-fold malware sample is mutated in memory (`vigil model mutations`; never executed, never "

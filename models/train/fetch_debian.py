@@ -15,8 +15,9 @@ whatever the list says, so they can never reach training, validation or tuning.
 Hard benign cases that Debian does not ship ready-made are built from the
 downloaded packages themselves (see make_hard_benign): 7-Zip self-extracting ELF
 executables (the 7zCon.sfx stub with a compressed payload appended) and makeself
-self-extracting shell archives; and programs compiled here, not the way Debian
-builds them (build_local.py).
+self-extracting shell archives; programs compiled here, not the way Debian
+builds them (build_local.py); and out-of-tree kernel modules built here from
+Debian's DKMS sources (build_kmod.py).
 
 Idempotent: a package whose CSV exists and holds rows of the vigil binary's
 feature schema is skipped, so an interrupted run resumes. The downloaded .debs are
@@ -319,6 +320,11 @@ def main() -> None:
         from build_local import build_local
 
         print("built locally:", build_local(env, args.data, args.vigil, smoke=bool(args.limit)), flush=True)
+        if not args.limit:
+            # Out-of-tree kernel modules (a full run only: the headers are 60 MB).
+            from build_kmod import build_kmod
+
+            print("kernel modules built here:", build_kmod(env, args.data, args.vigil), flush=True)
         from fetch_wheels import fetch_wheels
 
         print("wheels from PyPI:", fetch_wheels(args.data, args.vigil, smoke=bool(args.limit)), flush=True)

@@ -61,6 +61,10 @@ Z_CLIP = 8.0
 # m68k malware that Debian has no benign binaries for. These columns are zeroed
 # (masked) for every model except the header-only baseline.
 ARCH_PREFIXES = ("hdr_machine_", "hdr_class", "hdr_data_")
+# Schema-2 feature groups by column prefix; `--drop-groups` masks some of them
+# the same way (chosen by ablate.py, out of fold).
+GROUP_PREFIXES = {"linking": "lnk_", "kmod": "kmod_", "section_names": "shn_", "string_hash": "strh_"}
+MASKED_PREFIXES: tuple[str, ...] = ARCH_PREFIXES
 
 
 def log(msg: str) -> None:
@@ -241,8 +245,9 @@ def mlp_forward(mlp, z: np.ndarray) -> np.ndarray:
 
 
 def arch_mask(names: list[str]) -> np.ndarray:
-    """1.0 per column the models may use, 0.0 for the architecture columns."""
-    return np.array([not n.startswith(ARCH_PREFIXES) for n in names], dtype=np.float32)
+    """1.0 per column the models may use, 0.0 for the architecture columns and
+    the dropped groups."""
+    return np.array([not n.startswith(MASKED_PREFIXES) for n in names], dtype=np.float32)
 
 
 def fit_lgbm(x: np.ndarray, y: np.ndarray, seed: int, smoke: bool, trees: int = 50, leaves: int = 15,
@@ -469,7 +474,15 @@ def main() -> None:
     ap.add_argument("--classifier", choices=("auto", "gbdt", "mlp"), default="gbdt",
                     help="the classifier to ship (default gbdt: the trees detect more out of fold and fit the "
                          "agent's 50 us budget; auto: the better one out-of-fold)")
+    ap.add_argument("--drop-groups", default="",
+                    help=f"schema-2 feature groups the models must not use, comma separated ({', '.join(GROUP_PREFIXES)})")
     args = ap.parse_args()
+    global MASKED_PREFIXES
+    dropped = [g.strip() for g in args.drop_groups.split(",") if g.strip()]
+    unknown = [g for g in dropped if g not in GROUP_PREFIXES]
+    if unknown:
+        sys.exit(f"train: unknown feature groups {unknown} (known: {sorted(GROUP_PREFIXES)})")
+    MASKED_PREFIXES = ARCH_PREFIXES + tuple(GROUP_PREFIXES[g] for g in dropped)
 
     rows, names = load(args)
     data, large_benign = select(rows)
@@ -643,6 +656,7 @@ def main() -> None:
         "trained": today,
         "smoke": args.smoke,
         "augmented": bool(args.augment),
+        "dropped_groups": dropped,
         "rows": {
             "benign": int((y == 0).sum()), "malicious": int((y == 1).sum()),
             "benign_debian": int(((y == 0) & debian).sum()),

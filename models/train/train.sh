@@ -150,8 +150,12 @@ if [ "$SMOKE" = 0 ]; then
         --packages-only --vigil "$VIGIL"
 fi
 step "block threshold"
+# The anomaly model is judged at the same operating point: enabled only if it
+# blocks validation malware the classifier lets through and no calibration file.
+ANOMALY_ARGS=(--train-report "$WORK/after.json" --malware "$WORK/malware.csv")
+[ -r "$WORK/malware-extra.csv" ] && ANOMALY_ARGS+=(--malware "$WORK/malware-extra.csv")
 "$PY" models/train/calibrate.py --bundle "$OUT" --benign "$CALIB_DATA/features" --vigil "$VIGIL" \
-    --report "$WORK/calibration.json" "${CALIB_ARGS[@]}"
+    --report "$WORK/calibration.json" "${CALIB_ARGS[@]}" "${ANOMALY_ARGS[@]}"
 # Programs compiled here the way a developer does, none of them in the data:
 # the shortcut "not built like a Debian package" would flag them.
 step "held-out check: programs compiled here"
