@@ -93,11 +93,27 @@ pub struct Found {
     pub queries: u32,
     /// The steps that lead from the file to `variant`, in order.
     pub steps: Vec<Step>,
+    /// For each step, the query that found it (1-based, the unmodified
+    /// file's being 1) and the score it reached: how many queries each
+    /// threshold took to cross.
+    pub trace: Vec<(u32, f32)>,
     /// The variant scoring `best`.
     pub variant: Vec<u8>,
 }
 
 impl Found {
+    /// The number of queries after which the score was first below
+    /// `threshold` (1 when the file itself was), `None` if it never was.
+    pub fn queries_below(&self, threshold: f32) -> Option<u32> {
+        if self.start < threshold {
+            return Some(1);
+        }
+        self.trace
+            .iter()
+            .find(|(_, s)| *s < threshold)
+            .map(|(q, _)| *q)
+    }
+
     /// The steps as one field: `step+step+…` (empty for none).
     pub fn sequence(&self) -> String {
         self.steps
@@ -127,6 +143,7 @@ pub fn search(
         best: f32::NAN,
         queries: 0,
         steps: Vec::new(),
+        trace: Vec::new(),
         variant: elf.to_vec(),
     };
     if attack.queries == 0 {
@@ -161,6 +178,7 @@ pub fn search(
             found.best = s;
             found.variant = candidate;
             found.steps.push(step);
+            found.trace.push((found.queries, s));
         }
     }
     Ok(found)
@@ -247,6 +265,15 @@ mod tests {
         )
         .unwrap();
         assert!(a.best <= a.start && c.best <= c.start);
+        assert_eq!(a.trace.len(), a.steps.len());
+        assert!(
+            a.trace
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1)
+        );
+        assert_eq!(a.trace.last().map_or(a.start, |t| t.1), a.best);
+        assert_eq!(a.queries_below(a.best), None);
+        assert_eq!(a.queries_below(f32::INFINITY), Some(1));
         // The sequence reproduces the variant, and the variant its score.
         assert_eq!(
             replay(&target, &donors, &a.steps).as_ref(),

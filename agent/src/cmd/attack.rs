@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use vigil_models::attack::{Attack, search};
+use vigil_models::attack::{Attack, Found, search};
 use vigil_models::features::{self, Features};
 use vigil_models::sniff::{FileKind, sniff};
 use vigil_policy::Verdict;
@@ -159,7 +159,7 @@ pub fn attack(
     };
     writeln!(
         out,
-        "sha256,start_score,final_score,queries,evaded_block,evaded_detect,verdict_start,verdict_final,evaded_pipeline,seconds,sequence"
+        "sha256,start_score,final_score,queries,evaded_block,evaded_detect,queries_to_evade_block,queries_to_evade_detect,verdict_start,verdict_final,evaded_pipeline,seconds,sequence"
     )?;
     let labels = [("label", "1")];
     if let Some(r) = rows.as_deref_mut() {
@@ -209,12 +209,14 @@ pub fn attack(
             let result = (|| -> anyhow::Result<()> {
                 writeln!(
                     out,
-                    "{sha},{},{},{},{},{},{},{},{},{seconds:.4},{sequence}",
+                    "{sha},{},{},{},{},{},{},{},{},{},{},{seconds:.4},{sequence}",
                     found.start,
                     found.best,
                     found.queries,
                     evaded(found.start >= t.block, found.best >= t.block),
                     evaded(found.start >= t.detect, found.best >= t.detect),
+                    crossed(&found, t.block),
+                    crossed(&found, t.detect),
                     before.as_str(),
                     after.as_str(),
                     evaded(before == Verdict::Malicious, after == Verdict::Malicious),
@@ -266,6 +268,15 @@ impl Summary {
         self.model_detected_final += u64::from(*best >= t.detect);
         self.pipeline_denied_start += u64::from(before == Verdict::Malicious);
         self.pipeline_denied_final += u64::from(after == Verdict::Malicious);
+    }
+}
+
+/// The queries the search needed to get below `threshold`, empty when the
+/// original already was or no variant got there.
+fn crossed(found: &Found, threshold: f32) -> String {
+    match found.queries_below(threshold) {
+        Some(q) if found.start >= threshold => q.to_string(),
+        _ => String::new(),
     }
 }
 
