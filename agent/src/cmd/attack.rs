@@ -203,7 +203,7 @@ pub fn attack(
                     .verdict
             };
             let sequence = found.sequence();
-            summary.tally(&found.start, &found.best, &t, before, after);
+            summary.tally(found.start, found.best, &t, before, after);
             summary.queries += u64::from(found.queries);
             summary.search_seconds += seconds;
             let result = (|| -> anyhow::Result<()> {
@@ -255,17 +255,17 @@ impl Summary {
     /// the pipeline's verdicts before and after.
     fn tally(
         &mut self,
-        start: &f32,
-        best: &f32,
+        start: f32,
+        best: f32,
         t: &ModelThresholds,
         before: Verdict,
         after: Verdict,
     ) {
         self.samples += 1;
-        self.model_blocked_start += u64::from(*start >= t.block);
-        self.model_blocked_final += u64::from(*best >= t.block);
-        self.model_detected_start += u64::from(*start >= t.detect);
-        self.model_detected_final += u64::from(*best >= t.detect);
+        self.model_blocked_start += u64::from(start >= t.block);
+        self.model_blocked_final += u64::from(best >= t.block);
+        self.model_detected_start += u64::from(start >= t.detect);
+        self.model_detected_final += u64::from(best >= t.detect);
         self.pipeline_denied_start += u64::from(before == Verdict::Malicious);
         self.pipeline_denied_final += u64::from(after == Verdict::Malicious);
     }
