@@ -17,6 +17,8 @@
 //!   tract; the trained bundle is compiled in.
 //! - [`mutate`]: evasion-style ELF mutations for robustness reports and training
 //!   augmentation.
+//! - [`attack`]: a query-limited black-box search over sequences of those
+//!   mutations, the model's score its only feedback.
 //!
 //! ```
 //! use vigil_models::sniff::{sniff, FileKind};
@@ -34,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attack;
 pub mod bundle;
 pub mod error;
 pub mod features;

@@ -15,10 +15,12 @@
 #    honeypot captures, only in a full run), the first also with --mutations for
 #    augmentation; group_malware.py groups them for the split (manifest
 #    families, the names the shared YARA rules give, near-identical builds);
-# 5. train.py with augmentation (the shipped bundle); hello-world programs
+# 5. adversarial.py: a first model, attacked (`vigil model attack`) on the
+#    training-fold malware; its evasive variants join the augmentation rows;
+#    train.py with augmentation (the shipped bundle); hello-world programs
 #    compiled here (in no data set) scored with it, for the card; the mutation
-#    suite on it; then train.py without augmentation ("before") and the
-#    mutation suite on that;
+#    suite and the adaptive attack on it; then train.py without augmentation
+#    ("before") and the mutation suite on that;
 # 6. the block threshold: calibrate.py on the held-out calibration packages
 #    (calibration.txt, fetched like packages.txt into DATA/calibration; never
 #    trained or validated on), at most 1 in 10,000 benign ELF files blocked;
@@ -68,6 +70,10 @@ if [ "$SMOKE" = 1 ]; then
     # The whole-pipeline columns need no third-party content to be exercised;
     # leaving it out keeps the CI run short (no YARA compile and scans).
     CONTENT=/nonexistent
+    # The adaptive attack, only exercised: a few samples, few queries.
+    ATTACK_ARGS=(--limit 4 --queries 20)
+    ATTACK_EVAL_LIMIT=4
+    ATTACK_EVAL_QUERIES=20
 else
     WORK=$DATA/run
     OUT=$ROOT/models/bundle
@@ -76,6 +82,9 @@ else
     TRAIN_ARGS=()
     CALIB_DATA=$DATA/calibration
     CALIB_ARGS=(--exclude "$DATA/features")
+    ATTACK_ARGS=(--queries 200)
+    ATTACK_EVAL_LIMIT=100000
+    ATTACK_EVAL_QUERIES=200
 fi
 mkdir -p "$WORK" "$DATA"
 
@@ -103,12 +112,16 @@ step "malicious rows from the corpus (in memory)"
 "$VIGIL" features --tar "$ARCHIVE" --label label=1 > "$WORK/malware.csv"
 "$VIGIL" features --tar "$ARCHIVE" --label label=1 --mutations --donor "$DONOR_TRAIN" > "$WORK/malware-mutated.csv"
 MALWARE_ARGS=(--malware "$WORK/malware.csv" --manifest "$CORPUS/manifest.csv")
+ATTACK_SETS=(--malware "$WORK/malware.csv" --archive "$ARCHIVE")
+ATTACK_TARS=(--tar "$ARCHIVE")
 GROUP_ARGS=(--rows "$WORK/malware.csv" --manifest "$CORPUS/manifest.csv")
 # The second archive: a full run only (a smoke run groups the first archive
 # alone, which exercises the same path in seconds).
 if [ "$SMOKE" = 0 ] && [ -r "$EXTRA" ] && [ -r "$CORPUS/extra-manifest.csv" ]; then
     "$VIGIL" features --tar "$EXTRA" --label label=1 > "$WORK/malware-extra.csv"
     MALWARE_ARGS+=(--malware "$WORK/malware-extra.csv" --manifest "$CORPUS/extra-manifest.csv")
+    ATTACK_SETS+=(--malware "$WORK/malware-extra.csv" --archive "$EXTRA")
+    ATTACK_TARS+=(--tar "$EXTRA")
     GROUP_ARGS+=(--rows "$WORK/malware-extra.csv" --manifest "$CORPUS/extra-manifest.csv")
     if [ -d "$CONTENT/yara" ]; then
         # The family names the shared YARA rules give, per file (in memory).
@@ -139,9 +152,21 @@ mutation_suite() { # bundle-dir report.json out.csv
         --donor "$DONOR_EVAL" --only "$WORK/validation-malware.txt" > "$3"
 }
 
-step "train with augmentation (shipped)"
+# Adversarial augmentation (adversarial.py): a first model (no CV), attacked
+# by `vigil model attack` on the training-fold malware only; the evasive
+# variants join the augmentation rows in their original's group.
+step "first model, for the adaptive attack"
 "$PY" models/train/train.py --benign "$DATA/features" "${MALWARE_ARGS[@]}" \
     --augment "$WORK/malware-mutated.csv" \
+    --out "$WORK/first" --report "$WORK/first.json" --vigil "$VIGIL" --no-cv "${TRAIN_ARGS[@]}"
+step "adaptive attack on the training folds"
+"$PY" models/train/adversarial.py --vigil "$VIGIL" --bundle "$WORK/first" --report "$WORK/first.json" \
+    "${ATTACK_SETS[@]}" --donor "$DONOR_TRAIN" --augment "$WORK/malware-mutated.csv" \
+    --out "$WORK/malware-augment.csv" --work "$WORK" "${ATTACK_ARGS[@]}"
+
+step "train with augmentation (shipped)"
+"$PY" models/train/train.py --benign "$DATA/features" "${MALWARE_ARGS[@]}" \
+    --augment "$WORK/malware-augment.csv" \
     --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" "${TRAIN_ARGS[@]}"
 # The block threshold, on benign files no model saw (calibrate.py).
 if [ "$SMOKE" = 0 ]; then
@@ -180,6 +205,15 @@ rm "$SANITY"/hello.c "$SANITY"/hello.rs
 
 step "mutation suite (after)"
 mutation_suite "$OUT" "$WORK/after.json" "$WORK/mutations-after.csv"
+# The adaptive attacker on the validation malware, against the shipped model
+# and the default pipeline (built-in content, the new bundle), with a donor
+# the training attack never used.
+step "adaptive attack (after)"
+printf '[content]\nmodel = "%s"\n' "$OUT" > "$WORK/attack-default.toml"
+head -n "$ATTACK_EVAL_LIMIT" "$WORK/validation-malware.txt" > "$WORK/attack-eval-only.txt"
+"$VIGIL" model attack --config "$WORK/attack-default.toml" "${ATTACK_TARS[@]}" --donor "$DONOR_EVAL" \
+    --only "$WORK/attack-eval-only.txt" --queries "$ATTACK_EVAL_QUERIES" \
+    --summary "$WORK/attack-after.json" > "$WORK/attack-after.csv"
 
 # The same kind of classifier without augmentation: what the augmentation bought.
 KIND=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["shipped"])' "$WORK/after.json")
@@ -190,7 +224,7 @@ step "train without augmentation (before; $KIND)"
 step "mutation suite (before)"
 mutation_suite "$WORK/before" "$WORK/before.json" "$WORK/mutations-before.csv"
 
-CARD_ARGS=(--groups "$WORK/malware-groups.csv")
+CARD_ARGS=(--groups "$WORK/malware-groups.csv" --attack "$WORK/attack-after.json")
 if [ "$SMOKE" = 0 ]; then
     # What the default configuration (built-in content and the new bundle)
     # denies, flags and misses, per file; the card keeps the validation fold.

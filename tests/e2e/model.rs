@@ -243,3 +243,139 @@ fn daemon_denies_an_exec_when_the_model_score_reaches_the_threshold() {
         d.context()
     );
 }
+
+/// `vigil model attack` on benign programs standing in for samples (no malware
+/// in fixtures), under thresholds low enough that the model "detects" them.
+fn attack(dir: &TempDir, tar: &Path, detect: f64, rows: Option<&Path>) -> Output {
+    let cfg = dir.join(format!("attack-{detect}.toml"));
+    std::fs::write(
+        &cfg,
+        format!("[decision]\nmodel_threshold = {detect}\nmodel_block_threshold = {detect}\n"),
+    )
+    .expect("write config");
+    let mut args = vec![
+        "model".to_owned(),
+        "attack".to_owned(),
+        "--config".to_owned(),
+        cfg.to_string_lossy().into_owned(),
+        "--tar".to_owned(),
+        tar.to_string_lossy().into_owned(),
+        "--donor".to_owned(),
+        "/usr/bin/ssh".to_owned(),
+        "--donor".to_owned(),
+        "/bin/sh".to_owned(),
+        "--queries".to_owned(),
+        "30".to_owned(),
+    ];
+    if let Some(r) = rows {
+        args.extend(["--emit-rows".to_owned(), r.to_string_lossy().into_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = vigil(&args, None);
+    assert!(out.status.success(), "{}", show(&out));
+    out
+}
+
+/// The CSV rows of an attack, by column name, `seconds` left out (timing).
+fn attack_rows(out: &Output) -> Vec<std::collections::BTreeMap<String, String>> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split(','))
+                .filter(|(h, _)| **h != "seconds")
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn attack_searches_within_its_budget_reproducibly_and_emits_evasive_rows() {
+    if !Path::new("/usr/bin/ssh").exists() {
+        eprintln!("skipped: no /usr/bin/ssh to borrow from");
+        return;
+    }
+    let dir = TempDir::new("model-attack");
+    let tar = dir.join("samples.tar");
+    let names = ["true", "ls", "cat", "env", "id", "sleep"];
+    let status = Command::new("tar")
+        .arg("cf")
+        .arg(&tar)
+        .args(["-C", "/usr/bin"])
+        .args(names)
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar cf");
+
+    // Everything "detected": each search spends queries trying to go lower.
+    let first = attack(&dir, &tar, 1e-9, None);
+    let rows = attack_rows(&first);
+    assert_eq!(rows.len(), names.len(), "{}", show(&first));
+    assert_eq!(
+        rows,
+        attack_rows(&attack(&dir, &tar, 1e-9, None)),
+        "same seed, same result"
+    );
+    let score = |r: &std::collections::BTreeMap<String, String>, k: &str| -> f64 {
+        r[k].parse().unwrap_or_else(|_| panic!("{k}: {r:?}"))
+    };
+    for r in &rows {
+        let queries: u32 = r["queries"].parse().expect("queries");
+        assert!((1..=30).contains(&queries), "{r:?}");
+        assert!(score(r, "final_score") <= score(r, "start_score"), "{r:?}");
+        assert_ne!(r["evaded_detect"], "yes", "nothing gets below 1e-9: {r:?}");
+        assert_eq!(
+            r["sequence"].is_empty(),
+            score(r, "final_score") == score(r, "start_score"),
+            "{r:?}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains(&format!("attacked {} ELF samples", names.len())),
+        "{stderr}"
+    );
+
+    // A detection threshold between one sample's start and final scores: the
+    // same search (same seed) now crosses it, says so, and emits that variant.
+    let moved = rows
+        .iter()
+        .find(|r| score(r, "final_score") < score(r, "start_score"))
+        .unwrap_or_else(|| panic!("no score moved in 30 queries: {}", show(&first)));
+    let t = (score(moved, "final_score") + score(moved, "start_score")) / 2.0;
+    let emitted = dir.join("rows.csv");
+    let second = attack(&dir, &tar, t, Some(&emitted));
+    let again = attack_rows(&second);
+    let crossed = again
+        .iter()
+        .find(|r| r["sha256"] == moved["sha256"])
+        .expect("the sample again");
+    assert_eq!(crossed["evaded_detect"], "yes", "{}", show(&second));
+    assert!(score(crossed, "final_score") < t);
+    let text = std::fs::read_to_string(&emitted).expect("rows written");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(
+        &header[..7],
+        [
+            "sha256", "name", "schema", "parsed", "label", "mutation", "origin"
+        ]
+    );
+    let evasive: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        evasive.len(),
+        again.iter().filter(|r| r["evaded_detect"] == "yes").count()
+    );
+    let row = evasive
+        .iter()
+        .find(|r| r[6] == moved["sha256"])
+        .expect("a row for the crossed sample");
+    assert_eq!(
+        (row.len(), row[4], row[5]),
+        (header.len(), "1", crossed["sequence"].as_str())
+    );
+}

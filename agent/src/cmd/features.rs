@@ -47,21 +47,7 @@ pub fn run(
                 .ok_or_else(|| anyhow::anyhow!("--label {l:?}: expected KEY=VALUE"))
         })
         .collect::<Result<_, _>>()?;
-    let mut header = vec!["sha256", "name", "schema", "parsed"];
-    header.extend(labels.iter().map(|(k, _)| *k));
-    if donor.is_some() {
-        header.extend(["mutation", "origin"]);
-    }
-    header.extend(features::names());
-    writeln!(
-        out,
-        "{}",
-        header
-            .iter()
-            .map(|h| csv_field(h))
-            .collect::<Vec<_>>()
-            .join(",")
-    )?;
+    writeln!(out, "{}", header(&labels, donor.is_some()))?;
 
     let mut written = Written::default();
     let mut row = Features::default();
@@ -71,23 +57,7 @@ pub fn run(
                        mutation: Option<(&str, &str)>,
                        written: &mut Written|
      -> io::Result<()> {
-        features::extract_into(bytes, &mut row);
-        line.clear();
-        line.push_str(&hex::encode(Sha256::digest(bytes)));
-        line.push(',');
-        line.push_str(&csv_field(name));
-        line.push_str(&format!(",{SCHEMA_VERSION},{}", u8::from(row.parsed)));
-        for (_, v) in &labels {
-            line.push(',');
-            line.push_str(&csv_field(v));
-        }
-        if let Some((m, origin)) = mutation {
-            line.push_str(&format!(",{m},{origin}"));
-        }
-        for v in &row.values {
-            line.push(',');
-            line.push_str(&v.to_string());
-        }
+        format_row(&mut line, &mut row, name, bytes, &labels, mutation);
         written.rows += 1;
         writeln!(out, "{line}")
     };
@@ -132,6 +102,55 @@ pub fn run(
         }
     }
     Ok(written)
+}
+
+/// The header line (without its newline): `sha256,name,schema,parsed`, the
+/// label columns, `mutation,origin` when `mutations`, then every feature.
+pub(crate) fn header(labels: &[(&str, &str)], mutations: bool) -> String {
+    let mut header = vec!["sha256", "name", "schema", "parsed"];
+    header.extend(labels.iter().map(|(k, _)| *k));
+    if mutations {
+        header.extend(["mutation", "origin"]);
+    }
+    header.extend(features::names());
+    header
+        .iter()
+        .map(|h| csv_field(h))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Writes into `line` the row of `bytes` under [`header`] (`row` is scratch
+/// space for the features): the same labels, and `(mutation, origin)` exactly
+/// when the header has those columns.
+pub(crate) fn format_row(
+    line: &mut String,
+    row: &mut Features,
+    name: &str,
+    bytes: &[u8],
+    labels: &[(&str, &str)],
+    mutation: Option<(&str, &str)>,
+) {
+    use std::fmt::Write as _;
+    features::extract_into(bytes, row);
+    line.clear();
+    line.push_str(&hex::encode(Sha256::digest(bytes)));
+    line.push(',');
+    line.push_str(&csv_field(name));
+    let _ = write!(line, ",{SCHEMA_VERSION},{}", u8::from(row.parsed));
+    for (_, v) in labels {
+        line.push(',');
+        line.push_str(&csv_field(v));
+    }
+    if let Some((m, origin)) = mutation {
+        line.push(',');
+        line.push_str(&csv_field(m));
+        line.push(',');
+        line.push_str(&csv_field(origin));
+    }
+    for v in &row.values {
+        let _ = write!(line, ",{v}");
+    }
 }
 
 /// Quotes a CSV field when it holds a comma, quote or line break.

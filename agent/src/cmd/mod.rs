@@ -4,6 +4,7 @@
 //! an exit code. None of them is on the event path.
 
 pub mod allow;
+pub mod attack;
 pub mod ctl;
 pub mod eval;
 pub mod features;

@@ -1,10 +1,11 @@
 //! `vigil model`: the model bundle from the command line.
 //!
-//! Owns three tools around [`vigil_models::bundle`]: `info` (what a bundle is and
+//! Owns the tools around [`vigil_models::bundle`]: `info` (what a bundle is and
 //! holds), `score` (scores of feature rows with tract, which the trainer compares
-//! with its own to 1e-5), and `mutations` (how many detections survive each
-//! evasion-style mutation, for the model alone and for the whole pipeline; samples
-//! are read and mutated in memory only).
+//! with its own to 1e-5), `mutations` (how many detections survive each
+//! evasion-style mutation, for the model alone and for the whole pipeline) and
+//! `attack` (the adaptive attacker, in [`crate::cmd::attack`]); samples are read
+//! and mutated in memory only.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -21,6 +22,7 @@ use vigil_models::mutate::{self, Mutation};
 use vigil_models::sniff::{FileKind, sniff};
 use vigil_policy::Stage;
 
+use crate::cmd::attack;
 use crate::engine::generation::Generation;
 use crate::engine::scan::{Depth, scan_bytes};
 
@@ -59,6 +61,43 @@ pub enum ModelCmd {
         #[arg(long)]
         only: Option<PathBuf>,
     },
+    /// Attack each ELF sample of an archive (in memory) with a query-limited
+    /// black-box search over sequences of mutations, the classifier's score its
+    /// only feedback; write per sample the scores before and after, the queries
+    /// used, whether the model and the whole pipeline were evaded, and the
+    /// winning sequence as CSV, and a summary on stderr.
+    Attack {
+        /// Configuration file (content, thresholds, `content.model`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A bundle directory in place of the configuration's `content.model`.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// A malware archive (`.tar`/`.tar.xz`; repeatable).
+        #[arg(long, required = true)]
+        tar: Vec<PathBuf>,
+        /// A benign binary the mutations borrow from (repeatable: more donors,
+        /// a richer search).
+        #[arg(long, required = true)]
+        donor: Vec<PathBuf>,
+        /// A file of SHA-256 digests, one per line: only these samples.
+        #[arg(long)]
+        only: Option<PathBuf>,
+        /// Classifier queries per sample, the unmodified file's included.
+        #[arg(long, default_value_t = 200)]
+        queries: u32,
+        /// Seeds every search (mixed with each sample's SHA-256).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the feature rows (as `vigil features`, with `label`,
+        /// `mutation` = the sequence and `origin`) of the variants that fell
+        /// below a threshold the original reached, for adversarial training.
+        #[arg(long)]
+        emit_rows: Option<PathBuf>,
+        /// Also write the summary as JSON to this file.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+    },
 }
 
 /// Runs one `vigil model` subcommand.
@@ -92,23 +131,74 @@ pub fn run(command: ModelCmd) -> anyhow::Result<u8> {
             let generation = crate::cmd::load_generation(config.as_deref())?;
             let donor =
                 std::fs::read(&donor).with_context(|| format!("--donor {}", donor.display()))?;
-            let only = match only {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("--only {}", p.display()))?
-                        .lines()
-                        .map(|l| l.trim().to_ascii_lowercase())
-                        .filter(|l| !l.is_empty())
-                        .collect(),
-                ),
-                None => None,
-            };
+            let only = only.as_deref().map(read_only).transpose()?;
             let n = mutations(&generation, &tar, &donor, only.as_ref(), &mut out)?;
             eprintln!("wrote {n} rows");
+        }
+        ModelCmd::Attack {
+            config,
+            bundle,
+            tar,
+            donor,
+            only,
+            queries,
+            seed,
+            emit_rows,
+            summary,
+        } => {
+            let mut generation = crate::cmd::load_generation(config.as_deref())?;
+            if let Some(dir) = bundle {
+                generation.config.content.model = vigil_policy::ModelSource::Dir(dir);
+                generation.model = crate::engine::model::ModelStage::load(&generation.config)?;
+            }
+            let donors = donor
+                .iter()
+                .map(|d| std::fs::read(d).with_context(|| format!("--donor {}", d.display())))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let only = only.as_deref().map(read_only).transpose()?;
+            let opts = attack::Options {
+                queries,
+                seed,
+                donors: &donors,
+                only: only.as_ref(),
+            };
+            let mut rows = match &emit_rows {
+                Some(p) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("--emit-rows {}", p.display()))?,
+                )),
+                None => None,
+            };
+            let totals = attack::attack(
+                &generation,
+                &tar,
+                &opts,
+                &mut out,
+                rows.as_mut().map(|r| r as &mut dyn Write),
+            )?;
+            if let (Some(r), Some(p)) = (rows.as_mut(), &emit_rows) {
+                r.flush()
+                    .with_context(|| format!("--emit-rows {}", p.display()))?;
+            }
+            if let Some(p) = summary {
+                std::fs::write(&p, serde_json::to_vec_pretty(&totals)?)
+                    .with_context(|| format!("--summary {}", p.display()))?;
+            }
+            eprintln!("{}", totals.text());
         }
     }
     std::io::Write::flush(&mut out)?;
     Ok(0)
+}
+
+/// The SHA-256 digests listed in `path`, one per line, lower-cased.
+fn read_only(path: &Path) -> anyhow::Result<HashSet<String>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("--only {}", path.display()))?
+        .lines()
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect())
 }
 
 /// Loads `dir`, or the built-in bundle.

@@ -9,7 +9,7 @@
 //! running content.
 
 use vigil_elf::ElfView;
-use vigil_models::bundle::{Bundle, ModelKind};
+use vigil_models::bundle::{Bundle, Model, ModelKind};
 use vigil_models::features;
 use vigil_policy::verdict::{ModelThresholds, model_reason};
 use vigil_policy::{Config, ModelSource, Reason};
@@ -108,6 +108,16 @@ impl ModelStage {
                 }
             }
         }
+    }
+
+    /// The first enabled classifier and the thresholds this stage applies to
+    /// it (the configuration's overrides included), as the daemon decides
+    /// with them; `None` when no classifier is enabled.
+    pub fn classifier(&self) -> Option<(&Model, ModelThresholds)> {
+        self.active.iter().find_map(|a| {
+            let m = &self.bundle.models()[a.index];
+            (m.spec.kind == ModelKind::Classifier).then_some((m, a.thresholds))
+        })
     }
 
     /// The bundle, for `vigil status` and `vigil model`.
