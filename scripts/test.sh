@@ -25,13 +25,15 @@ start vigil daemon on private tmpfs mounts (fanotify permission events, mount na
 # (a venv for the pinned trainer, .deb unpacking, and the two benign donor
 # binaries of the mutation suite); curl: the `curl … | sh` e2e test;
 # e2fsprogs: mkfs.ext4 for the persistent-cache e2e tests (an ext4 image on a
-# loop device has the stable UUID a tmpfs lacks).
+# loop device has the stable UUID a tmpfs lacks); autoconf: the `configure`
+# workload of the benchmark (tests/bench/workloads/configure.sh generates its
+# configure script with it; make and cc come with build-essential).
 # Packaging tests (tests/packaging): dpkg-dev (dpkg-shlibdeps), rpm
 # (rpmbuild), lintian, debootstrap (a bookworm root) and systemd-container
 # (systemd-nspawn). VIGIL_NO_APT=1 skips the install (the
 # checks below then name whatever is missing).
 APT_PACKAGES="clang build-essential pkg-config util-linux coreutils ca-certificates python3 \
-    xvfb dbus dunst python3-venv xz-utils gpg openssh-client curl e2fsprogs \
+    xvfb dbus dunst python3-venv xz-utils gpg openssh-client curl e2fsprogs autoconf \
     dpkg-dev rpm lintian debootstrap systemd-container"
 if [ -z "${VIGIL_NO_APT:-}" ] && command -v apt-get >/dev/null 2>&1; then
     missing=""

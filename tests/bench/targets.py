@@ -12,6 +12,10 @@ harness's clean exec probe: the first exec of the static binary), exec
 repeated <= 1.05x (mean of execs 2..N of the exec workload, from raw/),
 1 MiB reads <= 1.3x, grep -r warm <= 1.2x, burst >= 40k opens/s with 8
 openers, every burst_sig open denied, RSS <= 64 MiB.
+
+Targets (issue #18), when the run has them: the `configure` and `build`
+workloads (tests/bench/workloads/) <= 1.05x baseline; burst_open >= 0.8x and
+open cold <= 2x the bare listener `fan-allow` in the same repetition.
 """
 
 import json
@@ -55,16 +59,19 @@ def main() -> int:
     for folder in folders:
         runs.update(load(folder))
 
-    def ratio(key, metric):
+    def ratio(key, metric, ref="baseline"):
         run, agent, fs, rep = key
-        base = runs.get((run, "baseline", fs, rep))
+        base = runs.get((run, ref, fs, rep))
         if base is None:
             return None
-        a, b = metric(key, runs[key]), metric((run, "baseline", fs, rep), base)
+        a, b = metric(key, runs[key]), metric((run, ref, fs, rep), base)
         return a / b if a is not None and b else None
 
     def total(workload):
         return lambda _key, rows: rows.get(workload, {}).get("total_s")
+
+    def ops(workload):
+        return lambda _key, rows: rows.get(workload, {}).get("ops_per_s")
 
     def exec_cold(_key, rows):
         return probe_ms(rows.get("_run", {}).get("verdicts", {}).get("exec_clean"))
@@ -73,6 +80,7 @@ def main() -> int:
         run, agent, fs, rep = key
         return exec_repeated_us(Path(run), agent, fs, rep)
 
+    # (name, metric, limit, reference agent, higher is better)
     ratios = [
         ("open cold <= 5x", total("open_cold"), 5.0),
         ("open warm <= 1.2x", total("open_warm"), 1.2),
@@ -82,6 +90,14 @@ def main() -> int:
         ("read 1 MiB warm <= 1.3x", total("read_warm"), 1.3),
         ("grep -r warm <= 1.2x", total("grep_warm"), 1.2),
     ]
+    ratios = [(n, m, lim, "baseline", False) for n, m, lim in ratios]
+    workloads = {w for rows in runs.values() for w in rows}
+    for wl in ("configure", "build"):
+        if wl in workloads:
+            ratios.append((f"{wl} <= 1.05x (issue 18)", total(wl), 1.05, "baseline", False))
+    if any(k[1] == "fan-allow" for k in runs):
+        ratios.append(("burst_open >= 0.8x fan-allow (issue 18)", ops("burst_open"), 0.8, "fan-allow", True))
+        ratios.append(("open cold <= 2x fan-allow (issue 18)", total("open_cold"), 2.0, "fan-allow", False))
     columns = sorted({(agent, fs) for (_, agent, fs, _) in runs}, key=lambda c: (c[1], c[0] != "baseline", c[0]))
     header = ["target"] + [f"{a}@{f}" for a, f in columns]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -90,10 +106,10 @@ def main() -> int:
         return [k for k in runs if k[1] == agent and k[2] == fs and "_run" in runs[k]
                 and runs[k]["_run"].get("status") == "done"]
 
-    for name, metric, limit in ratios:
+    for name, metric, limit, ref, higher in ratios:
         cells = [name]
         for agent, fs in columns:
-            vals = [r for r in (ratio(k, metric) for k in keys_of(agent, fs)) if r is not None]
+            vals = [r for r in (ratio(k, metric, ref) for k in keys_of(agent, fs)) if r is not None]
             if not vals:
                 cells.append("-")
                 continue
@@ -102,7 +118,8 @@ def main() -> int:
             if metric is exec_cold:
                 ms = [exec_cold(k, runs[k]) for k in keys_of(agent, fs)]
                 extra = f" ({statistics.median([m for m in ms if m is not None]):.1f} ms)"
-            cells.append(f"{med:.2f}x{extra} {'ok' if med <= limit else 'MISS'}")
+            met = med >= limit if higher else med <= limit
+            cells.append(f"{med:.2f}x{extra} {'ok' if met else 'MISS'}")
         out.append("| " + " | ".join(cells) + " |")
 
     def per_agent(name, value, ok, pick=statistics.median):
