@@ -162,10 +162,13 @@ def main() -> None:
          "machine, a Python venv, Rust toolchains, this machine's /usr)." if kind == "gbdt" else ""))
     cal = json.load(open(a.calibration)) if a.calibration else None
     if cal:  # train.py's report predates the calibration
-        clf = dict(clf, threshold_block=cal["threshold_block"])
+        clf = dict(clf, threshold_block=cal["threshold_block"], threshold=cal["threshold"],
+                   threshold_suspicious=cal["threshold_suspicious"])
     w(block_bullet(clf, cal))
+    raised = (" and raised on the calibration set to at most 1 in 2,000 of its files (1 % for the suspicious one)"
+              if cal and "validation_thresholds" in cal else "")
     w(f"- Detection threshold **{clf['threshold']:.6f}** (suspicious on the model alone), chosen on the validation "
-      f"fold at {clf['target_fpr'] * 100:g} % false positives; from {clf['threshold_suspicious']:.6f} (1 % FPR) "
+      f"fold at {clf['target_fpr'] * 100:g} % false positives{raised}; from {clf['threshold_suspicious']:.6f} "
       "half a suspicious finding, which counts only with another one. Overrides: `[decision] model_threshold`, "
       "`model_block_threshold`.")
     an = after["anomaly"]

@@ -96,8 +96,19 @@ impl MountWatch {
         marked: UnboundedSender<u64>,
     ) -> std::io::Result<MountWatch> {
         let (wake, stop) = nix::unistd::pipe()?;
+        // Without new mounts to watch, the watcher only drops the marks of
+        // unmounted filesystems: mountinfo tells it that, so no kernel mark is
+        // put on any mount namespace (a configuration that names exactly what
+        // to watch leaves nothing else marked). A reload that turns new mounts
+        // on is then followed by polling, as on kernels before 6.15.
         let kernel = match MountGroup::new() {
             Ok(_) if force_poll() => None,
+            Ok(_) if !watches_new_mounts(&generation.load().config) => {
+                tracing::info!(
+                    "new mounts are not watched: following mount tables through mountinfo, no mount-namespace mark"
+                );
+                None
+            }
             Ok(g) => Some(g),
             Err(errno) => {
                 tracing::info!(%errno, "no fanotify mount events on this kernel (Linux >= 6.15); polling mountinfo instead");
