@@ -422,6 +422,34 @@ pub fn write_marker_binary(path: &Path, tag: &str) -> String {
     sha256_hex(&data)
 }
 
+/// Writes an executable through a child process (`dd`), so this test process
+/// never holds it open for writing (for tests that exec it from many threads
+/// at once). Tests run on parallel threads: a child another thread forks
+/// meanwhile inherits every open descriptor until its own exec, and when that
+/// exec waits on another test's daemon (a stall, a stopped daemon) the file
+/// stays open for writing in it, so every exec of the file fails with ETXTBSY
+/// for seconds (seen in the SIGTERM exec storm).
+pub fn write_executable(path: &Path, data: &[u8]) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+    }
+    let mut child = Command::new("dd")
+        .arg(format!("of={}", path.display()))
+        .arg("status=none")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn dd");
+    child
+        .stdin
+        .take()
+        .expect("dd stdin")
+        .write_all(data)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    let status = child.wait().expect("wait for dd");
+    assert!(status.success(), "dd of={}: {status}", path.display());
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 /// A known-bad file and the list that names it ([`Sandbox::listed_binary`]).
 pub struct Listed {
     /// The file on the tmpfs.

@@ -301,12 +301,28 @@ fn attack_searches_within_its_budget_reproducibly_and_emits_evasive_rows() {
     }
     let dir = TempDir::new("model-attack");
     let tar = dir.join("samples.tar");
-    let names = ["true", "ls", "cat", "env", "id", "sleep"];
+    // Programs the model scores at its floor (no step moves them) and two
+    // libraries of every Debian system it scores just above it (the loader
+    // and libaudit: steps move those), so some score moves whatever bundle
+    // is shipped.
+    let names: Vec<&str> = [
+        "usr/bin/true",
+        "usr/bin/ls",
+        "usr/bin/cat",
+        "usr/bin/env",
+        "usr/bin/id",
+        "usr/bin/sleep",
+        "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "usr/lib/x86_64-linux-gnu/libaudit.so.1",
+    ]
+    .into_iter()
+    .filter(|p| Path::new("/").join(p).exists())
+    .collect();
     let status = Command::new("tar")
-        .arg("cf")
+        .arg("chf")
         .arg(&tar)
-        .args(["-C", "/usr/bin"])
-        .args(names)
+        .args(["-C", "/"])
+        .args(&names)
         .status()
         .expect("run tar");
     assert!(status.success(), "tar cf");

@@ -183,7 +183,10 @@ fn a_kernel_queue_overflow_is_counted_and_survived() {
     let mut d = sb.start_with_text(&cfg, &text, &[]);
 
     d.signal(Signal::SIGSTOP);
-    let limit = Duration::from_secs(60);
+    // The flood's own 16 k opens on a loaded 2-vCPU machine took just over
+    // 60 s once (CI-like run, load average in the thousands from the blocked
+    // openers): the bound is about never hanging, not speed.
+    let limit = Duration::from_secs(120);
     let ops = Openers::new();
     let done = Arc::new(AtomicUsize::new(0));
     let (p, dn) = (target.clone(), Arc::clone(&done));

@@ -182,7 +182,11 @@ fn sigterm_during_an_exec_storm_answers_all_and_exits_0() {
     const THREADS: usize = 8;
     let sb = Sandbox::new("torture-sigterm");
     for i in 0..THREADS * 4 {
-        write_marker_binary(&sb.mnt(format!("bin/t{i:02}")), &format!("sigterm-{i}"));
+        // Not write_file: see write_executable (ETXTBSY from other tests' forks).
+        write_executable(
+            &sb.mnt(format!("bin/t{i:02}")),
+            &marker_variant(&format!("sigterm-{i}")),
+        );
     }
     let snap = Snapshot::take(sb.mnt_root());
     let mut cfg = sb.config();
