@@ -28,13 +28,12 @@ DATA/local-built-kmod so a schema change only writes rows again.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from build_local import Job, download, rows, unpack
+from build_local import Job, download, keep, load_kept, rows, unpack
 from fetch_debian import HERE, fresh, read_list, reserved
 
 DKMS = ["adv-17v35x-dkms", "dahdi-dkms", "digimend-dkms", "dm-writeboost-dkms", "gost-crypto-dkms",
@@ -120,10 +119,9 @@ def build_kmod(env: dict[str, str], data: Path, vigil: str) -> str:
     if fresh(out_csv, vigil):
         return "cached"
     kept = data / "local-built-kmod"
-    if (kept / "jobs.json").exists():
-        jobs = [Job(j["set"], j["arch"], j["program"], [], kept / j["out"])
-                for j in json.loads((kept / "jobs.json").read_text())]
-        return f"rows again from the kept modules: {rows(vigil, data, jobs)}"
+    kept_jobs = load_kept(kept)
+    if kept_jobs is not None:
+        return f"rows again from the kept modules: {rows(vigil, data, kept_jobs)}"
     check(env)
     work = data / "kmod-build"
     shutil.rmtree(work, ignore_errors=True)
@@ -157,13 +155,6 @@ def build_kmod(env: dict[str, str], data: Path, vigil: str) -> str:
     if not jobs:
         raise SystemExit(f"build_kmod: no module built against {flavour} (logs in {work})")
     written = rows(vigil, data, jobs)
-    shutil.rmtree(kept, ignore_errors=True)
-    kept.mkdir(parents=True)
-    listed = []
-    for i, j in enumerate(jobs):
-        name = f"{i:05d}-{j.program}-{j.out.name}"
-        shutil.move(str(j.out), kept / name)
-        listed.append({"set": j.set, "arch": j.arch, "program": j.program, "out": name})
-    (kept / "jobs.json").write_text(json.dumps(listed) + "\n")
+    keep(jobs, kept)
     shutil.rmtree(work, ignore_errors=True)
     return f"ok (headers {flavour}; modules per package: {report}; rows: {written})"

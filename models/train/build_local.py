@@ -335,6 +335,27 @@ def rows(vigil: str, data: Path, jobs: list[Job]) -> dict[str, int]:
     return written
 
 
+def keep(jobs: list[Job], kept: Path) -> None:
+    """Moves what `jobs` built into `kept` (replacing it), listed in jobs.json
+    with each one's set, architecture and program, for `load_kept`."""
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    listed = []
+    for i, j in enumerate(j for j in jobs if j.out.exists()):
+        name = f"{i:05d}-{j.out.name}"
+        shutil.move(str(j.out), kept / name)
+        listed.append({"set": j.set, "arch": j.arch, "program": j.program, "out": name})
+    (kept / "jobs.json").write_text(json.dumps(listed) + "\n")
+
+
+def load_kept(kept: Path) -> list[Job] | None:
+    """The jobs `keep` left in `kept`, or None when nothing was kept."""
+    if not (kept / "jobs.json").exists():
+        return None
+    return [Job(j["set"], j["arch"], j["program"], [], kept / j["out"])
+            for j in json.loads((kept / "jobs.json").read_text())]
+
+
 def build_local(env: dict[str, str], data: Path, vigil: str, smoke: bool = False) -> str:
     """Builds everything (or, for a smoke run, four curl examples once each)
     and writes its feature rows. The programs built are kept (DATA/local-built,
@@ -345,9 +366,8 @@ def build_local(env: dict[str, str], data: Path, vigil: str, smoke: bool = False
     if existing and all(fresh(p, vigil) for p in existing):
         return "cached"
     kept = data / "local-built"
-    if (kept / "jobs.json").exists():
-        jobs = [Job(j["set"], j["arch"], j["program"], [], kept / j["out"])
-                for j in json.loads((kept / "jobs.json").read_text())]
+    jobs = load_kept(kept)
+    if jobs is not None:
         return f"rows again from the kept builds: {rows(vigil, data, jobs)}"
     work = data / "local-build"
     debs = work / "debs"
@@ -371,13 +391,6 @@ def build_local(env: dict[str, str], data: Path, vigil: str, smoke: bool = False
     written = rows(vigil, data, jobs)
     # Keep what was built (not the toolchains and sources): a schema change then
     # needs no rebuild.
-    shutil.rmtree(kept, ignore_errors=True)
-    kept.mkdir(parents=True)
-    listed = []
-    for i, j in enumerate(j for j in jobs if j.out.exists()):
-        name = f"{i:05d}-{j.out.name}"
-        shutil.move(str(j.out), kept / name)
-        listed.append({"set": j.set, "arch": j.arch, "program": j.program, "out": name})
-    (kept / "jobs.json").write_text(json.dumps(listed) + "\n")
+    keep(jobs, kept)
     shutil.rmtree(work, ignore_errors=True)
     return f"ok ({ok} built, {failed} did not build; rows: {written})"

@@ -130,17 +130,16 @@ def block_threshold(scores: np.ndarray, rate: float, floor: float) -> float:
 
 def malware_rows(paths: list[Path], only: set[str]) -> list[dict]:
     """Rows of `paths` whose SHA-256 is in `only`, in the shape `score` takes."""
-    out = []
+    out, seen = [], set()
     for p in paths:
         with open(p, newline="") as f:
             header = f.readline()
-            cols = next(csv.reader([header]))
-            at = cols.index("sha256")
+            at = next(csv.reader([header])).index("sha256")
             for line in f:
                 sha = next(csv.reader([line]))[at]
-                if sha in only:
+                if sha in only and sha not in seen:  # a file in both archives counts once
+                    seen.add(sha)
                     out.append({"sha256": sha, "line": line, "header": header})
-                    only = only - {sha}  # a file in both archives counts once
     return out
 
 
