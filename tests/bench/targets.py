@@ -14,7 +14,9 @@ repeated <= 1.05x (mean of execs 2..N of the exec workload, from raw/),
 openers, every burst_sig open denied, RSS <= 64 MiB.
 
 Targets (issue #18), when the run has them: the `configure` and `build`
-workloads (tests/bench/workloads/) <= 1.05x baseline; burst_open >= 0.8x and
+workloads (tests/bench/workloads/) <= 1.05x baseline; the median exec of a
+program written while the agent runs (`written-exec.sh`) <= 1.6x baseline;
+burst_open >= 0.8x and
 open cold <= 2x the bare listener `fan-allow` in the same repetition.
 """
 
@@ -95,6 +97,11 @@ def main() -> int:
     for wl in ("configure", "build"):
         if wl in workloads:
             ratios.append((f"{wl} <= 1.05x (issue 18)", total(wl), 1.05, "baseline", False))
+    # tests/bench/workloads/written-exec.sh, under any name starting so (one
+    # per WRITTEN_GAP_MS): the median exec of a freshly written program.
+    for wl in sorted(w for w in workloads if w.startswith("written_exec")):
+        ratios.append((f"{wl}: exec of a binary written while vigil runs (p50) <= 1.6x (issue 18)",
+                       lambda _key, rows, wl=wl: rows.get(wl, {}).get("p50_us"), 1.6, "baseline", False))
     if any(k[1] == "fan-allow" for k in runs):
         ratios.append(("burst_open >= 0.8x fan-allow (issue 18)", ops("burst_open"), 0.8, "fan-allow", True))
         ratios.append(("open cold <= 2x fan-allow (issue 18)", total("open_cold"), 2.0, "fan-allow", False))

@@ -228,7 +228,7 @@ fn record(
             .rule
             .as_ref()
             .map(|m| exec_gate::rule_json(m, answered.trust)),
-        allowed: verdict.and_then(|v| v.cached.allowed.clone()),
+        allowed: verdict.and_then(|v| v.cached.allowed.as_deref().cloned()),
     }
 }
 

@@ -14,6 +14,12 @@
 //! file's path (trusted) or that an allow entry decided are not shared by
 //! content.
 //!
+//! One verdict per file: the maps are keyed by device and inode, and an entry
+//! holds the version it judged. A new version's verdict replaces the old one at
+//! once (a file created empty, then written, is judged twice: keeping both
+//! doubled the cache's memory in every build or unpack), and a lookup for any
+//! other version misses.
+//!
 //! Eviction is two-generational: when the young map is full it becomes the old map
 //! and the previous old map is dropped. Lookups check both and promote; this bounds
 //! memory at twice the capacity with O(1) work and keeps recently used entries.
@@ -46,7 +52,14 @@ pub struct FileKey {
     generation: u64,
 }
 
+/// A file, whatever its version: what the maps are keyed by.
+type Inode = (u64, u64);
+
 impl FileKey {
+    fn inode(&self) -> Inode {
+        (self.dev, self.ino)
+    }
+
     /// The key of the file `st` describes, under content `generation`. Any write
     /// changes mtime/ctime (and usually size), so a modified file misses.
     pub fn new(st: &FileStat, generation: u64) -> FileKey {
@@ -73,7 +86,8 @@ pub struct Cached {
     /// path that is not trusted must not reuse this decision.
     pub trusted: bool,
     /// The allow entry that made the file clean without any detection stage.
-    pub allowed: Option<vigil_policy::HashEntry>,
+    /// Boxed: rare, and 64 bytes more in every cached verdict otherwise.
+    pub allowed: Option<Box<vigil_policy::HashEntry>>,
     /// A stage failed during the scan ([`crate::engine::scan::ScanResult::partial`]):
     /// kept in memory, never on disk.
     pub partial: bool,
@@ -153,9 +167,21 @@ impl Drop for Ticket {
     }
 }
 
+/// A file's one cached verdict and the version it is for.
+struct Entry {
+    key: FileKey,
+    cached: Arc<Cached>,
+}
+
+impl Entry {
+    fn hit(&self, key: &FileKey) -> Option<&Arc<Cached>> {
+        (self.key == *key).then_some(&self.cached)
+    }
+}
+
 struct Maps {
-    young: HashMap<FileKey, Arc<Cached>>,
-    old: HashMap<FileKey, Arc<Cached>>,
+    young: HashMap<Inode, Entry>,
+    old: HashMap<Inode, Entry>,
     in_flight: HashMap<FileKey, Arc<Slot>>,
     content_young: HashMap<ContentKey, Arc<Cached>>,
     content_old: HashMap<ContentKey, Arc<Cached>>,
@@ -190,11 +216,16 @@ impl VerdictCache {
     /// scanner.
     pub fn begin(self: &Arc<Self>, key: FileKey) -> Lookup {
         let mut maps = lock(&self.maps);
-        if let Some(hit) = maps.young.get(&key) {
+        if let Some(hit) = maps.young.get(&key.inode()).and_then(|e| e.hit(&key)) {
             return Lookup::Hit(Arc::clone(hit));
         }
-        if let Some(hit) = maps.old.remove(&key) {
-            Self::insert_young(&mut maps, self.capacity, key, Arc::clone(&hit));
+        // Out of the old map either way: a hit moves to the young one, another
+        // version is stale.
+        if let Some(entry) = maps.old.remove(&key.inode())
+            && entry.key == key
+        {
+            let hit = Arc::clone(&entry.cached);
+            Self::insert_young(&mut maps, self.capacity, key, entry.cached);
             return Lookup::Hit(hit);
         }
         if let Some(slot) = maps.in_flight.get(&key) {
@@ -214,7 +245,12 @@ impl VerdictCache {
     /// nothing (the reader's quick look before it queues an event).
     pub fn peek(&self, key: &FileKey) -> Option<Arc<Cached>> {
         let maps = lock(&self.maps);
-        maps.young.get(key).or_else(|| maps.old.get(key)).cloned()
+        let inode = key.inode();
+        maps.young
+            .get(&inode)
+            .and_then(|e| e.hit(key))
+            .or_else(|| maps.old.get(&inode).and_then(|e| e.hit(key)))
+            .cloned()
     }
 
     /// The verdict already reached on the same content under `generation`, if
@@ -273,14 +309,17 @@ impl VerdictCache {
         }
     }
 
+    /// Makes `cached` the file's one verdict: any other version's goes.
     fn insert_young(maps: &mut Maps, capacity: usize, key: FileKey, cached: Arc<Cached>) {
         if capacity == 0 {
             return;
         }
-        if maps.young.len() >= capacity {
+        let inode = key.inode();
+        maps.old.remove(&inode);
+        if maps.young.len() >= capacity && !maps.young.contains_key(&inode) {
             maps.old = std::mem::take(&mut maps.young);
         }
-        maps.young.insert(key, cached);
+        maps.young.insert(inode, Entry { key, cached });
     }
 }
 
@@ -407,6 +446,52 @@ mod tests {
         assert!(cache.len() <= 8, "len {}", cache.len());
         assert!(matches!(cache.begin(key(19, 1)), Lookup::Hit(_)));
         assert!(matches!(cache.begin(key(0, 1)), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn a_new_version_replaces_the_old_one() {
+        let cache = VerdictCache::new(8);
+        let empty = key(1, 1);
+        let written = FileKey {
+            size: 4096,
+            mtime: (2, 0),
+            ctime: (2, 0),
+            ..empty
+        };
+        for k in [empty, written] {
+            let Lookup::Miss(t) = cache.begin(k) else {
+                panic!("expected miss")
+            };
+            t.complete(clean());
+        }
+        assert_eq!(cache.len(), 1, "one verdict per file");
+        assert!(cache.peek(&empty).is_none(), "the old version is gone");
+        assert!(matches!(cache.begin(written), Lookup::Hit(_)));
+        assert!(matches!(cache.begin(empty), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn a_new_version_leaves_no_stale_entry_in_the_old_map() {
+        let cache = VerdictCache::new(2);
+        for ino in 0..3 {
+            let Lookup::Miss(t) = cache.begin(key(ino, 1)) else {
+                panic!("expected miss")
+            };
+            t.complete(clean());
+        }
+        // Inode 0 is in the old map now; its next version goes to the young
+        // one and the old version leaves.
+        let next = FileKey {
+            size: 11,
+            ..key(0, 1)
+        };
+        let Lookup::Miss(t) = cache.begin(next) else {
+            panic!("expected miss")
+        };
+        t.complete(clean());
+        assert_eq!(cache.len(), 3);
+        assert!(cache.peek(&key(0, 1)).is_none());
+        assert!(cache.peek(&next).is_some());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -23,10 +24,11 @@ use vigil_policy::{Config, GuardMode};
 
 use crate::daemon::events::EventLog;
 use crate::daemon::marks::{MarkSource, Marks, path_to_superblock};
+use crate::engine::generation::load_config;
 use crate::fanotify::Group;
 use crate::guard::abi::{self, Event, Reason};
 use crate::guard::kernel::mounted_superblocks;
-use crate::guard::{Guard, GuardError, Settings};
+use crate::guard::{Guard, GuardError, Loaded, Settings};
 use crate::protocol::GuardInfo;
 
 /// A request from the reader thread: mark the superblock `dev` (user-space
@@ -93,15 +95,29 @@ pub fn seed(marks: &Marks) -> Vec<(u32, u8)> {
     out.into_iter().collect()
 }
 
+/// Loads the guard's program for the configuration at `path` before the
+/// daemon loads its content (see [`Loaded`]: the BTF parse's transient would
+/// otherwise stack on the rules and the model). `None` when the guard is off
+/// or the configuration cannot be read: the daemon's own load reports that,
+/// and [`GuardState::start`] then decides from the configuration it loaded.
+pub fn preload(path: Option<&Path>) -> Option<Result<Loaded, GuardError>> {
+    let (config, _) = load_config(path).ok()?;
+    (!config.guard.is_off(config.policy.profile)).then(Guard::load)
+}
+
 impl GuardState {
     /// Starts the guard for `config` (unless it is off), seeded from `marks`,
     /// and its reader thread. Never fails: without a guard the daemon runs as
     /// before and the reason is logged and shown by `vigil status`.
+    ///
+    /// `preloaded` is the program [`preload`] loaded before the content, if
+    /// any; without it the program is loaded here.
     pub fn start(
         config: &Config,
         marks: &Marks,
         events: &EventLog,
         requests: mpsc::Sender<MarkRequest>,
+        preloaded: Option<Result<Loaded, GuardError>>,
     ) -> GuardState {
         let mut state = GuardState {
             guard: None,
@@ -124,8 +140,11 @@ impl GuardState {
             .filter(|&&(_, st)| st == abi::COVER_MARKED)
             .map(|&(dev, _)| dev)
             .collect();
-        let started =
-            Settings::resolve(config).and_then(|settings| Guard::start(settings, &seeded));
+        let started = Settings::resolve(config).and_then(|settings| {
+            preloaded
+                .unwrap_or_else(Guard::load)
+                .and_then(|loaded| loaded.start(settings, &seeded))
+        });
         match started {
             Ok((guard, ring)) => {
                 let s = guard.settings();

@@ -69,6 +69,7 @@ use crate::daemon::sysctl_hardening::Hardening;
 use crate::engine::generation::{Generation, mode_str};
 use crate::engine::scan;
 use crate::fanotify::{Group, sys};
+use crate::guard::{GuardError, Loaded};
 use crate::logging;
 use crate::protocol::{MarkInfo, Reply, StatsReport, Status};
 use crate::quarantine::Quarantiner;
@@ -90,6 +91,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("vigil daemon must run as root (fanotify permission events need CAP_SYS_ADMIN)");
     }
+    // The exec guard's program before the content: its BTF parse's transient
+    // (~25 MiB) and the loaded rules and model never add up in the peak.
+    let guard = guard::preload(config_path.as_deref());
     let first = Generation::load(1, config_path.as_deref()).context("loading the configuration")?;
     logging::init(&first.config.log.level);
     first.log_warnings();
@@ -99,10 +103,14 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .thread_name("vigil-main")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(first, config_path))
+    runtime.block_on(serve(first, config_path, guard))
 }
 
-async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(
+    first: Generation,
+    config_path: Option<PathBuf>,
+    preloaded: Option<Result<Loaded, GuardError>>,
+) -> anyhow::Result<()> {
     let group = Group::new()
         .context("fanotify_init (needs CAP_SYS_ADMIN and a kernel with permission events)")?;
     let stats = Arc::new(Stats::default());
@@ -207,7 +215,13 @@ async fn serve(first: Generation, config_path: Option<PathBuf>) -> anyhow::Resul
     // The guard after the marks (the mount watcher's first pass included): it
     // starts with every marked superblock covered.
     let (guard_tx, mut guard_rx) = mpsc::channel::<MarkRequest>(64);
-    let mut guard = GuardState::start(&generation.load().config, &lock(&marks), &events, guard_tx);
+    let mut guard = GuardState::start(
+        &generation.load().config,
+        &lock(&marks),
+        &events,
+        guard_tx,
+        preloaded,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut reader_task = tokio::spawn(async move {

@@ -482,7 +482,7 @@ pub(super) fn scan(
                 decision: result.decision,
                 sha256: Some(result.sha256),
                 trusted: result.trusted,
-                allowed: result.allowed,
+                allowed: result.allowed.map(Box::new),
                 partial: result.partial,
             }))
         }

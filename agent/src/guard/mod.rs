@@ -31,6 +31,10 @@ use vigil_policy::{Config, GuardMode};
 
 /// The compiled program, aligned for the ELF parser.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard.bpf.o"));
+/// The program on `bprm_check_security`.
+const LSM_PROGRAM: &str = "vigil_exec_guard";
+/// The fallback on the `sched_prepare_exec` tracepoint.
+const TRACEPOINT_PROGRAM: &str = "vigil_exec_guard_tp";
 
 /// Why the guard could not start, or a map update failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,24 +122,45 @@ pub struct Guard {
     hook: Option<abi::Hook>,
 }
 
+/// The program verified and loaded into the kernel, its maps made, nothing
+/// attached yet: the costly half of a start. Parsing the kernel's BTF takes
+/// about 25 MiB for a moment; the daemon does it before it loads its content,
+/// so the two never add up in its peak resident size. The BTF is dropped once
+/// the program is loaded: attaching needs only the program's descriptor.
+pub struct Loaded {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    hook: abi::Hook,
+    /// Why the LSM hook is not used, when the tracepoint is.
+    fallback: Option<GuardError>,
+}
+
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> GuardError {
     move |e| GuardError::Map(name, e.to_string())
 }
 
 impl Guard {
-    /// Loads the program, fills its maps (settings, filesystem classes, the
-    /// superblocks in `covered` as (kernel dev, [`abi::COVER_MARKED`] or
-    /// [`abi::COVER_KNOWN`])), then attaches it. Returns the ring buffer the
-    /// reports arrive on.
+    /// Loads the program, then fills its maps and attaches it: [`Guard::load`]
+    /// then [`Loaded::start`].
     ///
     /// # Errors
-    /// [`GuardError::Unavailable`] when neither the LSM program nor the
-    /// tracepoint fallback can be loaded on this kernel; other load, verifier
-    /// or attach failures as [`GuardError::Load`].
+    /// As those two.
     pub fn start(
         settings: Settings,
         covered: &[(u32, u8)],
     ) -> Result<(Guard, RingBuf<MapData>), GuardError> {
+        Guard::load()?.start(settings, covered)
+    }
+
+    /// Parses the kernel's BTF, loads the object and its maps, and loads the
+    /// LSM program where the kernel runs BPF LSM programs, else the
+    /// `sched_prepare_exec` tracepoint program. Nothing runs until
+    /// [`Loaded::start`] attaches it.
+    ///
+    /// # Errors
+    /// [`GuardError::Unavailable`] when neither program can be loaded on this
+    /// kernel; other load or verifier failures as [`GuardError::Load`].
+    pub fn load() -> Result<Loaded, GuardError> {
         let btf = Btf::from_sys_fs().map_err(|e| {
             GuardError::Unavailable(format!(
                 "no kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): {e}"
@@ -162,16 +187,9 @@ impl Guard {
                 .ok_or_else(|| GuardError::Map("guard_events", "missing".to_owned()))?,
         )
         .map_err(map_err("guard_events"))?;
-        let mut guard = Guard {
-            ebpf,
-            settings,
-            hook: None,
-        };
         {
             let mut classes: HashMap<_, u64, u8> = HashMap::try_from(
-                guard
-                    .ebpf
-                    .map_mut("fs_class")
+                ebpf.map_mut("fs_class")
                     .ok_or_else(|| GuardError::Map("fs_class", "missing".to_owned()))?,
             )
             .map_err(map_err("fs_class"))?;
@@ -181,71 +199,13 @@ impl Guard {
                     .map_err(map_err("fs_class"))?;
             }
         }
-        for &(dev, state) in covered {
-            guard.cover(dev, state)?;
-        }
-        let settings = guard.settings.clone();
-        guard.apply(settings)?;
-        guard.hook = Some(guard.attach(&btf)?);
-        Ok((guard, ring))
-    }
-
-    /// Loads and attaches the LSM program where the kernel runs BPF LSM
-    /// programs, else the `sched_prepare_exec` tracepoint program.
-    fn attach(&mut self, btf: &Btf) -> Result<abi::Hook, GuardError> {
-        let lsm_error = match kernel::bpf_lsm_active() {
-            Ok(()) => match self.attach_lsm(btf) {
-                Ok(()) => return Ok(abi::Hook::Lsm),
-                Err(e @ GuardError::Refused) => e,
-                Err(e) => return Err(e),
-            },
-            Err(e) => e,
-        };
-        tracing::warn!(error = %lsm_error, "exec guard: no LSM hook; using the sched_prepare_exec tracepoint (a refused exec is killed with SIGKILL instead of failing with EPERM)");
-        let program: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut("vigil_exec_guard_tp")
-            .ok_or_else(|| GuardError::Load("program vigil_exec_guard_tp missing".to_owned()))?
-            .try_into()
-            .map_err(|e| GuardError::Load(format!("{e}")))?;
-        program
-            .load("sched_prepare_exec", btf)
-            .map_err(|e| match e {
-                aya::programs::ProgramError::LoadError { .. } => GuardError::Unavailable(format!(
-                    "{lsm_error}; the tracepoint fallback failed too: {e:#}"
-                )),
-                other => GuardError::Load(format!("tracepoint: {other:#}")),
-            })?;
-        program
-            .attach()
-            .map_err(|e| GuardError::Load(format!("attach tracepoint: {e:#}")))?;
-        Ok(abi::Hook::Tracepoint)
-    }
-
-    fn attach_lsm(&mut self, btf: &Btf) -> Result<(), GuardError> {
-        let program: &mut Lsm = self
-            .ebpf
-            .program_mut("vigil_exec_guard")
-            .ok_or_else(|| GuardError::Load("program vigil_exec_guard missing".to_owned()))?
-            .try_into()
-            .map_err(|e| GuardError::Load(format!("{e}")))?;
-        program
-            .load("bprm_check_security", btf)
-            .map_err(|e| match &e {
-                aya::programs::ProgramError::LoadError {
-                    io_error,
-                    verifier_log,
-                } if io_error.raw_os_error() == Some(nix::libc::EPERM)
-                    && verifier_log.to_string().trim().is_empty() =>
-                {
-                    GuardError::Refused
-                }
-                _ => GuardError::Load(format!("verifier: {e:#}")),
-            })?;
-        program
-            .attach()
-            .map_err(|e| GuardError::Load(format!("attach: {e:#}")))?;
-        Ok(())
+        let (hook, fallback) = load_program(&mut ebpf, &btf)?;
+        Ok(Loaded {
+            ebpf,
+            ring,
+            hook,
+            fallback,
+        })
     }
 
     /// The program in use.
@@ -341,4 +301,111 @@ impl Guard {
             })
             .collect()
     }
+}
+
+impl Loaded {
+    /// Records the superblocks in `covered` as (kernel dev,
+    /// [`abi::COVER_MARKED`] or [`abi::COVER_KNOWN`]), applies `settings`,
+    /// then attaches the program, so it never runs with an empty `covered`
+    /// map. Returns the ring buffer the reports arrive on.
+    ///
+    /// # Errors
+    /// A map update the kernel refused, or the attach failing
+    /// ([`GuardError::Load`]).
+    pub fn start(
+        self,
+        settings: Settings,
+        covered: &[(u32, u8)],
+    ) -> Result<(Guard, RingBuf<MapData>), GuardError> {
+        if let Some(e) = &self.fallback {
+            tracing::warn!(error = %e, "exec guard: no LSM hook; using the sched_prepare_exec tracepoint (a refused exec is killed with SIGKILL instead of failing with EPERM)");
+        }
+        let mut guard = Guard {
+            ebpf: self.ebpf,
+            settings: settings.clone(),
+            hook: None,
+        };
+        for &(dev, state) in covered {
+            guard.cover(dev, state)?;
+        }
+        guard.apply(settings)?;
+        attach(&mut guard.ebpf, self.hook)?;
+        guard.hook = Some(self.hook);
+        Ok((guard, self.ring))
+    }
+}
+
+/// Loads the LSM program where the kernel runs BPF LSM programs, else the
+/// tracepoint program; returns which, and why not the LSM hook.
+fn load_program(ebpf: &mut Ebpf, btf: &Btf) -> Result<(abi::Hook, Option<GuardError>), GuardError> {
+    let lsm_error = match kernel::bpf_lsm_active() {
+        Ok(()) => match load_lsm(ebpf, btf) {
+            Ok(()) => return Ok((abi::Hook::Lsm, None)),
+            Err(e @ GuardError::Refused) => e,
+            Err(e) => return Err(e),
+        },
+        Err(e) => e,
+    };
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(TRACEPOINT_PROGRAM)
+        .ok_or_else(|| GuardError::Load(format!("program {TRACEPOINT_PROGRAM} missing")))?
+        .try_into()
+        .map_err(|e| GuardError::Load(format!("{e}")))?;
+    program
+        .load("sched_prepare_exec", btf)
+        .map_err(|e| match e {
+            aya::programs::ProgramError::LoadError { .. } => GuardError::Unavailable(format!(
+                "{lsm_error}; the tracepoint fallback failed too: {e:#}"
+            )),
+            other => GuardError::Load(format!("tracepoint: {other:#}")),
+        })?;
+    Ok((abi::Hook::Tracepoint, Some(lsm_error)))
+}
+
+fn load_lsm(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), GuardError> {
+    let program: &mut Lsm = ebpf
+        .program_mut(LSM_PROGRAM)
+        .ok_or_else(|| GuardError::Load(format!("program {LSM_PROGRAM} missing")))?
+        .try_into()
+        .map_err(|e| GuardError::Load(format!("{e}")))?;
+    program
+        .load("bprm_check_security", btf)
+        .map_err(|e| match &e {
+            aya::programs::ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } if io_error.raw_os_error() == Some(nix::libc::EPERM)
+                && verifier_log.to_string().trim().is_empty() =>
+            {
+                GuardError::Refused
+            }
+            _ => GuardError::Load(format!("verifier: {e:#}")),
+        })
+}
+
+/// Attaches the program [`load_program`] loaded.
+fn attach(ebpf: &mut Ebpf, hook: abi::Hook) -> Result<(), GuardError> {
+    match hook {
+        abi::Hook::Lsm => {
+            let program: &mut Lsm = ebpf
+                .program_mut(LSM_PROGRAM)
+                .ok_or_else(|| GuardError::Load(format!("program {LSM_PROGRAM} missing")))?
+                .try_into()
+                .map_err(|e| GuardError::Load(format!("{e}")))?;
+            program
+                .attach()
+                .map_err(|e| GuardError::Load(format!("attach: {e:#}")))?;
+        }
+        abi::Hook::Tracepoint => {
+            let program: &mut BtfTracePoint = ebpf
+                .program_mut(TRACEPOINT_PROGRAM)
+                .ok_or_else(|| GuardError::Load(format!("program {TRACEPOINT_PROGRAM} missing")))?
+                .try_into()
+                .map_err(|e| GuardError::Load(format!("{e}")))?;
+            program
+                .attach()
+                .map_err(|e| GuardError::Load(format!("attach tracepoint: {e:#}")))?;
+        }
+    }
+    Ok(())
 }
