@@ -2,7 +2,7 @@
 # The "exec cold of a binary written while vigil runs" row of issue 18, per
 # exec, for the shared on-access benchmark: a dropper's or a build's pattern.
 # For each of N fresh programs (distinct copies of the harness's 667 KiB static
-# binary, each with a different trailing byte, so no content is seen twice) it
+# binary, each with different trailing bytes, so no content is seen twice) it
 # writes the program into the test mount, closes it, waits GAP_MS, and times
 # its first exec (posix_spawn + waitpid, the harness's own wl_exec): only the
 # exec is timed, never the write.
@@ -40,7 +40,9 @@ python3 - "$SRC" "$DIR" "$N" "$gap" "$BIN/wl_exec" <<'PY'
 import json, os, subprocess, sys, time
 
 src, d, n, gap, wl_exec = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-body = open(src, "rb").read()
+# A nonce per run: a program of an earlier run (another WRITTEN_GAP_MS) must
+# not be known by its content.
+body = open(src, "rb").read() + os.urandom(16)
 lat_us, errors, first = [], 0, ""
 for i in range(n):
     path = os.path.join(d, "p%d" % i)
