@@ -140,18 +140,6 @@ fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> GuardError {
 }
 
 impl Guard {
-    /// Loads the program, then fills its maps and attaches it: [`Guard::load`]
-    /// then [`Loaded::start`].
-    ///
-    /// # Errors
-    /// As those two.
-    pub fn start(
-        settings: Settings,
-        covered: &[(u32, u8)],
-    ) -> Result<(Guard, RingBuf<MapData>), GuardError> {
-        Guard::load()?.start(settings, covered)
-    }
-
     /// Parses the kernel's BTF, loads the object and its maps, and loads the
     /// LSM program where the kernel runs BPF LSM programs, else the
     /// `sched_prepare_exec` tracepoint program. Nothing runs until
