@@ -4,10 +4,11 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use crate::fixture::*;
+use crate::torture::{counter, stats, wait_counter};
 
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
@@ -230,6 +231,87 @@ fn listed_text_file_is_not_scanned_on_open_under_executable() {
         Some(&text[..]),
         "a data open after the denied exec: {got:?}{}",
         d.context()
+    );
+}
+
+/// Issue 18 item 4: with few events waiting, the reader answers a data open
+/// under "executable" itself (no worker hand-off), counts it, and its ignore
+/// mark is still placed, so the next open raises no event at all. An ELF open
+/// on the same mount still goes to a worker and is scanned: a listed one is
+/// denied.
+#[test]
+fn data_opens_are_answered_by_the_reader_and_still_marked() {
+    require_root!();
+    const FILES: u64 = 12;
+    let sb = Sandbox::new("reader-data");
+    let names: Vec<_> = (0..FILES)
+        .map(|i| sb.mnt(format!("data/{i}.bin")))
+        .collect();
+    for (i, path) in names.iter().enumerate() {
+        // Binary data: not ELF, not #!, not text (no interpreter question).
+        let data: Vec<u8> = (0..256u32).map(|b| (b as u8) ^ (i as u8)).collect();
+        write_file(path, &data, 0o644);
+    }
+    let bad = sb.listed_binary("bad-elf");
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.hashes = vec![bad.list];
+    let d = sb.start(&cfg);
+
+    let before = stats(&d, &cfg.socket);
+    // One at a time: never more than one event waits, so the reader answers.
+    for path in &names {
+        let got = std::fs::read(path);
+        assert!(got.is_ok(), "open of a data file: {got:?}{}", d.context());
+    }
+    let added = counter(&before, "ignore_marks_added") + FILES;
+    let after = wait_counter(
+        &d,
+        &cfg,
+        "ignore_marks_added",
+        added,
+        Duration::from_secs(10),
+    );
+    let delta = |name: &str| counter(&after, name) - counter(&before, name);
+    assert_eq!(delta("events_open"), FILES, "{after}");
+    assert_eq!(delta("reader_allowed_not_executable"), FILES, "{after}");
+    assert_eq!(delta("allowed_not_executable"), FILES, "{after}");
+    assert_eq!(delta("scans"), 0, "a data file was scanned: {after}");
+    for path in &names {
+        let ino = std::fs::metadata(path).expect("stat").ino();
+        assert_ne!(
+            ignored_mask(d.pid(), ino).unwrap_or(0),
+            0,
+            "no ignore mark on {} (inode {ino}){}",
+            path.display(),
+            d.context()
+        );
+    }
+    // Marked: the kernel no longer asks about these files.
+    for path in &names {
+        assert!(std::fs::read(path).is_ok(), "second open{}", d.context());
+    }
+    let again = stats(&d, &cfg.socket);
+    assert_eq!(
+        counter(&again, "events_open"),
+        counter(&after, "events_open"),
+        "a marked data file raised an event: {again}"
+    );
+    // An executable is not the reader's to allow: scanned, and denied.
+    assert_denied(&open_ro(&bad.path), "open of a listed ELF under executable");
+    let last = stats(&d, &cfg.socket);
+    assert_eq!(
+        counter(&last, "reader_allowed_not_executable"),
+        counter(&after, "reader_allowed_not_executable"),
+        "{last}"
+    );
+    assert!(counter(&last, "scans") > counter(&after, "scans"), "{last}");
+    assert_blocked_event(
+        &d,
+        "bad-elf",
+        "open",
+        &bad.sha256,
+        marker_variant("bad-elf").len(),
     );
 }
 

@@ -8,6 +8,14 @@
 //! order. A full queue drops the request: the file simply keeps reaching the
 //! daemon, where the verdict cache answers it.
 //!
+//! Batches: a wake-up of this thread per mark was a third of the daemon's
+//! context switches under `burst_open` (docs/performance.md, issue 18 item 4).
+//! After each batch the thread therefore pauses [`BATCH_PAUSE`] before it
+//! takes the next, so under a stream of opens it wakes about once per pause and
+//! places every mark queued meanwhile; a lone request still waits at most one
+//! pause. A file opened again within the pause is answered as before (cache,
+//! reader); nothing waits on a mark.
+//!
 //! A mark never outlives the content it vouches for: the request carries the
 //! generation and the file's change time, size and mtime as scanned; the mark
 //! is added only if the generation is still current and the file unchanged,
@@ -16,11 +24,12 @@
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use nix::errno::Errno;
-use nix::sys::fanotify::MaskFlags;
+use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
 use nix::sys::stat::{FileStat, fstat};
 
 use crate::daemon::respond::Pending;
@@ -32,13 +41,34 @@ use crate::fanotify::{Group, IgnoreStyle};
 /// than holding more event fds open.
 const QUEUE: usize = 4096;
 
+/// How long the thread rests after a batch of marks before it takes the next
+/// (see the module doc). At 70 k opens/s that is 70 requests per batch, far
+/// below [`QUEUE`].
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
+
 /// One ignore mark to add: the (already answered) event whose fd names the file,
 /// and what the verdict was based on.
 struct Request {
-    pending: Arc<Pending>,
+    event: Held,
     generation: u64,
     mask: MaskFlags,
     scanned: Snapshot,
+}
+
+/// The answered event a request keeps open until its mark is placed: a
+/// worker's [`Pending`], or an event the reader answered itself.
+enum Held {
+    Pending(Arc<Pending>),
+    Event(FanotifyEvent),
+}
+
+impl Held {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Held::Pending(pending) => pending.event().fd(),
+            Held::Event(event) => event.fd(),
+        }
+    }
 }
 
 /// What must not have changed between the scan and the mark.
@@ -87,8 +117,24 @@ impl IgnoreMarks {
     /// Queues an ignore mark for the file of `pending`, scanned as `st` under
     /// generation `generation`. Never blocks.
     pub fn request(&self, pending: &Arc<Pending>, generation: u64, st: &FileStat, mask: MaskFlags) {
+        self.send(Held::Pending(Arc::clone(pending)), generation, st, mask);
+    }
+
+    /// As [`IgnoreMarks::request`], for an event the reader answered itself
+    /// (it is kept, and its fd open, until the mark is placed).
+    pub fn request_answered(
+        &self,
+        event: FanotifyEvent,
+        generation: u64,
+        st: &FileStat,
+        mask: MaskFlags,
+    ) {
+        self.send(Held::Event(event), generation, st, mask);
+    }
+
+    fn send(&self, event: Held, generation: u64, st: &FileStat, mask: MaskFlags) {
         let request = Request {
-            pending: Arc::clone(pending),
+            event,
             generation,
             mask,
             scanned: Snapshot::of(st),
@@ -103,23 +149,38 @@ impl IgnoreMarks {
 
 fn run(group: &Group, generation: &ArcSwap<Generation>, stats: &Stats, rx: &Receiver<Request>) {
     let mut support = IgnoreSupport::default();
+    while let Ok(first) = rx.recv() {
+        place(group, generation, stats, &mut support, &first);
+        while let Ok(next) = rx.try_recv() {
+            place(group, generation, stats, &mut support, &next);
+        }
+        thread::sleep(BATCH_PAUSE);
+    }
+}
+
+/// Adds the mark of one request, unless its file changed or a reload came.
+fn place(
+    group: &Group,
+    generation: &ArcSwap<Generation>,
+    stats: &Stats,
+    support: &mut IgnoreSupport,
+    request: &Request,
+) {
     let current = |id: u64| generation.load().id == id;
-    for request in rx {
-        let Some(fd) = request.pending.event().fd() else {
-            continue;
-        };
-        let unchanged = fstat(fd).is_ok_and(|st| Snapshot::of(&st) == request.scanned);
-        if !current(request.generation) || !unchanged {
-            Stats::bump(&stats.ignore_marks_skipped);
-            continue;
-        }
-        // Either the second check sees a reload's new generation and takes the
-        // mark back, or the reload's flush of all ignore marks comes after it.
-        if let Some(style) = support.add(group, fd, request.mask, stats)
-            && !current(request.generation)
-        {
-            let _ = group.unignore(fd, request.mask, style);
-        }
+    let Some(fd) = request.event.fd() else {
+        return;
+    };
+    let unchanged = fstat(fd).is_ok_and(|st| Snapshot::of(&st) == request.scanned);
+    if !current(request.generation) || !unchanged {
+        Stats::bump(&stats.ignore_marks_skipped);
+        return;
+    }
+    // Either the second check sees a reload's new generation and takes the
+    // mark back, or the reload's flush of all ignore marks comes after it.
+    if let Some(style) = support.add(group, fd, request.mask, stats)
+        && !current(request.generation)
+    {
+        let _ = group.unignore(fd, request.mask, style);
     }
 }
 

@@ -4,9 +4,11 @@
 //! it in a [`Pending`], arms its deadline and hands it to the pool. At once: the
 //! daemon's own pid, excluded processes, files that are not regular, files whose
 //! verdict is already cached (a file denied once is denied again under any load;
-//! the event then still goes to a worker, answered, to be logged), and opens of a
+//! the event then still goes to a worker, answered, to be logged), opens of a
 //! uid that already has `decision.flood_pending` events waiting
-//! (`decision.on_flood`, see [`super::fairness`]). The kernel's overflow notice
+//! (`decision.on_flood`, see [`super::fairness`]), and, while few events wait
+//! ([`ANSWER_INLINE_BELOW`]), data opens under `scan_on_open = "executable"`
+//! (their ignore mark is queued for the mark thread). The kernel's overflow notice
 //! is counted. It never scans, never logs per event (one line per flood
 //! episode), and never waits on a worker: a full queue is answered with
 //! `decision.on_overflow` on the spot. Next owner of an event: a worker in
@@ -17,26 +19,39 @@
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::fanotify::{Fanotify, FanotifyEvent, MaskFlags};
 use nix::sys::stat::{SFlag, fstat};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
-use vigil_models::sniff::{SNIFF_LEN, sniff};
+use vigil_models::sniff::sniff;
+use vigil_policy::heuristics::script::TEXT_SNIFF_LEN;
 use vigil_policy::verdict::Basis;
 use vigil_policy::{Action, FailMode, RuleOutcome, ScanOnOpen, Verdict};
 
+use crate::daemon::after_answer::may_ignore;
 use crate::daemon::cache::FileKey;
 use crate::daemon::fairness::{Admission, FAIR_FROM, Fairness};
 use crate::daemon::pool::{Context, PoolSender};
 use crate::daemon::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
 use crate::daemon::stats::Stats;
+use crate::daemon::worker::read_as_script;
 use crate::daemon::written::Written;
 use crate::engine::generation::Generation;
 use crate::engine::scan::read_prefix;
 use crate::procfs::{exe_of, uid_of};
+
+/// The reader answers a data open itself only while fewer blocked openers than
+/// this can be waiting on the group: the events of the batch it is routing plus
+/// those handed on and not yet answered. Every response wakes every blocked
+/// opener of the group, so one answer costs little with a handful waiting
+/// (`burst_open`'s eight openers) and seconds with the kernel's 16 k (the
+/// kernel-queue torture test), which is then left to the workers as before. A
+/// batch this small also means the kernel's queue held no more than that when
+/// it was read (a read takes up to 170 events).
+pub const ANSWER_INLINE_BELOW: u64 = 32;
 
 /// Reads events and routes them. See the module doc.
 pub struct Reader {
@@ -130,6 +145,7 @@ impl Reader {
     fn dispatch(&self, events: Vec<FanotifyEvent>) -> Result<(), ReadError> {
         let generation = self.ctx.generation.load();
         let stats = &self.ctx.stats;
+        let batch = events.len() as u64;
         for event in events {
             if !event.check_version() {
                 return Err(ReadError::Version {
@@ -174,8 +190,27 @@ impl Reader {
                 continue;
             }
             let mut known_clean = false;
-            match self.known(&event, access, &generation) {
+            let few_waiting = batch.saturating_add(self.outstanding.load(Ordering::Relaxed))
+                < ANSWER_INLINE_BELOW;
+            match self.known(&event, access, &generation, few_waiting) {
                 Known::Answered => continue,
+                Known::Data(st) => {
+                    // Allowed here, where its sniff ran: no hand-off to a
+                    // worker (which would fstat and sniff it again), and its
+                    // mark goes to the mark thread as a worker's would.
+                    Stats::bump(&stats.allowed_not_executable);
+                    Stats::bump(&stats.reader_allowed_not_executable);
+                    self.allow_now(&event);
+                    if generation.config.scan.ignore_marks && may_ignore(&st) {
+                        self.ctx.marks.request_answered(
+                            event,
+                            generation.id,
+                            &st,
+                            MaskFlags::FAN_OPEN_PERM,
+                        );
+                    }
+                    continue;
+                }
                 Known::Clean => known_clean = true,
                 Known::Deny(action) => {
                     // Denied now; a worker logs it (the verdict is cached, so
@@ -260,8 +295,18 @@ impl Reader {
     /// every unknown open: answering it here would tie this thread, which also
     /// serves the control socket, to the kernel's cost of a response (every
     /// response wakes every blocked opener of the group: with 16 k of them
-    /// that is seconds, see the kernel-queue torture test).
-    fn known(&self, event: &FanotifyEvent, access: AccessKind, generation: &Generation) -> Known {
+    /// that is seconds, see the kernel-queue torture test). A data open under
+    /// `scan_on_open = "executable"` is [`Known::Data`] when `few_waiting` (see
+    /// [`ANSWER_INLINE_BELOW`]) and the worker's gate would let it through
+    /// unscanned too: no path exclusion to read, and not a script interpreter
+    /// reading text. Otherwise it goes to a worker, which decides as before.
+    fn known(
+        &self,
+        event: &FanotifyEvent,
+        access: AccessKind,
+        generation: &Generation,
+        few_waiting: bool,
+    ) -> Known {
         let stats = &self.ctx.stats;
         let Some(fd) = event.fd() else {
             return Known::No;
@@ -275,15 +320,20 @@ impl Reader {
             return Known::Answered;
         }
         // An open the policy does not scan (a data file under
-        // `scan_on_open = "executable"`) is not judged here either: a worker
-        // lets it through as before, whatever its cached verdict.
+        // `scan_on_open = "executable"`) is not judged by its cached verdict:
+        // it is let through, here or by a worker, whatever that verdict. The
+        // same prefix as the worker's gate, so both read the file alike.
         if access == AccessKind::Open
             && matches!(generation.config.watch.scan_on_open, ScanOnOpen::Executable)
         {
-            let mut prefix = [0u8; SNIFF_LEN];
+            let mut prefix = [0u8; TEXT_SNIFF_LEN];
             let n = read_prefix(fd, &mut prefix).unwrap_or(0);
-            if !sniff(&prefix[..n]).is_executable() {
-                return Known::No;
+            let prefix = &prefix[..n];
+            if !sniff(prefix).is_executable() {
+                let data = few_waiting
+                    && generation.exclusions.is_empty_paths()
+                    && !read_as_script(generation, event.pid(), prefix);
+                return if data { Known::Data(st) } else { Known::No };
             }
         }
         let Some(cached) = self.ctx.cache.peek(&FileKey::new(&st, generation.id)) else {
@@ -337,6 +387,9 @@ impl Reader {
 enum Known {
     /// Answered at once; nothing more to do.
     Answered,
+    /// A data open the policy does not scan, to allow at once (the file as
+    /// `fstat` saw it, for its ignore mark).
+    Data(nix::sys::stat::FileStat),
     /// Deny at once with this action, then hand it to a worker to log.
     Deny(Action),
     /// Cached clean: queue it ahead of the unknown opens.

@@ -39,6 +39,9 @@ counters! {
     allowed_not_regular,
     /// Opens allowed without a scan because the content is not executable.
     allowed_not_executable,
+    /// Of `allowed_not_executable`, the opens the reader answered itself (few
+    /// events waiting), with no hand-off to a worker.
+    reader_allowed_not_executable,
     /// Opens of text files by a script interpreter (`watch.interpreters`),
     /// scanned as scripts although they have no `#!` line.
     interpreter_opens,

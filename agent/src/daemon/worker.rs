@@ -257,7 +257,7 @@ fn gate<'g>(w: &Worker<'g, '_>, pending: &Arc<Pending>, fd: BorrowedFd<'_>) -> O
 /// The opener is read from `/proc` per such open (about 2 µs here, against 6 µs
 /// for reading the start time that a per-pid cache would need to stay right, so
 /// there is no such cache) and only for text, never for binary data.
-fn read_as_script(generation: &Generation, pid: i32, prefix: &[u8]) -> bool {
+pub(crate) fn read_as_script(generation: &Generation, pid: i32, prefix: &[u8]) -> bool {
     !generation.interpreters.is_empty()
         && looks_like_text(prefix)
         && exe_of(pid).is_some_and(|exe| generation.interpreters.matches(&exe))
