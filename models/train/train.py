@@ -736,7 +736,13 @@ def fold_thresholds(cal_dir: Path, exclude: Path, names: list[str], mask: np.nda
 
     import calibrate
 
-    rows = calibrate.calibration_rows(cal_dir, exclude)
+    # A smoke run calibrates on its own benign rows (train.sh): nothing to
+    # exclude then, as calibrate.py is run there without --exclude.
+    same = cal_dir.resolve() == exclude.resolve()
+    rows = calibrate.calibration_rows(cal_dir, None if same else exclude)
+    if not rows:
+        log(f"no calibration rows in {cal_dir}: no per-fold thresholds")
+        return None
     by_header: dict[str, list[str]] = {}
     for r in rows:
         by_header.setdefault(r["header"], []).append(r["line"])
