@@ -15,9 +15,12 @@
 #    honeypot captures, only in a full run), the first also with --mutations for
 #    augmentation; group_malware.py groups them for the split (manifest
 #    families, the names the shared YARA rules give, near-identical builds);
-# 5. adversarial.py: a first model, attacked (`vigil model attack`) on the
-#    training-fold malware; its evasive variants join the augmentation rows;
-#    train.py with augmentation (the shipped bundle); hello-world programs
+# 5. adversarial.py: a first model, given its block threshold on the
+#    calibration packages (step 6's calibrate.py), attacked (`vigil model
+#    attack`) on the training-fold malware; its evasive variants join the
+#    augmentation rows; train.py with augmentation (the shipped bundle; each
+#    cross-validation model also gets calibrated thresholds, for the card's
+#    out-of-fold default-configuration table); hello-world programs
 #    compiled here (in no data set) scored with it, for the card; the mutation
 #    suite and the adaptive attack on it; then train.py without augmentation
 #    ("before") and the mutation suite on that;
@@ -151,8 +154,17 @@ pipeline_config() { # bundle-dir -> config file for the whole-pipeline columns
 
 mutation_suite() { # bundle-dir report.json out.csv
     "$PY" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["validation"]["validation_malware"]))' "$2" > "$WORK/validation-malware.txt"
-    "$VIGIL" model mutations --config "$(pipeline_config "$1")" --tar "$ARCHIVE" \
-        --donor "$DONOR_EVAL" --only "$WORK/validation-malware.txt" > "$3"
+    # The validation fold holds files of both archives: one run per archive,
+    # one header.
+    local cfg tar first=1
+    cfg=$(pipeline_config "$1")
+    : > "$3"
+    for tar in "${ATTACK_TARS[@]}"; do
+        [ "$tar" = --tar ] && continue
+        "$VIGIL" model mutations --config "$cfg" --tar "$tar" \
+            --donor "$DONOR_EVAL" --only "$WORK/validation-malware.txt" | { [ "$first" = 1 ] && cat || tail -n +2; } >> "$3"
+        first=0
+    done
 }
 
 # Adversarial augmentation (adversarial.py): a first model (no CV), attacked
@@ -162,6 +174,21 @@ step "first model, for the adaptive attack"
 "$PY" models/train/train.py --benign "$DATA/features" "${MALWARE_ARGS[@]}" \
     --augment "$WORK/malware-mutated.csv" \
     --out "$WORK/first" --report "$WORK/first.json" --vigil "$VIGIL" --no-cv "${TRAIN_ARGS[@]}"
+# The block threshold, on benign files no model saw (calibrate.py): fetched
+# once (cached), used for the first model here, for each cross-validation
+# model's thresholds (train.py --calibration, reporting only) and for the
+# shipped model below.
+if [ "$SMOKE" = 0 ]; then
+    step "benign rows of the calibration packages"
+    "$PY" models/train/fetch_debian.py --data "$CALIB_DATA" --list models/train/calibration.txt \
+        --packages-only --vigil "$VIGIL"
+fi
+# The first model gets its block threshold before it is attacked, so the
+# attack's evasive variants include those that slip under the block threshold
+# (where the shipped model's evasions are found), not only under detection.
+step "block threshold of the first model"
+"$PY" models/train/calibrate.py --bundle "$WORK/first" --benign "$CALIB_DATA/features" --vigil "$VIGIL" \
+    --report "$WORK/first-calibration.json" "${CALIB_ARGS[@]}"
 step "adaptive attack on the training folds"
 "$PY" models/train/adversarial.py --vigil "$VIGIL" --bundle "$WORK/first" --report "$WORK/first.json" \
     "${ATTACK_SETS[@]}" --donor "$DONOR_TRAIN" --augment "$WORK/malware-mutated.csv" \
@@ -170,13 +197,7 @@ step "adaptive attack on the training folds"
 step "train with augmentation (shipped)"
 "$PY" models/train/train.py --benign "$DATA/features" "${MALWARE_ARGS[@]}" \
     --augment "$WORK/malware-augment.csv" \
-    --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" "${TRAIN_ARGS[@]}"
-# The block threshold, on benign files no model saw (calibrate.py).
-if [ "$SMOKE" = 0 ]; then
-    step "benign rows of the calibration packages"
-    "$PY" models/train/fetch_debian.py --data "$CALIB_DATA" --list models/train/calibration.txt \
-        --packages-only --vigil "$VIGIL"
-fi
+    --out "$OUT" --report "$WORK/after.json" --vigil "$VIGIL" --calibration "$CALIB_DATA/features" "${TRAIN_ARGS[@]}"
 step "block threshold"
 # The anomaly model is judged at the same operating point: enabled only if it
 # blocks validation malware the classifier lets through and no calibration file.

@@ -540,3 +540,33 @@ rule Vigil_XHide_ProcessFaker {
   condition:
     uint32(0) == 0x464c457f and 3 of them
 }
+
+// Kernel-module rootkits of any family that hook by name what lists files and
+// connections. A loadable module (ET_REL with a `.modinfo` vermagic) that names
+// `filldir` (the callback a directory listing goes through) and either
+// `tcp4_seq_show` (what prints /proc/net/tcp; static in the kernel, so only a
+// module that looks it up to hook it names it) or `sys_call_table` together
+// with a way to find or unprotect it (`kallsyms_lookup_name`, a kprobe on it,
+// `write_cr0`). Only kernel API names, no family strings: written from the
+// corpus's 15 kernel modules (FontOnLake, syslogk, Diamorphine, khook-based,
+// KoviD; it matches 13, the Diamorphine and khook rules the other two),
+// checked against 4,023 modules of Debian's linux-image-6.1.0-57-amd64-unsigned,
+// the DKMS modules build_kmod.py builds, /usr and /opt (none matches; none of
+// those names `sys_call_table` or `tcp4_seq_show` at all).
+rule Vigil_LKM_HidingHooks {
+  meta:
+    threat_name = "Linux.Rootkit.LKM"
+    family = "kernel-rootkit"
+    description = "kernel module hooking directory listings and /proc/net/tcp or the syscall table"
+  strings:
+    $mod = "vermagic="
+    $filldir = "filldir"
+    $tcp4 = "tcp4_seq_show"
+    $sct = "sys_call_table"
+    $kln = "kallsyms_lookup_name"
+    $kprobe = "register_kprobe"
+    $cr0 = "write_cr0"
+  condition:
+    uint32(0) == 0x464c457f and (uint16(16) == 1 or uint16be(16) == 1) and $mod and $filldir and
+    ($tcp4 or ($sct and ($kln or $kprobe or $cr0)))
+}

@@ -13,8 +13,10 @@
 //!
 //! With a per-file writer ([`evaluate_set`]'s `per_file`), every evaluated file
 //! also gets one CSV line ([`PER_FILE_HEADER`]): its verdict, the model stage's
-//! verdict alone, and the ids of every finding, so reports can break detection
-//! down by any grouping (malware family, source) the caller knows and this does not.
+//! verdict alone, the ids of every finding, and the weighted score of every stage
+//! but the model (`other_score`), so reports can break detection down by any
+//! grouping (malware family, source) the caller knows and this does not, and can
+//! replay the verdict with another model's points (out-of-fold scores).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -40,7 +42,8 @@ pub enum Label {
 }
 
 /// Columns of the per-file CSV.
-pub const PER_FILE_HEADER: &str = "set,label,name,sha256,strata,verdict,model_verdict,findings";
+pub const PER_FILE_HEADER: &str =
+    "set,label,name,sha256,strata,verdict,model_verdict,findings,other_score";
 
 /// The tally of one set.
 #[derive(Debug, Default)]
@@ -198,6 +201,7 @@ fn record(
     tally.files += 1;
     let policy = &generation.config.decision;
     let mut model_alone = Verdict::Clean;
+    let mut other_score = 0u32;
     for stage in Stage::ALL {
         let score = decision
             .reasons
@@ -211,6 +215,8 @@ fn record(
         }
         if stage == Stage::Model {
             model_alone = alone;
+        } else {
+            other_score = other_score.saturating_add(score);
         }
     }
     let strata = strata_of(bytes);
@@ -221,7 +227,7 @@ fn record(
         .map(|r| r.id.as_str())
         .collect();
     let line = format!(
-        "{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{other_score}",
         match label {
             Label::Malicious => "malicious",
             Label::Benign => "benign",
