@@ -316,6 +316,82 @@ fn data_opens_are_answered_by_the_reader_and_still_marked() {
 }
 
 #[test]
+fn a_marked_file_leaves_the_verdict_cache_unless_its_mark_misses_execs() {
+    require_root!();
+    // Every open scanned: each data file's verdict is cached, then dropped
+    // once its ignore mark (which covers all the file can raise) lands. A
+    // network client's copy gets a mark for opens only (its execs are
+    // watched for pipelines), so its verdict must stay for the exec.
+    const FILES: u64 = 10;
+    let sb = Sandbox::new("forget-marked");
+    let names: Vec<_> = (0..FILES)
+        .map(|i| sb.mnt(format!("data/{i}.bin")))
+        .collect();
+    for (i, path) in names.iter().enumerate() {
+        let data: Vec<u8> = (0..256u32).map(|b| (b as u8) ^ (i as u8)).collect();
+        write_file(path, &data, 0o644);
+    }
+    let client = sb.mnt("bin/curl");
+    write_marker_binary(&client, "forget-curl");
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "all".into();
+    let d = sb.start(&cfg);
+
+    let before = stats(&d, &cfg.socket);
+    for path in names.iter().chain([&client]) {
+        let got = std::fs::read(path);
+        assert!(
+            got.is_ok(),
+            "open of {}: {got:?}{}",
+            path.display(),
+            d.context()
+        );
+    }
+    let after = wait_counter(
+        &d,
+        &cfg,
+        "cache_forgotten_marked",
+        counter(&before, "cache_forgotten_marked") + FILES,
+        Duration::from_secs(10),
+    );
+    let delta = |name: &str| counter(&after, name) - counter(&before, name);
+    assert_eq!(delta("scans"), FILES + 1, "{after}");
+    let marked = wait_counter(
+        &d,
+        &cfg,
+        "ignore_marks_added",
+        counter(&before, "ignore_marks_added") + FILES + 1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        counter(&marked, "cache_forgotten_marked"),
+        counter(&before, "cache_forgotten_marked") + FILES,
+        "only the data files' verdicts go: {marked}"
+    );
+    let entries = |v: &serde_json::Value| v.pointer("/cache_entries").and_then(|e| e.as_u64());
+    assert_eq!(
+        entries(&marked),
+        entries(&before).map(|n| n + 1),
+        "the client's verdict stays, the data files' go: {marked}"
+    );
+    // Still answered by the kernel: no event, no scan.
+    for path in &names {
+        assert!(std::fs::read(path).is_ok(), "second open{}", d.context());
+    }
+    let again = stats(&d, &cfg.socket);
+    assert_eq!(
+        counter(&again, "events_open"),
+        counter(&marked, "events_open"),
+        "{again}"
+    );
+    assert_eq!(
+        counter(&again, "scans"),
+        counter(&marked, "scans"),
+        "{again}"
+    );
+}
+
+#[test]
 fn exec_of_clean_binary_is_scanned_once() {
     require_root!();
     // exec raises FAN_OPEN_EXEC_PERM then FAN_OPEN_PERM for the same file: the

@@ -264,6 +264,37 @@ impl VerdictCache {
             .cloned()
     }
 
+    /// Forgets the verdict on exactly this file version, if it is the one
+    /// cached (and its by-content twin, if that is the same verdict). For a
+    /// file whose kernel ignore mark has just landed: the kernel answers its
+    /// events until it changes, and a change makes another version, so the
+    /// entry would only hold memory (about 500 bytes per file, which with
+    /// every open scanned was the daemon's largest cost after the content).
+    /// Returns whether anything was dropped.
+    pub fn forget(&self, key: &FileKey) -> bool {
+        let mut guard = lock(&self.maps);
+        let maps = &mut *guard;
+        let inode = key.inode();
+        let mut dropped = None;
+        for map in [&mut maps.young, &mut maps.old] {
+            if map.get(&inode).is_some_and(|e| e.key == *key) {
+                dropped = map.remove(&inode).map(|e| e.cached);
+            }
+        }
+        let Some(cached) = dropped else {
+            return false;
+        };
+        if let Some(sha256) = cached.sha256 {
+            let content = (sha256, key.generation);
+            for map in [&mut maps.content_young, &mut maps.content_old] {
+                if map.get(&content).is_some_and(|c| Arc::ptr_eq(c, &cached)) {
+                    map.remove(&content);
+                }
+            }
+        }
+        true
+    }
+
     /// Drops every cached verdict (in-flight scans finish normally).
     pub fn clear(&self) {
         let mut maps = lock(&self.maps);
@@ -380,6 +411,33 @@ mod tests {
         assert!(cache.by_content(&[3; 32], 7).is_none());
         cache.clear();
         assert!(cache.by_content(&[1; 32], 7).is_none());
+    }
+
+    #[test]
+    fn forgetting_drops_only_the_version_asked_for() {
+        let cache = VerdictCache::new(8);
+        let version = |size: i64| FileKey { size, ..key(1, 7) };
+        let Lookup::Miss(ticket) = cache.begin(version(10)) else {
+            panic!("expected a miss");
+        };
+        ticket.complete(Arc::new(Cached {
+            decision: decide(Vec::new(), &DecisionConfig::default()),
+            sha256: Some([9; 32]),
+            trusted: false,
+            allowed: None,
+            partial: false,
+        }));
+        assert!(!cache.forget(&version(11)), "another version stays");
+        assert_eq!(cache.len(), 1);
+        assert!(cache.by_content(&[9; 32], 7).is_some());
+        assert!(cache.forget(&version(10)));
+        assert!(cache.is_empty());
+        assert!(
+            cache.by_content(&[9; 32], 7).is_none(),
+            "its content twin too"
+        );
+        assert!(matches!(cache.begin(version(10)), Lookup::Miss(_)));
+        assert!(!cache.forget(&version(10)), "nothing left to forget");
     }
 
     #[test]

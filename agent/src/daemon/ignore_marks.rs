@@ -20,18 +20,29 @@
 //! generation and the file's change time, size and mtime as scanned; the mark
 //! is added only if the generation is still current and the file unchanged,
 //! and taken back if a reload swapped the generation meanwhile.
+//!
+//! Once a mark lands, the file's entry in the verdict cache is dropped when
+//! the mark covers every event the file can raise (opens, and execs or a
+//! mode without exec bits): until the file changes the kernel answers for it,
+//! and a change is a new version the entry could not answer anyway. With
+//! every open scanned, those entries were most of the daemon's growth. The
+//! entry goes [`FORGET_AFTER`] after the mark, not at once: an event the
+//! kernel raised just before (an exec's open that follows its exec check) is
+//! still on its way and would otherwise scan the file again.
 
+use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use nix::errno::Errno;
 use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
 use nix::sys::stat::{FileStat, fstat};
 
+use crate::daemon::cache::{FileKey, VerdictCache};
 use crate::daemon::respond::Pending;
 use crate::daemon::stats::Stats;
 use crate::engine::generation::Generation;
@@ -46,6 +57,14 @@ const QUEUE: usize = 4096;
 /// below [`QUEUE`].
 const BATCH_PAUSE: Duration = Duration::from_millis(1);
 
+/// How long a marked file's verdict stays cached after its mark landed (see
+/// the module doc). Long past the microseconds between an exec's two checks,
+/// and short enough that few entries wait: at 10 k scans/s, 5 k of them.
+const FORGET_AFTER: Duration = Duration::from_millis(500);
+
+/// Past this many verdicts waiting to be forgotten, the oldest goes at once.
+const FORGET_QUEUE: usize = 16_384;
+
 /// One ignore mark to add: the (already answered) event whose fd names the file,
 /// and what the verdict was based on.
 struct Request {
@@ -53,6 +72,8 @@ struct Request {
     generation: u64,
     mask: MaskFlags,
     scanned: Snapshot,
+    /// The cache entry to drop once the mark lands (see the module doc).
+    forget: Option<FileKey>,
 }
 
 /// The answered event a request keeps open until its mark is placed: a
@@ -96,6 +117,17 @@ pub struct IgnoreMarks {
     stats: Arc<Stats>,
 }
 
+/// The thread's side: what it needs besides the queue.
+struct Placer {
+    group: Group,
+    generation: Arc<ArcSwap<Generation>>,
+    cache: Arc<VerdictCache>,
+    stats: Arc<Stats>,
+    support: IgnoreSupport,
+    /// Verdicts to drop from the cache, with when their mark landed.
+    marked: VecDeque<(Instant, FileKey)>,
+}
+
 impl IgnoreMarks {
     /// Starts the mark thread. It stops once every handle is dropped.
     ///
@@ -104,13 +136,21 @@ impl IgnoreMarks {
     pub fn start(
         group: Group,
         generation: Arc<ArcSwap<Generation>>,
+        cache: Arc<VerdictCache>,
         stats: Arc<Stats>,
     ) -> std::io::Result<IgnoreMarks> {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
-        let thread_stats = Arc::clone(&stats);
+        let mut placer = Placer {
+            group,
+            generation,
+            cache,
+            stats: Arc::clone(&stats),
+            support: IgnoreSupport::default(),
+            marked: VecDeque::new(),
+        };
         thread::Builder::new()
             .name("vigil-marks".into())
-            .spawn(move || run(&group, &generation, &thread_stats, &rx))?;
+            .spawn(move || placer.run(&rx))?;
         Ok(IgnoreMarks { tx, stats })
     }
 
@@ -133,11 +173,13 @@ impl IgnoreMarks {
     }
 
     fn send(&self, event: Held, generation: u64, st: &FileStat, mask: MaskFlags) {
+        let covers_exec = mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM) || st.st_mode & 0o111 == 0;
         let request = Request {
             event,
             generation,
             mask,
             scanned: Snapshot::of(st),
+            forget: covers_exec.then(|| FileKey::new(st, generation)),
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.tx.try_send(request)
@@ -147,40 +189,69 @@ impl IgnoreMarks {
     }
 }
 
-fn run(group: &Group, generation: &ArcSwap<Generation>, stats: &Stats, rx: &Receiver<Request>) {
-    let mut support = IgnoreSupport::default();
-    while let Ok(first) = rx.recv() {
-        place(group, generation, stats, &mut support, &first);
-        while let Ok(next) = rx.try_recv() {
-            place(group, generation, stats, &mut support, &next);
+impl Placer {
+    fn run(&mut self, rx: &Receiver<Request>) {
+        loop {
+            let first = match self.marked.front() {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some((landed, _)) => rx.recv_timeout(
+                    (*landed + FORGET_AFTER).saturating_duration_since(Instant::now()),
+                ),
+            };
+            match first {
+                Ok(first) => {
+                    self.place(&first);
+                    while let Ok(next) = rx.try_recv() {
+                        self.place(&next);
+                    }
+                    self.forget_due();
+                    thread::sleep(BATCH_PAUSE);
+                }
+                Err(RecvTimeoutError::Timeout) => self.forget_due(),
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
         }
-        thread::sleep(BATCH_PAUSE);
     }
-}
 
-/// Adds the mark of one request, unless its file changed or a reload came.
-fn place(
-    group: &Group,
-    generation: &ArcSwap<Generation>,
-    stats: &Stats,
-    support: &mut IgnoreSupport,
-    request: &Request,
-) {
-    let current = |id: u64| generation.load().id == id;
-    let Some(fd) = request.event.fd() else {
-        return;
-    };
-    let unchanged = fstat(fd).is_ok_and(|st| Snapshot::of(&st) == request.scanned);
-    if !current(request.generation) || !unchanged {
-        Stats::bump(&stats.ignore_marks_skipped);
-        return;
+    /// Drops the verdicts whose marks landed [`FORGET_AFTER`] ago, and the
+    /// oldest beyond [`FORGET_QUEUE`].
+    fn forget_due(&mut self) {
+        let now = Instant::now();
+        while let Some((landed, key)) = self.marked.front() {
+            if now.duration_since(*landed) < FORGET_AFTER && self.marked.len() <= FORGET_QUEUE {
+                break;
+            }
+            if self.cache.forget(key) {
+                Stats::bump(&self.stats.cache_forgotten_marked);
+            }
+            self.marked.pop_front();
+        }
     }
-    // Either the second check sees a reload's new generation and takes the
-    // mark back, or the reload's flush of all ignore marks comes after it.
-    if let Some(style) = support.add(group, fd, request.mask, stats)
-        && !current(request.generation)
-    {
-        let _ = group.unignore(fd, request.mask, style);
+
+    /// Adds the mark of one request, unless its file changed or a reload came.
+    fn place(&mut self, request: &Request) {
+        let generation = &self.generation;
+        let current = |id: u64| generation.load().id == id;
+        let Some(fd) = request.event.fd() else {
+            return;
+        };
+        let unchanged = fstat(fd).is_ok_and(|st| Snapshot::of(&st) == request.scanned);
+        if !current(request.generation) || !unchanged {
+            Stats::bump(&self.stats.ignore_marks_skipped);
+            return;
+        }
+        let Some(style) = self.support.add(&self.group, fd, request.mask, &self.stats) else {
+            return;
+        };
+        // Either the second check sees a reload's new generation and takes the
+        // mark back, or the reload's flush of all ignore marks comes after it.
+        if !current(request.generation) {
+            let _ = self.group.unignore(fd, request.mask, style);
+            return;
+        }
+        if let Some(key) = request.forget {
+            self.marked.push_back((Instant::now(), key));
+        }
     }
 }
 

@@ -156,8 +156,13 @@ async fn serve(
         persistent,
         stats: Arc::clone(&stats),
         events: events.clone(),
-        marks: IgnoreMarks::start(group.clone(), Arc::clone(&generation), Arc::clone(&stats))
-            .context("starting the ignore-mark thread")?,
+        marks: IgnoreMarks::start(
+            group.clone(),
+            Arc::clone(&generation),
+            Arc::clone(&cache),
+            Arc::clone(&stats),
+        )
+        .context("starting the ignore-mark thread")?,
         quarantine: quarantiner.clone(),
         alerts: Arc::clone(&alerts),
         history: Arc::clone(&history),

@@ -84,6 +84,9 @@ counters! {
     kernel_overflows,
     /// Kernel ignore marks added after a clean verdict.
     ignore_marks_added,
+    /// Verdict cache entries dropped because the file's ignore mark landed
+    /// (the kernel answers for the file until it changes).
+    cache_forgotten_marked,
     /// Ignore marks the kernel refused (limit reached or unsupported).
     ignore_mark_errors,
     /// Ignore marks not added: the file changed or a reload came after its scan,
