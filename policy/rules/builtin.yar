@@ -636,11 +636,15 @@ rule Vigil_Preload_ListingHider {
     uint32(0) == 0x464c457f and uint8(4) == 2 and uint8(5) == 1 and uint16(16) == 3 and
     $dlsym and ($rd or $rd64) and
     with shoff = uint32(0x28) : (
-      for any i in (0 .. uint16(0x3C) - 1) : (
+      uint16(0x3C) <= 64 and for any i in (0 .. uint16(0x3C) - 1) : (
         uint32(shoff + i * 64 + 4) == 11 and
         with symtab = uint32(shoff + i * 64 + 0x18),
              count = uint32(shoff + i * 64 + 0x20) \ 24,
              strtab = uint32(shoff + uint32(shoff + i * 64 + 0x28) * 64 + 0x18) : (
+          // A real .dynsym lies inside the file, and the files these rules
+          // are about are small: forged sizes and section counts cannot make
+          // the loops below run for long (at most 64 x 16384 symbols).
+          count <= 16384 and symtab + count * 24 <= filesize and
           for any j in (1 .. count - 1) : (
             with sym = symtab + j * 24 : (
               uint16(sym + 6) != 0 and uint8(sym + 4) & 0xf == 2 and
@@ -782,11 +786,15 @@ rule Vigil_Exploit_DirtyCow {
     uint32(0) == 0x464c457f and uint8(4) == 2 and uint8(5) == 1 and $madvise and
     ($passwd or any of ($msg*)) and
     with shoff = uint32(0x28) : (
-      for any i in (0 .. uint16(0x3C) - 1) : (
+      uint16(0x3C) <= 64 and for any i in (0 .. uint16(0x3C) - 1) : (
         uint32(shoff + i * 64 + 4) == 11 and
         with symtab = uint32(shoff + i * 64 + 0x18),
              count = uint32(shoff + i * 64 + 0x20) \ 24,
              strtab = uint32(shoff + uint32(shoff + i * 64 + 0x28) * 64 + 0x18) : (
+          // A real .dynsym lies inside the file, and the files these rules
+          // are about are small: forged sizes and section counts cannot make
+          // the loops below run for long (at most 64 x 16384 symbols).
+          count <= 16384 and symtab + count * 24 <= filesize and
           for any j in (1 .. count - 1) : (
             with sym = symtab + j * 24 : (uint16(sym + 6) == 0 and $n_madvise at (strtab + uint32(sym)))
           ) and
