@@ -63,4 +63,5 @@ fi
 install -d -m 0755 "$CONTENT"
 
 echo "starting: $BIN daemon --config $CONFIG"
-exec "$BIN" daemon --config "$CONFIG"
+# As the systemd unit does (systemd/vigil.service says why).
+exec env MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" "$BIN" daemon --config "$CONFIG"

@@ -75,7 +75,8 @@ TOML
 
 agent_start() {
     # Measured with RUST_BACKTRACE unset (error values are costly when it is set).
-    exec env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+    # MALLOC_ARENA_MAX as the systemd unit sets it.
+    exec env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" \
         "$(vigil_bin)" daemon --config "$AGENT_WORK/vigil.toml"
 }
 
