@@ -234,6 +234,19 @@ fn listed_text_file_is_not_scanned_on_open_under_executable() {
     );
 }
 
+/// `count` distinct files of binary data (not ELF, not #!, not text: no
+/// interpreter question), mode 0644, under `data/` of the sandbox's mount.
+fn data_files(sb: &Sandbox, count: u64) -> Vec<std::path::PathBuf> {
+    (0..count)
+        .map(|i| {
+            let path = sb.mnt(format!("data/{i}.bin"));
+            let data: Vec<u8> = (0..256u32).map(|b| (b as u8) ^ (i as u8)).collect();
+            write_file(&path, &data, 0o644);
+            path
+        })
+        .collect()
+}
+
 /// Issue 18 item 4: with few events waiting, the reader answers a data open
 /// under "executable" itself (no worker hand-off), counts it, and its ignore
 /// mark is still placed, so the next open raises no event at all. An ELF open
@@ -244,14 +257,7 @@ fn data_opens_are_answered_by_the_reader_and_still_marked() {
     require_root!();
     const FILES: u64 = 12;
     let sb = Sandbox::new("reader-data");
-    let names: Vec<_> = (0..FILES)
-        .map(|i| sb.mnt(format!("data/{i}.bin")))
-        .collect();
-    for (i, path) in names.iter().enumerate() {
-        // Binary data: not ELF, not #!, not text (no interpreter question).
-        let data: Vec<u8> = (0..256u32).map(|b| (b as u8) ^ (i as u8)).collect();
-        write_file(path, &data, 0o644);
-    }
+    let names = data_files(&sb, FILES);
     let bad = sb.listed_binary("bad-elf");
     let mut cfg = sb.config();
     cfg.scan_on_open = "executable".into();
@@ -324,13 +330,7 @@ fn a_marked_file_leaves_the_verdict_cache_unless_its_mark_misses_execs() {
     // watched for pipelines), so its verdict must stay for the exec.
     const FILES: u64 = 10;
     let sb = Sandbox::new("forget-marked");
-    let names: Vec<_> = (0..FILES)
-        .map(|i| sb.mnt(format!("data/{i}.bin")))
-        .collect();
-    for (i, path) in names.iter().enumerate() {
-        let data: Vec<u8> = (0..256u32).map(|b| (b as u8) ^ (i as u8)).collect();
-        write_file(path, &data, 0o644);
-    }
+    let names = data_files(&sb, FILES);
     let client = sb.mnt("bin/curl");
     write_marker_binary(&client, "forget-curl");
     let mut cfg = sb.config();

@@ -381,23 +381,30 @@ mod tests {
         })
     }
 
+    /// A clean verdict on content `[sha; 32]`.
+    fn clean_content(sha: u8, trusted: bool) -> Arc<Cached> {
+        Arc::new(Cached {
+            decision: decide(Vec::new(), &DecisionConfig::default()),
+            sha256: Some([sha; 32]),
+            trusted,
+            allowed: None,
+            partial: false,
+        })
+    }
+
+    /// Scans `key` (it must miss) and publishes `cached` for it.
+    fn judge(cache: &Arc<VerdictCache>, key: FileKey, cached: Arc<Cached>) {
+        let Lookup::Miss(ticket) = cache.begin(key) else {
+            panic!("expected a miss for {key:?}");
+        };
+        ticket.complete(cached);
+    }
+
     #[test]
     fn verdicts_are_shared_by_content_within_a_generation_only() {
         let cache = VerdictCache::new(8);
-        let with = |sha: u8, trusted: bool| {
-            Arc::new(Cached {
-                decision: decide(Vec::new(), &DecisionConfig::default()),
-                sha256: Some([sha; 32]),
-                trusted,
-                allowed: None,
-                partial: false,
-            })
-        };
         for (ino, sha, trusted) in [(1, 1, false), (2, 2, true)] {
-            let Lookup::Miss(ticket) = cache.begin(key(ino, 7)) else {
-                panic!("expected a miss");
-            };
-            ticket.complete(with(sha, trusted));
+            judge(&cache, key(ino, 7), clean_content(sha, trusted));
         }
         assert!(cache.by_content(&[1; 32], 7).is_some());
         assert!(
@@ -417,16 +424,7 @@ mod tests {
     fn forgetting_drops_only_the_version_asked_for() {
         let cache = VerdictCache::new(8);
         let version = |size: i64| FileKey { size, ..key(1, 7) };
-        let Lookup::Miss(ticket) = cache.begin(version(10)) else {
-            panic!("expected a miss");
-        };
-        ticket.complete(Arc::new(Cached {
-            decision: decide(Vec::new(), &DecisionConfig::default()),
-            sha256: Some([9; 32]),
-            trusted: false,
-            allowed: None,
-            partial: false,
-        }));
+        judge(&cache, version(10), clean_content(9, false));
         assert!(!cache.forget(&version(11)), "another version stays");
         assert_eq!(cache.len(), 1);
         assert!(cache.by_content(&[9; 32], 7).is_some());
@@ -496,10 +494,7 @@ mod tests {
     fn capacity_bounds_memory_and_keeps_recent_entries() {
         let cache = VerdictCache::new(4);
         for ino in 0..20 {
-            let Lookup::Miss(t) = cache.begin(key(ino, 1)) else {
-                panic!("expected miss")
-            };
-            t.complete(clean());
+            judge(&cache, key(ino, 1), clean());
         }
         assert!(cache.len() <= 8, "len {}", cache.len());
         assert!(matches!(cache.begin(key(19, 1)), Lookup::Hit(_)));
@@ -517,10 +512,7 @@ mod tests {
             ..empty
         };
         for k in [empty, written] {
-            let Lookup::Miss(t) = cache.begin(k) else {
-                panic!("expected miss")
-            };
-            t.complete(clean());
+            judge(&cache, k, clean());
         }
         assert_eq!(cache.len(), 1, "one verdict per file");
         assert!(cache.peek(&empty).is_none(), "the old version is gone");
@@ -532,10 +524,7 @@ mod tests {
     fn a_new_version_leaves_no_stale_entry_in_the_old_map() {
         let cache = VerdictCache::new(2);
         for ino in 0..3 {
-            let Lookup::Miss(t) = cache.begin(key(ino, 1)) else {
-                panic!("expected miss")
-            };
-            t.complete(clean());
+            judge(&cache, key(ino, 1), clean());
         }
         // Inode 0 is in the old map now; its next version goes to the young
         // one and the old version leaves.
@@ -543,10 +532,7 @@ mod tests {
             size: 11,
             ..key(0, 1)
         };
-        let Lookup::Miss(t) = cache.begin(next) else {
-            panic!("expected miss")
-        };
-        t.complete(clean());
+        judge(&cache, next, clean());
         assert_eq!(cache.len(), 3);
         assert!(cache.peek(&key(0, 1)).is_none());
         assert!(cache.peek(&next).is_some());
@@ -570,10 +556,7 @@ mod tests {
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = VerdictCache::new(0);
-        let Lookup::Miss(t) = cache.begin(key(1, 1)) else {
-            panic!("expected miss")
-        };
-        t.complete(clean());
+        judge(&cache, key(1, 1), clean());
         assert!(cache.is_empty());
         assert!(matches!(cache.begin(key(1, 1)), Lookup::Miss(_)));
     }

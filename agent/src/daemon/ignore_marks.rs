@@ -157,7 +157,16 @@ impl IgnoreMarks {
     /// Queues an ignore mark for the file of `pending`, scanned as `st` under
     /// generation `generation`. Never blocks.
     pub fn request(&self, pending: &Arc<Pending>, generation: u64, st: &FileStat, mask: MaskFlags) {
-        self.send(Held::Pending(Arc::clone(pending)), generation, st, mask);
+        // The verdict can go once the mark covers all the file can raise.
+        let covers_all = mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM) || st.st_mode & 0o111 == 0;
+        let forget = covers_all.then(|| FileKey::new(st, generation));
+        self.send(
+            Held::Pending(Arc::clone(pending)),
+            generation,
+            st,
+            mask,
+            forget,
+        );
     }
 
     /// As [`IgnoreMarks::request`], for an event the reader answered itself
@@ -169,17 +178,24 @@ impl IgnoreMarks {
         st: &FileStat,
         mask: MaskFlags,
     ) {
-        self.send(Held::Event(event), generation, st, mask);
+        // Answered unscanned: it has no verdict to forget.
+        self.send(Held::Event(event), generation, st, mask, None);
     }
 
-    fn send(&self, event: Held, generation: u64, st: &FileStat, mask: MaskFlags) {
-        let covers_exec = mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM) || st.st_mode & 0o111 == 0;
+    fn send(
+        &self,
+        event: Held,
+        generation: u64,
+        st: &FileStat,
+        mask: MaskFlags,
+        forget: Option<FileKey>,
+    ) {
         let request = Request {
             event,
             generation,
             mask,
             scanned: Snapshot::of(st),
-            forget: covers_exec.then(|| FileKey::new(st, generation)),
+            forget,
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.tx.try_send(request)

@@ -25,7 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use aya::maps::{Array, HashMap, MapData, RingBuf};
-use aya::programs::{BtfTracePoint, Lsm};
+use aya::programs::{BtfTracePoint, Lsm, Program, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader};
 use vigil_policy::{Config, GuardMode};
 
@@ -334,15 +334,10 @@ fn load_program(ebpf: &mut Ebpf, btf: &Btf) -> Result<(abi::Hook, Option<GuardEr
         },
         Err(e) => e,
     };
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(TRACEPOINT_PROGRAM)
-        .ok_or_else(|| GuardError::Load(format!("program {TRACEPOINT_PROGRAM} missing")))?
-        .try_into()
-        .map_err(|e| GuardError::Load(format!("{e}")))?;
-    program
+    program::<BtfTracePoint>(ebpf, TRACEPOINT_PROGRAM)?
         .load("sched_prepare_exec", btf)
         .map_err(|e| match e {
-            aya::programs::ProgramError::LoadError { .. } => GuardError::Unavailable(format!(
+            ProgramError::LoadError { .. } => GuardError::Unavailable(format!(
                 "{lsm_error}; the tracepoint fallback failed too: {e:#}"
             )),
             other => GuardError::Load(format!("tracepoint: {other:#}")),
@@ -351,15 +346,10 @@ fn load_program(ebpf: &mut Ebpf, btf: &Btf) -> Result<(abi::Hook, Option<GuardEr
 }
 
 fn load_lsm(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), GuardError> {
-    let program: &mut Lsm = ebpf
-        .program_mut(LSM_PROGRAM)
-        .ok_or_else(|| GuardError::Load(format!("program {LSM_PROGRAM} missing")))?
-        .try_into()
-        .map_err(|e| GuardError::Load(format!("{e}")))?;
-    program
+    program::<Lsm>(ebpf, LSM_PROGRAM)?
         .load("bprm_check_security", btf)
         .map_err(|e| match &e {
-            aya::programs::ProgramError::LoadError {
+            ProgramError::LoadError {
                 io_error,
                 verifier_log,
             } if io_error.raw_os_error() == Some(nix::libc::EPERM)
@@ -375,25 +365,26 @@ fn load_lsm(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), GuardError> {
 fn attach(ebpf: &mut Ebpf, hook: abi::Hook) -> Result<(), GuardError> {
     match hook {
         abi::Hook::Lsm => {
-            let program: &mut Lsm = ebpf
-                .program_mut(LSM_PROGRAM)
-                .ok_or_else(|| GuardError::Load(format!("program {LSM_PROGRAM} missing")))?
-                .try_into()
-                .map_err(|e| GuardError::Load(format!("{e}")))?;
-            program
+            program::<Lsm>(ebpf, LSM_PROGRAM)?
                 .attach()
                 .map_err(|e| GuardError::Load(format!("attach: {e:#}")))?;
         }
         abi::Hook::Tracepoint => {
-            let program: &mut BtfTracePoint = ebpf
-                .program_mut(TRACEPOINT_PROGRAM)
-                .ok_or_else(|| GuardError::Load(format!("program {TRACEPOINT_PROGRAM} missing")))?
-                .try_into()
-                .map_err(|e| GuardError::Load(format!("{e}")))?;
-            program
+            program::<BtfTracePoint>(ebpf, TRACEPOINT_PROGRAM)?
                 .attach()
                 .map_err(|e| GuardError::Load(format!("attach tracepoint: {e:#}")))?;
         }
     }
     Ok(())
+}
+
+/// The object file's program `name`, as the program type `T` it must be.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, GuardError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| GuardError::Load(format!("program {name} missing")))?
+        .try_into()
+        .map_err(|e: ProgramError| GuardError::Load(format!("{e}")))
 }
