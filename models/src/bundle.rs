@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
 use crate::error::Error;
-use crate::features::{SCHEMA_VERSION, Schema};
+use crate::features::{Linkage, SCHEMA_VERSION, Schema};
 
 /// The manifest format this build reads.
 pub const FORMAT: u32 = 1;
@@ -82,6 +82,12 @@ pub struct ModelSpec {
     /// that at most 1 in 10,000 reach it. Absent: the model never blocks alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_block: Option<f32>,
+    /// The block threshold for dynamically linked files
+    /// ([`crate::features::Linkage::Dynamic`]), calibrated on those calibration files alone at
+    /// the same rate; `threshold_block` then applies to the others. Absent:
+    /// `threshold_block` applies to every file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_block_dynamic: Option<f32>,
     /// The false-positive rate `threshold` was chosen for, on validation.
     pub target_fpr: f64,
     /// Whether the daemon runs it by default.
@@ -91,6 +97,17 @@ pub struct ModelSpec {
     /// outside its training distribution).
     #[serde(default = "unlimited")]
     pub max_input_size: u64,
+}
+
+impl ModelSpec {
+    /// The block threshold for a file of `linkage`: `threshold_block_dynamic`
+    /// for dynamic files when the manifest has one, else `threshold_block`.
+    pub fn block_threshold(&self, linkage: Linkage) -> Option<f32> {
+        match linkage {
+            Linkage::Dynamic => self.threshold_block_dynamic.or(self.threshold_block),
+            Linkage::Static => self.threshold_block,
+        }
+    }
 }
 
 fn unlimited() -> u64 {
@@ -214,6 +231,14 @@ impl Bundle {
             {
                 return Err(fail(format!(
                     "{}: threshold_block must be finite and at least threshold ({}), found {block}",
+                    spec.name, spec.threshold
+                )));
+            }
+            if let Some(block) = spec.threshold_block_dynamic
+                && !(spec.threshold_block.is_some() && block.is_finite() && block >= spec.threshold)
+            {
+                return Err(fail(format!(
+                    "{}: threshold_block_dynamic needs threshold_block and must be finite and at least threshold ({}), found {block}",
                     spec.name, spec.threshold
                 )));
             }
@@ -364,21 +389,45 @@ mod tests {
     fn a_block_threshold_below_the_detection_threshold_is_refused() {
         let dir = std::env::temp_dir().join(format!("vigil-bundle-{}-c", std::process::id()));
         copy_builtin(&dir);
-        let mut manifest: Manifest = serde_json::from_slice(BUILTIN_MANIFEST).unwrap();
-        let spec = &mut manifest.models[0];
-        spec.threshold_block = Some(spec.threshold / 2.0);
-        let name = spec.name.clone();
-        std::fs::write(
-            dir.join("manifest.json"),
-            serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
-        let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+        let builtin: Manifest = serde_json::from_slice(BUILTIN_MANIFEST).unwrap();
+        let low = builtin.models[0].threshold / 2.0;
+        type Edit = fn(&mut ModelSpec, f32);
+        let cases: [(&str, Edit); 3] = [
+            ("threshold_block must be finite and at least", |m, t| {
+                m.threshold_block = Some(t);
+            }),
+            ("threshold_block_dynamic needs threshold_block", |m, t| {
+                m.threshold_block_dynamic = Some(t);
+            }),
+            ("threshold_block_dynamic needs threshold_block", |m, _| {
+                m.threshold_block = None;
+                m.threshold_block_dynamic = Some(m.threshold);
+            }),
+        ];
+        for (want, edit) in cases {
+            let mut manifest = builtin.clone();
+            edit(&mut manifest.models[0], low);
+            let name = manifest.models[0].name.clone();
+            std::fs::write(
+                dir.join("manifest.json"),
+                serde_json::to_vec(&manifest).unwrap(),
+            )
+            .unwrap();
+            let err = Bundle::load_dir(&dir).unwrap_err().to_string();
+            assert!(err.contains(&name) && err.contains(want), "{err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(
-            err.contains(&name) && err.contains("threshold_block must be finite and at least"),
-            "{err}"
-        );
+    }
+
+    #[test]
+    fn the_dynamic_block_threshold_applies_to_dynamic_files_only() {
+        let mut spec = Bundle::builtin().unwrap().manifest.models[0].clone();
+        spec.threshold_block = Some(0.99);
+        spec.threshold_block_dynamic = None;
+        assert_eq!(spec.block_threshold(Linkage::Dynamic), Some(0.99));
+        spec.threshold_block_dynamic = Some(0.95);
+        assert_eq!(spec.block_threshold(Linkage::Dynamic), Some(0.95));
+        assert_eq!(spec.block_threshold(Linkage::Static), Some(0.99));
     }
 
     #[test]

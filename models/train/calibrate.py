@@ -15,7 +15,11 @@ model trains, validates or tunes anything else on.
   dominate).
 - Scores: the exported bundle as the agent runs it (`vigil model score`, tract).
 - Threshold: the smallest float32 with at most floor(n * rate) calibration
-  scores at or above it, and never below the detection threshold. The rate is
+  scores at or above it, and never below the detection threshold; one per
+  linkage (`threshold_block` for static files, `threshold_block_dynamic` for
+  files with an interpreter or a dynamic section, each at the rate of its own
+  files), as benign static programs score far higher than dynamic ones and a
+  single threshold would be set by a handful of them. The rate is
   1 in 20,000, half the 1 in 10,000 allowed: a threshold placed exactly at the
   allowed rate on one sample of benign files exceeds it on the next sample
   about half the time, and files the calibration set lacks (the issue's
@@ -46,6 +50,9 @@ import numpy as np
 
 SIZE_CAP_LOG = math.log1p(4 * 1024 * 1024)  # as train.py: the corpus has no larger file
 PER_PACKAGE_CAP = 200
+# The columns `Features::linkage` reads (models/src/features/mod.rs): a file is
+# dynamic when it names an interpreter or has a dynamic section.
+LINKAGE = ("interp_present", "dyn_present")
 
 
 def log(msg: str) -> None:
@@ -64,7 +71,7 @@ def read_dir(d: Path) -> list[dict]:
             if not header:
                 continue
             cols = next(csv.reader([header]))
-            at = {c: cols.index(c) for c in ("sha256", "name", "package", "fmt_elf", "fmt_size_log")}
+            at = {c: cols.index(c) for c in ("sha256", "name", "package", "fmt_elf", "fmt_size_log", *LINKAGE)}
             for line in f:
                 v = next(csv.reader([line]))
                 if len(v) != len(cols):  # a file name with a line break: not worth a real parser
@@ -119,6 +126,30 @@ def score(vigil: str, bundle: Path, rows: list[dict], model: str) -> list[float]
     return [got[r["sha256"]] for r in rows]
 
 
+def dynamic(rows: list[dict]) -> np.ndarray:
+    """Whether each row is dynamically linked, as the agent decides it."""
+    return np.array([any(float(r[c]) > 0 for c in LINKAGE) for r in rows], dtype=bool)
+
+
+def linkage_thresholds(s: np.ndarray, dyn: np.ndarray, rate: float, floor: float, min_files: int) -> tuple[float, float | None]:
+    """The block thresholds (static, dynamic): each linkage at `rate` of its
+    own calibration files, so the few static files that score high (boot
+    images, static shells) do not set the threshold for the many dynamic ones.
+    Together they block at most floor(rate * n_static) + floor(rate *
+    n_dynamic) <= rate * n files. One threshold for all (dynamic None) when
+    the dynamic files alone are fewer than `min_files`: a rate cannot be
+    measured on fewer."""
+    if dyn.sum() < max(min_files, 1) or dyn.all():
+        return block_threshold(s, rate, floor), None
+    return block_threshold(s[~dyn], rate, floor), block_threshold(s[dyn], rate, floor)
+
+
+def blocked_mask(s: np.ndarray, dyn: np.ndarray, static_t: float, dynamic_t: float | None) -> np.ndarray:
+    """Which scores reach their linkage's block threshold."""
+    t = np.where(dyn, np.float32(static_t if dynamic_t is None else dynamic_t), np.float32(static_t))
+    return s >= t
+
+
 def block_threshold(scores: np.ndarray, rate: float, floor: float) -> float:
     """Smallest float32 with at most floor(rate * n) scores at or above it, and
     at least `floor`."""
@@ -129,17 +160,20 @@ def block_threshold(scores: np.ndarray, rate: float, floor: float) -> float:
 
 
 def malware_rows(paths: list[Path], only: set[str]) -> list[dict]:
-    """Rows of `paths` whose SHA-256 is in `only`, in the shape `score` takes."""
+    """Rows of `paths` whose SHA-256 is in `only`, in the shape `score` takes
+    (with the linkage columns, for `dynamic`)."""
     out, seen = [], set()
     for p in paths:
         with open(p, newline="") as f:
             header = f.readline()
-            at = next(csv.reader([header])).index("sha256")
+            cols = next(csv.reader([header]))
+            at = {c: cols.index(c) for c in ("sha256", *LINKAGE)}
             for line in f:
-                sha = next(csv.reader([line]))[at]
+                v = next(csv.reader([line]))
+                sha = v[at["sha256"]]
                 if sha in only and sha not in seen:  # a file in both archives counts once
                     seen.add(sha)
-                    out.append({"sha256": sha, "line": line, "header": header})
+                    out.append({c: v[i] for c, i in at.items()} | {"line": line, "header": header})
     return out
 
 
@@ -163,7 +197,8 @@ def anomaly_at_block(args, manifest: dict, rows: list[dict], clf_blocked: np.nda
     if mal:
         ms = np.array(score(args.vigil, args.bundle, mal, classifier["name"]), dtype=np.float32)
         ma = np.array(score(args.vigil, args.bundle, mal, anomaly["name"]), dtype=np.float32)
-        clf_block = ms >= np.float32(classifier["threshold_block"])
+        clf_block = blocked_mask(ms, dynamic(mal), classifier["threshold_block"],
+                                 classifier.get("threshold_block_dynamic"))
         added = int(((ma >= np.float32(a_thr)) & ~clf_block).sum())
         clf_blocks = int(clf_block.sum())
     else:
@@ -189,7 +224,10 @@ def main() -> None:
                     help="largest share of calibration files blocked (half the 1e-4 allowed: the margin)")
     ap.add_argument("--flag-rate", type=float, default=5e-4,
                     help="largest share of calibration files at or above the detection threshold (half the 0.1 %% allowed)")
-    ap.add_argument("--min-files", type=int, default=20000)
+    ap.add_argument("--min-files", type=int, default=20000,
+                    help="fewest calibration files (and fewest dynamic ones for a threshold of their own)")
+    ap.add_argument("--single-threshold", action="store_true",
+                    help="one block threshold for every linkage (the comparison the card reports)")
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--malware", type=Path, action="append", default=[],
                     help="malware feature rows (for the anomaly model's check at the block threshold)")
@@ -216,22 +254,34 @@ def main() -> None:
     detect = block_threshold(s, args.flag_rate, classifier["threshold"])
     classifier["threshold"] = detect
     classifier["threshold_suspicious"] = min(block_threshold(s, 0.01, classifier["threshold_suspicious"]), detect)
-    thr = block_threshold(s, args.rate, detect)
-    blocked = int((s >= np.float32(thr)).sum())
+    dyn = dynamic(rows)
+    if args.single_threshold:
+        thr, thr_dyn = block_threshold(s, args.rate, detect), None
+    else:
+        thr, thr_dyn = linkage_thresholds(s, dyn, args.rate, detect, args.min_files)
+    block = blocked_mask(s, dyn, thr, thr_dyn)
+    blocked = int(block.sum())
     detected = int((s >= np.float32(classifier["threshold"])).sum())
     flagged = int((s >= np.float32(classifier["threshold_suspicious"])).sum())
     classifier["threshold_block"] = thr
-    anomaly = anomaly_at_block(args, manifest, rows, s >= np.float32(thr))
+    if thr_dyn is None:
+        classifier.pop("threshold_block_dynamic", None)
+    else:
+        classifier["threshold_block_dynamic"] = thr_dyn
+    anomaly = anomaly_at_block(args, manifest, rows, block)
     manifest.setdefault("metrics", {})["calibration_files"] = n
     manifest["metrics"]["calibration_blocked"] = blocked
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    top = sorted(zip(s.tolist(), rows), key=lambda t: -t[0])[:10]
+    top = sorted(zip(s.tolist(), rows, dyn.tolist()), key=lambda t: -t[0])[:10]
     report = {
         "files": n,
         "training_overlap_checked": bool(args.exclude and args.exclude.is_dir() and any(args.exclude.glob("*.csv"))),
         "packages": packages,
         "rate": args.rate,
         "threshold_block": thr,
+        "threshold_block_dynamic": thr_dyn,
+        "files_dynamic": int(dyn.sum()),
+        "blocked_dynamic": int((block & dyn).sum()),
         "threshold": classifier["threshold"],
         "threshold_suspicious": classifier["threshold_suspicious"],
         "validation_thresholds": validation,
@@ -239,10 +289,14 @@ def main() -> None:
         "blocked": blocked,
         "detected": detected,
         "flagged": flagged,
-        "top": [{"package": r["package"], "file": r["name"], "score": sc} for sc, r in top],
+        "top": [{"package": r["package"], "file": r["name"], "score": sc,
+                 "linkage": "dynamic" if d else "static"} for sc, r, d in top],
         "anomaly": anomaly,
     }
     args.report.write_text(json.dumps(report, indent=2) + "\n")
+    if thr_dyn is not None:
+        log(f"threshold_block_dynamic {thr_dyn:.6f} for {int(dyn.sum())} dynamic files, {thr:.6f} for the "
+            f"{int((~dyn).sum())} others")
     log(f"threshold_block {thr:.6f}: {blocked} of {n} blocked; {detected} at the detection threshold "
         f"{classifier['threshold']:.6f}, {flagged} at the suspicious one")
 

@@ -167,7 +167,8 @@ def main() -> None:
          "machine, a Python venv, Rust toolchains, this machine's /usr)." if kind == "gbdt" else ""))
     cal = json.load(open(a.calibration)) if a.calibration else None
     if cal:  # train.py's report predates the calibration
-        clf = dict(clf, threshold_block=cal["threshold_block"], threshold=cal["threshold"],
+        clf = dict(clf, threshold_block=cal["threshold_block"],
+                   threshold_block_dynamic=cal.get("threshold_block_dynamic"), threshold=cal["threshold"],
                    threshold_suspicious=cal["threshold_suspicious"])
     w(block_bullet(clf, cal))
     raised = (" and raised on the calibration set to at most 1 in 2,000 of its files (1 % for the suspicious one)"
@@ -410,6 +411,7 @@ def replay_oof(per_file: Path, after: dict) -> list[dict]:
     from 50, as `policy/src/verdict.rs` adds them with the default weights."""
     cal = after.get("cv_calibration") or {}
     folds, oof = after.get("oof_fold") or {}, after.get("oof_shipped") or {}
+    dynamic = after.get("oof_dynamic") or {}
     if not cal.get("folds") or not oof:
         return []
     out, seen = [], set()
@@ -420,7 +422,8 @@ def replay_oof(per_file: Path, after: dict) -> list[dict]:
         seen.add(sha)
         t = cal["folds"][str(folds[sha])]
         s = oof[sha]
-        points = 100 if s >= t["block"] else 50 if s >= t["detect"] else 25 if s >= t["suspicious"] else 0
+        block = t["block_dynamic"] if dynamic.get(sha) and t.get("block_dynamic") is not None else t["block"]
+        points = 100 if s >= block else 50 if s >= t["detect"] else 25 if s >= t["suspicious"] else 0
         total = int(r["other_score"]) + points
         out.append({"sha256": sha, "strata": r["strata"],
                     "verdict": "malicious" if total >= 100 else "suspicious" if total >= 50 else "clean",
@@ -456,12 +459,16 @@ def oof_default_section(w, per_file: Path, groups: Path | None, after: dict) -> 
             fam_files[fam]["files"] += 1
             fam_files[fam][r["verdict"]] += 1
             fam_files[fam]["model " + r["model_verdict"]] += 1
-    blocks = ", ".join(f"{t['block']:.4f}" for _, t in sorted(cal["folds"].items()))
+    blocks = ", ".join(f"{t['block']:.4f}" + (f" / {t['block_dynamic']:.4f}" if t.get("block_dynamic") else "")
+                       for _, t in sorted(cal["folds"].items()))
+    per_linkage = any(t.get("block_dynamic") for t in cal["folds"].values())
     w("")
     w("### Default configuration per stratum, out of fold (all malware)")
     w(f"Every malware file scored by the cross-validation model that never saw its group, at that model's own "
       f"thresholds calibrated like the shipped one on the {cal['files']:,} calibration files (block at 1 in 20,000, "
-      f"detection 1 in 2,000, suspicious 1 in 100; the five block thresholds: {blocks}), added to what the other "
+      f"detection 1 in 2,000, suspicious 1 in 100; the five block thresholds"
+      + (", static / dynamic files, each at the rate of its own calibration files" if per_linkage else "")
+      + f": {blocks}), added to what the other "
       "stages of the default configuration (built-in YARA rules, heuristics; `vigil eval --per-file`'s other_score) "
       "give the same file, as the daemon adds them. This is the table issue 15's targets are read from; the "
       "built-in rules were written from the corpus's families, so their share is not out of fold.")
@@ -485,7 +492,12 @@ def block_bullet(clf: dict, cal: dict | None) -> str:
     if not cal:
         return ("- No block threshold (no calibration run): the model alone makes a file at most suspicious "
                 "(logged, allowed); with any other finding, malicious.")
-    return (f"- Block threshold **{cal['threshold_block']:.6f}**: a score at or above it makes a file malicious "
+    dyn = cal.get("threshold_block_dynamic")
+    what = (f"Block thresholds **{dyn:.6f}** for dynamically linked files (an interpreter or a dynamic section) and "
+            f"**{cal['threshold_block']:.6f}** for the others: a score at or above its file's threshold makes the "
+            "file malicious" if dyn is not None else
+            f"Block threshold **{cal['threshold_block']:.6f}**: a score at or above it makes a file malicious")
+    return (f"- {what} "
             f"(denied) on the model alone. Calibrated after training on {cal['files']:,} held-out benign ELF files "
             f"({cal['packages']:,} Debian packages no model trained or validated on) to block at most 1 in "
             f"{1 / cal['rate']:,.0f} of them (half the 1 in 10,000 allowed, as a margin): {cal['blocked']} blocked "
@@ -505,34 +517,51 @@ def calibration_section(w, cal: dict) -> None:
       + f", at most 200 per package: **{cal['files']:,} files of {cal['packages']:,} packages**. The block threshold is "
       f"the lowest score with at most 1 in {1 / cal['rate']:,.0f} of them at or above it (half the 1 in 10,000 "
       "allowed: a threshold set exactly at the allowed rate on one sample exceeds it on the next about half the "
-      "time), and never below the detection threshold.")
+      "time), and never below the detection threshold"
+      + (f". It is set per linkage: the {cal['files_dynamic']:,} dynamically linked files (an interpreter or a "
+         f"dynamic section, as `Features::linkage` decides in the agent) and the "
+         f"{cal['files'] - cal['files_dynamic']:,} others each at that rate of their own files, because the "
+         "benign files that score highest are static (boot images, static shells, test programs) and one "
+         "threshold would be set by them for every dynamic program too; together they block at most the same "
+         "share of all calibration files." if cal.get("threshold_block_dynamic") is not None else "."))
     w("")
     w("| threshold | score | calibration files at or above |")
     w("|---|---|---|")
     def share(k: int) -> str:
         return f"{k} ({100 * k / cal['files']:.3f} %)"
 
-    w(f"| block (denied) | {cal['threshold_block']:.6f} | {share(cal['blocked'])} |")
+    if cal.get("threshold_block_dynamic") is not None:
+        w(f"| block (denied), dynamic files | {cal['threshold_block_dynamic']:.6f} | "
+          f"{cal['blocked_dynamic']} of {cal['files_dynamic']:,} |")
+        w(f"| block (denied), static files | {cal['threshold_block']:.6f} | "
+          f"{cal['blocked'] - cal['blocked_dynamic']} of {cal['files'] - cal['files_dynamic']:,} |")
+    w(f"| block (denied), all | | {share(cal['blocked'])} |")
     w(f"| detection (suspicious) | {cal['threshold']:.6f} | {share(cal['detected'])} |")
     w(f"| suspicious (counts with other findings) | {cal['threshold_suspicious']:.6f} | {share(cal['flagged'])} |")
     w("")
     w("Highest-scoring calibration files: " + "; ".join(
-        f"{t['package']} `{os.path.basename(t['file'])}` {t['score']:.4f}" for t in cal["top"][:5]) + ".")
+        f"{t['package']} `{os.path.basename(t['file'])}` {t['score']:.4f}"
+        + (f" ({t['linkage']})" if "linkage" in t else "") for t in cal["top"][:5]) + ".")
 
 
 def sanity_section(w, features: Path, scores: Path, clf: dict) -> None:
     """Scores of programs compiled at training time, outside the data."""
-    names = {r["sha256"]: os.path.basename(r["name"]) for r in csv.DictReader(open(features)) if r["fmt_elf"] == "1"}
+    elf = [r for r in csv.DictReader(open(features)) if r["fmt_elf"] == "1"]
+    names = {r["sha256"]: os.path.basename(r["name"]) for r in elf}
+    # Each file at its linkage's block threshold, as the agent judges it.
+    block = {r["sha256"]: clf.get("threshold_block_dynamic") or clf.get("threshold_block", float("inf"))
+             if any(float(r[c]) > 0 for c in ("interp_present", "dyn_present"))
+             else clf.get("threshold_block", float("inf")) for r in elf}
     got = {r["sha256"]: float(r[clf["name"]]) for r in csv.DictReader(open(scores))}
-    rows = sorted((names[h], got[h]) for h in names if h in got)
-    flagged = [n for n, s in rows if s >= clf["threshold"]]
-    blocked = [n for n, s in rows if s >= clf.get("threshold_block", float("inf"))]
+    rows = sorted((names[h], got[h], block[h]) for h in names if h in got)
+    flagged = [n for n, s, _ in rows if s >= clf["threshold"]]
+    blocked = [n for n, s, b in rows if s >= b]
     w(f"**Held-out programs compiled here.** `train.sh` compiles a hello-world with gcc (-O2, -O0 -g, -Os -s, "
       f"static, non-PIE, an object file), g++ and rustc (debug and release) and scores them with the shipped "
       f"bundle; none is in the data. {len(flagged)} of {len(rows)} at or above the detection threshold"
       + (f" ({', '.join(flagged)})" if flagged else "")
       + f", {len(blocked)} at or above the block threshold."
-      + " Scores: " + ", ".join(f"{n} {s:.4f}" for n, s in rows) + ".")
+      + " Scores: " + ", ".join(f"{n} {s:.4f}" for n, s, _ in rows) + ".")
 
 
 def fmt_counts(d: dict) -> str:

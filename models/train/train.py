@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import calibrate
 import gbdt_onnx
 
 warnings.filterwarnings("ignore", category=pd.errors.PerformanceWarning)
@@ -717,6 +718,9 @@ def main() -> None:
         "oof_shipped": {} if args.no_cv else {h: float(v) for h, v in zip(data["sha256"], oof[kind])},
         "oof_threshold_0.001": None if args.no_cv else threshold_at(oof[kind][y == 0], 0.001),
         "oof_fold": {} if args.no_cv else {h: int(f) for h, f in zip(data["sha256"], fold)},
+        # Which block threshold each file is judged by (calibrate.LINKAGE).
+        "oof_dynamic": {} if args.no_cv else {
+            h: bool(d) for h, d in zip(data["sha256"], (data[list(calibrate.LINKAGE)] > 0).any(axis=1))},
         "cv_calibration": cv_calibration,
         "tract_check": check,
         "lowering_check": lowering,
@@ -734,8 +738,6 @@ def fold_thresholds(cal_dir: Path, exclude: Path, names: list[str], mask: np.nda
     block threshold rather than at the out-of-fold 0.1 % FPR one."""
     import io
 
-    import calibrate
-
     # A smoke run calibrates on its own benign rows (train.sh): nothing to
     # exclude then, as calibrate.py is run there without --exclude.
     same = cal_dir.resolve() == exclude.resolve()
@@ -749,14 +751,21 @@ def fold_thresholds(cal_dir: Path, exclude: Path, names: list[str], mask: np.nda
     parts = [pd.read_csv(io.StringIO(h + "".join(lines)), usecols=names, low_memory=False)[names]
              for h, lines in by_header.items()]
     xc = pd.concat(parts, ignore_index=True).to_numpy(np.float32)
+    dyn = calibrate.dynamic(rows)
+    # As calibrate.py: a threshold of their own for the dynamic files only when
+    # they are enough to measure the rate on (a smoke run calibrates on a few).
+    min_dynamic = 20000 if len(rows) >= 20000 else 0
     out = {"files": len(rows), "packages": len({r["package"] for r in rows}), "folds": {}}
     for f, models in sorted(fold_models.items()):
         s = models["gbdt"].predict_proba(xc * mask)[:, 1].astype(np.float32)
-        t = {"block": calibrate.block_threshold(s, 5e-5, 0.0), "detect": calibrate.block_threshold(s, 5e-4, 0.0),
+        detect = calibrate.block_threshold(s, 5e-4, 0.0)
+        block, block_dynamic = calibrate.linkage_thresholds(s, dyn, 5e-5, detect, min_dynamic)
+        t = {"block": block, "block_dynamic": block_dynamic, "detect": detect,
              "suspicious": calibrate.block_threshold(s, 0.01, 0.0)}
-        t["blocked"] = int((s >= np.float32(t["block"])).sum())
+        t["blocked"] = int(calibrate.blocked_mask(s, dyn, block, block_dynamic).sum())
         out["folds"][str(f)] = t
-        log(f"fold {f} on {len(rows)} calibration files: block {t['block']:.6f}, detection {t['detect']:.6f}, "
+        log(f"fold {f} on {len(rows)} calibration files: block {t['block']:.6f} (dynamic files "
+            f"{t['block_dynamic'] or t['block']:.6f}), detection {t['detect']:.6f}, "
             f"suspicious {t['suspicious']:.6f}")
     return out
 

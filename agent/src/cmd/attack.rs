@@ -65,8 +65,11 @@ pub struct Summary {
     pub search_seconds: f64,
     /// Feature rows written for evasive variants.
     pub evasive_rows: u64,
-    /// The block and detection thresholds used.
+    /// The block and detection thresholds used (the block threshold of
+    /// statically linked samples).
     pub block_threshold: f32,
+    /// The block threshold of dynamically linked samples.
+    pub block_threshold_dynamic: f32,
     /// See `block_threshold`.
     pub detect_threshold: f32,
     /// Queries allowed per sample.
@@ -86,7 +89,7 @@ impl Summary {
         let n = self.samples;
         format!(
             "attacked {n} ELF samples, at most {} queries each: {:.1} queries and {:.3} s per sample on average\n\
-             model alone, block threshold {:.6}: blocked {} before, {} after ({} of the blocked evaded)\n\
+             model alone, block threshold {:.6} (dynamic files {:.6}): blocked {} before, {} after ({} of the blocked evaded)\n\
              model alone, detection threshold {:.6}: detected {} before, {} after ({} of the detected evaded)\n\
              whole pipeline: denied {} before ({}), {} after ({}); {} of the denied evaded\n\
              evasive variants' feature rows: {}",
@@ -94,6 +97,7 @@ impl Summary {
             self.queries as f64 / n.max(1) as f64,
             self.search_seconds / n.max(1) as f64,
             self.block_threshold,
+            self.block_threshold_dynamic,
             self.model_blocked_start,
             self.model_blocked_final,
             pct(
@@ -152,8 +156,9 @@ pub fn attack(
     let schema = stage.bundle().schema();
     let max_size = usize::try_from(classifier.spec.max_input_size).unwrap_or(usize::MAX);
     let mut summary = Summary {
-        block_threshold: t.block,
-        detect_threshold: t.detect,
+        block_threshold: t.base.block,
+        block_threshold_dynamic: t.block_dynamic,
+        detect_threshold: t.base.detect,
         budget: opts.queries,
         ..Summary::default()
     };
@@ -180,6 +185,10 @@ pub fn attack(
                 return Ok(());
             }
             let seed = opts.seed ^ u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
+            // The original's linkage picks its block threshold; the
+            // mutations leave the interpreter and needed libraries alone.
+            features::extract_schema_into(bytes, schema, &mut row);
+            let t = t.for_linkage(row.linkage());
             let attack = Attack {
                 queries: opts.queries,
                 goal: t.detect,

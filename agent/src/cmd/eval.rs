@@ -99,8 +99,7 @@ pub const STRATA: [&str; 14] = [
 ];
 
 /// The indices into [`STRATA`] of one file: for ELF its type, its linkage
-/// (static = neither an interpreter nor a dynamic section, as the model card
-/// counts it) and its machine, read with the model's own header features.
+/// ([`features::Linkage`], as the block thresholds are calibrated per linkage) and its machine, read with the model's own header features.
 fn strata_of(bytes: &[u8]) -> Vec<usize> {
     match sniff(bytes) {
         FileKind::Elf => {}
@@ -118,10 +117,9 @@ fn strata_of(bytes: &[u8]) -> Vec<usize> {
     } else {
         3
     };
-    let linkage = if on("interp_present") || on("dyn_present") {
-        5
-    } else {
-        4
+    let linkage = match row.linkage() {
+        features::Linkage::Dynamic => 5,
+        features::Linkage::Static => 4,
     };
     let machine = if on("hdr_machine_x86_64") {
         6

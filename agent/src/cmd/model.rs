@@ -238,8 +238,11 @@ pub fn info(bundle: &Bundle) -> String {
             },
             s.threshold,
             s.threshold_suspicious,
-            s.threshold_block
-                .map_or_else(|| "never alone".to_owned(), |b| format!("at {b:.6}")),
+            match (s.threshold_block, s.threshold_block_dynamic) {
+                (None, _) => "never alone".to_owned(),
+                (Some(b), None) => format!("at {b:.6}"),
+                (Some(b), Some(d)) => format!("at {b:.6}, dynamic files at {d:.6}"),
+            },
             s.target_fpr,
             if s.enabled { "enabled " } else { "disabled" },
             s.sha256

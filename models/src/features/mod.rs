@@ -136,6 +136,39 @@ pub struct Features {
     pub parsed: bool,
 }
 
+/// How a file is linked, as the model card's strata count it: the
+/// classifier's block threshold is calibrated per linkage, because benign
+/// static programs (boot images, rescue shells) score far higher than benign
+/// dynamic ones, and one threshold set by the former would spend the latter's
+/// false-block budget on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linkage {
+    /// Neither a program interpreter nor a dynamic section: static
+    /// executables, kernel modules and other objects, non-ELF input.
+    Static,
+    /// A program interpreter (`PT_INTERP`) or a dynamic section: dynamically
+    /// linked executables, shared objects, static-pie.
+    Dynamic,
+}
+
+static LINKAGE_COLUMNS: OnceLock<Option<(usize, usize)>> = OnceLock::new();
+
+impl Features {
+    /// The row's [`Linkage`], read from its `interp_present` and
+    /// `dyn_present` columns (the calibration script reads the same two, so a
+    /// threshold is applied to the kind of file it was calibrated on). A row
+    /// without those columns is `Static`.
+    pub fn linkage(&self) -> Linkage {
+        let cols = LINKAGE_COLUMNS
+            .get_or_init(|| Some((column("interp_present")?, column("dyn_present")?)));
+        let set = |i: usize| self.values.get(i).is_some_and(|v| *v > 0.0);
+        match cols {
+            Some((interp, dynamic)) if set(*interp) || set(*dynamic) => Linkage::Dynamic,
+            _ => Linkage::Static,
+        }
+    }
+}
+
 /// Everything the groups read, computed once per input.
 pub(crate) struct Input<'a> {
     /// The whole input.

@@ -679,3 +679,17 @@ fn mutated_corpus_never_panics() {
     let summary = summary.unwrap_or_else(|e| panic!("{e}"));
     eprintln!("fuzzed {inputs} mutants of {} members", summary.members);
 }
+
+#[test]
+fn linkage_follows_the_interpreter_and_needed_libraries() {
+    // A bare header names neither: static, as are scripts and empty rows.
+    let bare = build(0x400, 0, &[], 0, &[], 0, &[]);
+    assert_eq!(extract(&bare).linkage(), Linkage::Static);
+    assert_eq!(extract(b"#!/bin/sh\necho hi\n").linkage(), Linkage::Static);
+    assert_eq!(Features::default().linkage(), Linkage::Static);
+    let Some(tru) = real_elf() else {
+        eprintln!("skipped: no /bin/true");
+        return;
+    };
+    assert_eq!(extract(&tru).linkage(), Linkage::Dynamic);
+}
