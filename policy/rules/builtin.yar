@@ -682,8 +682,9 @@ rule Vigil_Preload_ListingHider {
 // `HISTFILE=/dev/null` for the shell it spawns (so the operator's commands are
 // not written to the history file) and either gives it a pseudo-terminal
 // (`/dev/ptmx`, `/dev/pts/`, `openpty`, `forkpty`, `posix_openpt`) or runs a
-// shell over a socket (a shell path and `connect` or `accept`). No file of
-// /usr or /opt names `HISTFILE=/dev/null` at all.
+// shell over a socket (a shell path and `connect` or `accept`), or is the
+// client that types `export HISTFILE=/dev/null` into the remote shell it
+// connects to. No file of /usr or /opt names `HISTFILE=/dev/null` at all.
 rule Vigil_Backdoor_HistoryFreeShell {
   meta:
     threat_name = "Linux.Backdoor.HiddenShell"
@@ -700,9 +701,10 @@ rule Vigil_Backdoor_HistoryFreeShell {
     $sh2 = "/bin/bash"
     $net1 = "connect"
     $net2 = "accept"
+    $export = "export HISTFILE=/dev/null"
   condition:
     uint32(0) == 0x464c457f and $hist and
-    (any of ($pty*) or (any of ($sh*) and any of ($net*)))
+    (any of ($pty*) or (any of ($sh*) and any of ($net*)) or ($export and $net1))
 }
 
 // DDoS bots (the Chinese-built C++ families: ChinaZ, Elknot/BillGates-like,
@@ -837,4 +839,291 @@ rule Vigil_Pscan_SshScanner {
     $u7 = "%s.%d.%d"
   condition:
     uint32(0) == 0x464c457f and 4 of them
+}
+
+// Trojanized OpenSSH servers that run a second sshd of their own: the binary
+// carries a whole sshd_config and puts its host key in a world-writable
+// temporary directory (`HostKey /tmp/...`, `/var/tmp/`, `/dev/shm/`), besides
+// two of OpenSSH's own server strings. A packaged sshd reads its configuration
+// from /etc/ssh and never embeds a HostKey line.
+rule Vigil_Sshd_TempHostKeyConfig {
+  meta:
+    threat_name = "Linux.Backdoor.Sshd"
+    family = "sshd-backdoor"
+    description = "OpenSSH server carrying its own configuration with a host key in a temporary directory"
+  strings:
+    $hk1 = "\nHostKey /tmp/"
+    $hk2 = "\nHostKey /var/tmp/"
+    $hk3 = "\nHostKey /dev/shm/"
+    $hk4 = "\x00HostKey /tmp/"
+    $hk5 = "\x00HostKey /var/tmp/"
+    $hk6 = "\x00HostKey /dev/shm/"
+    $s1 = "mm_answer_authpassword"
+    $s2 = "SSH-%d.%d-%.100s"
+    $s3 = "Server listening on %s port %s"
+    $s4 = "Privilege separation user %s does not exist"
+  condition:
+    uint32(0) == 0x464c457f and any of ($hk*) and 2 of ($s*)
+}
+
+// A program that loads a kernel module through the shell and throws the
+// output away (insmod of a formatted path, output redirected to the null
+// device): the user-space half of a rootkit installing its module from a
+// trojanized system tool (cat, kill, sshd, sftp). kmod and busybox name
+// `insmod %s` only to print it.
+rule Vigil_Trojan_SilentInsmod {
+  meta:
+    threat_name = "Linux.Trojan.ModuleLoader"
+    family = "silent-insmod"
+    description = "program that loads a kernel module through the shell with its output discarded"
+  strings:
+    $i = /insmod %s ?(1?>|&>) ?\/dev\/null/
+  condition:
+    uint32(0) == 0x464c457f and $i
+}
+
+// Ransomware with its note inside: a sentence telling the victim that their
+// files (data, information, servers, network) are encrypted, a decryption
+// offer or a warning that recovery will fail, two ways to pay or reach the
+// authors (.onion, bitcoin, the Tor browser, "contact us", "mail us", "write
+// to us", a protonmail address), and a crypto library or a directory walk to
+// do the encrypting.
+rule Vigil_Ransom_Note {
+  meta:
+    threat_name = "Linux.Ransomware.Generic"
+    family = "ransomware"
+    description = "ransom note (files encrypted, pay or contact to decrypt) in a program with crypto or file walking"
+  strings:
+    $enc = /(your|yours|all of your) (files|data|information|computers|servers|documents|network)[^\x00]{0,40}(encrypted|crypted)/ nocase
+    $dec1 = /decrypt(ion|or)?[^\x00]{0,60}(files?|data|software|tool)/ nocase
+    $dec2 = /(restore|recover)(ing|ed)? [^\x00]{0,20}(failure|impossible)/ nocase
+    $pay1 = ".onion"
+    $pay2 = "bitcoin" nocase
+    $pay3 = "tor browser" nocase
+    $pay4 = "torproject.org"
+    $pay5 = "contact us" nocase
+    $pay6 = "mail us"
+    $pay7 = "write to us"
+    $pay8 = "WRITE TO US"
+    $pay9 = "@protonmail."
+    $c1 = "RSA_public_encrypt"
+    $c2 = "CryptoPP"
+    $c3 = "expand 32-byte k"
+    $c4 = "mbedtls_"
+    $c5 = "EVP_EncryptInit"
+    $c6 = "AES_set_encrypt_key"
+    $c7 = "readdir"
+    $c8 = "opendir"
+  condition:
+    uint32(0) == 0x464c457f and $enc and any of ($dec*) and 2 of ($pay*) and any of ($c*)
+}
+
+// Lockers for VMware ESXi hosts: they walk the datastores (the volumes
+// under /vmfs, written in hex below), stop or list the virtual machines
+// through `esxcli` or `vim-cmd` so their disks can be opened, and talk about
+// encrypting and about the extension they give encrypted files.
+rule Vigil_Ransom_EsxiLocker {
+  meta:
+    threat_name = "Linux.Ransomware.ESXi"
+    family = "ransomware"
+    description = "file encryptor aimed at ESXi datastores that stops virtual machines first"
+  strings:
+    $vmfs = { 2F 76 6D 66 73 2F 76 6F 6C 75 6D 65 73 } // the datastores' mount point
+    $cli1 = "esxcli"
+    $cli2 = "vim-cmd"
+    $enc = /[Ee]ncrypt(ed|ion|ing)?[ _]/
+    $ext = /[Ee]xtension/
+  condition:
+    uint32(0) == 0x464c457f and $vmfs and any of ($cli*) and $enc and $ext
+}
+
+// Miners deployed by an intruder carry the intruder's configuration: a pool
+// entry whose login is a Monero wallet address (95 characters, starting with 4
+// or 8), a pool URL, and `"background": true` (detach from the terminal). A
+// miner as packaged or built from source has no wallet inside (its pool and
+// login come from the command line or a config file), so it does not match.
+rule Vigil_Miner_EmbeddedWallet {
+  meta:
+    threat_name = "Linux.Trojan.CoinMiner"
+    family = "miner-config"
+    description = "miner carrying its own pool configuration: a Monero wallet as the pool login, started in the background"
+  strings:
+    $user = /"user": ?"[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}(\.[^"]{0,32})?"/
+    $url = /"url": ?"[^"]{4,128}"/
+    $bg = /"background": ?true/
+  condition:
+    uint32(0) == 0x464c457f and $user and $url and $bg
+}
+
+// Connection flooders (slowloris-style) that evade per-address limits by
+// asking the local Tor controller for a new circuit between rounds
+// (`AUTHENTICATE ""`, `signal NEWNYM`), in a small program that forks and
+// connects.
+rule Vigil_DoS_TorIdentityCycling {
+  meta:
+    threat_name = "Linux.Hacktool.DoS"
+    family = "tor-dos"
+    description = "connection flooder that asks the local Tor controller for a new identity between rounds"
+  strings:
+    $auth = "AUTHENTICATE \"\""
+    $newnym = "signal NEWNYM"
+    $fork = { 00 66 6F 72 6B 00 }
+    $connect = { 00 63 6F 6E 6E 65 63 74 00 }
+  condition:
+    uint32(0) == 0x464c457f and filesize < 1MB and $auth and $newnym and $fork and $connect
+}
+
+// A user-space program (executable or shared object, not a module) holding a
+// kernel thread's name (`kdmflush`, `[khelper]`, `[kworker/`, `[kthreadd]`,
+// ...) to show in `ps` instead of its own, with a /proc path it reads (its
+// own or other processes') and two of `connect`, `fork`, `prctl`. Nothing in
+// user space needs those names except to pretend to be one.
+rule Vigil_Masquerade_KernelThreadName {
+  meta:
+    threat_name = "Linux.Trojan.Masquerade"
+    family = "kthread-masquerade"
+    description = "user-space program carrying a kernel thread's name to show in the process list"
+  strings:
+    $k1 = "kdmflush"
+    $k2 = "[khelper]"
+    $k3 = "[kthreadd]"
+    $k4 = "[kworker/"
+    $k5 = "[ksoftirqd/"
+    $k6 = "[kswapd0]"
+    $k7 = "[watchdog/"
+    $k8 = "[migration/"
+    $k9 = "[kthread]"
+    $p1 = "/proc/%d/"
+    $p2 = "/proc/self/exe"
+    $p3 = "/proc/%s/"
+    $n1 = { 00 63 6F 6E 6E 65 63 74 00 }
+    $n2 = { 00 66 6F 72 6B 00 }
+    $n3 = { 00 70 72 63 74 6C 00 }
+  condition:
+    uint32(0) == 0x464c457f and (uint16(16) == 2 or uint16(16) == 3) and any of ($k*) and
+    any of ($p*) and 2 of ($n*)
+}
+
+// Flood tools and bot attack commands whose usage line asks for a target
+// address, a port and how long to attack, each in angle brackets (ip, port,
+// secs; or target IP, port, threads, time). Packet tools (hping3, t50, sendip,
+// packit) take options, not an attack duration.
+rule Vigil_DoS_UsageLine {
+  meta:
+    threat_name = "Linux.Hacktool.DoS"
+    family = "dos-tool"
+    description = "flood tool whose usage line asks for a target, a port and an attack duration"
+  strings:
+    $u = /<(target[ _-]?)?ip>[^\x00\n]{0,30}<port>[^\x00\n]{0,90}<(time|duration|seconds|secs)>/ nocase
+  condition:
+    uint32(0) == 0x464c457f and $u
+}
+
+// CVE-2021-3493 (Ubuntu overlayfs) style escalation: a small program that
+// maps itself root in a new user namespace (`/proc/self/uid_map`, `unshare`),
+// mounts an overlay (`lowerdir=%s,upperdir=%s,workdir=%s`) and sets a file
+// capability (`security.capability` through `setxattr`) that leaks to the
+// lower file. Container runtimes do the first two but are far larger than 1
+// MB and do not write capabilities into an overlay they mounted.
+rule Vigil_Exploit_OverlayfsCapability {
+  meta:
+    threat_name = "Linux.Exploit.OverlayFS"
+    family = "overlayfs-exploit"
+    description = "user-namespace overlayfs mount that sets a file capability (CVE-2021-3493 style privilege escalation)"
+  strings:
+    $uidmap = "/proc/self/uid_map"
+    $ovl = "lowerdir=%s,upperdir=%s,workdir=%s"
+    $cap = "security.capability"
+    $setxattr = { 00 73 65 74 78 61 74 74 72 00 }
+    $unshare = { 00 75 6E 73 68 61 72 65 00 }
+  condition:
+    uint32(0) == 0x464c457f and filesize < 1MB and all of them
+}
+
+// Injectors that start a program through the shell with their own library
+// preloaded into it (a formatted LD_PRELOAD assignment before a formatted
+// exec) and its output sent to the null device.
+rule Vigil_Loader_SilentPreloadExec {
+  meta:
+    threat_name = "Linux.Trojan.Injector"
+    family = "preload-injector"
+    description = "runs a program through the shell with a library preloaded into it and its output discarded"
+  strings:
+    $p = /LD_PRELOAD=%s [^\x00\n]{0,60}exec %s ?1?> ?\/dev\/null/
+  condition:
+    uint32(0) == 0x464c457f and $p
+}
+
+// Bots that spread to exposed Android Debug Bridge ports (5555): an ADB
+// `shell:` service request that changes to /data/local/tmp (the one writable
+// directory of a stock device) and fetches and runs a payload there (wget,
+// curl, busybox, tftp), all in one command line. adb itself names `shell:`
+// and /data/local/tmp separately and downloads nothing.
+rule Vigil_Worm_AdbShellDropper {
+  meta:
+    threat_name = "Linux.Worm.ADB"
+    family = "adb-spreader"
+    description = "ADB shell command that downloads and runs a payload in /data/local/tmp"
+  strings:
+    $adb = /shell:[^\x00\n]{0,60}\/data\/local\/tmp[^\x00\n]{0,120}(wget|curl|busybox|tftp)/
+  condition:
+    uint32(0) == 0x464c457f and $adb
+}
+
+// A library injected into bash (through LD_PRELOAD) that hooks bash's own
+// function adding a line to the history (its name is the hex string below),
+// so the operator's commands are never recorded, and finds its host through
+// /proc/self/exe. Only bash defines that function, and bash names neither
+// LD_PRELOAD nor /proc/self/exe. (Names that would match are written in hex
+// in the rules added in this round: the rule text is compiled into vigil.)
+rule Vigil_Preload_BashHistoryHook {
+  meta:
+    threat_name = "Linux.Rootkit.BashHook"
+    family = "bash-hook"
+    description = "preloaded library hooking bash's history function"
+  strings:
+    $hist = { 62 61 73 68 5F 61 64 64 5F 68 69 73 74 6F 72 79 }
+    $preload = "LD_PRELOAD"
+    $self = "/proc/self/exe"
+  condition:
+    uint32(0) == 0x464c457f and all of them
+}
+
+// Backdoors that hide their channel in a fake mail exchange: server replies
+// of an SMTP session (`250-STARTTLS`, `220 ... Ready to start TLS`) to switch
+// to TLS with a certificate compiled into the program, then a shell on a
+// pseudo-terminal (`openpty`). Mail servers load their certificates from
+// files and do not hand out ptys.
+rule Vigil_Backdoor_SmtpDisguisedShell {
+  meta:
+    threat_name = "Linux.Backdoor.SmtpTunnel"
+    family = "smtp-backdoor"
+    description = "pty shell behind a fake SMTP STARTTLS handshake with an embedded certificate"
+  strings:
+    $ehlo = "250-STARTTLS"
+    $ready = "Ready to start TLS"
+    $cert = "-----BEGIN CERTIFICATE-----"
+    $pty = { 00 6F 70 65 6E 70 74 79 00 }
+  condition:
+    uint32(0) == 0x464c457f and all of them
+}
+
+// Bots that persist by copying themselves (/proc/self/exe) into an init
+// script named at run time: a formatted path under /etc/init.d made
+// executable with chmod through the shell, or linked into the runlevels with
+// a formatted ln -s. Packages install their init scripts as files; no program
+// of the sweep builds one from a format. The init script paths are written in
+// hex (the rule text is compiled into vigil).
+rule Vigil_Persistence_InitScriptSelfCopy {
+  meta:
+    threat_name = "Linux.Trojan.InitPersistence"
+    family = "init-persistence"
+    description = "self-copy into an init script named at run time"
+  strings:
+    $self = "/proc/self/exe"
+    $init = { 2F 65 74 63 2F 69 6E 69 74 2E 64 2F 25 73 }
+    $ln = { 6C 6E 20 2D 73 20 2F 65 74 63 2F 69 6E 69 74 2E 64 2F 25 73 }
+    $chmod = /chmod (-R )?(\+x|a\+x|0?777|0?755) %s/
+  condition:
+    uint32(0) == 0x464c457f and $self and (($init and $chmod) or $ln)
 }
