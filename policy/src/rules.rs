@@ -8,7 +8,7 @@
 //! agent compiles off the hot path and swaps the generation), reading the scanned
 //! file, weights or thresholds.
 //!
-//! Built-in rules: vigil's own rule pack ([`BUILTIN_RULES`], `policy/rules/builtin.yar`,
+//! Built-in rules: vigil's own rule pack ([`builtin_rules`], `policy/rules/builtin.yar`,
 //! written from the training corpus's families) is compiled into the binary and added
 //! to every set loaded with `builtin = true` (`content.builtin_rules`), in the
 //! reserved namespace [`BUILTIN_NAMESPACE`]; its matches name `built-in` as their
@@ -33,7 +33,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
@@ -54,8 +54,47 @@ pub const RULE_EXTENSIONS: [&str; 2] = ["yar", "yara"];
 /// Directory levels searched below a configured rule directory.
 pub const MAX_RULE_DIR_DEPTH: usize = 8;
 
-/// vigil's own rule pack, compiled in (`content.builtin_rules`).
-pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.yar");
+/// vigil's own rule pack (`content.builtin_rules`), as its source text.
+///
+/// The text is stored masked in the binary ([`MASKED_RULES`]): in the clear,
+/// every string the rules look for would be in vigil's own executable, and
+/// its own rules (and any scanner using them) would judge vigil malicious,
+/// denying its own commands on a default install.
+pub fn builtin_rules() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let bytes: Vec<u8> = MASKED_RULES
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask_byte(i))
+            .collect();
+        // The source file is UTF-8 (include_str! below checks it at build time).
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// The byte XORed into position `i` of the rule text: it varies with the
+/// position, so a string repeated in the rules leaves no repeated pattern.
+const fn mask_byte(i: usize) -> u8 {
+    let x = (i as u32).wrapping_mul(0x9E37_79B1) ^ 0x5A5A_A5A5;
+    (x ^ (x >> 13) ^ (x >> 24)) as u8
+}
+
+/// The rule source, UTF-8 checked at build time and only ever used in
+/// constant evaluation (never emitted into the binary).
+const RULE_SOURCE: &str = include_str!("../rules/builtin.yar");
+
+/// [`RULE_SOURCE`] masked at build time; the only copy in the binary.
+static MASKED_RULES: [u8; RULE_SOURCE.len()] = {
+    let src = RULE_SOURCE.as_bytes();
+    let mut out = [0u8; RULE_SOURCE.len()];
+    let mut i = 0;
+    while i < src.len() {
+        out[i] = src[i] ^ mask_byte(i);
+        i += 1;
+    }
+    out
+};
 
 /// Namespace of the built-in rules (a rule file named `builtin.yar` gets another).
 pub const BUILTIN_NAMESPACE: &str = "builtin";
@@ -148,7 +187,7 @@ impl RuleSet {
     /// Compiles every `.yar`/`.yara` file named in `paths` or found below the
     /// directories among them (recursively, hidden entries skipped, sorted by path),
     /// each once, each in its own namespace named after the file, and with `builtin`
-    /// the built-in rules ([`BUILTIN_RULES`]) first. With
+    /// the built-in rules ([`builtin_rules`]) first. With
     /// [`RuleErrorPolicy::Skip`] a file that does not compile (or a directory without
     /// rule files) is left out and reported as a warning; with
     /// [`RuleErrorPolicy::Refuse`] it fails the load.
@@ -193,7 +232,7 @@ impl RuleSet {
         if builtin {
             sources.push(Source {
                 path: PathBuf::from(BUILTIN_RULES_SOURCE),
-                text: BUILTIN_RULES.as_bytes().to_vec(),
+                text: builtin_rules().as_bytes().to_vec(),
                 namespace: BUILTIN_NAMESPACE.to_owned(),
             });
         }
@@ -726,7 +765,7 @@ mod tests {
     fn builtin_rules_compile_and_name_their_source() {
         let (set, warnings) = RuleSet::load(&[], RuleErrorPolicy::Refuse, true).unwrap();
         assert!(warnings.is_empty());
-        let declared = BUILTIN_RULES
+        let declared = builtin_rules()
             .lines()
             .filter(|line| line.starts_with("rule "))
             .count();

@@ -5,7 +5,7 @@
 //! Owns: reading the corpus archives member by member in memory (no sample is
 //! ever written to disk), the family labels of `builtin_rules/families.csv`, the
 //! per-family floors below, and the benign sweep. Must not own: the rules (they are
-//! `vigil_policy::rules::BUILTIN_RULES`, compiled as the daemon compiles them) or
+//! `vigil_policy::rules::builtin_rules()`, compiled as the daemon compiles them) or
 //! the verdict (a built-in match is a rule finding like any other;
 //! `policy/src/verdict.rs` weighs it).
 //!
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use vigil_policy::RuleSet;
 use vigil_policy::config::RuleErrorPolicy;
-use vigil_policy::rules::{BUILTIN_NAMESPACE, BUILTIN_RULES};
+use vigil_policy::rules::{BUILTIN_NAMESPACE, builtin_rules};
 
 /// Default roots of the benign sweep.
 const BENIGN_ROOTS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu"];
@@ -115,7 +115,7 @@ fn builtin_set() -> RuleSet {
 fn rule_families() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut current = None;
-    for line in BUILTIN_RULES.lines().map(str::trim) {
+    for line in builtin_rules().lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("rule ") {
             current = rest.split_whitespace().next().map(str::to_owned);
         } else if let Some(value) = line.strip_prefix("family = ")
