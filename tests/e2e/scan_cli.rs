@@ -417,16 +417,31 @@ fn scan_with_a_broken_rule_file_exits_2_naming_it() {
 }
 
 /// vigil's own executable is clean under its default content (built-in rules
-/// and model): the built-in rule text it carries is masked, so the strings
-/// its rules look for are not in the binary. In the clear, 19 rules matched
-/// it, and a default install would deny its own commands.
+/// and model), whatever strings it carries: it is recognised by its digest
+/// (`engine::own_exe`). Before, 19 built-in rules matched the release binary,
+/// and a default install would deny its own commands. The size cap is raised
+/// so the (large, debug) test binary is really scanned, not skipped.
 #[test]
 fn vigil_does_not_detect_itself() {
     let dir = TempDir::new("scan-self");
     let cfg = dir.join("vigil.toml");
-    write_file(&cfg, b"[content]\nhashes = []\n", 0o644);
+    write_file(
+        &cfg,
+        b"[content]\nhashes = []\n[scan]\nmax_file_size = 17179869184\n",
+        0o644,
+    );
     let out = scan_with(&cfg, &[Path::new(VIGIL)], &["--json", "--explain"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let lines = json_lines(&out);
     assert_eq!(jstr(&lines[0], "/verdict"), "clean", "{}", show(&out));
+    assert!(
+        lines[0]["sha256"].is_string(),
+        "not scanned: {}",
+        show(&out)
+    );
+    assert!(
+        show(&out).contains("vigil's own executable"),
+        "not recognised as itself: {}",
+        show(&out)
+    );
 }

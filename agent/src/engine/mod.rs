@@ -9,5 +9,6 @@
 pub mod content_id;
 pub mod generation;
 pub mod model;
+pub mod own_exe;
 pub mod scan;
 pub mod walk;

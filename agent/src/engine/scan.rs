@@ -31,6 +31,7 @@ use vigil_models::sniff::{FileKind, sniff};
 use crate::daemon::latency::StageTimes;
 use crate::engine::generation::Generation;
 use crate::engine::model::ModelStage;
+use crate::engine::own_exe::OwnExecutable;
 
 /// Bytes read per `pread`: large enough to amortise the syscall, small enough to
 /// stay in L2 while both digests consume it.
@@ -254,7 +255,8 @@ fn needs_md5(generation: &Generation) -> bool {
 }
 
 /// The allow entry for the file's digests, if any (cloned only on a hit, which
-/// ends the scan). The lookup's time counts to the hash stage.
+/// ends the scan): vigil's own executable ([`OwnExecutable`]), then the allow
+/// lists. The lookup's time counts to the hash stage.
 fn allowlisted(
     generation: &Generation,
     sha256: &[u8; 32],
@@ -262,6 +264,9 @@ fn allowlisted(
     size: u64,
     times: &mut StageTimes,
 ) -> Option<HashEntry> {
+    if let Some(own) = OwnExecutable::current().filter(|o| o.is(sha256, size)) {
+        return Some(own.entry());
+    }
     if generation.allow.is_empty() {
         return None;
     }
