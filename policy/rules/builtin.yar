@@ -220,7 +220,9 @@ rule Vigil_Mirai_EncodedTable {
 
 // The watchdog-disabling code keeps its two device paths in clear in most builds,
 // beside the HTTP flood's Cloudflare path, the random-string alphabet and the
-// Valve query of the UDP attack.
+// Valve query of the UDP attack. One of those attack strings is required: the
+// two device paths and a login failure's "incorrect" alone are in benign
+// programs too (vigil's own feature table names both paths).
 rule Vigil_Mirai_WatchdogAndFloods {
   meta:
     threat_name = "Linux.Trojan.Mirai"
@@ -235,7 +237,7 @@ rule Vigil_Mirai_WatchdogAndFloods {
     $p5 = "/proc/net/tcp"
     $p6 = "ncorrect"
   condition:
-    uint32(0) == 0x464c457f and $wd and 2 of ($p*)
+    uint32(0) == 0x464c457f and $wd and 2 of ($p*) and any of ($p2, $p3, $p4, $p5)
 }
 
 // A Mirai fork in the train archive hides its credential and path table as
