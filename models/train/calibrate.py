@@ -227,7 +227,7 @@ def main() -> None:
     ap.add_argument("--min-files", type=int, default=20000,
                     help="fewest calibration files (and fewest dynamic ones for a threshold of their own)")
     ap.add_argument("--single-threshold", action="store_true",
-                    help="one block threshold for every linkage (the comparison the card reports)")
+                    help="one block threshold for every linkage, as before the per-linkage split (for comparison)")
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--malware", type=Path, action="append", default=[],
                     help="malware feature rows (for the anomaly model's check at the block threshold)")

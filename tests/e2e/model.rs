@@ -301,10 +301,10 @@ fn attack_searches_within_its_budget_reproducibly_and_emits_evasive_rows() {
     }
     let dir = TempDir::new("model-attack");
     let tar = dir.join("samples.tar");
-    // Programs the model scores at its floor (no step moves them) and two
-    // libraries of every Debian system it scores just above it (the loader
-    // and libaudit: steps move those), so some score moves whatever bundle
-    // is shipped.
+    // Programs the model scores at its floor (no step moves them) and files
+    // of every Debian system it scores just above it (the loader, libaudit,
+    // libc, zlib, dpkg: steps move some of those, which ones depends on the
+    // bundle), so some score moves whatever bundle is shipped.
     let names: Vec<&str> = [
         "usr/bin/true",
         "usr/bin/ls",
@@ -314,6 +314,9 @@ fn attack_searches_within_its_budget_reproducibly_and_emits_evasive_rows() {
         "usr/bin/sleep",
         "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
         "usr/lib/x86_64-linux-gnu/libaudit.so.1",
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        "usr/lib/x86_64-linux-gnu/libz.so.1",
+        "usr/bin/dpkg",
     ]
     .into_iter()
     .filter(|p| Path::new("/").join(p).exists())
