@@ -21,14 +21,6 @@
 //! is added only if the generation is still current and the file unchanged,
 //! and taken back if a reload swapped the generation meanwhile.
 //!
-//! A data file answered unscanned (not executable content, under
-//! `scan_on_open = "executable"`) is marked at its second open, not its first:
-//! most such files in a burst (a `grep -r`, a backup, an unpacked tree) are
-//! opened once, and their marks were pure cost, a fanotify_mark call each on
-//! this thread and a mark the kernel keeps. A small table of the last files
-//! seen once ([`SEEN_SLOTS`] slots) tells the second open; a file pushed out
-//! of it by others is just deferred once more.
-//!
 //! Once a mark lands, the file's entry in the verdict cache is dropped when
 //! the mark covers every event the file can raise (opens, and execs or a
 //! mode without exec bits): until the file changes the kernel answers for it,
@@ -41,7 +33,6 @@
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -73,11 +64,6 @@ const FORGET_AFTER: Duration = Duration::from_millis(500);
 
 /// Past this many verdicts waiting to be forgotten, the oldest goes at once.
 const FORGET_QUEUE: usize = 16_384;
-
-/// Slots of the table of data files opened once (8 bytes each, 128 KiB):
-/// half a second of a burst at 30 k new files per second, far longer at
-/// ordinary rates; a file pushed out is deferred once more.
-const SEEN_SLOTS: usize = 1 << 14;
 
 /// One ignore mark to add: the (already answered) event whose fd names the file,
 /// and what the verdict was based on.
@@ -129,34 +115,6 @@ impl Snapshot {
 pub struct IgnoreMarks {
     tx: Sender<Request>,
     stats: Arc<Stats>,
-    seen_once: Arc<SeenOnce>,
-}
-
-/// Data files opened once, by a fingerprint of device, inode and change time
-/// (a changed file is a new one): a direct-mapped table, lock-free, where a
-/// colliding file takes the slot.
-struct SeenOnce(Box<[AtomicU64]>);
-
-impl SeenOnce {
-    fn new() -> SeenOnce {
-        SeenOnce((0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect())
-    }
-
-    /// Whether the file of `st` was seen since it last changed (and its slot
-    /// not taken since); records it either way.
-    fn seen_before(&self, st: &FileStat) -> bool {
-        let mut h = st.st_dev ^ st.st_ino.rotate_left(32);
-        for part in [st.st_ctime as u64, st.st_ctime_nsec as u64] {
-            // splitmix64's finalizer: every input bit moves the slot.
-            h = (h ^ part).wrapping_add(0x9e37_79b9_7f4a_7c15);
-            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            h ^= h >> 31;
-        }
-        let key = h | 1; // never the empty slot's 0
-        let slot = &self.0[(h >> 32) as usize % SEEN_SLOTS];
-        slot.swap(key, Ordering::Relaxed) == key
-    }
 }
 
 /// The thread's side: what it needs besides the queue.
@@ -193,11 +151,7 @@ impl IgnoreMarks {
         thread::Builder::new()
             .name("vigil-marks".into())
             .spawn(move || placer.run(&rx))?;
-        Ok(IgnoreMarks {
-            tx,
-            stats,
-            seen_once: Arc::new(SeenOnce::new()),
-        })
+        Ok(IgnoreMarks { tx, stats })
     }
 
     /// Queues an ignore mark for the file of `pending`, scanned as `st` under
@@ -215,37 +169,17 @@ impl IgnoreMarks {
         );
     }
 
-    /// An ignore mark for opens of a data file the reader answered
-    /// unscanned (the event is kept, and its fd open, until the mark is
-    /// placed), from its second open on (see the module doc).
-    pub fn request_data_answered(&self, event: FanotifyEvent, generation: u64, st: &FileStat) {
-        if self.second_open(st) {
-            // Unscanned: it has no verdict to forget.
-            self.send(
-                Held::Event(event),
-                generation,
-                st,
-                MaskFlags::FAN_OPEN_PERM,
-                None,
-            );
-        }
-    }
-
-    /// [`IgnoreMarks::request_data_answered`] for a data open a worker
-    /// answered.
-    pub fn request_data(&self, pending: &Arc<Pending>, generation: u64, st: &FileStat) {
-        if self.second_open(st) {
-            let held = Held::Pending(Arc::clone(pending));
-            self.send(held, generation, st, MaskFlags::FAN_OPEN_PERM, None);
-        }
-    }
-
-    fn second_open(&self, st: &FileStat) -> bool {
-        let seen = self.seen_once.seen_before(st);
-        if !seen {
-            Stats::bump(&self.stats.ignore_marks_deferred);
-        }
-        seen
+    /// As [`IgnoreMarks::request`], for an event the reader answered itself
+    /// (it is kept, and its fd open, until the mark is placed).
+    pub fn request_answered(
+        &self,
+        event: FanotifyEvent,
+        generation: u64,
+        st: &FileStat,
+        mask: MaskFlags,
+    ) {
+        // Answered unscanned: it has no verdict to forget.
+        self.send(Held::Event(event), generation, st, mask, None);
     }
 
     fn send(

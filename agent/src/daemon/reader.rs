@@ -202,9 +202,12 @@ impl Reader {
                     Stats::bump(&stats.reader_allowed_not_executable);
                     self.allow_now(&event);
                     if generation.config.scan.ignore_marks && may_ignore(&st) {
-                        self.ctx
-                            .marks
-                            .request_data_answered(event, generation.id, &st);
+                        self.ctx.marks.request_answered(
+                            event,
+                            generation.id,
+                            &st,
+                            MaskFlags::FAN_OPEN_PERM,
+                        );
                     }
                     continue;
                 }
