@@ -53,6 +53,9 @@ PER_PACKAGE_CAP = 200
 # The columns `Features::linkage` reads (models/src/features/mod.rs): a file is
 # dynamic when it names an interpreter or has a dynamic section.
 LINKAGE = ("interp_present", "dyn_present")
+# Fewest calibration files a rate of 1 in 10,000 can be measured on (and fewest
+# dynamic ones for a threshold of their own).
+MIN_FILES = 20000
 
 
 def log(msg: str) -> None:
@@ -224,10 +227,8 @@ def main() -> None:
                     help="largest share of calibration files blocked (half the 1e-4 allowed: the margin)")
     ap.add_argument("--flag-rate", type=float, default=5e-4,
                     help="largest share of calibration files at or above the detection threshold (half the 0.1 %% allowed)")
-    ap.add_argument("--min-files", type=int, default=20000,
+    ap.add_argument("--min-files", type=int, default=MIN_FILES,
                     help="fewest calibration files (and fewest dynamic ones for a threshold of their own)")
-    ap.add_argument("--single-threshold", action="store_true",
-                    help="one block threshold for every linkage, as before the per-linkage split (for comparison)")
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--malware", type=Path, action="append", default=[],
                     help="malware feature rows (for the anomaly model's check at the block threshold)")
@@ -255,10 +256,7 @@ def main() -> None:
     classifier["threshold"] = detect
     classifier["threshold_suspicious"] = min(block_threshold(s, 0.01, classifier["threshold_suspicious"]), detect)
     dyn = dynamic(rows)
-    if args.single_threshold:
-        thr, thr_dyn = block_threshold(s, args.rate, detect), None
-    else:
-        thr, thr_dyn = linkage_thresholds(s, dyn, args.rate, detect, args.min_files)
+    thr, thr_dyn = linkage_thresholds(s, dyn, args.rate, detect, args.min_files)
     block = blocked_mask(s, dyn, thr, thr_dyn)
     blocked = int(block.sum())
     detected = int((s >= np.float32(classifier["threshold"])).sum())

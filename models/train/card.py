@@ -13,6 +13,8 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+import calibrate
+
 
 def pct(x) -> str:
     if x is None or x != x:  # NaN
@@ -550,7 +552,7 @@ def sanity_section(w, features: Path, scores: Path, clf: dict) -> None:
     names = {r["sha256"]: os.path.basename(r["name"]) for r in elf}
     # Each file at its linkage's block threshold, as the agent judges it.
     block = {r["sha256"]: clf.get("threshold_block_dynamic") or clf.get("threshold_block", float("inf"))
-             if any(float(r[c]) > 0 for c in ("interp_present", "dyn_present"))
+             if any(float(r[c]) > 0 for c in calibrate.LINKAGE)
              else clf.get("threshold_block", float("inf")) for r in elf}
     got = {r["sha256"]: float(r[clf["name"]]) for r in csv.DictReader(open(scores))}
     rows = sorted((names[h], got[h], block[h]) for h in names if h in got)

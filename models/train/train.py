@@ -754,7 +754,7 @@ def fold_thresholds(cal_dir: Path, exclude: Path, names: list[str], mask: np.nda
     dyn = calibrate.dynamic(rows)
     # As calibrate.py: a threshold of their own for the dynamic files only when
     # they are enough to measure the rate on (a smoke run calibrates on a few).
-    min_dynamic = 20000 if len(rows) >= 20000 else 0
+    min_dynamic = calibrate.MIN_FILES if len(rows) >= calibrate.MIN_FILES else 0
     out = {"files": len(rows), "packages": len({r["package"] for r in rows}), "folds": {}}
     for f, models in sorted(fold_models.items()):
         s = models["gbdt"].predict_proba(xc * mask)[:, 1].astype(np.float32)

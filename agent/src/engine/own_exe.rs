@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use sha2::{Digest, Sha256};
 use vigil_policy::{HashEntry, HashKind};
 
 /// The name an allow entry for the executable carries in verdicts and logs.
@@ -63,10 +62,9 @@ impl OwnExecutable {
     fn digest(&self) -> Option<&[u8; 32]> {
         self.digest
             .get_or_init(|| {
-                let mut file = std::fs::File::open(&self.path).ok()?;
-                let mut hasher = Sha256::new();
-                std::io::copy(&mut file, &mut hasher).ok()?;
-                Some(hasher.finalize().into())
+                crate::engine::scan::hash_file(&self.path)
+                    .ok()
+                    .map(|(d, _)| d)
             })
             .as_ref()
     }
@@ -75,6 +73,7 @@ impl OwnExecutable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn a_file_is_recognised_by_size_and_digest_only() {
