@@ -321,6 +321,100 @@ fn data_opens_are_answered_by_the_reader_and_still_marked() {
     );
 }
 
+/// Issue 18 item 4: during a burst (a read of the group returns several
+/// events: several openers at once) a data file's ignore mark waits for its
+/// second open, since most files of a burst are opened once; opened alone
+/// later, it is marked and raises no more events.
+#[test]
+fn data_files_opened_in_a_burst_are_marked_at_their_second_open() {
+    require_root!();
+    const FILES: u64 = 8;
+    let sb = Sandbox::new("burst-data");
+    let names = data_files(&sb, FILES);
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    let d = sb.start(&cfg);
+    let before = stats(&d, &cfg.socket);
+
+    // The daemon stopped, the openers' events queue in the kernel; let go,
+    // its first read returns them together: a burst.
+    d.signal(nix::sys::signal::Signal::SIGSTOP);
+    let openers: Vec<_> = names
+        .iter()
+        .cloned()
+        .map(|path| std::thread::spawn(move || fs::read(path).map(|_| ())))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(nix::sys::signal::Signal::SIGCONT);
+    for opener in openers {
+        let got = opener.join().expect("opener thread");
+        assert!(got.is_ok(), "open in a burst: {got:?}{}", d.context());
+    }
+    let burst = wait_counter(
+        &d,
+        &cfg,
+        "allowed_not_executable",
+        counter(&before, "allowed_not_executable") + FILES,
+        EVENT_WAIT,
+    );
+    let delta = |from: &serde_json::Value, to: &serde_json::Value, name: &str| {
+        counter(to, name) - counter(from, name)
+    };
+    assert_eq!(delta(&before, &burst, "events_open"), FILES, "{burst}");
+    assert_eq!(
+        delta(&before, &burst, "ignore_marks_deferred"),
+        FILES,
+        "{burst}"
+    );
+    // Nothing was queued for the mark thread: give it time to prove it.
+    std::thread::sleep(Duration::from_millis(100));
+    let settled = stats(&d, &cfg.socket);
+    assert_eq!(
+        delta(&before, &settled, "ignore_marks_added"),
+        0,
+        "{settled}"
+    );
+    for path in &names {
+        let ino = fs::metadata(path).expect("stat").ino();
+        assert_eq!(
+            ignored_mask(d.pid(), ino).unwrap_or(0),
+            0,
+            "{} (inode {ino}) marked at its first open in a burst{}",
+            path.display(),
+            d.context()
+        );
+    }
+
+    // The burst over, one at a time: each file's second open marks it.
+    std::thread::sleep(Duration::from_millis(100));
+    for path in &names {
+        let got = fs::read(path);
+        assert!(got.is_ok(), "second open: {got:?}{}", d.context());
+    }
+    let marked = wait_counter(
+        &d,
+        &cfg,
+        "ignore_marks_added",
+        counter(&before, "ignore_marks_added") + FILES,
+        EVENT_WAIT,
+    );
+    assert_eq!(
+        delta(&burst, &marked, "ignore_marks_deferred"),
+        0,
+        "{marked}"
+    );
+    for path in &names {
+        assert!(fs::read(path).is_ok(), "third open{}", d.context());
+    }
+    let last = stats(&d, &cfg.socket);
+    assert_eq!(
+        delta(&before, &last, "events_open"),
+        2 * FILES,
+        "a marked data file raised an event: {last}"
+    );
+    assert_eq!(delta(&before, &last, "scans"), 0, "{last}");
+}
+
 #[test]
 fn a_marked_file_leaves_the_verdict_cache_unless_its_mark_misses_execs() {
     require_root!();

@@ -21,6 +21,22 @@
 //! is added only if the generation is still current and the file unchanged,
 //! and taken back if a reload swapped the generation meanwhile.
 //!
+//! Bursts of data opens: a data file answered unscanned (not executable
+//! content, under `scan_on_open = "executable"`) is marked at its first open
+//! when events come one at a time, which is what ordinary use and a second
+//! pass over a tree look like; while a burst is on (a read of the group
+//! returned several events within the last [`BURST_HOLD`]: several openers
+//! at once), it is marked at its second open instead. In a burst most data
+//! files are opened once (`grep -r`, a backup, an unpacked tree), and their
+//! marks were pure cost: a `fanotify_mark` under the group's mark lock each,
+//! on this thread, which shares the CPUs with the reader (measured: a fifth of
+//! the daemon's CPU in the shared benchmark's burst), and a mark the kernel
+//! keeps. A small table of files seen once ([`SEEN_SLOTS`] slots) tells the
+//! second open; a file pushed out of it by others is deferred once more, which
+//! costs one more event.
+//! Deferring every data file, burst or not, was measured and reverted: the
+//! second pass over a tree then paid an event per file (docs/performance.md).
+//!
 //! Once a mark lands, the file's entry in the verdict cache is dropped when
 //! the mark covers every event the file can raise (opens, and execs or a
 //! mode without exec bits): until the file changes the kernel answers for it,
@@ -33,6 +49,7 @@
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -64,6 +81,15 @@ const FORGET_AFTER: Duration = Duration::from_millis(500);
 
 /// Past this many verdicts waiting to be forgotten, the oldest goes at once.
 const FORGET_QUEUE: usize = 16_384;
+
+/// Slots of the table of data files opened once during a burst (8 bytes
+/// each): a third of a second of a burst at 50 k opens/s.
+const SEEN_SLOTS: usize = 1 << 14;
+
+/// How long a burst lasts after the last read that returned several events.
+/// Long enough to bridge the gaps of a burst between two such reads, short
+/// enough that a lone opener right after one is rarely deferred.
+const BURST_HOLD: Duration = Duration::from_millis(20);
 
 /// One ignore mark to add: the (already answered) event whose fd names the file,
 /// and what the verdict was based on.
@@ -115,6 +141,65 @@ impl Snapshot {
 pub struct IgnoreMarks {
     tx: Sender<Request>,
     stats: Arc<Stats>,
+    bursts: Arc<Bursts>,
+}
+
+/// Whether data opens come in a burst, and which data files were seen once
+/// during one (see the module doc).
+struct Bursts {
+    started: Instant,
+    /// When the current burst ends, in nanoseconds since `started`.
+    until: AtomicU64,
+    /// Data files seen once, by a fingerprint of device, inode and change
+    /// time (a changed file is a new one): direct-mapped and lock-free, a
+    /// colliding file takes the slot.
+    seen: Box<[AtomicU64]>,
+}
+
+impl Bursts {
+    fn new() -> Bursts {
+        Bursts {
+            started: Instant::now(),
+            until: AtomicU64::new(0),
+            seen: (0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn note_read(&self, events: usize) {
+        if events > 1 {
+            let until = self.now().saturating_add(BURST_HOLD.as_nanos() as u64);
+            self.until.fetch_max(until, Ordering::Relaxed);
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.now() < self.until.load(Ordering::Relaxed)
+    }
+
+    /// Whether the file of `st` was seen since it last changed (and its slot
+    /// not taken since); records it either way.
+    fn seen_before(&self, st: &FileStat) -> bool {
+        let mut h = st.st_dev ^ st.st_ino.rotate_left(32);
+        for part in [st.st_ctime as u64, st.st_ctime_nsec as u64] {
+            // splitmix64's finalizer: every input bit moves the slot.
+            h = (h ^ part).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            h ^= h >> 31;
+        }
+        let key = h | 1; // never an empty slot's 0
+        let slot = &self.seen[(h >> 32) as usize % SEEN_SLOTS];
+        slot.swap(key, Ordering::Relaxed) == key
+    }
+
+    /// Whether a data file's mark should wait for its next open.
+    fn defer(&self, st: &FileStat) -> bool {
+        self.on() && !self.seen_before(st)
+    }
 }
 
 /// The thread's side: what it needs besides the queue.
@@ -151,7 +236,11 @@ impl IgnoreMarks {
         thread::Builder::new()
             .name("vigil-marks".into())
             .spawn(move || placer.run(&rx))?;
-        Ok(IgnoreMarks { tx, stats })
+        Ok(IgnoreMarks {
+            tx,
+            stats,
+            bursts: Arc::new(Bursts::new()),
+        })
     }
 
     /// Queues an ignore mark for the file of `pending`, scanned as `st` under
@@ -169,17 +258,38 @@ impl IgnoreMarks {
         );
     }
 
-    /// As [`IgnoreMarks::request`], for an event the reader answered itself
-    /// (it is kept, and its fd open, until the mark is placed).
-    pub fn request_answered(
-        &self,
-        event: FanotifyEvent,
-        generation: u64,
-        st: &FileStat,
-        mask: MaskFlags,
-    ) {
-        // Answered unscanned: it has no verdict to forget.
-        self.send(Held::Event(event), generation, st, mask, None);
+    /// Tells how many events one read of the group returned: several mean
+    /// a burst is on (see the module doc).
+    pub fn note_read(&self, events: usize) {
+        self.bursts.note_read(events);
+    }
+
+    /// An ignore mark for opens of a data file the reader answered unscanned
+    /// (the event is kept, and its fd open, until the mark is placed); during
+    /// a burst, from the file's second open on (see the module doc).
+    pub fn request_data_answered(&self, event: FanotifyEvent, generation: u64, st: &FileStat) {
+        if !self.deferred(st) {
+            // Unscanned: it has no verdict to forget.
+            let mask = MaskFlags::FAN_OPEN_PERM;
+            self.send(Held::Event(event), generation, st, mask, None);
+        }
+    }
+
+    /// [`IgnoreMarks::request_data_answered`] for a data open a worker
+    /// answered.
+    pub fn request_data(&self, pending: &Arc<Pending>, generation: u64, st: &FileStat) {
+        if !self.deferred(st) {
+            let held = Held::Pending(Arc::clone(pending));
+            self.send(held, generation, st, MaskFlags::FAN_OPEN_PERM, None);
+        }
+    }
+
+    fn deferred(&self, st: &FileStat) -> bool {
+        let defer = self.bursts.defer(st);
+        if defer {
+            Stats::bump(&self.stats.ignore_marks_deferred);
+        }
+        defer
     }
 
     fn send(
@@ -319,5 +429,36 @@ impl IgnoreSupport {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_marks_wait_for_the_second_open_only_during_a_burst() {
+        let bursts = Bursts::new();
+        let mut st = nix::sys::stat::stat("/").expect("stat /");
+        // Events one at a time: never deferred, and nothing recorded.
+        bursts.note_read(1);
+        assert!(!bursts.on());
+        assert!(!bursts.defer(&st));
+        // A read of several events starts a burst: the first open defers,
+        // the second marks.
+        bursts.note_read(3);
+        assert!(bursts.on());
+        assert!(bursts.defer(&st));
+        assert!(!bursts.defer(&st));
+        // A changed file is a new one.
+        st.st_ctime_nsec = (st.st_ctime_nsec + 1) % 1_000_000_000;
+        assert!(bursts.defer(&st));
+        // The burst ends BURST_HOLD after its last multi-event read; a lone
+        // read does not extend it.
+        bursts.note_read(1);
+        thread::sleep(BURST_HOLD + Duration::from_millis(5));
+        assert!(!bursts.on());
+        st.st_ino ^= 1;
+        assert!(!bursts.defer(&st));
     }
 }

@@ -8,13 +8,14 @@
 //! uid that already has `decision.flood_pending` events waiting
 //! (`decision.on_flood`, see [`super::fairness`]), and, while few events wait
 //! ([`ANSWER_INLINE_BELOW`]), data opens under `scan_on_open = "executable"`
-//! (their ignore mark is queued for the mark thread). The kernel's overflow notice
-//! is counted. It never scans, never logs per event (one line per flood
-//! episode), and never waits on a worker: a full queue is answered with
-//! `decision.on_overflow` on the spot. Next owner of an event: a worker in
-//! [`crate::daemon::pool`], or the deadline thread in [`crate::daemon::respond`];
-//! for a `FAN_CLOSE_WRITE` notification, the write-scan thread
-//! ([`crate::daemon::written`]).
+//! (their ignore mark is queued for the mark thread, which hears from here how
+//! many events each read returned: see [`super::ignore_marks`] on bursts). The
+//! kernel's overflow notice is counted. It never scans, never logs per event
+//! (one line per flood episode), and never waits on a worker: a full queue is
+//! answered with `decision.on_overflow` on the spot. Next owner of an event: a
+//! worker in [`crate::daemon::pool`], or the deadline thread in
+//! [`crate::daemon::respond`]; for a `FAN_CLOSE_WRITE` notification, the
+//! write-scan thread ([`crate::daemon::written`]).
 
 use std::io;
 use std::path::Path;
@@ -146,6 +147,7 @@ impl Reader {
         let generation = self.ctx.generation.load();
         let stats = &self.ctx.stats;
         let batch = events.len() as u64;
+        self.ctx.marks.note_read(events.len());
         for event in events {
             if !event.check_version() {
                 return Err(ReadError::Version {
@@ -202,12 +204,9 @@ impl Reader {
                     Stats::bump(&stats.reader_allowed_not_executable);
                     self.allow_now(&event);
                     if generation.config.scan.ignore_marks && may_ignore(&st) {
-                        self.ctx.marks.request_answered(
-                            event,
-                            generation.id,
-                            &st,
-                            MaskFlags::FAN_OPEN_PERM,
-                        );
+                        self.ctx
+                            .marks
+                            .request_data_answered(event, generation.id, &st);
                     }
                     continue;
                 }

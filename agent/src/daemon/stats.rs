@@ -89,6 +89,9 @@ counters! {
     cache_forgotten_marked,
     /// Ignore marks the kernel refused (limit reached or unsupported).
     ignore_mark_errors,
+    /// Data files answered unscanned during a burst of opens whose ignore
+    /// mark waits for their second open (most are opened once).
+    ignore_marks_deferred,
     /// Ignore marks not added: the file changed or a reload came after its scan,
     /// or the mark thread's queue was full.
     ignore_marks_skipped,

@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use nix::sys::fanotify::MaskFlags;
 use nix::sys::stat::{FileStat, SFlag, fstat};
 use vigil_models::sniff::sniff;
 use vigil_policy::heuristics::script::{TEXT_SNIFF_LEN, looks_like_text};
@@ -221,11 +220,11 @@ fn gate<'g>(w: &Worker<'g, '_>, pending: &Arc<Pending>, fd: BorrowedFd<'_>) -> O
             Stats::bump(&stats.interpreter_opens);
         } else {
             allow_for(ctx, pending, &stats.allowed_not_executable);
-            // Opens of this data file need no more events until it changes; execs
-            // still do (binfmt_misc can run non-ELF files).
+            // Opens of this data file need no more events until it changes
+            // (during a burst, from its second open); execs still do
+            // (binfmt_misc can run non-ELF files).
             if generation.config.scan.ignore_marks && may_ignore(&st) {
-                ctx.marks
-                    .request(pending, generation.id, &st, MaskFlags::FAN_OPEN_PERM);
+                ctx.marks.request_data(pending, generation.id, &st);
             }
             return None;
         }
