@@ -23,7 +23,7 @@ s = json.load(open(sys.argv[1]))
 c = s.get("counters", {})
 out = {"workload": "vigil_stats"}
 for k in ("events_open", "events_exec", "scans", "cache_hits", "cache_coalesced",
-          "ignore_marks_added", "denied", "deadline_expired", "queue_full"):
+          "ignore_marks_added", "ignore_marks_deferred", "reader_allowed_not_executable", "denied", "deadline_expired", "queue_full"):
     out[k] = c.get(k, 0)
 for stage, h in s.get("latency_us", {}).items():
     if h.get("count"):
