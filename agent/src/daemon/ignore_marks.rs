@@ -25,8 +25,8 @@
 //! content, under `scan_on_open = "executable"`) is marked at its first open
 //! when events come one at a time, which is what ordinary use and a second
 //! pass over a tree look like; while a burst is on (a read of the group
-//! returned several events within the last [`BURST_HOLD`]: several openers
-//! at once), it is marked at its second open instead. In a burst most data
+//! returned several permission events within the last [`BURST_HOLD`]: several
+//! openers waiting at once), it is marked at its second open instead. In a burst most data
 //! files are opened once (`grep -r`, a backup, an unpacked tree), and their
 //! marks were pure cost: a `fanotify_mark` under the group's mark lock each,
 //! on this thread, which shares the CPUs with the reader (measured: a fifth of
@@ -86,9 +86,10 @@ const FORGET_QUEUE: usize = 16_384;
 /// each): a third of a second of a burst at 50 k opens/s.
 const SEEN_SLOTS: usize = 1 << 14;
 
-/// How long a burst lasts after the last read that returned several events.
-/// Long enough to bridge the gaps of a burst between two such reads, short
-/// enough that a lone opener right after one is rarely deferred.
+/// How long a burst lasts after the last read that returned several
+/// permission events: long enough to bridge the gaps of a burst between two
+/// such reads, short enough that a lone opener right after one is rarely
+/// deferred.
 const BURST_HOLD: Duration = Duration::from_millis(20);
 
 /// One ignore mark to add: the (already answered) event whose fd names the file,
@@ -258,8 +259,8 @@ impl IgnoreMarks {
         );
     }
 
-    /// Tells how many events one read of the group returned: several mean
-    /// a burst is on (see the module doc).
+    /// Tells how many permission events one read of the group returned:
+    /// several mean a burst is on (see the module doc).
     pub fn note_read(&self, events: usize) {
         self.bursts.note_read(events);
     }

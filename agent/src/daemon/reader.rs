@@ -9,11 +9,11 @@
 //! (`decision.on_flood`, see [`super::fairness`]), and, while few events wait
 //! ([`ANSWER_INLINE_BELOW`]), data opens under `scan_on_open = "executable"`
 //! (their ignore mark is queued for the mark thread, which hears from here how
-//! many events each read returned: see [`super::ignore_marks`] on bursts). The
-//! kernel's overflow notice is counted. It never scans, never logs per event
-//! (one line per flood episode), and never waits on a worker: a full queue is
-//! answered with `decision.on_overflow` on the spot. Next owner of an event: a
-//! worker in [`crate::daemon::pool`], or the deadline thread in
+//! many openers each read found waiting: see [`super::ignore_marks`] on
+//! bursts). The kernel's overflow notice is counted. It never scans, never
+//! logs per event (one line per flood episode), and never waits on a worker: a
+//! full queue is answered with `decision.on_overflow` on the spot. Next owner
+//! of an event: a worker in [`crate::daemon::pool`], or the deadline thread in
 //! [`crate::daemon::respond`]; for a `FAN_CLOSE_WRITE` notification, the
 //! write-scan thread ([`crate::daemon::written`]).
 
@@ -147,7 +147,13 @@ impl Reader {
         let generation = self.ctx.generation.load();
         let stats = &self.ctx.stats;
         let batch = events.len() as u64;
-        self.ctx.marks.note_read(events.len());
+        // Each permission event holds a thread until answered: several in one
+        // read are several openers waiting at once (notifications block no one).
+        let waiting = events
+            .iter()
+            .filter(|e| !e.mask().contains(MaskFlags::FAN_CLOSE_WRITE))
+            .count();
+        self.ctx.marks.note_read(waiting);
         for event in events {
             if !event.check_version() {
                 return Err(ReadError::Version {
