@@ -1,5 +1,6 @@
 //! What one rule scan costs, by input size: `cargo bench -p vigil-policy --bench
-//! rules -- [RULE_PATH ...]` (default: the built-in rules alone). Prints the
+//! rules -- [RULE_PATH ...]` (the built-in rules plus these; absolute paths,
+//! cargo runs benches in the package's directory). Prints the
 //! median and p99 per scan of empty, 4 KiB and 1 MiB inputs, so the fixed cost
 //! of a scan (what every small file pays) is seen apart from the per-byte one.
 
