@@ -9,9 +9,7 @@
 //! the daemon answers `vigil stats` during the flood, and the counters and the
 //! event log show the flood.
 
-use std::fs;
 use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
@@ -67,84 +65,6 @@ print(json.dumps(count), flush=True)
 /// The user the attacker runs as.
 const NOBODY: u32 = 65534;
 
-/// The daemon and the attacker in two sibling CPU groups of equal weight, as
-/// systemd runs them (`vigil.service` in `system.slice`, a user's processes
-/// in `user.slice`): the CPU is then shared by group, not by thread. In one
-/// group, 800 attacker threads on two vCPUs starved the daemon's few threads
-/// until root's execs met their deadline unscanned (once in three suite
-/// runs); that is a test set-up no deployment has. Uses the cpu controller
-/// of cgroup v2 or v1, whichever this machine has writable; without one the
-/// test runs in one group and says so. Dropping it moves anything left back
-/// to the root group and removes the groups.
-struct CpuGroups {
-    parent: PathBuf,
-    root: PathBuf,
-}
-
-impl CpuGroups {
-    const MEMBERS: [&'static str; 2] = ["daemon", "attacker"];
-
-    fn new(tag: &str) -> Option<CpuGroups> {
-        let v2 = Path::new("/sys/fs/cgroup");
-        let v1 = Path::new("/sys/fs/cgroup/cpu");
-        let root = if fs::read_to_string(v2.join("cgroup.controllers"))
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"))
-        {
-            // The root group may have processes and still delegate.
-            let _ = fs::write(v2.join("cgroup.subtree_control"), "+cpu");
-            v2
-        } else if v1.join("cgroup.procs").exists() {
-            v1
-        } else {
-            eprintln!("{tag}: no cpu cgroup controller; daemon and attacker share one CPU group");
-            return None;
-        };
-        let parent = root.join(format!("vigil-e2e-{tag}-{}", std::process::id()));
-        let made = fs::create_dir(&parent).and_then(|()| {
-            if root == v2 {
-                fs::write(parent.join("cgroup.subtree_control"), "+cpu")?;
-            }
-            Self::MEMBERS
-                .iter()
-                .try_for_each(|m| fs::create_dir(parent.join(m)))
-        });
-        let groups = CpuGroups {
-            parent,
-            root: root.to_owned(),
-        };
-        match made {
-            Ok(()) => Some(groups),
-            Err(e) => {
-                eprintln!("{tag}: cannot make CPU groups ({e}); daemon and attacker share one");
-                None
-            }
-        }
-    }
-
-    /// Moves process `pid` (all its threads) into group `member`.
-    fn join(&self, member: &str, pid: i32) {
-        let procs = self.parent.join(member).join("cgroup.procs");
-        fs::write(&procs, pid.to_string())
-            .unwrap_or_else(|e| panic!("move {pid} into {}: {e}", procs.display()));
-    }
-}
-
-impl Drop for CpuGroups {
-    fn drop(&mut self) {
-        for member in Self::MEMBERS {
-            let dir = self.parent.join(member);
-            for pid in fs::read_to_string(dir.join("cgroup.procs"))
-                .unwrap_or_default()
-                .split_whitespace()
-            {
-                let _ = fs::write(self.root.join("cgroup.procs"), pid);
-            }
-            let _ = fs::remove_dir(&dir);
-        }
-        let _ = fs::remove_dir(&self.parent);
-    }
-}
-
 fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str) {
     const BAD_RUNS: usize = 200;
     const CLEAN: usize = 16;
@@ -169,8 +89,6 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
     cfg.deadline_ms = 250; // the shipped default
     cfg.on_timeout = "allow".into();
     cfg.hashes = vec![bad.list.clone()];
-    // Before the daemon, so that it is dropped after it (and the attacker).
-    let groups = CpuGroups::new(tag);
     let d = sb.start(&cfg);
 
     let mut attacker = sb
@@ -191,16 +109,6 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the attacker (nsenter, setpriv, python3)");
-    if let Some(groups) = &groups {
-        groups.join("daemon", d.pid());
-        // timeout(1) first, so that what it forks from now on follows; then
-        // its child (nsenter, which becomes setpriv, then python3).
-        let outer = i32::try_from(attacker.id()).expect("pid");
-        groups.join("attacker", outer);
-        if let Some(inner) = child_of(outer) {
-            groups.join("attacker", inner);
-        }
-    }
     // Root's programs, each run for the first time while the flood goes on.
     thread::sleep(Duration::from_millis(300));
     let mut during = None;
