@@ -11,8 +11,9 @@
 #
 # BENCH_BIN: the shared harness's built bin/ (mkfiles, wl_open, fan_listener).
 # AGENT: "fan" (the harness's fan_listener --mode allow) or a vigil binary,
-# run with the default policy (scan_on_open = "executable") and the shared
-# content (VIGIL_CONTENT, default ../shared/content beside the repository).
+# run as the harness's vigil-default agent (tests/bench/vigil-default.sh: the
+# default policy and the shared content, VIGIL_CONTENT, default
+# ../shared/content beside the repository).
 # Safety: everything happens in a private mount namespace on a tmpfs this
 # script mounts under /mnt, the listener watches only that tmpfs and runs
 # under `timeout 120`, and only processes this script started are killed.
@@ -31,6 +32,15 @@ done
 W=$(mktemp -d /var/tmp/vigil-mark-listing.XXXXXX)
 M=$(mktemp -d /mnt/vigil-mark-listing.XXXXXX)
 trap 'umount "$M" 2>/dev/null || true; rmdir "$M" || true; rm -rf "$W"' EXIT
+if [ "$AGENT" != fan ]; then
+    # What tests/bench/vigil.sh needs from the harness; its probe hash and
+    # test string match nothing here.
+    export VIGIL_BIN=$AGENT VIGIL_CONTENT=$CONTENT AGENT_WORK=$W MNT=$M
+    BENCH_HASH_SHA256=$(printf 'vigil-mark-listing' | sha256sum | cut -d' ' -f1)
+    BENCH_SIG=vigil-mark-listing-no-match-5d1e
+    # shellcheck source=vigil-default.sh
+    source "$REPO/tests/bench/vigil-default.sh"
+fi
 
 one_run() { # guard(0/1) rep
     mount -t tmpfs -o size=256m tmpfs "$M"
@@ -45,23 +55,11 @@ one_run() { # guard(0/1) rep
         sleep 1
         pid=$(pgrep -P "$tp" fan_listener)
     else
-        cat > "$W/vigil.toml" <<TOML
-[watch]
-filesystems = ["$M"]
-mounts = []
-scan_on_open = "executable"
-[content]
-hashes = ["$CONTENT/hashes"]
-rules = ["$CONTENT/yara"]
-[daemon]
-socket = "$W/vigil.sock"
-[cache]
-dir = "$W/cache"
-[log]
-events = "$W/events.log"
-TOML
+        # The harness's own vigil-default agent: the same configuration.
+        agent_prepare
         rm -rf "$W/cache" "$W/vigil.sock"
-        timeout 120 env -u RUST_BACKTRACE MALLOC_ARENA_MAX=2 "$AGENT" daemon --config "$W/vigil.toml" > "$W/agent.log" 2>&1 &
+        timeout 120 bash -c 'source "$0"; agent_start' "$REPO/tests/bench/vigil-default.sh" \
+            > "$W/agent.log" 2>&1 &
         tp=$!
         for _ in $(seq 150); do
             "$AGENT" status --socket "$W/vigil.sock" >/dev/null 2>&1 && break

@@ -269,28 +269,22 @@ impl IgnoreMarks {
     /// (the event is kept, and its fd open, until the mark is placed); during
     /// a burst, from the file's second open on (see the module doc).
     pub fn request_data_answered(&self, event: FanotifyEvent, generation: u64, st: &FileStat) {
-        if !self.deferred(st) {
-            // Unscanned: it has no verdict to forget.
-            let mask = MaskFlags::FAN_OPEN_PERM;
-            self.send(Held::Event(event), generation, st, mask, None);
-        }
+        self.request_data_held(Held::Event(event), generation, st);
     }
 
     /// [`IgnoreMarks::request_data_answered`] for a data open a worker
     /// answered.
     pub fn request_data(&self, pending: &Arc<Pending>, generation: u64, st: &FileStat) {
-        if !self.deferred(st) {
-            let held = Held::Pending(Arc::clone(pending));
-            self.send(held, generation, st, MaskFlags::FAN_OPEN_PERM, None);
-        }
+        self.request_data_held(Held::Pending(Arc::clone(pending)), generation, st);
     }
 
-    fn deferred(&self, st: &FileStat) -> bool {
-        let defer = self.bursts.defer(st);
-        if defer {
+    fn request_data_held(&self, held: Held, generation: u64, st: &FileStat) {
+        if self.bursts.defer(st) {
             Stats::bump(&self.stats.ignore_marks_deferred);
+        } else {
+            // Unscanned: it has no verdict to forget.
+            self.send(held, generation, st, MaskFlags::FAN_OPEN_PERM, None);
         }
-        defer
     }
 
     fn send(
