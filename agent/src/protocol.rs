@@ -386,7 +386,8 @@ pub struct StatsReport {
     pub cache_entries: usize,
     /// Every counter, by its stable name.
     pub counters: BTreeMap<String, u64>,
-    /// Latency per timed stage (`hash`, `rules`, `heuristics`, `model`, `total`).
+    /// Latency per timed stage (`hash`, `rules`, `heuristics`, `model`, `total`,
+    /// `queued_exec`, `queued_open`).
     pub latency_us: BTreeMap<String, LatencySummary>,
     /// The persistent verdict cache (absent from daemons that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,9 @@ pub const DEFAULT_DEADLINE_MS: u64 = 250;
 pub const DEFAULT_FLOOD_PENDING: u32 = 64;
 /// Largest accepted `decision.deadline_ms`: beyond a minute the machine looks hung.
 pub const MAX_DEADLINE_MS: u64 = 60_000;
+/// Default `daemon.nice`: ahead of ordinary processes, which wait on these
+/// threads whenever they open or run a watched file.
+pub const DEFAULT_NICE: i32 = -5;
 /// Default `scan.max_file_size`: 256 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
 /// Largest accepted `scan.workers`.
@@ -580,12 +583,16 @@ impl Default for HeuristicsConfig {
 pub struct Daemon {
     /// Control socket path.
     pub socket: PathBuf,
+    /// Nice value of the threads that answer the kernel (the reader, the
+    /// workers, the mark thread and the deadline keeper); read at start.
+    pub nice: i32,
 }
 
 impl Default for Daemon {
     fn default() -> Daemon {
         Daemon {
             socket: PathBuf::from(DEFAULT_SOCKET),
+            nice: DEFAULT_NICE,
         }
     }
 }
@@ -1302,6 +1309,14 @@ processes = ["/usr/bin/backup"]
             (
                 "scan.queue_capacity = 0\n",
                 "/etc/vigil/vigil.toml:1: `scan.queue_capacity`: must be between 1 and 1000000, found 0",
+            ),
+            (
+                "[daemon]\nnice = -30\n",
+                "/etc/vigil/vigil.toml:2: `daemon.nice`: must be between -20 and 19, found -30",
+            ),
+            (
+                "[daemon]\nnice = \"high\"\n",
+                "/etc/vigil/vigil.toml:2: `daemon.nice`: expected an integer, found a string",
             ),
             (
                 "log.level = \"  \"\n",

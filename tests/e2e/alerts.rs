@@ -189,6 +189,13 @@ fn users_get_read_only_status_and_only_their_own_alerts() {
         );
         assert!(p50 <= p95 && p95 <= p99, "{stage}: {stats}");
     }
+    // The first exec of each file waited for a worker (later ones may be
+    // denied by the reader from the cache, ahead of any queue).
+    assert!(lat("queued_exec", "count").unwrap_or(0) >= 1, "{stats}");
+    assert!(
+        lat("queued_exec", "max_us") <= lat("total", "max_us"),
+        "{stats}"
+    );
     assert_eq!(lat("model", "count"), Some(0), "{stats}");
     assert_eq!(lat("model", "p50_us"), None, "{stats}");
     assert!(
@@ -202,7 +209,15 @@ fn users_get_read_only_status_and_only_their_own_alerts() {
     assert!(stats.pointer("/queue_depth").is_some(), "{stats}");
     let text = d.cli(user, &["stats".as_ref(), "--socket".as_ref(), sock]);
     let text = String::from_utf8_lossy(&text.stdout);
-    for stage in ["hash", "rules", "heuristics", "model", "total"] {
+    for stage in [
+        "hash",
+        "rules",
+        "heuristics",
+        "model",
+        "total",
+        "queued_exec",
+        "queued_open",
+    ] {
         assert!(
             text.lines().any(|l| l.starts_with(stage)),
             "{stage} row: {text}"

@@ -31,6 +31,7 @@ mod overflow;
 mod persistent;
 mod pipes;
 mod policy;
+mod priority;
 mod quarantine;
 mod reload;
 mod rescan;

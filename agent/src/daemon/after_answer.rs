@@ -224,6 +224,7 @@ fn record(
         generation: generation.id,
         late: pending.answered_by() == AnsweredBy::Deadline,
         duration_us: duration_us(pending.received),
+        queued_us: pending.queued_us(),
         rule: gated
             .rule
             .as_ref()

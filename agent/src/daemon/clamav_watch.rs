@@ -19,13 +19,17 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use vigil_policy::ClamDb;
 
+use crate::daemon::priority::{self, Lane};
 use crate::engine::generation::Generation;
 
 /// Starts the watcher thread. It runs until the process exits.
 pub fn start(generation: Arc<ArcSwap<Generation>>) {
     let spawned = std::thread::Builder::new()
         .name("vigil-clamav".to_owned())
-        .spawn(move || watch(&generation));
+        .spawn(move || {
+            priority::lower(Lane::Background);
+            watch(&generation)
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the ClamAV database watcher; run `vigil reload` after freshclam");
     }

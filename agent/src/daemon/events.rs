@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde_json::json;
 use vigil_policy::{EventSink, HashEntry, Reason, Verdict};
 
+use crate::daemon::priority::{self, Lane};
 use crate::daemon::respond::AccessKind;
 use crate::daemon::stats::Stats;
 
@@ -88,6 +89,8 @@ pub struct EventRecord {
     pub late: bool,
     /// Time from the event's arrival to the verdict.
     pub duration_us: u64,
+    /// Of that, the time it waited for a worker, when a worker took it.
+    pub queued_us: Option<u64>,
     /// The exec rule that matched (`vigil.rule`: name, action, source, trust
     /// outcome), if any.
     pub rule: Option<serde_json::Value>,
@@ -133,6 +136,7 @@ impl EventRecord {
                 "generation": self.generation,
                 "late": self.late,
                 "duration_us": self.duration_us,
+                "queued_us": self.queued_us,
             },
         });
         if let Some(rule) = &self.rule
@@ -243,7 +247,10 @@ impl EventLog {
         let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let handle = thread::Builder::new()
             .name("vigil-events".into())
-            .spawn(move || write_loop(&rx, BufWriter::new(out)))?;
+            .spawn(move || {
+                priority::lower(Lane::Background);
+                write_loop(&rx, BufWriter::new(out))
+            })?;
         Ok((
             EventLog {
                 tx: Some(tx),

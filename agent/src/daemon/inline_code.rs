@@ -35,6 +35,7 @@ use vigil_policy::{Mode, Verdict};
 
 use super::alerts::{Alert, Alerts};
 use super::events::EventLog;
+use super::priority::{self, Lane};
 use super::stats::Stats;
 use crate::engine::generation::Generation;
 use crate::engine::scan::{Depth, ScanResult, scan_bytes};
@@ -87,7 +88,10 @@ impl InlineCode {
         };
         thread::Builder::new()
             .name("vigil-inline".into())
-            .spawn(move || run(&rx, &generation, &out))?;
+            .spawn(move || {
+                priority::lower(Lane::Background);
+                run(&rx, &generation, &out)
+            })?;
         Ok(InlineCode { tx, stats })
     }
 

@@ -1,5 +1,5 @@
 //! Per-stage latency histograms for `vigil stats`: hash, rules, heuristics, model,
-//! total.
+//! total, and how long execs and opens waited for a worker.
 //!
 //! Owns fixed arrays of atomic bucket counters; workers add, `stats` reads, nobody
 //! locks or allocates. Buckets are log-linear in microseconds: exact below 16 µs,
@@ -35,16 +35,22 @@ pub enum Timed {
     Model,
     /// From the event's arrival to the verdict's answer (scans and cache hits).
     Total,
+    /// From an exec event's arrival until a worker took it.
+    QueuedExec,
+    /// From an open event's arrival until a worker took it.
+    QueuedOpen,
 }
 
 impl Timed {
     /// Every slot, in report order.
-    pub const ALL: [Timed; 5] = [
+    pub const ALL: [Timed; 7] = [
         Timed::Hash,
         Timed::Rules,
         Timed::Heuristics,
         Timed::Model,
         Timed::Total,
+        Timed::QueuedExec,
+        Timed::QueuedOpen,
     ];
 
     /// Stable name, as in `vigil stats --json`.
@@ -55,6 +61,8 @@ impl Timed {
             Timed::Heuristics => "heuristics",
             Timed::Model => "model",
             Timed::Total => "total",
+            Timed::QueuedExec => "queued_exec",
+            Timed::QueuedOpen => "queued_open",
         }
     }
 
@@ -65,6 +73,8 @@ impl Timed {
             Timed::Heuristics => 2,
             Timed::Model => 3,
             Timed::Total => 4,
+            Timed::QueuedExec => 5,
+            Timed::QueuedOpen => 6,
         }
     }
 }
@@ -178,7 +188,7 @@ impl Histogram {
 /// One histogram per [`Timed`] slot.
 #[derive(Debug, Default)]
 pub struct Latency {
-    slots: [Histogram; 5],
+    slots: [Histogram; 7],
 }
 
 impl Latency {

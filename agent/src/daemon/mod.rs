@@ -27,6 +27,7 @@ pub mod mount_watch;
 pub mod mountinfo;
 pub mod pipes;
 pub mod pool;
+pub mod priority;
 pub mod reader;
 pub mod respond;
 pub mod sd_notify;
@@ -98,6 +99,8 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     logging::init(&first.config.log.level);
     first.log_warnings();
     raise_fd_limit();
+    // Before any thread starts: those that answer the kernel inherit it.
+    priority::boost(first.config.daemon.nice);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("vigil-main")

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::alerts::{Alert, Alerts};
 use super::events::EventLog;
+use super::priority::{self, Lane};
 
 use crate::procfs::{cmdline_of, parent_pid, pipe_of, program_of, runs_after_exec};
 
@@ -260,6 +261,7 @@ impl Pipes {
             .spawn({
                 let reporters = Arc::clone(&reporters);
                 move || {
+                    priority::lower(Lane::Background);
                     let piped = piped.with_cmdlines(report.exec_pid, report.denied);
                     if !piped.reads_data_only() {
                         emit(&piped, &report);

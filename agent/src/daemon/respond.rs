@@ -69,6 +69,9 @@ pub enum AnsweredBy {
     Deadline,
 }
 
+/// [`Pending`]'s `taken_us` before a worker took the event.
+const NOT_TAKEN: u64 = u64::MAX;
+
 /// One permission event awaiting its answer. Owns the event (and so its fd).
 #[derive(Debug)]
 pub struct Pending {
@@ -83,6 +86,9 @@ pub struct Pending {
     by_deadline: AtomicBool,
     /// Set when the answer was deny.
     denied: AtomicBool,
+    /// Microseconds from `received` until a worker took the event;
+    /// [`NOT_TAKEN`] until then.
+    taken_us: AtomicU64,
     /// Decremented when answered; lets shutdown wait for "nothing unanswered".
     outstanding: Arc<AtomicU64>,
     /// The event's place in its uid's count of waiting events, given back
@@ -110,6 +116,7 @@ impl Pending {
             answered: AtomicBool::new(false),
             by_deadline: AtomicBool::new(false),
             denied: AtomicBool::new(false),
+            taken_us: AtomicU64::new(NOT_TAKEN),
             outstanding,
             _share: share,
             process: None,
@@ -145,6 +152,26 @@ impl Pending {
             AnsweredBy::Deadline
         } else {
             AnsweredBy::Verdict
+        }
+    }
+
+    /// Notes that a worker took the event now; returns how long it waited
+    /// (the first take counts, later ones return `None`).
+    pub fn taken(&self) -> Option<Duration> {
+        let waited = self.received.elapsed();
+        let us = u64::try_from(waited.as_micros()).unwrap_or(NOT_TAKEN - 1);
+        self.taken_us
+            .compare_exchange(NOT_TAKEN, us, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| waited)
+    }
+
+    /// How long the event waited for a worker, once one took it: with the
+    /// total time, it tells a slow scan from a queue that was too long.
+    pub fn queued_us(&self) -> Option<u64> {
+        match self.taken_us.load(Ordering::Acquire) {
+            NOT_TAKEN => None,
+            us => Some(us),
         }
     }
 

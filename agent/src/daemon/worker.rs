@@ -137,6 +137,17 @@ pub fn serve<T>(
 
 /// Takes one event from the queue to its answer and beyond.
 pub fn handle(w: &mut Worker<'_, '_>, pending: &Arc<Pending>) {
+    // Not a denial the reader already answered, handed on only to be logged.
+    let answered_ahead = pending.is_answered() && pending.answered_by() == AnsweredBy::Verdict;
+    if let Some(waited) = pending.taken()
+        && !answered_ahead
+    {
+        let slot = match pending.access {
+            AccessKind::Exec => Timed::QueuedExec,
+            AccessKind::Open => Timed::QueuedOpen,
+        };
+        w.ctx.stats.latency.record(slot, waited);
+    }
     let Some(fd) = pending.event().fd() else {
         return;
     };

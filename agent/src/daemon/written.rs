@@ -32,6 +32,7 @@ use vigil_policy::{Mode, Verdict, WriteAction};
 use super::alerts::Alert;
 use super::cache::{Cached, FileKey, Lookup};
 use super::pool::{Context, PoolSender};
+use super::priority::{self, Lane};
 use super::stats::Stats;
 use super::worker::{Worker, scan, serve};
 use crate::engine::generation::Generation;
@@ -68,7 +69,10 @@ impl Written {
         let stats = Arc::clone(&ctx.stats);
         let handle = thread::Builder::new()
             .name("vigil-written".into())
-            .spawn(move || run(&ctx, &pool, &rx))?;
+            .spawn(move || {
+                priority::lower(Lane::Idle);
+                run(&ctx, &pool, &rx)
+            })?;
         Ok((Written { tx, stats }, handle))
     }
 

@@ -1,5 +1,6 @@
 //! The only `unsafe` of vigil: handing the fanotify group fd to tokio's reactor,
-//! and asking the kernel for the UUID of the filesystem behind an event fd.
+//! asking the kernel for the UUID of the filesystem behind an event fd, and
+//! setting the scheduling priority of the threads that answer the kernel.
 //!
 //! Owns nothing; [`register`] returns the `AsyncFd` that the reader owns from then on;
 //! [`filesystem_uuid`] answers for the persistent verdict cache, which names a
@@ -55,6 +56,23 @@ pub fn filesystem_uuid(fd: BorrowedFd<'_>) -> Option<[u8; 16]> {
     // this stack frame until the call returns.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_GETFSUUID, &raw mut out) };
     (rc == 0 && usize::from(out.len) == out.uuid.len()).then_some(out.uuid)
+}
+
+/// Sets the nice value of the calling thread (Linux keeps one per thread, and a
+/// new thread starts with its creator's). Lowering it below the current value
+/// needs `CAP_SYS_NICE` (or `RLIMIT_NICE`); raising it never does.
+///
+/// # Errors
+/// `EACCES`/`EPERM` when lowering is not permitted.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: plain integer arguments, no memory is passed; with `PRIO_PROCESS`
+    // and `who = 0` the call changes the calling thread only.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

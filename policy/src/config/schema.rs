@@ -25,6 +25,8 @@ pub(super) enum Kind {
     Bool,
     /// A non-negative integer.
     Count,
+    /// An integer, negative or not.
+    Integer,
     /// A non-negative number: a float, or an integer (read as a float).
     Number,
     /// A string.
@@ -129,7 +131,10 @@ pub(super) const ROOT: &[Field] = &[
         ]),
     ),
     field("heuristics", Kind::Table(&[field("enabled", Kind::Bool)])),
-    field("daemon", Kind::Table(&[field("socket", Kind::Text)])),
+    field(
+        "daemon",
+        Kind::Table(&[field("socket", Kind::Text), field("nice", Kind::Integer)]),
+    ),
     field(
         "quarantine",
         Kind::Table(&[
@@ -314,7 +319,8 @@ impl Walk<'_> {
             // merged value, so a drop-in can still fix it.
             (Kind::Bool, DeValue::Boolean(_))
             | (Kind::Text, DeValue::String(_))
-            | (Kind::Number, DeValue::Float(_)) => {}
+            | (Kind::Number, DeValue::Float(_))
+            | (Kind::Integer, DeValue::Integer(_)) => {}
             (Kind::Count, DeValue::Integer(integer)) => {
                 if u64::from_str_radix(integer.as_str(), integer.radix()).is_err() {
                     return Err(self.invalid(
@@ -462,7 +468,7 @@ fn expected(kind: Kind) -> &'static str {
     match kind {
         Kind::Table(_) => "a table",
         Kind::Bool => "a boolean",
-        Kind::Count => "an integer",
+        Kind::Count | Kind::Integer => "an integer",
         Kind::Number => "a number",
         Kind::Text | Kind::OneOf(_) => "a string",
         Kind::TextList => "an array of strings",

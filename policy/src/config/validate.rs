@@ -197,6 +197,12 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
         "daemon.socket",
         [config.daemon.socket.as_path()].into_iter(),
     )?;
+    if !(-20..=19).contains(&config.daemon.nice) {
+        return Err(invalid(
+            "daemon.nice",
+            format!("must be between -20 and 19, found {}", config.daemon.nice),
+        ));
+    }
     absolute_all(
         "quarantine.dir",
         [config.quarantine.dir.as_path()].into_iter(),
@@ -456,7 +462,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(Edit, &str, Option<usize>); 23] = [
+        let cases: [(Edit, &str, Option<usize>); 25] = [
             (
                 |c| c.decision.malicious_score = 0,
                 "decision.malicious_score",
@@ -510,6 +516,8 @@ mod tests {
             (|c| c.scan.max_file_size = 0, "scan.max_file_size", None),
             (|c| c.scan.workers = 1000, "scan.workers", None),
             (|c| c.scan.queue_capacity = 0, "scan.queue_capacity", None),
+            (|c| c.daemon.nice = -21, "daemon.nice", None),
+            (|c| c.daemon.nice = 20, "daemon.nice", None),
             (
                 |c| c.watch.mounts = vec![WatchPath::from(std::path::PathBuf::from("x"))],
                 "watch.mounts",

@@ -163,7 +163,7 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
         std::io::stderr().lock(),
         "{tag}: attacker {result}; root's first execs during the flood: median {:?}, max {:?}; \
          deadline_expired {}, deadline_denied_listed {}, flood_answered {}, \
-         reader_cache_hits {}, queue_full {}",
+         reader_cache_hits {}, queue_full {}; execs waited for a worker: p99 {} us, max {} us",
         took[took.len() / 2],
         took[took.len() - 1],
         counter(&st, "deadline_expired"),
@@ -171,6 +171,10 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
         counter(&st, "flood_answered"),
         counter(&st, "reader_cache_hits"),
         counter(&st, "queue_full"),
+        st.pointer("/latency_us/queued_exec/p99_us")
+            .unwrap_or(&Value::Null),
+        st.pointer("/latency_us/queued_exec/max_us")
+            .unwrap_or(&Value::Null),
     );
     assert!(
         counter(&st, "flood_episodes") >= 1 && counter(&st, "flood_answered") > 0,
@@ -188,9 +192,13 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
     );
     for path in &clean {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let late: Vec<_> = events
+            .iter()
+            .filter(|v| is_event(v, "deadline", name))
+            .collect();
         assert!(
-            !events.iter().any(|v| is_event(v, "deadline", name)),
-            "root's exec of {name} was answered by the deadline, not its verdict{}",
+            late.is_empty(),
+            "root's exec of {name} was answered by the deadline, not its verdict: {late:?}{}",
             d.context()
         );
     }

@@ -55,6 +55,7 @@ use vigil_policy::{CacheConfig, decide};
 use super::Cached;
 use super::record::Record;
 use super::store_key::{FileVersion, StoreKey, Unkeyed};
+use crate::daemon::priority::{self, Lane};
 use crate::daemon::stats::Stats;
 use crate::engine::generation::Generation;
 use crate::protocol::PersistentCacheInfo;
@@ -165,7 +166,10 @@ impl Persistent {
             let max = config.max_entries;
             thread::Builder::new()
                 .name("vigil-cache-writer".into())
-                .spawn(move || write_behind(&db, &rx, next_seq, max, &stats, &gauges, &path))
+                .spawn(move || {
+                    priority::lower(Lane::Idle);
+                    write_behind(&db, &rx, next_seq, max, &stats, &gauges, &path)
+                })
         };
         match spawned {
             Ok(thread) => {

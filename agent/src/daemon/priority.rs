@@ -1,0 +1,129 @@
+//! The scheduling priority of the daemon's threads.
+//!
+//! Owns which threads run ahead of ordinary processes and which behind them. A
+//! process that opens or runs a watched file waits on the reader, a worker (and
+//! the model thread its scan may start), the mark thread or the deadline keeper:
+//! these run at `daemon.nice` (default -5). Under a flood of hundreds of blocked
+//! openers, every answer wakes all of them, and a thread of ordinary weight then
+//! waits its turn behind that herd while the one exec it should answer waits
+//! too. Threads nobody waits on (the event log, alerts to scripts, the mount
+//! and database watchers, the exec guard's reports) run at the nice the daemon
+//! was started with, but not below 0; write-time scans and the persistent
+//! cache's writer 10 above that, since they only save later work.
+//!
+//! [`boost`] runs on the main thread before any other thread starts (a new
+//! thread starts with its creator's nice value); each background thread calls
+//! [`lower`] first. Lowering a nice value needs `CAP_SYS_NICE`, raising it
+//! never does: the systemd unit sets `Nice=` to the default, so the service
+//! needs no such capability. Must not own: what the threads do.
+
+use std::sync::OnceLock;
+
+use crate::fanotify::sys::set_thread_nice;
+
+/// Where a thread that answers no permission event runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// At the daemon's starting nice value, not below 0.
+    Background,
+    /// Ten above [`Lane::Background`]: work that only saves later work.
+    Idle,
+}
+
+/// Nice values a thread may have.
+const NICE_RANGE: std::ops::RangeInclusive<i32> = -20..=19;
+/// How far [`Lane::Idle`] sits above [`Lane::Background`].
+const IDLE_ABOVE: i32 = 10;
+
+/// The main thread's nice value before [`boost`].
+static STARTED: OnceLock<i32> = OnceLock::new();
+
+/// Sets the calling (main) thread to `nice` before the daemon starts other
+/// threads, so those that answer the kernel inherit it. When that is not
+/// permitted the daemon runs on at its current value and says so once.
+pub fn boost(nice: i32) {
+    let now = current_nice().unwrap_or(0);
+    let _ = STARTED.set(now);
+    if now == nice {
+        return;
+    }
+    if let Err(e) = set_thread_nice(nice) {
+        tracing::warn!(
+            error = %e,
+            wanted = nice,
+            running = now,
+            "cannot set the nice value of the threads that answer the kernel \
+             (daemon.nice); they run at the daemon's own: give the service \
+             CAP_SYS_NICE, or set Nice= in its unit"
+        );
+    }
+}
+
+/// Moves the calling thread to `lane`. Raising a nice value is always
+/// permitted; a failure leaves the thread where it was.
+pub fn lower(lane: Lane) {
+    let target = lane_nice(*STARTED.get().unwrap_or(&0), lane);
+    if current_nice() != Some(target) {
+        let _ = set_thread_nice(target);
+    }
+}
+
+/// The nice value of `lane` for a daemon started at `started`.
+fn lane_nice(started: i32, lane: Lane) -> i32 {
+    let background = started.max(0);
+    match lane {
+        Lane::Background => background,
+        Lane::Idle => (background + IDLE_ABOVE).min(*NICE_RANGE.end()),
+    }
+}
+
+/// The calling thread's nice value, from `/proc/thread-self/stat`.
+pub fn current_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    nice_of_stat(&stat)
+}
+
+/// Field 19 (`nice`) of a `stat` line; the command name (field 2) is in
+/// parentheses and may hold spaces and parentheses itself.
+fn nice_of_stat(stat: &str) -> Option<i32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // The fields after the name start with field 3 (state).
+    after_name.split_whitespace().nth(19 - 3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nice_field_is_read_past_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (vigil (x) y) S 1 4242 4242 0 -1 4194560 345 0 0 0 \
+                    12 3 0 0 15 -5 7 0 123456 1000000 500 18446744073709551615";
+        assert_eq!(nice_of_stat(stat), Some(-5));
+        assert_eq!(nice_of_stat("4242 (vigil) S 1"), None);
+        assert_eq!(nice_of_stat("no name here"), None);
+    }
+
+    #[test]
+    fn background_lanes_never_run_ahead_of_ordinary_processes() {
+        assert_eq!(lane_nice(-5, Lane::Background), 0);
+        assert_eq!(lane_nice(-5, Lane::Idle), 10);
+        assert_eq!(lane_nice(0, Lane::Idle), 10);
+        assert_eq!(lane_nice(4, Lane::Background), 4);
+        assert_eq!(lane_nice(15, Lane::Idle), 19);
+    }
+
+    #[test]
+    fn this_threads_nice_value_is_readable_and_can_be_raised() {
+        // In a thread of its own: the test harness's threads keep theirs.
+        std::thread::spawn(|| {
+            let before = current_nice().expect("/proc/thread-self/stat");
+            assert!(NICE_RANGE.contains(&before));
+            let higher = (before + 1).min(*NICE_RANGE.end());
+            set_thread_nice(higher).expect("raising needs no privilege");
+            assert_eq!(current_nice(), Some(higher));
+        })
+        .join()
+        .expect("thread");
+    }
+}
