@@ -99,6 +99,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The rules compiled, but yara-x could not turn them into native code.
+    #[error(
+        "the YARA rules compiled, but their native code could not be built: {message} \
+         (a sandbox that forbids executable memory, such as systemd's \
+         MemoryDenyWriteExecute=yes, prevents it)"
+    )]
+    RuleBuild {
+        /// What yara-x said when it gave up.
+        message: String,
+    },
+
     /// A rule path names neither a file nor a directory holding `.yar`/`.yara` files.
     #[error("{}: no YARA rule files (*.yar, *.yara) found", path.display())]
     NoRules {

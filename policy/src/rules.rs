@@ -254,7 +254,8 @@ impl RuleSet {
         loop {
             let failed = match compile(&sources, on_error) {
                 Ok(set) => return Ok((set, warnings)),
-                Err(failed) => failed,
+                Err(Failed::Build(error)) => return Err(error),
+                Err(Failed::Sources(failed)) => failed,
             };
             let mut dropped = Vec::with_capacity(failed.len());
             for (index, error) in failed {
@@ -405,9 +406,36 @@ fn namespace_for(path: &Path, taken: &mut HashMap<String, usize>) -> String {
     }
 }
 
-/// Compiles `sources`; on failure returns every `(index, error)` that failed, in
-/// file order (with `Refuse`, only the first). Never `Err` with an empty list.
-fn compile(sources: &[Source], on_error: RuleErrorPolicy) -> Result<RuleSet, Vec<(usize, Error)>> {
+/// Builds the compiled rules' native code. yara-x panics when it cannot (its
+/// own code is assumed valid; the one cause seen is a process that may not make
+/// memory executable), which becomes an error naming that cause here.
+fn build(compiler: Compiler<'_>) -> Result<yara_x::Rules, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || compiler.build())).map_err(
+        |payload| Error::RuleBuild {
+            message: payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("yara-x panicked")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        },
+    )
+}
+
+/// Why [`compile`] produced no set.
+enum Failed {
+    /// Every `(index, error)` of a source that failed, in file order (with
+    /// `Refuse`, only the first); never empty.
+    Sources(Vec<(usize, Error)>),
+    /// The sources compiled, the native code could not be built.
+    Build(Error),
+}
+
+/// Compiles `sources`.
+fn compile(sources: &[Source], on_error: RuleErrorPolicy) -> Result<RuleSet, Failed> {
     let mut compiler = Compiler::new();
     let mut failed = Vec::new();
     for (index, source) in sources.iter().enumerate() {
@@ -417,14 +445,14 @@ fn compile(sources: &[Source], on_error: RuleErrorPolicy) -> Result<RuleSet, Vec
         if let Err(error) = compiler.add_source(code) {
             failed.push((index, compile_error(source, &error)));
             if on_error == RuleErrorPolicy::Refuse {
-                return Err(failed);
+                return Err(Failed::Sources(failed));
             }
         }
     }
     if !failed.is_empty() {
-        return Err(failed);
+        return Err(Failed::Sources(failed));
     }
-    let rules = compiler.build();
+    let rules = build(compiler).map_err(Failed::Build)?;
     let count = rules.iter().count();
     let names = sources
         .iter()

@@ -445,3 +445,50 @@ fn vigil_does_not_detect_itself() {
         show(&out)
     );
 }
+
+/// Runs `vigil scan` with the rules of `cfg` in a process that may not make
+/// memory executable (`PR_SET_MDWE`, what systemd's `MemoryDenyWriteExecute=yes`
+/// sets; inherited across `execve`): yara-x cannot build the rules' native code,
+/// and the error says so instead of a bare panic.
+#[test]
+fn rules_that_cannot_become_native_code_are_a_named_error() {
+    let dir = TempDir::new("scan-mdwe");
+    write_file(
+        &dir.join("rules/a.yar"),
+        b"rule mdwe_probe { strings: $a = \"vigil mdwe probe\" condition: $a }\n",
+        0o644,
+    );
+    let cfg = rules_config(&dir);
+    write_file(&dir.join("x.txt"), b"nothing\n", 0o644);
+    let mdwe = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    sys.exit("PR_SET_MDWE refused: errno %d" % ctypes.get_errno())
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    let out = Command::new("timeout")
+        .args([
+            "-k", "5", "60", "python3", "-c", mdwe, VIGIL, "scan", "--config",
+        ])
+        .arg(&cfg)
+        .arg(dir.join("x.txt"))
+        .stdin(Stdio::null())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("PR_SET_MDWE refused"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        err.contains(
+            "vigil: error: the YARA rules compiled, but their native code could not be built"
+        ) && err.contains("MemoryDenyWriteExecute"),
+        "{}",
+        show(&out)
+    );
+    // The same rules without the restriction scan fine.
+    let out = scan(&cfg, &[&dir.join("x.txt")], false);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}

@@ -181,6 +181,8 @@ mdwe_log=$(journalctl -u vigil.service -o cat --no-pager --since "$since")
 echo "$mdwe_log"
 check "MemoryDenyWriteExecute=yes breaks YARA rule loading (why the unit leaves it off)" \
     grep -q 'unable to make memory executable' <<<"$mdwe_log"
+check "... and the daemon says why, as an error rather than a bare panic" \
+    grep -q 'native code could not be built.*MemoryDenyWriteExecute' <<<"$mdwe_log"
 rm -rf /etc/systemd/system/vigil.service.d
 systemctl daemon-reload
 timeout 30 systemctl restart vigil.service
