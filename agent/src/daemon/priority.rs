@@ -60,9 +60,14 @@ pub fn boost(nice: i32) {
 }
 
 /// Moves the calling thread to `lane`. Raising a nice value is always
-/// permitted; a failure leaves the thread where it was.
+/// permitted; a failure leaves the thread where it was. Outside the daemon
+/// (no [`boost`]), lanes count from the thread's own value, so a command run
+/// under `nice` stays as niced as it was.
 pub fn lower(lane: Lane) {
-    let target = lane_nice(*STARTED.get().unwrap_or(&0), lane);
+    let Some(started) = STARTED.get().copied().or_else(current_nice) else {
+        return;
+    };
+    let target = lane_nice(started, lane);
     if current_nice() != Some(target) {
         let _ = set_thread_nice(target);
     }
@@ -78,7 +83,7 @@ fn lane_nice(started: i32, lane: Lane) -> i32 {
 }
 
 /// The calling thread's nice value, from `/proc/thread-self/stat`.
-pub fn current_nice() -> Option<i32> {
+fn current_nice() -> Option<i32> {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
     nice_of_stat(&stat)
 }
