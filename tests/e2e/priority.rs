@@ -1,6 +1,6 @@
-//! `daemon.nice`: the threads that answer the kernel run at it; the threads
-//! nobody waits on run behind ordinary processes (write-time scans and the
-//! cache writer further behind).
+//! `daemon.nice`: the threads that answer the kernel or mark filesystems run at
+//! it; the threads nobody waits on run behind ordinary processes (write-time
+//! scans and the cache writer further behind).
 
 use std::collections::BTreeMap;
 
@@ -38,21 +38,28 @@ fn thread_nice(pid: i32) -> BTreeMap<String, Vec<i32>> {
 fn answering_threads_run_at_daemon_nice_and_background_threads_behind() {
     require_root!();
     let sb = Sandbox::new("priority");
-    let cfg = sb.config();
+    let mut cfg = sb.config();
+    cfg.workers = 1; // the one worker that takes opens
     let text = cfg
         .to_toml()
         .replacen("[daemon]\n", "[daemon]\nnice = -7\n", 1);
     assert!(text.contains("nice = -7"), "{text}");
     let d = sb.start_with_text(&cfg, &text, &[]);
+    // An open the policy scans (`scan_on_open = "all"`): the worker handles it
+    // at the daemon's starting value.
+    let file = sb.mnt("data.txt");
+    write_file(&file, b"an open for the worker\n", 0o644);
+    std::fs::read(&file).expect("read the file");
     let threads = thread_nice(d.pid());
     let expect = [
         ("main", -7), // the reader and the control socket
-        ("vigil-worker-0", -7),
         ("vigil-exec", -7),
+        ("vigil-worker-0", 0), // after an open
         ("vigil-deadline", -7),
         ("vigil-marks", -7),
+        ("vigil-mounts", -7), // marks new filesystems: coverage waits on it
         ("vigil-events", 0),
-        ("vigil-mounts", 0),
+        ("vigil-clamav", 0),
         ("vigil-written", 10),
         ("vigil-cache-wri", 10), // the persistent cache's writer (comm is cut at 15 bytes)
     ];

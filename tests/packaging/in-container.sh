@@ -48,6 +48,12 @@ echo "StatusText=$status_text"
 check "STATUS= names mode and content generation" \
     grep -q 'generation 1 mode=enforce hashes=' <<<"$status_text"
 check "WatchdogUSec=30s" test "$(prop WatchdogUSec)" = 30s
+main_pid=$(prop MainPID)
+# daemon.nice: the main thread (the reader) at -5 from Nice=, and room to
+# return to it (a worker drops to 0 for an open and back to -5 for an exec).
+check "the reader runs at nice -5 (Nice=-5)" test "$(awk '{print $19}' "/proc/$main_pid/stat")" = -5
+check "RLIMIT_NICE lets workers return to -5 (LimitNICE=25)" \
+    grep -Eq '^Max nice priority +25 +25' "/proc/$main_pid/limits"
 status=$(timeout 10 vigil status)
 echo "$status"
 check "vigil status: only the container root filesystem is marked" \

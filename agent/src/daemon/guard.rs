@@ -24,7 +24,6 @@ use vigil_policy::{Config, GuardMode};
 
 use crate::daemon::events::EventLog;
 use crate::daemon::marks::{MarkSource, Marks, path_to_superblock};
-use crate::daemon::priority::{self, Lane};
 use crate::engine::generation::load_config;
 use crate::fanotify::Group;
 use crate::guard::abi::{self, Event, Reason};
@@ -162,10 +161,8 @@ impl GuardState {
                 let mode = s.uncovered;
                 match std::thread::Builder::new()
                     .name("vigil-guard".to_owned())
-                    .spawn(move || {
-                        priority::lower(Lane::Background);
-                        read_reports(ring, &stop, &events, &requests, mode)
-                    }) {
+                    .spawn(move || read_reports(ring, &stop, &events, &requests, mode))
+                {
                     Ok(t) => state.thread = Some(t),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot start the guard's reader thread; the guard stays without reports");

@@ -45,7 +45,6 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::daemon::events::EventLog;
 use crate::daemon::marks::{Mark, MarkSource, Marks, uses_builtin_list, watches_new_mounts};
 use crate::daemon::mountinfo::{self, Mount};
-use crate::daemon::priority::{self, Lane};
 use crate::engine::generation::Generation;
 use crate::fanotify::{Group, MountGroup};
 
@@ -137,10 +136,7 @@ impl MountWatch {
         let seen = watcher.begin();
         let thread = std::thread::Builder::new()
             .name("vigil-mounts".into())
-            .spawn(move || {
-                priority::lower(Lane::Background);
-                watcher.run(&wake, seen)
-            })?;
+            .spawn(move || watcher.run(&wake, seen))?;
         Ok(MountWatch {
             stop,
             thread,

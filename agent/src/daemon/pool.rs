@@ -24,6 +24,7 @@ use super::cache::VerdictCache;
 use super::events::EventLog;
 use super::exec_history::ExecHistory;
 use super::ignore_marks::IgnoreMarks;
+use super::priority;
 use super::respond::{AccessKind, Pending};
 use super::stats::Stats;
 use super::worker::{handle, serve};
@@ -175,6 +176,9 @@ fn work(ctx: &Context, queues: &Queues, takes: Takes) {
         ctx,
         || next_event(queues, takes),
         |worker, pending| {
+            // The exec-only worker stays boosted even for the cached opens
+            // that share its queue: it must wake fast for the next exec.
+            priority::for_event(takes == Takes::ExecsOnly || pending.access == AccessKind::Exec);
             handle(worker, &pending);
         },
     );

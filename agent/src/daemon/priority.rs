@@ -1,15 +1,21 @@
 //! The scheduling priority of the daemon's threads.
 //!
 //! Owns which threads run ahead of ordinary processes and which behind them. A
-//! process that opens or runs a watched file waits on the reader, a worker (and
-//! the model thread its scan may start), the mark thread or the deadline keeper:
-//! these run at `daemon.nice` (default -5). Under a flood of hundreds of blocked
-//! openers, every answer wakes all of them, and a thread of ordinary weight then
-//! waits its turn behind that herd while the one exec it should answer waits
-//! too. Threads nobody waits on (the event log, alerts to scripts, the mount
-//! and database watchers, the exec guard's reports) run at the nice the daemon
-//! was started with, but not below 0; write-time scans and the persistent
-//! cache's writer 10 above that, since they only save later work.
+//! process that opens or runs a watched file waits on the reader, the mark
+//! thread, the deadline keeper, or a worker handling an exec (and the model
+//! thread its scan may start): these run at `daemon.nice` (default -5). Under a
+//! flood of hundreds of blocked openers, every answer wakes all of them, and a
+//! thread of ordinary weight then waits its turn behind that herd while the one
+//! exec it should answer waits too. A worker handling an open runs at the
+//! daemon's starting value instead ([`for_event`]): there the herd is the
+//! openers themselves, and answering opens faster than they can run only
+//! makes each answer wake more of them (16 k blocked openers of one file took
+//! up to 76 s to drain with every worker at -5, under 9 s at 0). So do the mount watcher and the exec guard's reader, which mark a new
+//! or uncovered filesystem: each moment they wait is a moment programs run from
+//! it unscanned. Threads nobody waits on (the event log, alerts to scripts, the
+//! ClamAV database watcher, the inline-code and pipe reporters) run at the nice
+//! the daemon was started with, but not below 0; write-time scans and the
+//! persistent cache's writer 10 above that, since they only save later work.
 //!
 //! [`boost`] runs on the main thread before any other thread starts (a new
 //! thread starts with its creator's nice value); each background thread calls
@@ -37,6 +43,13 @@ const IDLE_ABOVE: i32 = 10;
 
 /// The main thread's nice value before [`boost`].
 static STARTED: OnceLock<i32> = OnceLock::new();
+/// The `daemon.nice` that [`boost`] set (or tried to).
+static BOOSTED: OnceLock<i32> = OnceLock::new();
+
+thread_local! {
+    /// The nice value this worker thread last set, to skip repeated calls.
+    static WORKER_NICE: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
 
 /// Sets the calling (main) thread to `nice` before the daemon starts other
 /// threads, so those that answer the kernel inherit it. When that is not
@@ -44,6 +57,7 @@ static STARTED: OnceLock<i32> = OnceLock::new();
 pub fn boost(nice: i32) {
     let now = current_nice().unwrap_or(0);
     let _ = STARTED.set(now);
+    let _ = BOOSTED.set(nice);
     if now == nice {
         return;
     }
@@ -71,6 +85,28 @@ pub fn lower(lane: Lane) {
     if current_nice() != Some(target) {
         let _ = set_thread_nice(target);
     }
+}
+
+/// Sets the calling worker's nice value for the event it takes next: the
+/// boosted value when `exec` (an exec, or any event of the exec-only worker),
+/// [`Lane::Background`] otherwise. One system call
+/// when the kind changes, none otherwise. Going back down to the boosted value
+/// needs `CAP_SYS_NICE` or an `RLIMIT_NICE` that allows it (the unit's
+/// `LimitNICE=`); without either the worker stays where it is.
+pub fn for_event(exec: bool) {
+    let Some(&boosted) = BOOSTED.get() else {
+        return; // not the daemon
+    };
+    let target = if exec {
+        boosted
+    } else {
+        lane_nice(*STARTED.get().unwrap_or(&0), Lane::Background).max(boosted)
+    };
+    WORKER_NICE.with(|current| {
+        if current.get() != Some(target) && set_thread_nice(target).is_ok() {
+            current.set(Some(target));
+        }
+    });
 }
 
 /// The nice value of `lane` for a daemon started at `started`.
