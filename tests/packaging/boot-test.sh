@@ -67,9 +67,11 @@ ln -s /etc/systemd/system/vigil-boot-test.service \
 echo "boot-test.sh: container root copied to tmpfs in $SECONDS s" >&2
 
 rc=0
+# CAP_SYS_RESOURCE, which a host's PID 1 has: without it the container's
+# systemd cannot raise a hard limit such as the unit's LimitNICE=.
 timeout -k 10 "$BOOT_TIMEOUT" systemd-nspawn -q --register=no --keep-unit \
     --resolv-conf=off --timezone=off --link-journal=no --private-network \
-    --system-call-filter="fanotify_init fanotify_mark" \
+    --system-call-filter="fanotify_init fanotify_mark" --capability=CAP_SYS_RESOURCE \
     -D "$root" --boot --console=pipe >"$work/console.log" 2>&1 || rc=$?
 echo "boot-test.sh: container exited with $rc ($SECONDS s since the copy started)" >&2
 

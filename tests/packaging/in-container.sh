@@ -52,8 +52,17 @@ main_pid=$(prop MainPID)
 # daemon.nice: the main thread (the reader) at -5 from Nice=, and room to
 # return to it (a worker drops to 0 for an open and back to -5 for an exec).
 check "the reader runs at nice -5 (Nice=-5)" test "$(awk '{print $19}' "/proc/$main_pid/stat")" = -5
-check "RLIMIT_NICE lets workers return to -5 (LimitNICE=25)" \
-    grep -Eq '^Max nice priority +25 +25' "/proc/$main_pid/limits"
+grep '^Max nice' "/proc/$main_pid/limits"
+# Raising the hard limit needs CAP_SYS_RESOURCE, which a host's systemd has; a
+# sandbox that withholds it from this whole machine leaves the limit at 0
+# (the workers then stay at 0 once they answered an open; the exec-only worker
+# never leaves -5).
+if (( ($(awk '/^CapBnd/ {print "0x" $2}' /proc/1/status) >> 24) & 1 )); then
+    check "RLIMIT_NICE lets workers return to -5 (LimitNICE=25)" \
+        grep -Eq '^Max nice priority +25 +25' "/proc/$main_pid/limits"
+else
+    echo "skipped: RLIMIT_NICE check (no CAP_SYS_RESOURCE in this machine's bounding set)"
+fi
 status=$(timeout 10 vigil status)
 echo "$status"
 check "vigil status: only the container root filesystem is marked" \

@@ -3,25 +3,26 @@
 //! Owns which threads run ahead of ordinary processes and which behind them. A
 //! process that opens or runs a watched file waits on the reader, the mark
 //! thread, the deadline keeper, or a worker handling an exec (and the model
-//! thread its scan may start): these run at `daemon.nice` (default -5). Under a
-//! flood of hundreds of blocked openers, every answer wakes all of them, and a
-//! thread of ordinary weight then waits its turn behind that herd while the one
-//! exec it should answer waits too. A worker handling an open runs at the
-//! daemon's starting value instead ([`for_event`]): there the herd is the
-//! openers themselves, and answering opens faster than they can run only
-//! makes each answer wake more of them (16 k blocked openers of one file took
-//! up to 76 s to drain with every worker at -5, under 9 s at 0). So do the mount watcher and the exec guard's reader, which mark a new
-//! or uncovered filesystem: each moment they wait is a moment programs run from
-//! it unscanned. Threads nobody waits on (the event log, alerts to scripts, the
-//! ClamAV database watcher, the inline-code and pipe reporters) run at the nice
-//! the daemon was started with, but not below 0; write-time scans and the
-//! persistent cache's writer 10 above that, since they only save later work.
+//! thread its scan may start); a program on a new or uncovered filesystem runs
+//! unscanned until the mount watcher or the exec guard's reader has marked it.
+//! These run at `daemon.nice` (default -5): under a flood of hundreds of
+//! blocked openers every answer wakes all of them, and a thread of ordinary
+//! weight then waits its turn behind that herd while the exec it should answer
+//! waits too. A worker handling an open runs at the daemon's starting value
+//! instead ([`for_event`]): there the herd is the openers themselves, and
+//! answering opens faster than they can run only makes each answer wake more
+//! of them (16 k blocked openers of one file took up to 76 s to drain with
+//! every worker at -5, under 9 s at 0). Threads nobody waits on (the event log,
+//! the ClamAV database watcher, the inline-code and pipe reporters) run at the
+//! starting value too, but not below 0; write-time scans and the persistent
+//! cache's writer 10 above that, since they only save later work.
 //!
 //! [`boost`] runs on the main thread before any other thread starts (a new
 //! thread starts with its creator's nice value); each background thread calls
-//! [`lower`] first. Lowering a nice value needs `CAP_SYS_NICE`, raising it
-//! never does: the systemd unit sets `Nice=` to the default, so the service
-//! needs no such capability. Must not own: what the threads do.
+//! [`lower`] first. Lowering a nice value needs `CAP_SYS_NICE` or an
+//! `RLIMIT_NICE` that allows it, raising it never does: the systemd unit sets
+//! `Nice=-5` and `LimitNICE=25` (nice -5), so the service needs no such
+//! capability. Must not own: what the threads do.
 
 use std::sync::OnceLock;
 
@@ -68,7 +69,7 @@ pub fn boost(nice: i32) {
             running = now,
             "cannot set the nice value of the threads that answer the kernel \
              (daemon.nice); they run at the daemon's own: give the service \
-             CAP_SYS_NICE, or set Nice= in its unit"
+             CAP_SYS_NICE, or set Nice= and LimitNICE= in its unit"
         );
     }
 }
