@@ -82,10 +82,7 @@ pub fn lower(lane: Lane) {
     let Some(started) = STARTED.get().copied().or_else(current_nice) else {
         return;
     };
-    let target = lane_nice(started, lane);
-    if current_nice() != Some(target) {
-        let _ = set_thread_nice(target);
-    }
+    let _ = set_thread_nice(lane_nice(started, lane));
 }
 
 /// Sets the calling worker's nice value for the event it takes next: the
@@ -104,8 +101,10 @@ pub fn for_event(exec: bool) {
         lane_nice(*STARTED.get().unwrap_or(&0), Lane::Background).max(boosted)
     };
     WORKER_NICE.with(|current| {
-        if current.get() != Some(target) && set_thread_nice(target).is_ok() {
-            current.set(Some(target));
+        // Remembered even when refused: a refusal is retried at the next
+        // change of kind, not on every event.
+        if current.replace(Some(target)) != Some(target) {
+            let _ = set_thread_nice(target);
         }
     });
 }
