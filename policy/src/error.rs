@@ -110,6 +110,14 @@ pub enum Error {
         message: String,
     },
 
+    /// Compiled rules handed over as bytes ([`crate::rules::from_bytes`]) could
+    /// not be read back.
+    #[error("compiled YARA rules could not be read back: {message}")]
+    RuleBytes {
+        /// What is wrong with the bytes.
+        message: String,
+    },
+
     /// A rule path names neither a file nor a directory holding `.yar`/`.yara` files.
     #[error("{}: no YARA rule files (*.yar, *.yara) found", path.display())]
     NoRules {
