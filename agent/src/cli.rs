@@ -220,6 +220,20 @@ pub enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Compile YARA rules and write them, native code included, to stdout
+    /// (internal: the daemon runs this as a child, `engine::rule_child`).
+    #[command(name = "compile-rules", hide = true)]
+    CompileRules {
+        /// Add the built-in rules.
+        #[arg(long)]
+        builtin: bool,
+        /// Fail on a rule file that does not compile (else skip it).
+        #[arg(long)]
+        refuse: bool,
+        /// Rule files and directories.
+        #[arg(last = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -229,6 +243,11 @@ pub enum Cmd {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Daemon { config } => daemon::run(config).map(|()| 0),
+        Cmd::CompileRules {
+            builtin,
+            refuse,
+            paths,
+        } => crate::engine::rule_child::serve(&paths, refuse, builtin),
         Cmd::Scan {
             config,
             json,

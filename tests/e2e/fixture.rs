@@ -987,6 +987,22 @@ impl Sandbox {
         )
     }
 
+    /// Like [`Sandbox::start`], but the daemon runs from a copy of the binary at
+    /// `copy` (a host path), which the test may then delete or replace, as a
+    /// package upgrade does under a running daemon.
+    pub fn start_from_copy(&self, cfg: &Config, copy: &Path) -> Daemon {
+        for p in &cfg.filesystems {
+            self.assert_watchable(p);
+        }
+        let config = self.write_config(cfg);
+        let script = format!(
+            "cp \"$0\" '{}' && exec '{}' \"$@\"",
+            copy.display(),
+            copy.display()
+        );
+        Daemon::spawn_with(&self.dir, &self.name, &config, &[], &["sh", "-c", &script])
+    }
+
     /// The path the sandbox writes its config to.
     pub fn config_path(&self) -> PathBuf {
         self.host("vigil.toml")

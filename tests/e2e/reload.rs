@@ -282,3 +282,59 @@ fn reload_with_a_broken_rule_file_keeps_the_running_rules() {
     write_file(&p, marked.as_bytes(), 0o644);
     assert_denied(&open_ro(&p), "rule match after a rejected reload");
 }
+
+/// The daemon's rules are compiled by a child running the daemon's own build
+/// (`/proc/self/exe`), also at a reload after the binary's file was replaced:
+/// the new rule applies and nothing was compiled in the daemon itself.
+#[test]
+fn reload_compiles_rules_in_a_child_of_the_running_build_after_an_upgrade() {
+    require_root!();
+    let sb = Sandbox::new("reload-rule-child");
+    let rules = sb.host("rules");
+    write_test_rule(&rules.join("good.yar"));
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "all".into();
+    cfg.rules = vec![rules.clone()];
+    // Named vigil: the fixture finds the daemon by its command name.
+    std::fs::create_dir_all(sb.host("bin")).unwrap();
+    let copy = sb.host("bin/vigil");
+    let d = sb.start_from_copy(&cfg, &copy);
+    let compiled = "rules compiled by a child process";
+    let failed = "compiling child process failed";
+    let log = d.stderr_text();
+    assert!(log.contains(compiled), "at start{}", d.context());
+    assert!(!log.contains(failed), "at start{}", d.context());
+
+    // An upgrade replaces the file (a new inode); the running daemon's
+    // /proc/self/exe still names the old one.
+    std::fs::remove_file(&copy).unwrap();
+    write_file(&copy, b"#!/bin/sh\nexit 3\n", 0o755);
+    let second = "vigil-e2e-rule-after-upgrade-41c9";
+    write_file(
+        &rules.join("second.yar"),
+        format!("rule Second {{ strings: $m = \"{second}\" condition: $m }}\n").as_bytes(),
+        0o644,
+    );
+    let out = d.reload(&cfg.socket);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "reload: {}{}",
+        out_text(&out),
+        d.context()
+    );
+    let log = d.stderr_text();
+    assert_eq!(
+        log.matches(compiled).count(),
+        2,
+        "after the reload{}",
+        d.context()
+    );
+    assert!(!log.contains(failed), "after the reload{}", d.context());
+    let p = sb.mnt("second.txt");
+    write_file(&p, format!("{second}\n").as_bytes(), 0o644);
+    assert_denied(&open_ro(&p), &format!("the reloaded rule{}", d.context()));
+    let p = sb.mnt("first.txt");
+    write_file(&p, format!("{RULE_MARKER}\n").as_bytes(), 0o644);
+    assert_denied(&open_ro(&p), &format!("the first rule{}", d.context()));
+}

@@ -95,7 +95,8 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // The exec guard's program before the content: its BTF parse's transient
     // (~25 MiB) and the loaded rules and model never add up in the peak.
     let guard = guard::preload(config_path.as_deref());
-    let first = Generation::load(1, config_path.as_deref()).context("loading the configuration")?;
+    let first = Generation::load_in_daemon(1, config_path.as_deref())
+        .context("loading the configuration")?;
     logging::init(&first.config.log.level);
     first.log_warnings();
     raise_fd_limit();
@@ -415,7 +416,7 @@ async fn reload(
     let result = async {
         let next_id = generation.load().id + 1;
         let path = config_path.map(Path::to_path_buf);
-        let next = tokio::task::spawn_blocking(move || Generation::load(next_id, path.as_deref()))
+        let next = tokio::task::spawn_blocking(move || Generation::load_in_daemon(next_id, path.as_deref()))
             .await
             .context("reload task")??;
         next.log_warnings();

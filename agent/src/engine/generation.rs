@@ -15,6 +15,7 @@ use vigil_policy::{
 
 use crate::engine::content_id::ContentId;
 use crate::engine::model::ModelStage;
+use crate::engine::rule_child::{self, CompiledBy};
 
 /// Where the daemon and the CLI look for their configuration by default.
 pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";
@@ -65,6 +66,9 @@ pub struct Generation {
     pub rules: RuleSet,
     /// Rule files left out under `content.rules_on_error = "skip"`.
     pub rule_warnings: Vec<vigil_policy::RuleWarning>,
+    /// Who compiled the rules: in the daemon a child ([`rule_child`]), unless
+    /// it failed.
+    pub rules_compiled_by: CompiledBy,
     /// Compiled path and process exclusions.
     pub exclusions: Exclusions,
     /// The programs whose opens of text files are scanned as scripts
@@ -106,6 +110,27 @@ impl Generation {
         path: Option<&Path>,
         staged: Option<&Path>,
     ) -> Result<Generation, LoadError> {
+        Generation::load_from(id, path, staged, None)
+    }
+
+    /// As [`Generation::load`], for the daemon: the rules are compiled by a
+    /// child process ([`rule_child`]), so the daemon never runs the code
+    /// generator.
+    ///
+    /// # Errors
+    /// As [`Generation::load`].
+    pub fn load_in_daemon(id: u64, path: Option<&Path>) -> Result<Generation, LoadError> {
+        Generation::load_from(id, path, None, Some(Path::new(rule_child::SELF_EXE)))
+    }
+
+    /// The loader; `rule_compiler`, when given, is the program whose
+    /// `compile-rules` command compiles the rules.
+    fn load_from(
+        id: u64,
+        path: Option<&Path>,
+        staged: Option<&Path>,
+        rule_compiler: Option<&Path>,
+    ) -> Result<Generation, LoadError> {
         let started = Instant::now();
         let (config, config_path) = load_config(path)?;
         let update = match staged {
@@ -133,11 +158,17 @@ impl Generation {
             .collect();
         let exclusions = Exclusions::new(&config.exclude)?;
         let interpreters = Interpreters::new(&config.watch.interpreters)?;
-        let (rules, rule_warnings) = RuleSet::load(
-            &rule_paths,
-            config.content.rules_on_error,
-            config.content.builtin_rules,
-        )?;
+        let (on_error, builtin) = (config.content.rules_on_error, config.content.builtin_rules);
+        let (rules, rule_warnings, rules_compiled_by) = match rule_compiler {
+            Some(program) => {
+                let loaded = rule_child::load(program, &rule_paths, on_error, builtin)?;
+                (loaded.set, loaded.warnings, loaded.by)
+            }
+            None => {
+                let (set, warnings) = RuleSet::load(&rule_paths, on_error, builtin)?;
+                (set, warnings, CompiledBy::ThisProcess)
+            }
+        };
         let model = ModelStage::load(&config)?;
         let exec_policy = ExecPolicy::new(&config.policy)?;
         let trust = load_trust(&config, &exec_policy)?;
@@ -155,6 +186,7 @@ impl Generation {
             allow_conflicts,
             rules,
             rule_warnings,
+            rules_compiled_by,
             exclusions,
             interpreters,
             content_id: ContentId::default(),
@@ -165,9 +197,9 @@ impl Generation {
         Ok(generation)
     }
 
-    /// Logs the ClamAV index's size and scratch file, the rule files left out of
-    /// this generation (`rules_on_error = "skip"`) and every hash that is both
-    /// allowed and blocked.
+    /// Logs who compiled the rules, the ClamAV index's size and scratch file,
+    /// the rule files left out of this generation (`rules_on_error = "skip"`)
+    /// and every hash that is both allowed and blocked.
     pub fn log_warnings(&self) {
         if let Some((bytes, dir)) = self.clamav.scratch() {
             tracing::info!(
@@ -177,6 +209,20 @@ impl Generation {
                 scratch_dir = %dir.display(),
                 "ClamAV index loaded"
             );
+        }
+        match &self.rules_compiled_by {
+            CompiledBy::ThisProcess => {}
+            CompiledBy::Child { ms } => {
+                tracing::info!(
+                    rules = self.rules.len(),
+                    ms,
+                    "rules compiled by a child process"
+                );
+            }
+            CompiledBy::Fallback(why) => tracing::warn!(
+                reason = %why,
+                "rules compiled in the daemon: the compiling child process failed"
+            ),
         }
         for w in &self.rule_warnings {
             tracing::warn!(file = %w.path.display(), line = w.line, message = %w.message, "rule file skipped");
