@@ -254,6 +254,7 @@ async fn serve(
         tracing::warn!(exposure = %e.id, close = %e.close, "not covered: {}", e.what);
     }
     notify(&format!("READY=1\nSTATUS={summary}"));
+    release_load_memory();
     // WATCHDOG=1 from this loop, which shares its thread with the reader: if either
     // stops turning, systemd (WatchdogSec=) kills and restarts the daemon.
     let mut watchdog = watchdog_timer();
@@ -453,6 +454,7 @@ async fn reload(
             events.emit_json(config_event(g, "success", None));
             tracing::info!(summary = %g.summary(), load_ms = g.load_ms as u64, "reloaded");
             notify(&format!("READY=1\nSTATUS={}", g.summary()));
+            release_load_memory();
         }
         Err(e) => {
             Stats::bump(&stats.reloads_rejected);
@@ -468,6 +470,21 @@ async fn reload(
         }
     }
     result
+}
+
+/// Hands the memory a load freed back to the kernel (see
+/// [`sys::release_free_heap`]), on a blocking thread: the reader shares this
+/// thread and must not wait for the allocator's walk.
+fn release_load_memory() {
+    tokio::task::spawn_blocking(|| {
+        let t = Instant::now();
+        let released = sys::release_free_heap();
+        tracing::debug!(
+            released,
+            us = t.elapsed().as_micros() as u64,
+            "free heap returned to the kernel"
+        );
+    });
 }
 
 /// The event line of a reload: `event.action = "config-change"`.
