@@ -116,6 +116,10 @@ pub fn serve<T>(
     loop {
         let generation = ctx.generation.load_full();
         let mut rules = generation.rules.scanner();
+        // At the thread's start, not after a reload: then an item is waiting.
+        if carried.is_none() {
+            warm_up(&mut rules, &generation);
+        }
         loop {
             let Some(item) = carried.take().or_else(&mut next) else {
                 return;
@@ -134,6 +138,32 @@ pub fn serve<T>(
         }
     }
 }
+
+/// Runs a new scanner once over [`WARM_UP_BYTES`] of filler, so the first
+/// file it judges does not pay its first-use costs: measured with the shared
+/// content (988 rules), the first scan of a 667 KiB binary took 3.9 ms and
+/// the next ones 3.0-3.1 ms; after a 64 KiB warm-up the first took 3.1 ms.
+/// The boot's first execs are such first scans. Findings are discarded.
+fn warm_up(rules: &mut RuleScanner<'_>, generation: &Generation) {
+    if generation.rules.is_empty() {
+        return;
+    }
+    // A fixed pseudo-random sequence: it walks much of the pattern
+    // automaton, where zeros would stay in a few states.
+    let mut state: u32 = 0x9e37_79b9;
+    let filler: Vec<u8> = (0..WARM_UP_BYTES)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let _ = rules.scan(&filler, generation.config.scan.rule_timeout);
+}
+
+/// How much filler [`warm_up`] scans (about 0.8 ms with the shared content).
+const WARM_UP_BYTES: usize = 64 * 1024;
 
 /// Takes one event from the queue to its answer and beyond.
 pub fn handle(w: &mut Worker<'_, '_>, pending: &Arc<Pending>) {
