@@ -56,6 +56,7 @@ fn answering_threads_run_at_daemon_nice_and_background_threads_behind() {
         ("vigil-exec", -7),
         ("vigil-worker-0", 0), // after an open
         ("vigil-deadline", -7),
+        ("vigil-ruleclock", -7), // yara-x's timeout clock
         ("vigil-marks", -7),
         ("vigil-mounts", -7), // marks new filesystems: coverage waits on it
         ("vigil-events", 0),

@@ -102,6 +102,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     raise_fd_limit();
     // Before any thread starts: those that answer the kernel inherit it.
     priority::boost(first.config.daemon.nice);
+    start_rule_clock(&first);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("vigil-main")
@@ -470,6 +471,26 @@ async fn reload(
         }
     }
     result
+}
+
+/// Starts yara-x's rule-timeout clock (a thread that ticks once a second,
+/// started by the first scan given a timeout) from a thread of its own name,
+/// at the daemon's priority: started from a worker, it would carry that
+/// worker's name and whatever priority the worker had at that moment.
+fn start_rule_clock(generation: &Generation) {
+    if generation.rules.is_empty() {
+        return;
+    }
+    let rules = generation.rules.clone();
+    let timeout = generation.config.scan.rule_timeout;
+    let started = std::thread::Builder::new()
+        .name("vigil-ruleclock".to_owned())
+        .spawn(move || {
+            let _ = rules.scan(b"", timeout);
+        });
+    if let Ok(handle) = started {
+        let _ = handle.join();
+    }
 }
 
 /// Hands the memory a load freed back to the kernel (see

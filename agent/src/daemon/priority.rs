@@ -3,7 +3,8 @@
 //! Owns which threads run ahead of ordinary processes and which behind them. A
 //! process that opens or runs a watched file waits on the reader, the mark
 //! thread, the deadline keeper, or a worker handling an exec (and the model
-//! thread its scan may start); a program on a new or uncovered filesystem runs
+//! thread its scan may start, and yara-x's rule-timeout clock, which ends a
+//! scan that runs too long); a program on a new or uncovered filesystem runs
 //! unscanned until the mount watcher or the exec guard's reader has marked it.
 //! These run at `daemon.nice` (default -5): under a flood of hundreds of
 //! blocked openers every answer wakes all of them, and a thread of ordinary

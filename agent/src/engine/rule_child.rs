@@ -36,8 +36,9 @@ use vigil_policy::{RuleSet, RuleWarning};
 pub const COMMAND: &str = "compile-rules";
 
 /// How long the child may take before it is killed and the daemon compiles
-/// the rules itself. Far above a real compile (about a second for the shared
-/// content on these machines): only a child stuck for good meets it.
+/// the rules itself. Far above a real compile (0.35 s for the shared
+/// content on these machines, release build): only a child stuck for good
+/// meets it.
 pub const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
 /// The daemon's own binary, whatever its path is now.
