@@ -123,3 +123,38 @@ fn on_malicious_write_quarantine_moves_the_file_before_it_runs() {
     );
     assert_eq!(jstr(&q, "/file/hash/sha256"), sha, "{ctx}");
 }
+
+/// No exec waits for a write-time scan: that scan runs behind every ordinary
+/// process, so on a busy machine an exec waiting for it met its deadline and
+/// ran unscanned by rules and model (`on_timeout` allows by default). The
+/// write-time scan is held here for 10 s (a debug-build hook); the exec's
+/// worker scans the file itself and the rule denies it.
+#[test]
+fn an_exec_does_not_wait_behind_a_stuck_write_time_scan() {
+    require_root!();
+    let sb = Sandbox::new("written-overtake");
+    let rules = sb.host("rules");
+    write_test_rule(&rules.join("e2e.yar"));
+    let mut cfg = sb.config();
+    cfg.scan_on_open = "executable".into();
+    cfg.rules = vec![rules];
+    cfg.deadline_ms = 2000;
+    let d = sb.start_with_env(&cfg, &[("VIGIL_TEST_STALL_WRITTEN_MS", "10000")]);
+    let bad = sb.mnt("dropped");
+    // Detected by the rule only: a listed hash would be denied even by the
+    // deadline, which hashes first.
+    write_marker_binary(&bad, RULE_MARKER);
+    // Its write-time scan has started, and is held.
+    wait_counter(&d, &cfg, "written_scanned", 1, EVENT_WAIT);
+    assert_denied(
+        &run(&bad),
+        &format!(
+            "a rule-detected binary run during its write-time scan{}",
+            d.context()
+        ),
+    );
+    let st = stats(&d, &cfg.socket);
+    let ctx = format!("{st}{}", d.context());
+    assert_eq!(counter(&st, "written_overtaken"), 1, "{ctx}");
+    assert_eq!(counter(&st, "deadline_expired"), 0, "{ctx}");
+}

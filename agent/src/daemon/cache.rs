@@ -108,6 +108,9 @@ pub enum Lookup {
 pub struct Slot {
     result: Mutex<SlotState>,
     done: Condvar,
+    /// A background scan's (scan on write, behind ordinary processes): no
+    /// event waits for it ([`VerdictCache::begin`]).
+    background: bool,
 }
 
 #[derive(Debug, Default)]
@@ -146,9 +149,16 @@ pub struct Ticket {
     slot: Arc<Slot>,
     cache: Arc<VerdictCache>,
     published: bool,
+    took_over: bool,
 }
 
 impl Ticket {
+    /// Whether this scan took the file over from a background scan still
+    /// running ([`VerdictCache::begin`]).
+    pub fn took_over(&self) -> bool {
+        self.took_over
+    }
+
     /// Publishes the result to the cache and to every waiter.
     pub fn complete(mut self, cached: Arc<Cached>) {
         self.published = true;
@@ -213,8 +223,24 @@ impl VerdictCache {
     }
 
     /// Looks `key` up; on a miss with nobody scanning, registers the caller as the
-    /// scanner.
+    /// scanner. A background scan of the file ([`VerdictCache::begin_background`])
+    /// is not waited for: the caller takes the file over and scans it itself
+    /// ([`Ticket::took_over`]). That scan runs behind every ordinary process, so
+    /// on a busy machine a permission event waiting for it would meet its
+    /// deadline, and an exec be answered by `on_timeout` unscanned by rules and
+    /// model; the background verdict, when it comes, is the same one.
     pub fn begin(self: &Arc<Self>, key: FileKey) -> Lookup {
+        self.begin_as(key, false)
+    }
+
+    /// As [`VerdictCache::begin`], for a background scan: it waits for nobody
+    /// (any scan in flight answers [`Lookup::Wait`], meaning "leave it"), and
+    /// the events that come while it runs take the file over.
+    pub fn begin_background(self: &Arc<Self>, key: FileKey) -> Lookup {
+        self.begin_as(key, true)
+    }
+
+    fn begin_as(self: &Arc<Self>, key: FileKey, background: bool) -> Lookup {
         let mut maps = lock(&self.maps);
         if let Some(hit) = maps.young.get(&key.inode()).and_then(|e| e.hit(&key)) {
             return Lookup::Hit(Arc::clone(hit));
@@ -228,16 +254,26 @@ impl VerdictCache {
             Self::insert_young(&mut maps, self.capacity, key, entry.cached);
             return Lookup::Hit(hit);
         }
+        let mut took_over = false;
         if let Some(slot) = maps.in_flight.get(&key) {
-            return Lookup::Wait(Arc::clone(slot));
+            if background || !slot.background {
+                return Lookup::Wait(Arc::clone(slot));
+            }
+            took_over = true;
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            background,
+            ..Slot::default()
+        });
+        // Replaces a background slot taken over: its publish then leaves the
+        // new one in place (it checks that the slot is still its own).
         maps.in_flight.insert(key, Arc::clone(&slot));
         Lookup::Miss(Ticket {
             key,
             slot,
             cache: Arc::clone(self),
             published: false,
+            took_over,
         })
     }
 
@@ -476,6 +512,38 @@ mod tests {
         drop(ticket);
         assert!(slot.wait(Duration::from_secs(10)).is_none());
         assert!(matches!(cache.begin(key(1, 1)), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn an_event_takes_a_file_over_from_a_background_scan_and_nobody_waits_for_that() {
+        let cache = VerdictCache::new(8);
+        let Lookup::Miss(background) = cache.begin_background(key(1, 1)) else {
+            panic!("expected a miss")
+        };
+        assert!(!background.took_over());
+        // A second background scan leaves the file to the first.
+        assert!(matches!(cache.begin_background(key(1, 1)), Lookup::Wait(_)));
+        // An event does not wait: it scans itself.
+        let Lookup::Miss(event) = cache.begin(key(1, 1)) else {
+            panic!("expected a takeover")
+        };
+        assert!(event.took_over());
+        // Later events wait for the event's scan, not the background one.
+        let Lookup::Wait(slot) = cache.begin(key(1, 1)) else {
+            panic!("expected wait")
+        };
+        // The background scan finishing first neither releases them nor
+        // clears the in-flight entry.
+        background.complete(clean());
+        assert!(slot.wait(Duration::from_millis(10)).is_none());
+        assert!(matches!(cache.begin(key(1, 1)), Lookup::Hit(_)));
+        event.complete(clean());
+        assert!(slot.wait(Duration::from_secs(10)).is_some());
+        // A background scan waits for an event's scan as for any other.
+        let Lookup::Miss(_event) = cache.begin(key(2, 1)) else {
+            panic!("expected a miss")
+        };
+        assert!(matches!(cache.begin_background(key(2, 1)), Lookup::Wait(_)));
     }
 
     #[test]

@@ -136,6 +136,10 @@ counters! {
     /// Written files not scanned because permission events kept the workers
     /// busy.
     written_deferred,
+    /// Written files whose exec or open came while the background scan still
+    /// ran, and which that event's worker scanned itself rather than wait
+    /// behind it.
+    written_overtaken,
     /// Interpreter command lines whose inline code (`sh -c`, `python3 -c`,
     /// `perl -e`, ...) was scanned (`scan.inline_code`).
     inline_scanned,

@@ -344,6 +344,9 @@ fn scan_or_cache(
             }
         }
         Lookup::Miss(ticket) => {
+            if ticket.took_over() {
+                Stats::bump(&ctx.stats.written_overtaken);
+            }
             // The key before any read, so it names the version that was judged.
             let key = ctx.persistent.key_of(fd);
             let stored = key.and_then(|k| ctx.persistent.lookup(&k, w.generation));
@@ -440,26 +443,42 @@ fn answer(
     }
 }
 
-/// Debug builds only: `VIGIL_TEST_STALL_MS` makes every scan stall, so tests can
-/// prove the deadline answers for a stuck stage. Compiled out of release builds.
+/// Which scans a test stall delays.
+#[derive(Clone, Copy)]
+pub(super) enum Stall {
+    /// Every scan (`VIGIL_TEST_STALL_MS`).
+    Scan,
+    /// Write-time scans only, on top (`VIGIL_TEST_STALL_WRITTEN_MS`): a
+    /// background scan starved by a busy machine.
+    Written,
+}
+
+/// Debug builds only: the environment variable of `stall` makes those scans
+/// stall, so tests can prove the deadline answers for a stuck stage, and that
+/// no event waits for a stuck background scan. Compiled out of release builds.
 #[cfg(debug_assertions)]
-fn test_stall() {
+pub(super) fn test_stall(stall: Stall) {
     use std::sync::OnceLock;
     use std::time::Duration;
-    static STALL: OnceLock<Option<Duration>> = OnceLock::new();
-    let stall = STALL.get_or_init(|| {
-        std::env::var("VIGIL_TEST_STALL_MS")
+    static SCAN: OnceLock<Option<Duration>> = OnceLock::new();
+    static WRITTEN: OnceLock<Option<Duration>> = OnceLock::new();
+    let (cell, var) = match stall {
+        Stall::Scan => (&SCAN, "VIGIL_TEST_STALL_MS"),
+        Stall::Written => (&WRITTEN, "VIGIL_TEST_STALL_WRITTEN_MS"),
+    };
+    let pause = cell.get_or_init(|| {
+        std::env::var(var)
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
     });
-    if let Some(d) = stall {
+    if let Some(d) = pause {
         std::thread::sleep(*d);
     }
 }
 
 #[cfg(not(debug_assertions))]
-fn test_stall() {}
+pub(super) fn test_stall(_: Stall) {}
 
 /// Scans the file behind `fd`; `None` on a read error (logged). With `trust`, the
 /// trust store's entry for the file's path, a file that matches it skips the
@@ -470,7 +489,7 @@ pub(super) fn scan(
     st: &FileStat,
     trust: Option<&TrustEntry>,
 ) -> Option<Arc<Cached>> {
-    test_stall();
+    test_stall(Stall::Scan);
     let (ctx, generation) = (w.ctx, w.generation);
     let size = u64::try_from(st.st_size).unwrap_or(0);
     if size > generation.config.scan.max_file_size {

@@ -8,7 +8,9 @@
 //! file's first exec cold, as it was without this. The thread never delays a
 //! permission event either: before each scan it waits (a bounded time) until no
 //! permission event is queued for a worker, and skips the file if the workers
-//! stay busy (`written_deferred`). What it scans: ELF executables and shared
+//! stay busy (`written_deferred`), and no permission event waits for its scan:
+//! one that comes meanwhile scans the file itself (`written_overtaken`, see
+//! [`super::cache::VerdictCache::begin`]). What it scans: ELF executables and shared
 //! objects, `#!` scripts, and any file with an execute bit; relocatable objects
 //! (`.o`, `.ko`) are left to the open that loads them, so a build does not scan
 //! every object twice. A malicious verdict is an event (`event.action:
@@ -116,12 +118,13 @@ fn handle(w: &mut Worker<'_, '_>, pool: &PoolSender, event: &FanotifyEvent) {
         return;
     }
     let key = FileKey::new(&st, generation.id);
-    let ticket = match ctx.cache.begin(key) {
+    let ticket = match ctx.cache.begin_background(key) {
         Lookup::Miss(ticket) => ticket,
         // Known, or a worker is scanning it for an exec right now.
         Lookup::Hit(_) | Lookup::Wait(_) => return,
     };
     Stats::bump(&ctx.stats.written_scanned);
+    super::worker::test_stall(super::worker::Stall::Written);
     // Keyed before the read, as the workers do; stored after it, so a reboot
     // between the write and the first exec still finds the verdict.
     let remember = ctx.persistent.key_of(fd);
