@@ -27,6 +27,8 @@ reload() {
     return 1
 }
 denied() { grep -q 'Permission denied\|Operation not permitted' <<<"$1"; }
+# absent PATTERN TEXT: TEXT has no line matching PATTERN.
+absent() { ! grep -q "$1" <<<"$2"; }
 
 # The EICAR test file as an executable: a built-in signature (by hash).
 eicar() { printf '%s%s%s%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$' 'EICAR-STANDARD-' 'ANTIVIRUS-TEST-' 'FILE!$H+H*'; }
@@ -48,6 +50,14 @@ echo "StatusText=$status_text"
 check "STATUS= names mode and content generation" \
     grep -q 'generation 1 mode=enforce hashes=' <<<"$status_text"
 check "WatchdogUSec=30s" test "$(prop WatchdogUSec)" = 30s
+# The rules are compiled by a child of the daemon (its own binary, exec'd
+# under the unit's sandbox); a sandbox that stopped it would fall back to
+# compiling in the daemon, with a warning.
+start_log=$(journalctl -u vigil.service -o cat --no-pager)
+check "rules compiled by a child process under the unit" \
+    grep -q 'rules compiled by a child process' <<<"$start_log"
+check "no fallback to compiling in the daemon" \
+    absent 'compiling child process failed' "$start_log"
 main_pid=$(prop MainPID)
 # daemon.nice: the main thread (the reader) at -5 from Nice=, and room to
 # return to it (a worker drops to 0 for an open and back to -5 for an exec).
@@ -130,9 +140,8 @@ check "reload with a mount mark on / instead" reload
 check "vigil status: a mount mark on /" grep -q '"marks":\[{"kind":"mount","path":"/","source":"config"}\]' \
     <<<"$(timeout 10 vigil status | tr -d ' \n')"
 out=$(timeout 10 /eicar 2>&1); echo "exec from outside: $out"
-check "mount mark: exec of EICAR from outside the sandbox NOT seen" sh -c '! grep -q "Permission denied\|Operation not permitted" <<EOT
-$out
-EOT'
+check "mount mark: exec of EICAR from outside the sandbox NOT seen" \
+    absent 'Permission denied\|Operation not permitted' "$out"
 out=$(timeout 10 nsenter -t "$(prop MainPID)" -m /eicar 2>&1); echo "exec inside: $out"
 check "mount mark: the same exec inside vigil's namespace denied" denied "$out"
 rm /etc/vigil/conf.d/05-mount-mark.toml
