@@ -222,7 +222,7 @@ pub enum Cmd {
     },
     /// Compile YARA rules and write them, native code included, to stdout
     /// (internal: the daemon runs this as a child, `engine::rule_child`).
-    #[command(name = "compile-rules", hide = true)]
+    #[command(name = crate::engine::rule_child::COMMAND, hide = true)]
     CompileRules {
         /// Add the built-in rules.
         #[arg(long)]

@@ -1283,6 +1283,11 @@ impl Drop for Daemon {
         if self.exited.is_none() {
             if self.pid > 0 {
                 let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            } else if let Ok(timeout) = i32::try_from(self.timeout.id()) {
+                // The daemon was not found (a start that failed its checks):
+                // timeout(1) passes SIGTERM on to it; a SIGKILL below would
+                // only orphan it, fanotify group and all.
+                let _ = kill(Pid::from_raw(timeout), Signal::SIGTERM);
             }
             // timeout(1) exits once it has reaped the daemon, whose socket and
             // fanotify groups are closed by then: a daemon started next on the
