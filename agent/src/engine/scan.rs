@@ -8,10 +8,20 @@
 //! touch the cache: the worker (daemon) and `vigil scan` (CLI) call
 //! [`Scanner::scan_fd`] and act on the result.
 //!
+//! That order is the order of the findings, not always of the work: an ELF file
+//! of 256 KiB or more that the trust store does not vouch for
+//! has its ELF stages (one parse, the heuristics, the model) started on a second
+//! thread as soon as it is read, while the scanning thread digests it and runs
+//! the rules. Their findings are taken in the order above and dropped when an
+//! earlier stage decided (a listed or allowed hash, a known content, a
+//! conclusive heuristic or rule), so the decision is the one the sequence gives;
+//! the rules still start only after the hash said nothing.
+//!
 //! The daemon hands in the fanotify event fd: reading by path would re-enter
 //! fanotify and race with renames. Reads use `pread` from offset 0, so the event
-//! fd's own offset does not matter. One pass feeds the digests and fills the content
-//! buffer the later stages read; files above [`CONTENT_CAP`] are only hashed.
+//! fd's own offset does not matter. One pass fills the content buffer the later
+//! stages read (and feeds the digests, unless the ELF stages will start beside
+//! them); files above [`CONTENT_CAP`] are only hashed.
 //! A file whose SHA-256 equals the trust store's for its path (a package file as
 //! installed) is only looked up in the hash lists: provenance stands in for the
 //! expensive stages, never for the blocklist.
@@ -125,12 +135,14 @@ impl Scanner {
     ) -> Result<ScanResult, Errno> {
         let started = Instant::now();
         let keep = size <= CONTENT_CAP;
+        // A large file the trust store does not vouch for is read whole before it
+        // is digested, so that its ELF stages can start beside the digests.
+        let beside_first = keep && size >= PARALLEL_FROM as u64 && trust.is_none();
         self.content.clear();
         if keep {
             self.content.reserve(usize::try_from(size).unwrap_or(0));
         }
-        let mut sha = Sha256::new();
-        let mut md5 = needs_md5(generation).then(Md5::new);
+        let mut digests = (!beside_first).then(|| Digests::new(generation));
         let mut offset: u64 = 0;
         loop {
             let n = match nix::sys::uio::pread(fd, &mut self.chunk, offset as i64) {
@@ -140,70 +152,83 @@ impl Scanner {
                 Err(e) => return Err(e),
             };
             let chunk = &self.chunk[..n];
-            sha.update(chunk);
-            if let Some(m) = md5.as_mut() {
-                m.update(chunk);
-            }
             // A file growing during the scan past the cap stops feeding the content
             // stages rather than growing the buffer without bound.
-            if keep && (self.content.len() as u64) < CONTENT_CAP {
+            let room = keep && (self.content.len() as u64) < CONTENT_CAP;
+            if digests.is_none() && !room {
+                // The rest will not be kept: digest what was, then the rest as read.
+                let mut d = Digests::new(generation);
+                d.update(&self.content);
+                digests = Some(d);
+            }
+            if let Some(d) = digests.as_mut() {
+                d.update(chunk);
+            }
+            if room {
                 self.content.extend_from_slice(chunk);
             }
             offset += n as u64;
         }
-        let sha256: [u8; 32] = sha.finalize().into();
-        let md5: Option<[u8; 16]> = md5.map(|m| m.finalize().into());
-        let content = if keep {
-            Some(self.content.as_slice())
-        } else {
-            None
-        };
-        let mut times = StageTimes {
-            hash: Some(started.elapsed()),
-            ..StageTimes::default()
-        };
-        if let Some(decision) = known(&sha256) {
-            return Ok(ScanResult {
+        let content = keep.then_some(self.content.as_slice());
+        let result = std::thread::scope(|s| {
+            let beside = content
+                .filter(|_| beside_first)
+                .and_then(|c| ElfBeside::start(s, c, generation, depth));
+            let (sha256, md5) = match digests {
+                Some(d) => d.finish(),
+                None => Digests::of(content.unwrap_or_default(), generation),
+            };
+            let mut times = StageTimes {
+                hash: Some(started.elapsed()),
+                ..StageTimes::default()
+            };
+            if let Some(decision) = known(&sha256) {
+                // What the ELF stages find beside is dropped with `beside` (the
+                // scope still waits for their thread).
+                return ScanResult {
+                    sha256,
+                    size: offset,
+                    decision,
+                    times,
+                    trusted: false,
+                    allowed: None,
+                    known: true,
+                    partial: false,
+                };
+            }
+            let trusted = trust.is_some_and(|t| t.sha256 == sha256);
+            let allowed = allowlisted(generation, &sha256, md5.as_ref(), offset, &mut times);
+            let mut partial = false;
+            let decision = match allowed {
+                Some(_) => decide(Vec::new(), &generation.config.decision),
+                None => evaluate(
+                    &sha256,
+                    md5.as_ref(),
+                    offset,
+                    content.filter(|_| !trusted),
+                    generation,
+                    rules,
+                    depth,
+                    beside,
+                    &mut times,
+                    &mut partial,
+                ),
+            };
+            ScanResult {
                 sha256,
                 size: offset,
                 decision,
                 times,
-                trusted: false,
-                allowed: None,
-                known: true,
-                partial: false,
-            });
-        }
-        let trusted = trust.is_some_and(|t| t.sha256 == sha256);
-        let allowed = allowlisted(generation, &sha256, md5.as_ref(), offset, &mut times);
-        let mut partial = false;
-        let decision = match allowed {
-            Some(_) => decide(Vec::new(), &generation.config.decision),
-            None => evaluate(
-                &sha256,
-                md5.as_ref(),
-                offset,
-                content.filter(|_| !trusted),
-                generation,
-                rules,
-                depth,
-                &mut times,
-                &mut partial,
-            ),
-        };
+                trusted,
+                allowed,
+                known: false,
+                partial,
+            }
+        });
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
         }
-        Ok(ScanResult {
-            sha256,
-            size: offset,
-            decision,
-            times,
-            trusted,
-            allowed,
-            known: false,
-            partial,
-        })
+        Ok(result)
     }
 }
 
@@ -215,43 +240,81 @@ pub fn scan_bytes(
     rules: &mut RuleScanner<'_>,
     depth: Depth,
 ) -> ScanResult {
-    let sha256: [u8; 32] = Sha256::digest(bytes).into();
-    let md5: Option<[u8; 16]> = needs_md5(generation).then(|| Md5::digest(bytes).into());
     let size = bytes.len() as u64;
     let content = (size <= CONTENT_CAP).then_some(bytes);
-    let mut times = StageTimes::default();
-    let allowed = allowlisted(generation, &sha256, md5.as_ref(), size, &mut times);
-    let mut partial = false;
-    let decision = match allowed {
-        Some(_) => decide(Vec::new(), &generation.config.decision),
-        None => evaluate(
-            &sha256,
-            md5.as_ref(),
+    std::thread::scope(|s| {
+        let beside = content
+            .filter(|c| c.len() >= PARALLEL_FROM)
+            .and_then(|c| ElfBeside::start(s, c, generation, depth));
+        let (sha256, md5) = Digests::of(bytes, generation);
+        let mut times = StageTimes::default();
+        let allowed = allowlisted(generation, &sha256, md5.as_ref(), size, &mut times);
+        let mut partial = false;
+        let decision = match allowed {
+            Some(_) => decide(Vec::new(), &generation.config.decision),
+            None => evaluate(
+                &sha256,
+                md5.as_ref(),
+                size,
+                content,
+                generation,
+                rules,
+                depth,
+                beside,
+                &mut times,
+                &mut partial,
+            ),
+        };
+        ScanResult {
+            sha256,
             size,
-            content,
-            generation,
-            rules,
-            depth,
-            &mut times,
-            &mut partial,
-        ),
-    };
-    ScanResult {
-        sha256,
-        size,
-        decision,
-        times,
-        trusted: false,
-        allowed,
-        known: false,
-        partial,
-    }
+            decision,
+            times,
+            trusted: false,
+            allowed,
+            known: false,
+            partial,
+        }
+    })
 }
 
-/// MD5 is computed only when a list needs it (an `.hdb` block list or an `.fp`
-/// allow list).
-fn needs_md5(generation: &Generation) -> bool {
-    generation.hashes.needs_md5() || generation.allow.needs_md5() || generation.clamav.needs_md5()
+/// SHA-256 always, MD5 only when a list needs it (an `.hdb` block list or an
+/// `.fp` allow list).
+struct Digests {
+    sha256: Sha256,
+    md5: Option<Md5>,
+}
+
+impl Digests {
+    fn new(generation: &Generation) -> Digests {
+        let md5 = generation.hashes.needs_md5()
+            || generation.allow.needs_md5()
+            || generation.clamav.needs_md5();
+        Digests {
+            sha256: Sha256::new(),
+            md5: md5.then(Md5::new),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        if let Some(m) = self.md5.as_mut() {
+            m.update(bytes);
+        }
+    }
+
+    fn finish(self) -> ([u8; 32], Option<[u8; 16]>) {
+        (
+            self.sha256.finalize().into(),
+            self.md5.map(|m| m.finalize().into()),
+        )
+    }
+
+    fn of(bytes: &[u8], generation: &Generation) -> ([u8; 32], Option<[u8; 16]>) {
+        let mut d = Digests::new(generation);
+        d.update(bytes);
+        d.finish()
+    }
 }
 
 /// The allow entry for the file's digests, if any (cloned only on a hit, which
@@ -277,8 +340,10 @@ fn allowlisted(
 }
 
 /// The stages after reading: hash lookups, then (with the content in memory)
-/// heuristics and rules, then the decision. Adds each stage's time to `times`
-/// (the lookups to `times.hash`); sets `partial` when a stage failed.
+/// heuristics, rules and model, then the decision. `beside`, when given, is
+/// computing the ELF stages (parse, heuristics, model) of `content` on another
+/// thread; their findings are taken in the usual order. Adds each stage's time
+/// to `times` (the lookups to `times.hash`); sets `partial` when a stage failed.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     sha256: &[u8; 32],
@@ -288,6 +353,7 @@ fn evaluate(
     generation: &Generation,
     rules: &mut RuleScanner<'_>,
     depth: Depth,
+    beside: Option<ElfBeside<'_>>,
     times: &mut StageTimes,
     partial: &mut bool,
 ) -> Decision {
@@ -311,77 +377,143 @@ fn evaluate(
     let policy = &generation.config.decision;
     let done =
         |reasons: &[Reason]| depth == Depth::FirstMalicious && is_conclusive(reasons, policy);
-    if let Some(content) = content
+    let Some(content) = content.filter(|_| !done(&reasons)) else {
+        // Whatever the ELF stages found beside is dropped, as if they had not run.
+        return decide(reasons, policy);
+    };
+    let mut rule_stage = |reasons: &mut Vec<Reason>, times: &mut StageTimes, failed: &mut bool| {
+        let t = Instant::now();
+        match rules.scan(content, generation.config.scan.rule_timeout) {
+            Ok(found) => reasons.extend(found),
+            Err(e) => {
+                *failed = true;
+                crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
+            }
+        }
+        times.rules = Some(t.elapsed());
+    };
+    if let Some(beside) = beside {
+        // The rules run while the ELF stages finish; a stage a conclusive one
+        // before it made unneeded is dropped, as if it had not run.
+        let (mut found, mut took, mut failed) = (Vec::new(), StageTimes::default(), false);
+        if !generation.rules.is_empty() {
+            rule_stage(&mut found, &mut took, &mut failed);
+        }
+        let elf = beside.finish(partial);
+        if let Some((found, took)) = elf.heuristics {
+            reasons.extend(found);
+            times.heuristics = Some(took);
+        }
+        if !done(&reasons) {
+            reasons.extend(found);
+            times.rules = took.rules;
+            *partial |= failed;
+        }
+        if let Some((found, took)) = elf.model.filter(|_| !done(&reasons)) {
+            reasons.extend(found);
+            times.model = Some(took);
+        }
+        return decide(reasons, policy);
+    }
+    // One parse of the ELF tables for the heuristics and the model (its time
+    // counts to the heuristics, or to the model when they are off).
+    let is_elf = sniff(content) == FileKind::Elf;
+    let mut parse_time = Duration::ZERO;
+    let view = (is_elf && (generation.config.heuristics.enabled || generation.model.is_some()))
+        .then(|| {
+            let t = Instant::now();
+            let view = ElfView::parse(content);
+            parse_time = t.elapsed();
+            view
+        });
+    if generation.config.heuristics.enabled {
+        let t = Instant::now();
+        reasons.extend(heuristics::analyze_parsed(content, view.as_ref()));
+        times.heuristics = Some(t.elapsed() + std::mem::take(&mut parse_time));
+    }
+    if !generation.rules.is_empty() && !done(&reasons) {
+        rule_stage(&mut reasons, times, partial);
+    }
+    if let Some((model, view)) = generation.model.as_ref().zip(view.as_ref())
         && !done(&reasons)
     {
-        // One parse of the ELF tables for the heuristics and the model (its
-        // time counts to the heuristics, or to the model when they are off).
-        let is_elf = sniff(content) == FileKind::Elf;
-        let mut parse_time = Duration::ZERO;
-        let view = (is_elf && (generation.config.heuristics.enabled || generation.model.is_some()))
-            .then(|| {
-                let t = Instant::now();
-                let view = ElfView::parse(content);
-                parse_time = t.elapsed();
-                view
-            });
-        if generation.config.heuristics.enabled {
-            let t = Instant::now();
-            reasons.extend(heuristics::analyze_parsed(content, view.as_ref()));
-            times.heuristics = Some(t.elapsed() + std::mem::take(&mut parse_time));
-        }
-        let run_rules = !generation.rules.is_empty() && !done(&reasons);
-        let model = generation
-            .model
-            .as_ref()
-            .zip(view.as_ref())
-            .filter(|_| !done(&reasons));
-        let explain = depth == Depth::All;
-        let mut scored = None;
-        if run_rules {
-            let rule_stage = |rules: &mut RuleScanner<'_>| {
-                let t = Instant::now();
-                let found = rules.scan(content, generation.config.scan.rule_timeout);
-                (found, t.elapsed())
-            };
-            let (found, took) = match model.filter(|_| content.len() >= PARALLEL_FROM) {
-                Some((model, view)) => std::thread::scope(|s| {
-                    let beside = std::thread::Builder::new()
-                        .name("vigil-model".to_owned())
-                        .spawn_scoped(s, || score(model, content, view, explain));
-                    let ruled = rule_stage(rules);
-                    scored = beside.ok().and_then(|h| h.join().ok());
-                    ruled
-                }),
-                None => rule_stage(rules),
-            };
-            match found {
-                Ok(found) => reasons.extend(found),
-                Err(e) => {
-                    *partial = true;
-                    crate::warn_limited!(error = %e, "rule stage failed; deciding without it")
-                }
-            }
-            times.rules = Some(took);
-        }
-        // The rules may have made the model's findings unneeded: a result from
-        // beside them is dropped then, as if it had not run.
-        if let Some((model, view)) = model
-            && !done(&reasons)
-        {
-            let (found, took) = scored.unwrap_or_else(|| score(model, content, view, explain));
-            reasons.extend(found);
-            times.model = Some(took + parse_time);
-        }
+        let (found, took) = score(model, content, view, depth == Depth::All);
+        reasons.extend(found);
+        times.model = Some(took + parse_time);
     }
     decide(reasons, policy)
 }
 
-/// Files at least this large have the model scored on a second thread while
-/// the rules scan them (the two longest stages of a cold exec: for a 667 KiB
-/// static binary with the shared content, rules 4.4 ms, model 1.2 ms). Below
-/// it a thread costs more than it saves.
+/// Files at least this large have their ELF stages (parse, heuristics, model)
+/// run on a second thread while the scanning thread digests the file and runs
+/// the rules: for the harness's 667 KiB static binary with a default install's
+/// content, digests 0.4 ms, rules 0.55 ms, parse and heuristics 0.17 ms, model
+/// 0.84 ms (`cargo bench -p vigil --bench scan`). Below it a thread costs more
+/// than it saves.
 const PARALLEL_FROM: usize = 256 * 1024;
+
+/// The ELF stages of one file, running on their own thread.
+struct ElfBeside<'scope> {
+    handle: std::thread::ScopedJoinHandle<'scope, ElfFindings>,
+}
+
+/// What [`ElfBeside`] found: each stage's findings and time, `None` when it
+/// did not run.
+#[derive(Default)]
+struct ElfFindings {
+    heuristics: Option<(Vec<Reason>, Duration)>,
+    model: Option<(Vec<Reason>, Duration)>,
+}
+
+impl<'scope> ElfBeside<'scope> {
+    /// Starts the ELF stages of `content` when it is an ELF file and a stage
+    /// needs its tables; `None` otherwise, or when no thread could be made (the
+    /// caller then runs them itself).
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        content: &'env [u8],
+        generation: &'env Generation,
+        depth: Depth,
+    ) -> Option<ElfBeside<'scope>> {
+        let heuristics_on = generation.config.heuristics.enabled;
+        if sniff(content) != FileKind::Elf || !(heuristics_on || generation.model.is_some()) {
+            return None;
+        }
+        let run = move || {
+            let t = Instant::now();
+            let view = ElfView::parse(content);
+            let mut found = ElfFindings::default();
+            let mut parse_time = t.elapsed();
+            if heuristics_on {
+                let reasons = heuristics::analyze_parsed(content, Some(&view));
+                found.heuristics = Some((reasons, t.elapsed()));
+                parse_time = Duration::ZERO;
+            }
+            let conclusive = found.heuristics.as_ref().is_some_and(|(r, _)| {
+                depth == Depth::FirstMalicious && is_conclusive(r, &generation.config.decision)
+            });
+            if let Some(model) = generation.model.as_ref().filter(|_| !conclusive) {
+                let (reasons, took) = score(model, content, &view, depth == Depth::All);
+                found.model = Some((reasons, took + parse_time));
+            }
+            found
+        };
+        std::thread::Builder::new()
+            .name("vigil-elf".to_owned())
+            .spawn_scoped(scope, run)
+            .ok()
+            .map(|handle| ElfBeside { handle })
+    }
+
+    /// Its findings; none, and `partial` set, if the thread panicked.
+    fn finish(self, partial: &mut bool) -> ElfFindings {
+        self.handle.join().unwrap_or_else(|_| {
+            *partial = true;
+            crate::warn_limited!("the ELF stages' thread failed; deciding without them");
+            ElfFindings::default()
+        })
+    }
+}
 
 /// The model stage's findings on `content` and its time.
 fn score(
@@ -497,6 +629,11 @@ mod tests {
 
     /// A generation with one rule matching `marker` and the built-in model.
     fn generation(name: &str, marker: &str) -> Generation {
+        generation_listing(name, marker, &[])
+    }
+
+    /// [`generation`] with a block list of `listed` SHA-256 digests.
+    fn generation_listing(name: &str, marker: &str, listed: &[[u8; 32]]) -> Generation {
         let dir = std::env::temp_dir().join(format!("vigil-scan-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -506,11 +643,17 @@ mod tests {
             format!("rule marker {{ strings: $m = \"{marker}\" condition: $m }}\n"),
         )
         .unwrap();
+        let list = dir.join("listed.sha256");
+        let lines: String = listed
+            .iter()
+            .map(|d| format!("{}  listed\n", hex::encode(d)))
+            .collect();
+        std::fs::write(&list, lines).unwrap();
         let config = dir.join("vigil.toml");
         std::fs::write(
             &config,
             format!(
-                "[content]\nhashes = []\nallow = []\nrules = [{rule:?}]\nbuiltin_rules = false\nmodel = \"builtin\"\n"
+                "[content]\nhashes = [{list:?}]\nallow = []\nrules = [{rule:?}]\nbuiltin_rules = false\nmodel = \"builtin\"\n"
             ),
         )
         .unwrap();
@@ -558,6 +701,100 @@ mod tests {
             assert_eq!(stages(&first.decision.reasons), [Stage::Rules]);
             assert!(first.times.model.is_none(), "{} bytes", bytes.len());
         }
+    }
+
+    /// A large ELF file read through a descriptor: its ELF stages run beside
+    /// the digests and rules, and every shortcut the hash gives still holds.
+    #[test]
+    fn the_hash_shortcuts_hold_with_the_elf_stages_beside() {
+        use sha2::Digest as _;
+        use std::os::fd::AsFd as _;
+        let marker = "vigil-scan-beside-marker";
+        let bytes = elf_with(marker, PARALLEL_FROM + 1);
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        let path =
+            std::env::temp_dir().join(format!("vigil-scanned-file-{}.elf", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let size = bytes.len() as u64;
+        let mut scanner = super::Scanner::new();
+
+        // Unlisted: the rule's finding, then the model's, as in memory.
+        let plain = generation("beside-plain", marker);
+        let mut rules = plain.rules.scanner();
+        let r = scanner
+            .scan_fd(
+                file.as_fd(),
+                size,
+                &plain,
+                &mut rules,
+                Depth::All,
+                None,
+                &|_| None,
+            )
+            .unwrap();
+        assert_eq!(r.sha256, digest);
+        assert_eq!(stages(&r.decision.reasons), [Stage::Rules, Stage::Model]);
+        assert!(r.times.heuristics.is_some() && r.times.model.is_some());
+
+        // Listed: the hash decides; what the rules and the ELF stages found is
+        // dropped, as when they did not run.
+        let listing = generation_listing("beside-listed", marker, &[digest]);
+        let mut rules = listing.rules.scanner();
+        let r = scanner
+            .scan_fd(
+                file.as_fd(),
+                size,
+                &listing,
+                &mut rules,
+                Depth::FirstMalicious,
+                None,
+                &|_| None,
+            )
+            .unwrap();
+        let all: Vec<Stage> = r.decision.reasons.iter().map(|r| r.stage).collect();
+        assert_eq!(all, [Stage::Hash]);
+        assert_eq!(r.decision.verdict, vigil_policy::Verdict::Malicious);
+        assert!(r.times.rules.is_none() && r.times.model.is_none() && r.times.heuristics.is_none());
+
+        // Known content: the remembered decision, nothing else.
+        let remembered = vigil_policy::decide(Vec::new(), &plain.config.decision);
+        let mut rules = plain.rules.scanner();
+        let r = scanner
+            .scan_fd(
+                file.as_fd(),
+                size,
+                &plain,
+                &mut rules,
+                Depth::FirstMalicious,
+                None,
+                &|d| (*d == digest).then(|| remembered.clone()),
+            )
+            .unwrap();
+        assert!(r.known);
+        assert!(r.decision.reasons.is_empty());
+        assert!(r.times.rules.is_none() && r.times.model.is_none());
+
+        // Trusted (the trust store's digest for the path): hash lists only.
+        let trust = vigil_policy::TrustEntry {
+            sha256: digest,
+            size,
+            package: 0,
+        };
+        let r = scanner
+            .scan_fd(
+                file.as_fd(),
+                size,
+                &plain,
+                &mut rules,
+                Depth::FirstMalicious,
+                Some(&trust),
+                &|_| None,
+            )
+            .unwrap();
+        assert!(r.trusted);
+        assert!(r.decision.reasons.is_empty());
+        let _ = std::fs::remove_file(&path);
     }
 
     use vigil_elf::ElfView;
