@@ -112,9 +112,15 @@ impl InlineCode {
 /// Ends when every sender is gone.
 fn run(rx: &Receiver<Exec>, current: &ArcSwap<Generation>, out: &Outputs) {
     let mut carried: Option<Exec> = None;
+    let mut first = true;
     loop {
         let generation = current.load_full();
         let mut rules = generation.rules.scanner();
+        // Like a worker's scanner: the first check after a start would pay the
+        // new scanner's first use while the program it judges runs on.
+        if std::mem::take(&mut first) && generation.config.scan.inline_code {
+            super::worker::warm_up(&mut rules, &generation);
+        }
         loop {
             let Some(exec) = carried.take().or_else(|| rx.recv().ok()) else {
                 return;

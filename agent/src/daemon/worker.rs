@@ -144,7 +144,7 @@ pub fn serve<T>(
 /// content (988 rules), the first scan of a 667 KiB binary took 3.9 ms and
 /// the next ones 3.0-3.1 ms; after a 64 KiB warm-up the first took 3.1 ms.
 /// The boot's first execs are such first scans. Findings are discarded.
-fn warm_up(rules: &mut RuleScanner<'_>, generation: &Generation) {
+pub(crate) fn warm_up(rules: &mut RuleScanner<'_>, generation: &Generation) {
     if generation.rules.is_empty() {
         return;
     }
