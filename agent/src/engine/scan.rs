@@ -178,7 +178,7 @@ impl Scanner {
                 Some(d) => d.finish(),
                 None => Digests::of(content.unwrap_or_default(), generation),
             };
-            let mut times = StageTimes {
+            let times = StageTimes {
                 hash: Some(started.elapsed()),
                 ..StageTimes::default()
             };
@@ -197,33 +197,10 @@ impl Scanner {
                 };
             }
             let trusted = trust.is_some_and(|t| t.sha256 == sha256);
-            let allowed = allowlisted(generation, &sha256, md5.as_ref(), offset, &mut times);
-            let mut partial = false;
-            let decision = match allowed {
-                Some(_) => decide(Vec::new(), &generation.config.decision),
-                None => evaluate(
-                    &sha256,
-                    md5.as_ref(),
-                    offset,
-                    content.filter(|_| !trusted),
-                    generation,
-                    rules,
-                    depth,
-                    beside,
-                    &mut times,
-                    &mut partial,
-                ),
-            };
-            ScanResult {
-                sha256,
-                size: offset,
-                decision,
-                times,
-                trusted,
-                allowed,
-                known: false,
-                partial,
-            }
+            let digests = (sha256, md5);
+            judge(
+                digests, offset, content, trusted, generation, rules, depth, beside, times,
+            )
         });
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
@@ -246,36 +223,55 @@ pub fn scan_bytes(
         let beside = content
             .filter(|c| c.len() >= PARALLEL_FROM)
             .and_then(|c| ElfBeside::start(s, c, generation, depth));
-        let (sha256, md5) = Digests::of(bytes, generation);
-        let mut times = StageTimes::default();
-        let allowed = allowlisted(generation, &sha256, md5.as_ref(), size, &mut times);
-        let mut partial = false;
-        let decision = match allowed {
-            Some(_) => decide(Vec::new(), &generation.config.decision),
-            None => evaluate(
-                &sha256,
-                md5.as_ref(),
-                size,
-                content,
-                generation,
-                rules,
-                depth,
-                beside,
-                &mut times,
-                &mut partial,
-            ),
-        };
-        ScanResult {
-            sha256,
-            size,
-            decision,
-            times,
-            trusted: false,
-            allowed,
-            known: false,
-            partial,
-        }
+        let digests = Digests::of(bytes, generation);
+        let times = StageTimes::default();
+        judge(
+            digests, size, content, false, generation, rules, depth, beside, times,
+        )
     })
+}
+
+/// After the digests: the allow list, then (unless it matched) [`evaluate`] on
+/// `content` (none when `trusted`: the hash lists only), as a [`ScanResult`].
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    (sha256, md5): ([u8; 32], Option<[u8; 16]>),
+    size: u64,
+    content: Option<&[u8]>,
+    trusted: bool,
+    generation: &Generation,
+    rules: &mut RuleScanner<'_>,
+    depth: Depth,
+    beside: Option<ElfBeside<'_>>,
+    mut times: StageTimes,
+) -> ScanResult {
+    let allowed = allowlisted(generation, &sha256, md5.as_ref(), size, &mut times);
+    let mut partial = false;
+    let decision = match allowed {
+        Some(_) => decide(Vec::new(), &generation.config.decision),
+        None => evaluate(
+            &sha256,
+            md5.as_ref(),
+            size,
+            content.filter(|_| !trusted),
+            generation,
+            rules,
+            depth,
+            beside,
+            &mut times,
+            &mut partial,
+        ),
+    };
+    ScanResult {
+        sha256,
+        size,
+        decision,
+        times,
+        trusted,
+        allowed,
+        known: false,
+        partial,
+    }
 }
 
 /// SHA-256 always, MD5 only when a list needs it (an `.hdb` block list or an
@@ -718,21 +714,21 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let size = bytes.len() as u64;
         let mut scanner = super::Scanner::new();
+        let mut scan =
+            |generation: &Generation,
+             depth: Depth,
+             trust: Option<&vigil_policy::TrustEntry>,
+             known: &dyn Fn(&[u8; 32]) -> Option<vigil_policy::Decision>| {
+                let mut rules = generation.rules.scanner();
+                let fd = file.as_fd();
+                scanner
+                    .scan_fd(fd, size, generation, &mut rules, depth, trust, known)
+                    .unwrap()
+            };
 
         // Unlisted: the rule's finding, then the model's, as in memory.
         let plain = generation("beside-plain", marker);
-        let mut rules = plain.rules.scanner();
-        let r = scanner
-            .scan_fd(
-                file.as_fd(),
-                size,
-                &plain,
-                &mut rules,
-                Depth::All,
-                None,
-                &|_| None,
-            )
-            .unwrap();
+        let r = scan(&plain, Depth::All, None, &|_| None);
         assert_eq!(r.sha256, digest);
         assert_eq!(stages(&r.decision.reasons), [Stage::Rules, Stage::Model]);
         assert!(r.times.heuristics.is_some() && r.times.model.is_some());
@@ -740,18 +736,7 @@ mod tests {
         // Listed: the hash decides; what the rules and the ELF stages found is
         // dropped, as when they did not run.
         let listing = generation_listing("beside-listed", marker, &[digest]);
-        let mut rules = listing.rules.scanner();
-        let r = scanner
-            .scan_fd(
-                file.as_fd(),
-                size,
-                &listing,
-                &mut rules,
-                Depth::FirstMalicious,
-                None,
-                &|_| None,
-            )
-            .unwrap();
+        let r = scan(&listing, Depth::FirstMalicious, None, &|_| None);
         let all: Vec<Stage> = r.decision.reasons.iter().map(|r| r.stage).collect();
         assert_eq!(all, [Stage::Hash]);
         assert_eq!(r.decision.verdict, vigil_policy::Verdict::Malicious);
@@ -759,18 +744,9 @@ mod tests {
 
         // Known content: the remembered decision, nothing else.
         let remembered = vigil_policy::decide(Vec::new(), &plain.config.decision);
-        let mut rules = plain.rules.scanner();
-        let r = scanner
-            .scan_fd(
-                file.as_fd(),
-                size,
-                &plain,
-                &mut rules,
-                Depth::FirstMalicious,
-                None,
-                &|d| (*d == digest).then(|| remembered.clone()),
-            )
-            .unwrap();
+        let r = scan(&plain, Depth::FirstMalicious, None, &|d| {
+            (*d == digest).then(|| remembered.clone())
+        });
         assert!(r.known);
         assert!(r.decision.reasons.is_empty());
         assert!(r.times.rules.is_none() && r.times.model.is_none());
@@ -781,17 +757,7 @@ mod tests {
             size,
             package: 0,
         };
-        let r = scanner
-            .scan_fd(
-                file.as_fd(),
-                size,
-                &plain,
-                &mut rules,
-                Depth::FirstMalicious,
-                Some(&trust),
-                &|_| None,
-            )
-            .unwrap();
+        let r = scan(&plain, Depth::FirstMalicious, Some(&trust), &|_| None);
         assert!(r.trusted);
         assert!(r.decision.reasons.is_empty());
         let _ = std::fs::remove_file(&path);
