@@ -391,9 +391,10 @@ fn evaluate(
     if let Some(beside) = beside {
         // The rules run while the ELF stages finish; a stage a conclusive one
         // before it made unneeded is dropped, as if it had not run.
-        let (mut found, mut took, mut failed) = (Vec::new(), StageTimes::default(), false);
+        let (mut ruled, mut rule_time, mut rules_failed) =
+            (Vec::new(), StageTimes::default(), false);
         if !generation.rules.is_empty() {
-            rule_stage(&mut found, &mut took, &mut failed);
+            rule_stage(&mut ruled, &mut rule_time, &mut rules_failed);
         }
         let elf = beside.finish(partial);
         if let Some((found, took)) = elf.heuristics {
@@ -401,9 +402,9 @@ fn evaluate(
             times.heuristics = Some(took);
         }
         if !done(&reasons) {
-            reasons.extend(found);
-            times.rules = took.rules;
-            *partial |= failed;
+            reasons.extend(ruled);
+            times.rules = rule_time.rules;
+            *partial |= rules_failed;
         }
         if let Some((found, took)) = elf.model.filter(|_| !done(&reasons)) {
             reasons.extend(found);
