@@ -41,10 +41,10 @@ use yara_x::{Compiler, MetaValue, ScanError, Scanner, SourceCode};
 
 use crate::config::RuleErrorPolicy;
 use crate::error::Error;
-
-mod bytes;
 use crate::score::{MALICIOUS_SCORE, Stage};
 use crate::verdict::Reason;
+
+mod bytes;
 pub use bytes::{from_bytes, to_bytes};
 
 /// Score of a matching rule without usable `severity` metadata: a rule match is

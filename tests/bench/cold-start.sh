@@ -100,63 +100,15 @@ else
     echo "cold-start: built-in rules and model only (no $CONTENT)"
 fi
 
-write_config() { # persistent: true|false
-    cat > "$WORK/vigil.toml" <<TOML
-[watch]
-filesystems = ["$WORK/mnt"]
-mounts = []
-scan_on_open = "executable"
-
-[content]
-$content
-allow = []
-builtin = true
-model = "builtin"
-
-[daemon]
-socket = "$WORK/vigil.sock"
-
-[quarantine]
-dir = "$WORK/quarantine"
-
-[guard]
-uncovered = "off"
-network = "off"
-
-[cache]
-persistent = $1
-dir = "$WORK/cache"
-
-[log]
-events = "none"
-level = "info"
-TOML
-}
-
-start_daemon() {
-    : > "$WORK/daemon.err"
-    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE timeout -k 5 900 \
-        "$VIGIL" daemon --config "$WORK/vigil.toml" 2> "$WORK/daemon.err" &
-    DAEMON=$!
-    for _ in $(seq 1 600); do
-        grep -q ' ready ' "$WORK/daemon.err" && return 0
-        kill -0 "$DAEMON" 2>/dev/null || { cat "$WORK/daemon.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "cold-start: daemon not ready" >&2; cat "$WORK/daemon.err" >&2; exit 1
-}
+BENCH=cold-start
+# shellcheck source=tests/bench/daemon.sh
+. "$REPO/tests/bench/daemon.sh"
 
 counters() {
     "$VIGIL" stats --json --socket "$WORK/vigil.sock" | python3 -c '
 import json, sys
 c = json.load(sys.stdin)["counters"]
 print(" ".join(f"{k}={c.get(k, 0)}" for k in ("scans", "persistent_hits", "persistent_misses", "persistent_writes")))'
-}
-
-stop_daemon() {
-    kill -TERM "$DAEMON"
-    wait "$DAEMON" || true
-    DAEMON=""
 }
 
 # One pass over the programs; prints its wall time in ms.
@@ -176,10 +128,10 @@ run_mode() {
     case $1 in
         baseline) ms=$(pass) ;;
         cold)
-            write_config false; start_daemon
+            bench_config false; start_daemon
             ms=$(pass); echo "  cold:       $(counters)"; stop_daemon ;;
         persistent)
-            write_config true; start_daemon
+            bench_config true; start_daemon
             ms=$(pass); echo "  persistent: $(counters)"
             local warm
             warm=$(pass); runs[warm]="${runs[warm]} $warm"; echo "  warm ${warm} ms"
@@ -191,7 +143,7 @@ run_mode() {
 
 # Warm the page cache for every mode alike, and fill the store (untimed).
 pass > /dev/null
-write_config true; start_daemon; pass > /dev/null
+bench_config true; start_daemon; pass > /dev/null
 echo "fill:         $(counters)"; stop_daemon
 
 modes=(baseline cold persistent)

@@ -96,48 +96,10 @@ print(f"{took[n // 2]:.0f} {took[n // 4]:.0f} {took[3 * n // 4]:.0f}")
 PY
 }
 
-cat > "$WORK/vigil.toml" <<TOML
-[watch]
-filesystems = ["$WORK/mnt"]
-mounts = []
-scan_on_open = "executable"
-
-[content]
-$content
-allow = []
-builtin = true
-model = "builtin"
-
-[daemon]
-socket = "$WORK/vigil.sock"
-
-[quarantine]
-dir = "$WORK/quarantine"
-
-[guard]
-uncovered = "off"
-network = "off"
-
-[cache]
-persistent = false
-
-[log]
-events = "none"
-level = "info"
-TOML
-
-start_daemon() {
-    : > "$WORK/daemon.err"
-    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE timeout -k 5 600 \
-        "$VIGIL" daemon --config "$WORK/vigil.toml" 2> "$WORK/daemon.err" &
-    DAEMON=$!
-    for _ in $(seq 1 600); do
-        grep -q ' ready ' "$WORK/daemon.err" && return 0
-        kill -0 "$DAEMON" 2>/dev/null || { cat "$WORK/daemon.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "first-exec: daemon not ready" >&2; cat "$WORK/daemon.err" >&2; exit 1
-}
+BENCH=first-exec
+# shellcheck source=tests/bench/daemon.sh
+. "$REPO/tests/bench/daemon.sh"
+bench_config false
 
 stages() {
     "$VIGIL" stats --json --socket "$WORK/vigil.sock" | python3 -c '
@@ -147,12 +109,6 @@ l, c = d["latency_us"], d["counters"]
 parts = ["scans=%d" % c.get("scans", 0)]
 parts += ["%s_p50=%sus" % (k, l[k]["p50_us"]) for k in ("hash", "heuristics", "rules", "model", "total") if k in l]
 print(" ".join(parts))'
-}
-
-stop_daemon() {
-    kill -TERM "$DAEMON"
-    wait "$DAEMON" || true
-    DAEMON=""
 }
 
 echo "first-exec: $N copies of $PROGRAM ($(stat -c %s "$PROGRAM") bytes) per pass, content: ${VIGIL_CONTENT:-a default install}"

@@ -112,13 +112,13 @@ impl InlineCode {
 /// Ends when every sender is gone.
 fn run(rx: &Receiver<Exec>, current: &ArcSwap<Generation>, out: &Outputs) {
     let mut carried: Option<Exec> = None;
-    let mut first = true;
     loop {
         let generation = current.load_full();
         let mut rules = generation.rules.scanner();
-        // Like a worker's scanner: the first check after a start would pay the
-        // new scanner's first use while the program it judges runs on.
-        if std::mem::take(&mut first) && generation.config.scan.inline_code {
+        // Like a worker's scanner, at the thread's start (after a reload an
+        // exec is waiting): the first check would pay the new scanner's first
+        // use while the program it judges runs on.
+        if carried.is_none() && generation.config.scan.inline_code {
             super::worker::warm_up(&mut rules, &generation);
         }
         loop {

@@ -170,10 +170,7 @@ impl Scanner {
             offset += n as u64;
         }
         let content = keep.then_some(self.content.as_slice());
-        let result = std::thread::scope(|s| {
-            let beside = content
-                .filter(|_| beside_first)
-                .and_then(|c| ElfBeside::start(s, c, generation, depth));
+        let after_read = |beside: Option<ElfBeside<'_>>| {
             let (sha256, md5) = match digests {
                 Some(d) => d.finish(),
                 None => Digests::of(content.unwrap_or_default(), generation),
@@ -183,8 +180,8 @@ impl Scanner {
                 ..StageTimes::default()
             };
             if let Some(decision) = known(&sha256) {
-                // What the ELF stages find beside is dropped with `beside` (the
-                // scope still waits for their thread).
+                // What the ELF stages find beside is dropped with `beside`
+                // (their scope still waits for the thread).
                 return ScanResult {
                     sha256,
                     size: offset,
@@ -201,7 +198,14 @@ impl Scanner {
             judge(
                 digests, offset, content, trusted, generation, rules, depth, beside, times,
             )
-        });
+        };
+        // A thread scope only where a thread may start: not per small file.
+        let result = match content.filter(|_| beside_first) {
+            Some(c) => {
+                std::thread::scope(|s| after_read(ElfBeside::start(s, c, generation, depth)))
+            }
+            None => after_read(None),
+        };
         if self.content.capacity() > CONTENT_KEEP {
             self.content = Vec::new();
         }
@@ -219,16 +223,17 @@ pub fn scan_bytes(
 ) -> ScanResult {
     let size = bytes.len() as u64;
     let content = (size <= CONTENT_CAP).then_some(bytes);
-    std::thread::scope(|s| {
-        let beside = content
-            .filter(|c| c.len() >= PARALLEL_FROM)
-            .and_then(|c| ElfBeside::start(s, c, generation, depth));
+    let mut after = |beside: Option<ElfBeside<'_>>| {
         let digests = Digests::of(bytes, generation);
         let times = StageTimes::default();
         judge(
             digests, size, content, false, generation, rules, depth, beside, times,
         )
-    })
+    };
+    match content.filter(|c| c.len() >= PARALLEL_FROM) {
+        Some(c) => std::thread::scope(|s| after(ElfBeside::start(s, c, generation, depth))),
+        None => after(None),
+    }
 }
 
 /// After the digests: the allow list, then (unless it matched) [`evaluate`] on
