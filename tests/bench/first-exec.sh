@@ -106,7 +106,7 @@ stages() {
 import json, sys
 d = json.load(sys.stdin)
 l, c = d["latency_us"], d["counters"]
-parts = ["scans=%d" % c.get("scans", 0)]
+parts = ["%s=%d" % (k, c.get(k, 0)) for k in ("scans", "events_exec", "events_open")]
 parts += ["%s_p50=%sus" % (k, l[k]["p50_us"]) for k in ("hash", "heuristics", "rules", "model", "total") if k in l]
 print(" ".join(parts))'
 }

@@ -561,3 +561,51 @@ fn open_matching_a_yara_rule_is_denied() {
         "no rules-stage reason naming VigilE2E: {ev}"
     );
 }
+
+/// The kernel checks an allowed exec twice: the exec, then an open of the same
+/// file. The worker that judges a clean, root-owned program marks the file's
+/// opens before it answers the exec, so the second check raises no event (one
+/// round trip less per first exec, and none left to wait for a busy worker).
+/// Without ignore marks each exec still raises its open: the control.
+#[test]
+fn a_clean_exec_raises_no_open_event_after_it() {
+    require_root!();
+    const PROGRAMS: u64 = 6;
+    for marks in [true, false] {
+        let tag = format!("exec-open-{}", if marks { "marked" } else { "unmarked" });
+        let sb = Sandbox::new(&tag);
+        let programs: Vec<_> = (0..PROGRAMS)
+            .map(|i| {
+                let path = sb.mnt(format!("bin/p{i}"));
+                write_marker_binary(&path, &format!("{tag}-{i}"));
+                path
+            })
+            .collect();
+        let mut cfg = sb.config();
+        cfg.scan_on_open = "executable".into();
+        let text =
+            cfg.to_toml()
+                .replacen("[scan]\n", &format!("[scan]\nignore_marks = {marks}\n"), 1);
+        let d = sb.start_with_text(&cfg, &text, &[]);
+
+        let before = stats(&d, &cfg.socket);
+        for path in &programs {
+            assert_ran(
+                &run(path),
+                &format!("first exec of {}{}", path.display(), d.context()),
+            );
+        }
+        let after = stats(&d, &cfg.socket);
+        let delta = |name: &str| counter(&after, name) - counter(&before, name);
+        assert_eq!(delta("events_exec"), PROGRAMS, "{after}");
+        assert_eq!(delta("scans"), PROGRAMS, "{after}");
+        let (opens, early) = if marks { (0, PROGRAMS) } else { (PROGRAMS, 0) };
+        assert_eq!(
+            delta("events_open"),
+            opens,
+            "ignore_marks = {marks}: the execs' open checks{}",
+            d.context()
+        );
+        assert_eq!(delta("ignore_marks_before_answer"), early, "{after}");
+    }
+}

@@ -8,6 +8,16 @@
 //! order. A full queue drops the request: the file simply keeps reaching the
 //! daemon, where the verdict cache answers it.
 //!
+//! One exception: the open mark of a clean exec's file is placed by its
+//! worker before the exec's answer ([`IgnoreMarks::mark_exec_open`]). The
+//! kernel checks an exec twice, the exec and then, once that is allowed, an
+//! open of the same file; with the mark in place the second check raises no
+//! event. That saves a round trip through the reader and a worker in every
+//! first exec, a round trip that under a flood of another user's opens could
+//! wait for a busy worker past its deadline (`torture::unprivileged_flood`).
+//! One mark per first exec is worth the mark lock there; the exec mark itself
+//! still comes after the answer, from this thread (it needs the answer).
+//!
 //! Batches: a wake-up of this thread per mark was a third of the daemon's
 //! context switches under `burst_open` (docs/performance.md, issue 18 item 4).
 //! After each batch the thread therefore pauses [`BATCH_PAUSE`] before it
@@ -49,7 +59,7 @@
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -143,6 +153,7 @@ pub struct IgnoreMarks {
     tx: Sender<Request>,
     stats: Arc<Stats>,
     bursts: Arc<Bursts>,
+    marker: Arc<Marker>,
 }
 
 /// Whether data opens come in a burst, and which data files were seen once
@@ -205,13 +216,20 @@ impl Bursts {
 
 /// The thread's side: what it needs besides the queue.
 struct Placer {
-    group: Group,
-    generation: Arc<ArcSwap<Generation>>,
+    marker: Arc<Marker>,
     cache: Arc<VerdictCache>,
     stats: Arc<Stats>,
-    support: IgnoreSupport,
     /// Verdicts to drop from the cache, with when their mark landed.
     marked: VecDeque<(Instant, FileKey)>,
+}
+
+/// Adds a mark under the checks every mark needs; shared by the mark thread
+/// and the workers' marks before an answer.
+struct Marker {
+    group: Group,
+    generation: Arc<ArcSwap<Generation>>,
+    support: IgnoreSupport,
+    stats: Arc<Stats>,
 }
 
 impl IgnoreMarks {
@@ -226,12 +244,16 @@ impl IgnoreMarks {
         stats: Arc<Stats>,
     ) -> std::io::Result<IgnoreMarks> {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
-        let mut placer = Placer {
+        let marker = Arc::new(Marker {
             group,
             generation,
+            support: IgnoreSupport::default(),
+            stats: Arc::clone(&stats),
+        });
+        let mut placer = Placer {
+            marker: Arc::clone(&marker),
             cache,
             stats: Arc::clone(&stats),
-            support: IgnoreSupport::default(),
             marked: VecDeque::new(),
         };
         thread::Builder::new()
@@ -241,7 +263,24 @@ impl IgnoreMarks {
             tx,
             stats,
             bursts: Arc::new(Bursts::new()),
+            marker,
         })
+    }
+
+    /// Places the open ignore mark of an exec's file, judged clean as `st`
+    /// under generation `generation`, on the calling worker before the exec is
+    /// answered, so the open check that follows an allowed exec raises no
+    /// event (see the module doc). Only for a file [`super::after_answer`]
+    /// would give that mark anyway; the same checks as the mark thread's
+    /// (generation current, file unchanged, taken back after a reload). A
+    /// refusal leaves the event to come and the cache to answer it.
+    pub fn mark_exec_open(&self, fd: BorrowedFd<'_>, generation: u64, st: &FileStat) {
+        if self
+            .marker
+            .place(fd, generation, MaskFlags::FAN_OPEN_PERM, Snapshot::of(st))
+        {
+            Stats::bump(&self.stats.ignore_marks_before_answer);
+        }
     }
 
     /// Queues an ignore mark for the file of `pending`, scanned as `st` under
@@ -351,67 +390,79 @@ impl Placer {
 
     /// Adds the mark of one request, unless its file changed or a reload came.
     fn place(&mut self, request: &Request) {
-        let generation = &self.generation;
-        let current = |id: u64| generation.load().id == id;
         let Some(fd) = request.event.fd() else {
             return;
         };
-        let unchanged = fstat(fd).is_ok_and(|st| Snapshot::of(&st) == request.scanned);
-        if !current(request.generation) || !unchanged {
-            Stats::bump(&self.stats.ignore_marks_skipped);
+        if !self
+            .marker
+            .place(fd, request.generation, request.mask, request.scanned)
+        {
             return;
         }
-        let Some(style) = self.support.add(&self.group, fd, request.mask, &self.stats) else {
-            return;
-        };
-        // Either the second check sees a reload's new generation and takes the
-        // mark back, or the reload's flush of all ignore marks comes after it.
-        if !current(request.generation) {
-            let _ = self.group.unignore(fd, request.mask, style);
-            return;
-        }
+        Stats::bump(&self.stats.ignore_marks_added);
         if let Some(key) = request.forget {
             self.marked.push_back((Instant::now(), key));
         }
     }
 }
 
-/// Which kernel ignore-mark flavour to use, learnt from the first refusal.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum IgnoreSupport {
-    /// `FAN_MARK_IGNORE` (Linux 6.0).
-    #[default]
-    Ignore,
-    /// `FAN_MARK_IGNORED_MASK` (older kernels).
-    IgnoredMask,
-    /// Neither: the user-space cache does the work.
-    None,
+impl Marker {
+    /// Adds `mask` to the ignore mark of the file of `fd` if generation `id`
+    /// is still current and the file still as `scanned`; whether it landed
+    /// (and stays).
+    fn place(&self, fd: BorrowedFd<'_>, id: u64, mask: MaskFlags, scanned: Snapshot) -> bool {
+        let current = || self.generation.load().id == id;
+        let unchanged = fstat(fd).is_ok_and(|st| Snapshot::of(&st) == scanned);
+        if !current() || !unchanged {
+            Stats::bump(&self.stats.ignore_marks_skipped);
+            return false;
+        }
+        let Some(style) = self.support.add(&self.group, fd, mask, &self.stats) else {
+            return false;
+        };
+        // Either the second check sees a reload's new generation and takes the
+        // mark back, or the reload's flush of all ignore marks comes after it.
+        if !current() {
+            let _ = self.group.unignore(fd, mask, style);
+            return false;
+        }
+        true
+    }
 }
 
+/// Which kernel ignore-mark flavour to use, learnt from the first refusal:
+/// `FAN_MARK_IGNORE` (Linux 6.0), else `FAN_MARK_IGNORED_MASK` (older
+/// kernels), else none (the user-space cache does the work). Shared by the
+/// threads that place marks; two learning at once learn the same.
+#[derive(Debug, Default)]
+struct IgnoreSupport(AtomicU8);
+
 impl IgnoreSupport {
+    const IGNORE: u8 = 0;
+    const IGNORED_MASK: u8 = 1;
+    const NONE: u8 = 2;
+
     fn add(
-        &mut self,
+        &self,
         group: &Group,
         fd: BorrowedFd<'_>,
         mask: MaskFlags,
         stats: &Stats,
     ) -> Option<IgnoreStyle> {
         loop {
-            let style = match self {
-                IgnoreSupport::Ignore => IgnoreStyle::Ignore,
-                IgnoreSupport::IgnoredMask => IgnoreStyle::IgnoredMask,
-                IgnoreSupport::None => return None,
+            let style = match self.0.load(Ordering::Relaxed) {
+                Self::IGNORE => IgnoreStyle::Ignore,
+                Self::IGNORED_MASK => IgnoreStyle::IgnoredMask,
+                _ => return None,
             };
             match group.ignore(fd, mask, style) {
-                Ok(()) => {
-                    Stats::bump(&stats.ignore_marks_added);
-                    return Some(style);
-                }
+                Ok(()) => return Some(style),
                 Err(Errno::EINVAL) => {
-                    *self = match style {
-                        IgnoreStyle::Ignore => IgnoreSupport::IgnoredMask,
-                        IgnoreStyle::IgnoredMask => IgnoreSupport::None,
+                    let next = match style {
+                        IgnoreStyle::Ignore => Self::IGNORED_MASK,
+                        IgnoreStyle::IgnoredMask => Self::NONE,
                     };
+                    self.0.fetch_max(next, Ordering::Relaxed);
                     tracing::info!(
                         ?style,
                         "kernel refuses this ignore-mark style; falling back"

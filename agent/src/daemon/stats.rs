@@ -84,6 +84,9 @@ counters! {
     kernel_overflows,
     /// Kernel ignore marks added after a clean verdict.
     ignore_marks_added,
+    /// Open ignore marks a worker placed before answering a clean exec, so
+    /// the open check that follows the exec raised no event.
+    ignore_marks_before_answer,
     /// Verdict cache entries dropped because the file's ignore mark landed
     /// (the kernel answers for the file until it changes).
     cache_forgotten_marked,

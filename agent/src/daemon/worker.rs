@@ -430,6 +430,17 @@ fn answer(
     // process may exit and take its /proc entry with it.
     let logged = verdict_of.is_some_and(|v| v != Verdict::Clean) || rule.logged();
     let who = logged.then(|| Who::read(fd, gated, pending));
+    // The open check that follows an allowed exec then raises no event; the
+    // same mark as after_answer gives every clean, allowed file.
+    if pending.access == AccessKind::Exec
+        && verdict_of == Some(Verdict::Clean)
+        && answer.action.allows()
+        && generation.config.scan.ignore_marks
+        && may_ignore(&gated.st)
+        && !pending.is_answered()
+    {
+        ctx.marks.mark_exec_open(fd, generation.id, &gated.st);
+    }
     if pending.answer(&ctx.group, answer.action, AnsweredBy::Verdict, &ctx.stats) {
         ctx.stats
             .latency
