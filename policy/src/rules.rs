@@ -45,7 +45,9 @@ use crate::score::{MALICIOUS_SCORE, Stage};
 use crate::verdict::Reason;
 
 mod bytes;
+mod elf_symbols;
 pub use bytes::{from_bytes, to_bytes};
+use elf_symbols::ElfSymbols;
 
 /// Score of a matching rule without usable `severity` metadata: a rule match is
 /// specific, so it is conclusive by default.
@@ -115,6 +117,8 @@ pub struct RuleSet {
     count: usize,
     /// SHA-256 over every compiled source (namespace, path, text), in order.
     digest: [u8; 32],
+    /// The `elf` module's symbol tables no rule reads (see [`elf_symbols`]).
+    elf_symbols: ElfSymbols,
 }
 
 impl fmt::Debug for RuleSet {
@@ -184,6 +188,7 @@ impl RuleSet {
             files: 0,
             count: 0,
             digest: digest_of(&[]),
+            elf_symbols: ElfSymbols::default(),
         }
     }
 
@@ -337,6 +342,13 @@ impl RuleScanner<'_> {
     pub fn scan(&mut self, bytes: &[u8], timeout: Duration) -> Result<Vec<Reason>, Error> {
         self.scanner
             .set_timeout(timeout.saturating_add(Duration::from_secs(1)));
+        if let Some(elf) = self.set.elf_symbols.output_for(bytes) {
+            self.scanner
+                .set_module_output(elf)
+                .map_err(|error| Error::RuleScan {
+                    message: error.to_string(),
+                })?;
+        }
         let results = self.scanner.scan(bytes).map_err(|error| match error {
             ScanError::Timeout => Error::RuleTimeout { timeout },
             other => Error::RuleScan {
@@ -457,6 +469,10 @@ fn compile(sources: &[Source], on_error: RuleErrorPolicy) -> Result<RuleSet, Fai
     }
     let rules = build(compiler).map_err(Failed::Build)?;
     let count = rules.iter().count();
+    let elf_symbols = ElfSymbols::of(
+        rules.imports().any(|module| module == "elf"),
+        sources.iter().map(|source| source.text.as_slice()),
+    );
     let names = sources
         .iter()
         .map(|source| (source.namespace.clone(), source.path.clone()))
@@ -467,6 +483,7 @@ fn compile(sources: &[Source], on_error: RuleErrorPolicy) -> Result<RuleSet, Fai
         files: sources.len(),
         count,
         digest: digest_of(sources),
+        elf_symbols,
     })
 }
 

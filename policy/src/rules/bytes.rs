@@ -17,11 +17,11 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{RuleSet, RuleWarning};
+use super::{ElfSymbols, RuleSet, RuleWarning};
 use crate::error::Error;
 
 /// First bytes of the encoding; the last one is its version.
-const MAGIC: &[u8; 8] = b"vigilrs\x01";
+const MAGIC: &[u8; 8] = b"vigilrs\x02";
 
 /// `set` and the warnings of its load, as bytes for [`from_bytes`].
 ///
@@ -36,6 +36,7 @@ pub fn to_bytes(set: &RuleSet, warnings: &[RuleWarning]) -> Result<Vec<u8>, Erro
     put_u64(&mut out, set.files as u64);
     put_u64(&mut out, set.count as u64);
     out.extend_from_slice(&set.digest);
+    out.push(set.elf_symbols.to_byte());
     let mut sources: Vec<_> = set.sources.iter().collect();
     sources.sort();
     put_u64(&mut out, sources.len() as u64);
@@ -68,6 +69,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(RuleSet, Vec<RuleWarning>), Error> {
     let count = reader.usize("the rule count")?;
     let mut digest = [0u8; 32];
     digest.copy_from_slice(reader.take(32, "the digest")?);
+    let flags = reader.take(1, "the ELF symbol flags")?[0];
+    let elf_symbols = ElfSymbols::from_byte(flags)
+        .ok_or_else(|| reader.error(&format!("unknown ELF symbol flags {flags:#x}")))?;
     let mut sources = HashMap::new();
     for _ in 0..reader.usize("the source count")? {
         let namespace = String::from_utf8(reader.field("a namespace")?.to_vec())
@@ -95,6 +99,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(RuleSet, Vec<RuleWarning>), Error> {
         files,
         count,
         digest,
+        elf_symbols,
     };
     Ok((set, warnings))
 }
