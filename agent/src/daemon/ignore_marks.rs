@@ -218,7 +218,6 @@ impl Bursts {
 struct Placer {
     marker: Arc<Marker>,
     cache: Arc<VerdictCache>,
-    stats: Arc<Stats>,
     /// Verdicts to drop from the cache, with when their mark landed.
     marked: VecDeque<(Instant, FileKey)>,
 }
@@ -253,7 +252,6 @@ impl IgnoreMarks {
         let mut placer = Placer {
             marker: Arc::clone(&marker),
             cache,
-            stats: Arc::clone(&stats),
             marked: VecDeque::new(),
         };
         thread::Builder::new()
@@ -382,7 +380,7 @@ impl Placer {
                 break;
             }
             if self.cache.forget(key) {
-                Stats::bump(&self.stats.cache_forgotten_marked);
+                Stats::bump(&self.marker.stats.cache_forgotten_marked);
             }
             self.marked.pop_front();
         }
@@ -399,7 +397,7 @@ impl Placer {
         {
             return;
         }
-        Stats::bump(&self.stats.ignore_marks_added);
+        Stats::bump(&self.marker.stats.ignore_marks_added);
         if let Some(key) = request.forget {
             self.marked.push_back((Instant::now(), key));
         }
