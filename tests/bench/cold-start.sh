@@ -46,22 +46,11 @@ if [ -z "${COLD_START_INNER:-}" ]; then
         env COLD_START_INNER=1 bash "$0" "$@"
 fi
 
-VIGIL=${VIGIL_BIN:-}
-if [ -z "$VIGIL" ]; then
-    VIGIL=$REPO/target/release/vigil
-    [ -x "$VIGIL" ] || VIGIL=$REPO/target/debug/vigil
-fi
-[ -x "$VIGIL" ] || { echo "cold-start.sh: no vigil binary (set VIGIL_BIN)" >&2; exit 1; }
+BENCH=cold-start
+# shellcheck source=tests/bench/daemon.sh
+. "$REPO/tests/bench/daemon.sh"
+bench_setup
 CONTENT=${VIGIL_CONTENT:-$(cd "$REPO/.." && pwd)/shared/content}
-
-WORK=$(mktemp -d /var/tmp/vigil-cold-start.XXXXXX)
-DAEMON=""
-cleanup() {
-    if [ -n "$DAEMON" ]; then kill -KILL "$DAEMON" 2>/dev/null || true; fi
-    umount "$WORK/mnt" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 truncate -s 2G "$WORK/disk.img"
 mkfs.ext4 -q -F "$WORK/disk.img"
@@ -91,18 +80,11 @@ done
 echo "cold-start: $count programs ($(du -sh "$WORK/mnt/bin" | cut -f1)) on ext4 $(blkid -s UUID -o value "$WORK/disk.img" 2>/dev/null || true)"
 sync
 
-content=""
-if [ -d "$CONTENT/hashes" ] && [ -d "$CONTENT/yara" ]; then
-    content="hashes = [\"$CONTENT/hashes\"]
-rules = [\"$CONTENT/yara\"]"
+if bench_content "$CONTENT"; then
     echo "cold-start: content $CONTENT plus the built-in rules and model"
 else
     echo "cold-start: built-in rules and model only (no $CONTENT)"
 fi
-
-BENCH=cold-start
-# shellcheck source=tests/bench/daemon.sh
-. "$REPO/tests/bench/daemon.sh"
 
 counters() {
     "$VIGIL" stats --json --socket "$WORK/vigil.sock" | python3 -c '

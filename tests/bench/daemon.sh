@@ -1,12 +1,44 @@
 # Sourced by the bench scripts that run `vigil daemon` themselves
-# (cold-start.sh, first-exec.sh): its configuration and its start and stop.
+# (cold-start.sh, first-exec.sh): the binary, a work directory and its
+# cleanup, the content lines, the daemon's configuration, its start and stop.
 #
-# The caller sets WORK (a private directory; the daemon watches the filesystem
-# mounted at $WORK/mnt), VIGIL (the binary), BENCH (its name, for messages)
-# and content (the [content] lines for the hash lists and rules beside the
-# built-in ones; empty for a default install). DAEMON holds the daemon's pid
-# (timeout's, which passes signals on) while it runs; the caller's cleanup
+# The caller sets REPO (the checkout) and BENCH (its name, for messages), then
+# calls bench_setup, which sets VIGIL (the binary) and WORK (a private
+# directory; the daemon watches the filesystem mounted at $WORK/mnt). content
+# holds the [content] lines for the hash lists and rules beside the built-in
+# ones (empty for a default install; see bench_content). DAEMON holds the
+# daemon's pid (timeout's, which passes signals on) while it runs; the cleanup
 # kills it by that pid.
+
+# bench_setup: VIGIL from VIGIL_BIN, else the checkout's release build, else
+# its debug build; WORK a fresh directory under /var/tmp, removed at exit
+# (after the daemon is killed and $WORK/mnt unmounted).
+bench_setup() {
+    VIGIL=${VIGIL_BIN:-}
+    if [ -z "$VIGIL" ]; then
+        VIGIL=$REPO/target/release/vigil
+        [ -x "$VIGIL" ] || VIGIL=$REPO/target/debug/vigil
+    fi
+    [ -x "$VIGIL" ] || { echo "$BENCH.sh: no vigil binary (set VIGIL_BIN)" >&2; exit 1; }
+    WORK=$(mktemp -d "/var/tmp/vigil-$BENCH.XXXXXX")
+    DAEMON=""
+    content=""
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    if [ -n "$DAEMON" ]; then kill -KILL "$DAEMON" 2>/dev/null || true; fi
+    umount "$WORK/mnt" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
+# bench_content DIR: the [content] lines for DIR's hashes/ and yara/; fails
+# (content left empty) when DIR lacks either.
+bench_content() {
+    [ -d "$1/hashes" ] && [ -d "$1/yara" ] || return 1
+    content="hashes = [\"$1/hashes\"]
+rules = [\"$1/yara\"]"
+}
 
 # bench_config PERSISTENT: writes $WORK/vigil.toml, the persistent verdict
 # cache on (true) or off (false), in $WORK/cache.

@@ -31,21 +31,10 @@ if [ -z "${FIRST_EXEC_INNER:-}" ]; then
         env FIRST_EXEC_INNER=1 bash "$0" "$@"
 fi
 
-VIGIL=${VIGIL_BIN:-}
-if [ -z "$VIGIL" ]; then
-    VIGIL=$REPO/target/release/vigil
-    [ -x "$VIGIL" ] || VIGIL=$REPO/target/debug/vigil
-fi
-[ -x "$VIGIL" ] || { echo "first-exec.sh: no vigil binary (set VIGIL_BIN)" >&2; exit 1; }
-
-WORK=$(mktemp -d /var/tmp/vigil-first-exec.XXXXXX)
-DAEMON=""
-cleanup() {
-    if [ -n "$DAEMON" ]; then kill -KILL "$DAEMON" 2>/dev/null || true; fi
-    umount "$WORK/mnt" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+BENCH=first-exec
+# shellcheck source=tests/bench/daemon.sh
+. "$REPO/tests/bench/daemon.sh"
+bench_setup
 
 PROGRAM=${PROGRAM:-}
 if [ -z "$PROGRAM" ]; then
@@ -56,12 +45,9 @@ if [ -z "$PROGRAM" ]; then
 fi
 [ -x "$PROGRAM" ] || { echo "first-exec.sh: PROGRAM $PROGRAM is not executable" >&2; exit 1; }
 
-content=""
 if [ -n "${VIGIL_CONTENT:-}" ]; then
-    [ -d "$VIGIL_CONTENT/hashes" ] && [ -d "$VIGIL_CONTENT/yara" ] \
+    bench_content "$VIGIL_CONTENT" \
         || { echo "first-exec.sh: no hashes/ and yara/ in $VIGIL_CONTENT" >&2; exit 1; }
-    content="hashes = [\"$VIGIL_CONTENT/hashes\"]
-rules = [\"$VIGIL_CONTENT/yara\"]"
 fi
 
 mkdir -p "$WORK/mnt"
@@ -96,9 +82,6 @@ print(f"{took[n // 2]:.0f} {took[n // 4]:.0f} {took[3 * n // 4]:.0f}")
 PY
 }
 
-BENCH=first-exec
-# shellcheck source=tests/bench/daemon.sh
-. "$REPO/tests/bench/daemon.sh"
 bench_config false
 
 stages() {

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 
 use nix::sys::fanotify::MaskFlags;
 use nix::sys::stat::FileStat;
-use vigil_policy::{Action, Mode, RuleMatch, RuleOutcome, TrustOutcome, Verdict};
+use vigil_policy::{Action, Config, Mode, RuleMatch, RuleOutcome, TrustOutcome, Verdict};
 
 use super::alerts::Alert;
 use super::events::{EventAction, EventRecord};
@@ -108,12 +108,12 @@ pub fn after_answer(
     }
     count_rule(ctx, answered.rule, config.decision.mode);
     let clean = verdict.is_none_or(|v| v.cached.decision.verdict == Verdict::Clean);
-    if verdict.is_some()
-        && clean
-        && answered.answer.action.allows()
-        && config.scan.ignore_marks
-        && may_ignore(&gated.st)
-    {
+    if gets_ignore_marks(
+        verdict.map(|v| v.cached.decision.verdict),
+        answered.answer.action,
+        config,
+        &gated.st,
+    ) {
         // An open's path is not read before the answer; the mark needs it.
         let path = gated.path.clone().or_else(|| crate::procfs::fd_path(fd));
         let mask = if exec_mark_safe(
@@ -316,6 +316,19 @@ fn exec_mark_safe(
         Some(RuleAction::TrustedOnly) => trust == Some(TrustOutcome::Trusted),
         Some(RuleAction::Audit | RuleAction::Deny) => false,
     }
+}
+
+/// Whether a file judged `verdict` and answered `action` gets kernel ignore
+/// marks: judged clean, allowed, `scan.ignore_marks` on, and a file
+/// [`may_ignore`] allows. The exec's open mark placed before the answer
+/// ([`super::worker`]) and the marks after it share this rule.
+pub fn gets_ignore_marks(
+    verdict: Option<Verdict>,
+    action: Action,
+    config: &Config,
+    st: &FileStat,
+) -> bool {
+    verdict == Some(Verdict::Clean) && action.allows() && config.scan.ignore_marks && may_ignore(st)
 }
 
 /// Whether a kernel ignore mark is safe for this file. The kernel clears ignore

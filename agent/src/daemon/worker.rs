@@ -28,7 +28,7 @@ use vigil_policy::{
     TrustOutcome, Verdict, decide,
 };
 
-use super::after_answer::{Who, after_answer, may_ignore};
+use super::after_answer::{Who, after_answer, gets_ignore_marks, may_ignore};
 use super::cache::store_key::StoreKey;
 use super::cache::{Cached, FileKey, Lookup};
 use super::exec_gate::{self, Gate, ProcessFacts};
@@ -433,10 +433,7 @@ fn answer(
     // The open check that follows an allowed exec then raises no event; the
     // same mark as after_answer gives every clean, allowed file.
     if pending.access == AccessKind::Exec
-        && verdict_of == Some(Verdict::Clean)
-        && answer.action.allows()
-        && generation.config.scan.ignore_marks
-        && may_ignore(&gated.st)
+        && gets_ignore_marks(verdict_of, answer.action, &generation.config, &gated.st)
         && !pending.is_answered()
     {
         ctx.marks.mark_exec_open(fd, generation.id, &gated.st);
