@@ -39,16 +39,10 @@ N=${1:-300}
 REPS=${2:-3}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-[ "$(id -u)" = 0 ] || { echo "cold-start.sh: run as root (fanotify, mount namespaces)" >&2; exit 1; }
-
-if [ -z "${COLD_START_INNER:-}" ]; then
-    exec timeout -k 10 3600 unshare --mount --propagation private \
-        env COLD_START_INNER=1 bash "$0" "$@"
-fi
-
 BENCH=cold-start
 # shellcheck source=tests/bench/daemon.sh
 . "$REPO/tests/bench/daemon.sh"
+bench_enter 3600 "$@"
 bench_setup
 CONTENT=${VIGIL_CONTENT:-$(cd "$REPO/.." && pwd)/shared/content}
 

@@ -3,12 +3,24 @@
 # cleanup, the content lines, the daemon's configuration, its start and stop.
 #
 # The caller sets REPO (the checkout) and BENCH (its name, for messages), then
-# calls bench_setup, which sets VIGIL (the binary) and WORK (a private
-# directory; the daemon watches the filesystem mounted at $WORK/mnt). content
-# holds the [content] lines for the hash lists and rules beside the built-in
-# ones (empty for a default install; see bench_content). DAEMON holds the
-# daemon's pid (timeout's, which passes signals on) while it runs; the cleanup
-# kills it by that pid.
+# calls bench_enter, then bench_setup, which sets VIGIL (the binary) and WORK
+# (a private directory; the daemon watches the filesystem mounted at
+# $WORK/mnt). content holds the [content] lines for the hash lists and
+# rules beside the built-in ones (empty for a default install; see
+# bench_content). DAEMON holds the daemon's pid (timeout's, which passes
+# signals on) while it runs; the cleanup kills it by that pid.
+
+# bench_enter LIMIT ARGS...: refuses to run but as root; otherwise runs the
+# calling script again, once, inside a private mount namespace under a
+# timeout of LIMIT seconds, and returns in that second run.
+bench_enter() {
+    [ "$(id -u)" = 0 ] || { echo "$BENCH.sh: run as root (fanotify, mount namespaces)" >&2; exit 1; }
+    [ -z "${VIGIL_BENCH_INNER:-}" ] || return 0
+    local limit=$1
+    shift
+    exec timeout -k 10 "$limit" unshare --mount --propagation private \
+        env VIGIL_BENCH_INNER=1 bash "$0" "$@"
+}
 
 # bench_setup: VIGIL from VIGIL_BIN, else the checkout's release build, else
 # its debug build; WORK a fresh directory under /var/tmp, removed at exit

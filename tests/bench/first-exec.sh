@@ -24,16 +24,10 @@ N=${1:-60}
 REPS=${2:-3}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-[ "$(id -u)" = 0 ] || { echo "first-exec.sh: run as root (fanotify, mount namespaces)" >&2; exit 1; }
-
-if [ -z "${FIRST_EXEC_INNER:-}" ]; then
-    exec timeout -k 10 1800 unshare --mount --propagation private \
-        env FIRST_EXEC_INNER=1 bash "$0" "$@"
-fi
-
 BENCH=first-exec
 # shellcheck source=tests/bench/daemon.sh
 . "$REPO/tests/bench/daemon.sh"
+bench_enter 1800 "$@"
 bench_setup
 
 PROGRAM=${PROGRAM:-}
