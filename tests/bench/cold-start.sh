@@ -30,7 +30,14 @@
 #              answered from the store;
 #   warm       a second pass under that same daemon: every verdict in memory
 #              (and, for these root-owned copies, kernel ignore marks): the
-#              floor the persistent pass is compared with.
+#              floor the persistent pass is compared with;
+#   trusted    a daemon just started, cache.persistent = false, with a trust
+#              store (`vigil trust update` for the programs' packages, untimed):
+#              each copy is bind-mounted over the package path it came from
+#              (inside the private mount namespace) and run from there, so the
+#              package-trust fast path vouches for it and only the hash lists
+#              run. A program whose package the store does not vouch for is
+#              scanned as in `cold` (the line before the pass counts both).
 # The order rotates per repetition; the medians and their ratios to baseline
 # are reported. Never a pass/fail: the machine is shared and noisy.
 set -euo pipefail
@@ -55,6 +62,7 @@ mkdir -p "$WORK/mnt/bin"
 # The programs: distinct content, quick and harmless with --version.
 NEVER='^(reboot|poweroff|halt|shutdown|init|telinit|kexec|systemctl|loginctl|machinectl|busctl|journalctl|dbus-.*|X.*|xvfb-run|dunst.*|vigil|timeout|unshare|nsenter|login|su|sudo|passwd|chfn|chsh|newgrp|mount|umount|swapoff|swapon|wall|write|mesg|yes|cat|tee|sleep|watch|top|less|more|vi.*|ed|nano|ex|view|script.*|sh|bash|dash|rbash)$'
 declare -A seen=()
+origin=()
 count=0
 for p in /usr/bin/*; do
     [ "$count" -ge "$N" ] && break
@@ -69,6 +77,7 @@ for p in /usr/bin/*; do
     [ "$rc" -lt 124 ] || continue
     seen[$sum]=1
     cp "$p" "$WORK/mnt/bin/$(printf '%03d' "$count")-$name"
+    origin+=("$(readlink -f "$p")")
     count=$((count + 1))
 done
 echo "cold-start: $count programs ($(du -sh "$WORK/mnt/bin" | cut -f1)) on ext4 $(blkid -s UUID -o value "$WORK/disk.img" 2>/dev/null || true)"
@@ -84,7 +93,7 @@ counters() {
     "$VIGIL" stats --json --socket "$WORK/vigil.sock" | python3 -c '
 import json, sys
 c = json.load(sys.stdin)["counters"]
-print(" ".join(f"{k}={c.get(k, 0)}" for k in ("scans", "persistent_hits", "persistent_misses", "persistent_writes")))'
+print(" ".join(f"{k}={c.get(k, 0)}" for k in ("scans", "scans_trusted", "persistent_hits", "persistent_misses", "persistent_writes")))'
 }
 
 # One pass over the programs; prints its wall time in ms.
@@ -98,7 +107,30 @@ pass() {
     echo $(((t1 - t0) / 1000000))
 }
 
-declare -A runs=([baseline]="" [cold]="" [persistent]="" [warm]="")
+# The trusted pass: the same copies, each bind-mounted over the package path
+# it was copied from, run from there (bound only while that pass runs).
+bind_origins() {
+    local i=0 f
+    for f in "$WORK"/mnt/bin/*; do
+        mount --bind "$f" "${origin[$i]}"
+        i=$((i + 1))
+    done
+}
+unbind_origins() {
+    local o
+    for o in "${origin[@]}"; do umount "$o" 2>/dev/null || true; done
+}
+pass_trusted() {
+    local t0 t1 o
+    t0=$(date +%s%N)
+    for o in "${origin[@]}"; do
+        timeout -k 1 5 "$o" --version </dev/null >/dev/null 2>&1 || true
+    done
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+
+declare -A runs=([baseline]="" [cold]="" [persistent]="" [warm]="" [trusted]="")
 run_mode() {
     local ms
     case $1 in
@@ -112,6 +144,10 @@ run_mode() {
             local warm
             warm=$(pass); runs[warm]="${runs[warm]} $warm"; echo "  warm ${warm} ms"
             stop_daemon ;;
+        trusted)
+            bench_config false; start_daemon
+            bind_origins; ms=$(pass_trusted); unbind_origins
+            echo "  trusted:    $(counters)"; stop_daemon ;;
     esac
     runs[$1]="${runs[$1]} $ms"
     echo "  $1 ${ms} ms"
@@ -122,11 +158,23 @@ pass > /dev/null
 bench_config true; start_daemon; pass > /dev/null
 echo "fill:         $(counters)"; stop_daemon
 
-modes=(baseline cold persistent)
+# The trust store of the programs' packages (untimed; bench_config names it).
+# dpkg knows a merged-/usr file by the path its package ships (/bin/ls for
+# /usr/bin/ls): ask for both.
+mapfile -t packages < <(dpkg-query -S "${origin[@]}" "${origin[@]#/usr}" 2>/dev/null \
+    | cut -d: -f1 | tr ',' '\n' | tr -d ' ' | sort -u)
+if [ "${#packages[@]}" -gt 0 ]; then
+    "$VIGIL" trust update --config "$WORK/vigil.toml" --no-reload \
+        $(printf -- '--package %s ' "${packages[@]}") > "$WORK/trust.log" 2>&1 \
+        || { cat "$WORK/trust.log" >&2; exit 1; }
+fi
+echo "trust:        ${#packages[@]} packages in $WORK/trust.db"
+
+modes=(baseline cold persistent trusted)
 for rep in $(seq 1 "$REPS"); do
     echo "repetition $rep"
-    for i in 0 1 2; do
-        run_mode "${modes[$(((i + rep) % 3))]}"
+    for i in 0 1 2 3; do
+        run_mode "${modes[$(((i + rep) % 4))]}"
     done
 done
 
@@ -135,11 +183,12 @@ b=$(echo "${runs[baseline]}" | median)
 c=$(echo "${runs[cold]}" | median)
 p=$(echo "${runs[persistent]}" | median)
 w=$(echo "${runs[warm]}" | median)
+t=$(echo "${runs[trusted]}" | median)
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN {printf "%.2f", (y > 0 ? x / y : 0)}'; }
 printf '\n%-11s %10s %12s %8s\n' mode median_ms per_exec_ms ratio
-for m in baseline cold persistent warm; do
+for m in baseline cold persistent warm trusted; do
     v=$(echo "${runs[$m]}" | median)
     printf '%-11s %10s %12s %8s   (runs:%s)\n' "$m" "$v" "$(ratio "$v" "$count")" "$(ratio "$v" "$b")" "${runs[$m]}"
 done
-printf '{"programs": %s, "reps": %s, "baseline_ms": %s, "cold_ms": %s, "persistent_ms": %s, "warm_ms": %s, "cold_ratio": %s, "persistent_ratio": %s, "warm_ratio": %s}\n' \
-    "$count" "$REPS" "$b" "$c" "$p" "$w" "$(ratio "$c" "$b")" "$(ratio "$p" "$b")" "$(ratio "$w" "$b")"
+printf '{"programs": %s, "reps": %s, "baseline_ms": %s, "cold_ms": %s, "persistent_ms": %s, "warm_ms": %s, "trusted_ms": %s, "cold_ratio": %s, "persistent_ratio": %s, "warm_ratio": %s, "trusted_ratio": %s}\n' \
+    "$count" "$REPS" "$b" "$c" "$p" "$w" "$t" "$(ratio "$c" "$b")" "$(ratio "$p" "$b")" "$(ratio "$w" "$b")" "$(ratio "$t" "$b")"

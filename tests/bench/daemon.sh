@@ -53,7 +53,8 @@ rules = [\"$1/yara\"]"
 }
 
 # bench_config PERSISTENT: writes $WORK/vigil.toml, the persistent verdict
-# cache on (true) or off (false), in $WORK/cache.
+# cache on (true) or off (false), in $WORK/cache; the trust store is
+# $WORK/trust.db (none until a script builds it).
 bench_config() {
     cat > "$WORK/vigil.toml" <<TOML
 [watch]
@@ -80,6 +81,9 @@ network = "off"
 [cache]
 persistent = $1
 dir = "$WORK/cache"
+
+[policy]
+trust_db = "$WORK/trust.db"
 
 [log]
 events = "none"
