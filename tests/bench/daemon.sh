@@ -52,9 +52,9 @@ bench_content() {
 rules = [\"$1/yara\"]"
 }
 
-# bench_config PERSISTENT: writes $WORK/vigil.toml, the persistent verdict
-# cache on (true) or off (false), in $WORK/cache; the trust store is
-# $WORK/trust.db (none until a script builds it).
+# bench_config PERSISTENT [TRUST]: writes $WORK/vigil.toml, the persistent
+# verdict cache on (true) or off (false), in $WORK/cache; with TRUST true the
+# trust store is $WORK/trust.db (a script builds it), otherwise none.
 bench_config() {
     cat > "$WORK/vigil.toml" <<TOML
 [watch]
@@ -83,7 +83,7 @@ persistent = $1
 dir = "$WORK/cache"
 
 [policy]
-trust_db = "$WORK/trust.db"
+trust_db = "$WORK/$([ "${2:-false}" = true ] && echo trust.db || echo no-trust.db)"
 
 [log]
 events = "none"
