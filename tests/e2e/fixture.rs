@@ -848,6 +848,18 @@ impl Sandbox {
         Listed { path, sha256, list }
     }
 
+    /// `n` clean programs of distinct content on the tmpfs, `<dir>/p<i>`
+    /// (marker binaries tagged `<tag>-<i>`): programs no daemon has judged.
+    pub fn clean_programs(&self, dir: &str, tag: &str, n: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| {
+                let path = self.mnt(format!("{dir}/p{i}"));
+                write_marker_binary(&path, &format!("{tag}-{i}"));
+                path
+            })
+            .collect()
+    }
+
     /// The default config of a test: watches this sandbox's tmpfs only, scans
     /// every open, enforce mode, a private control socket, events on stdout.
     pub fn config(&self) -> Config {

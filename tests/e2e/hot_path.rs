@@ -574,13 +574,7 @@ fn a_clean_exec_raises_no_open_event_after_it() {
     for marks in [true, false] {
         let tag = format!("exec-open-{}", if marks { "marked" } else { "unmarked" });
         let sb = Sandbox::new(&tag);
-        let programs: Vec<_> = (0..PROGRAMS)
-            .map(|i| {
-                let path = sb.mnt(format!("bin/p{i}"));
-                write_marker_binary(&path, &format!("{tag}-{i}"));
-                path
-            })
-            .collect();
+        let programs = sb.clean_programs("bin", &tag, PROGRAMS as usize);
         let mut cfg = sb.config();
         cfg.scan_on_open = "executable".into();
         let text =

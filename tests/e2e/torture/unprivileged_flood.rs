@@ -75,13 +75,7 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
         elf.resize(file_size.max(elf.len()), 0);
         write_file(&sb.mnt(format!("flood/f{i:05}")), &elf, 0o644);
     }
-    let clean: Vec<_> = (0..CLEAN)
-        .map(|i| {
-            let path = sb.mnt(format!("clean/c{i:02}"));
-            write_marker_binary(&path, &format!("{tag}-clean-{i}"));
-            path
-        })
-        .collect();
+    let clean = sb.clean_programs("clean", &format!("{tag}-clean"), CLEAN);
     let script = sb.host("flood.py");
     write_file(&script, FLOOD_PY.as_bytes(), 0o644);
     let mut cfg = sb.config();
