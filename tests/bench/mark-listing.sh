@@ -8,6 +8,14 @@
 # line per run.
 #
 #   sudo tests/bench/mark-listing.sh BENCH_BIN AGENT [REPS]
+#   sudo MARK_LISTING_CONFIGURE=1 tests/bench/mark-listing.sh BENCH_BIN AGENT [REPS]
+#
+# MARK_LISTING_CONFIGURE=1 also times tests/bench/workloads/configure.sh twice
+# per run, on the fresh listener before open cold and again after the burst
+# and a second pass over the burst's files (with the marks they left), and
+# records each pass's wall time and the
+# listener's own CPU time during it: whether a listener holding many ignore
+# marks costs configure more by itself, or only beside the fdinfo reader.
 #
 # BENCH_BIN: the shared harness's built bin/ (mkfiles, wl_open, fan_listener).
 # AGENT: "fan" (the harness's fan_listener --mode allow) or a vigil binary,
@@ -26,6 +34,7 @@ fi
 T=$(cd "$1" && pwd); AGENT=$2; REPS=${3:-3}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CONTENT=${VIGIL_CONTENT:-$(cd "$REPO/.." && pwd)/shared/content}
+CONFIGURE=${MARK_LISTING_CONFIGURE:-}
 for tool in mkfiles wl_open fan_listener; do
     [ -x "$T/$tool" ] || { echo "mark-listing.sh: no $T/$tool (build the harness: make -C src)" >&2; exit 1; }
 done
@@ -41,6 +50,20 @@ if [ "$AGENT" != fan ]; then
     # shellcheck source=vigil-default.sh
     source "$REPO/tests/bench/vigil-default.sh"
 fi
+
+# The listener's user+system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+
+# Times configure.sh in a fresh directory of the mount: "<wall s> <listener CPU s>".
+configure_pass() { # pid name
+    local before after wall
+    mkdir "$M/$2"
+    before=$(cpu_ticks "$1")
+    wall=$(MNT="$M/$2" "$REPO/tests/bench/workloads/configure.sh" | tail -n 1 \
+        | python3 -c 'import json, sys; r = json.load(sys.stdin); assert not r["errors"], r; print(r["total_s"])')
+    after=$(cpu_ticks "$1")
+    echo "$wall $(( after - before ))"
+}
 
 one_run() { # guard(0/1) rep
     mount -t tmpfs -o size=256m tmpfs "$M"
@@ -68,6 +91,8 @@ one_run() { # guard(0/1) rep
         pid=$(pgrep -P "$tp" -f "daemon --config")
     fi
     [ -n "$pid" ] || { cat "$W/agent.log" >&2; exit 1; }
+    local fresh="" after=""
+    [ -z "$CONFIGURE" ] || fresh=$(configure_pass "$pid" cfg-fresh)
     "$T/wl_open" --list "$W/small.list" --name open_cold --raw "$W/cold.txt" > "$W/cold.json"
     fd=""
     for f in /proc/"$pid"/fd/*; do
@@ -80,18 +105,35 @@ one_run() { # guard(0/1) rep
         reader=$!
     fi
     "$T/wl_open" --list "$W/burst.list" --procs 8 --name burst_open --raw "$W/burst.txt" > "$W/burst.json"
+    local marks_after
+    marks_after=$(grep -c '^fanotify ino' /proc/"$pid"/fdinfo/"$fd" || true)
+    if [ -n "$CONFIGURE" ]; then
+        # A second pass over the burst's files, one opener at a time, marks
+        # them too (the harness's warm passes do the same to its trees): the
+        # listener then holds about 20,000 marks.
+        "$T/wl_open" --list "$W/burst.list" --name burst_again > /dev/null
+        marks_after=$(grep -c '^fanotify ino' /proc/"$pid"/fdinfo/"$fd" || true)
+        after=$(configure_pass "$pid" cfg-marked)
+    fi
     [ -z "$reader" ] || kill "$reader"
     kill "$pid"; wait "$tp" || true
     umount "$M"
-    python3 - "$W" "$AGENT" "$1" "$2" "$marks" <<'PY'
+    python3 - "$W" "$AGENT" "$1" "$2" "$marks" "$marks_after" "$fresh" "$after" "$(getconf CLK_TCK)" <<'PY'
 import json, os, sys
-w, agent, guard, rep, marks = sys.argv[1:]
+w, agent, guard, rep, marks, marks_after, fresh, after, tck = sys.argv[1:]
 burst = json.load(open(os.path.join(w, "burst.json")))
 raw = [int(x) for x in open(os.path.join(w, "burst.txt"))]
 stalls = [x / 1e6 for x in raw if x > 2_000_000]
-print(json.dumps({"agent": os.path.basename(agent), "fdinfo_reader": guard == "1", "rep": int(rep),
-                  "marks_after_open_cold": int(marks), "burst_ops_per_s": round(burst["ops_per_s"]),
-                  "burst_opens_over_2ms": len(stalls), "burst_stall_ms": round(sum(stalls), 1)}))
+row = {"agent": os.path.basename(agent), "fdinfo_reader": guard == "1", "rep": int(rep),
+       "marks_after_open_cold": int(marks), "burst_ops_per_s": round(burst["ops_per_s"]),
+       "burst_opens_over_2ms": len(stalls), "burst_stall_ms": round(sum(stalls), 1),
+       "marks_before_configure" if fresh else "marks_after_burst": int(marks_after)}
+for name, cell in (("configure_fresh", fresh), ("configure_marked", after)):
+    if cell:
+        wall, ticks = cell.split()
+        row[name + "_s"] = float(wall)
+        row[name + "_listener_cpu_s"] = round(int(ticks) / int(tck), 2)
+print(json.dumps(row))
 PY
 }
 

@@ -18,6 +18,11 @@ workloads (tests/bench/workloads/) <= 1.05x baseline; the median exec of a
 program written while the agent runs (`written-exec.sh`) <= 1.6x baseline;
 burst_open >= 0.8x and
 open cold <= 2x the bare listener `fan-allow` in the same repetition.
+
+Context rows, no target, when the run has the harness's `fan-sha256` (a
+listener that reads and hashes each file before it answers, in the thread that
+read the event: the least any scanning agent does): open cold and the first
+exec against it, in the same repetition.
 """
 
 import json
@@ -105,6 +110,10 @@ def main() -> int:
     if any(k[1] == "fan-allow" for k in runs):
         ratios.append(("burst_open >= 0.8x fan-allow (issue 18)", ops("burst_open"), 0.8, "fan-allow", True))
         ratios.append(("open cold <= 2x fan-allow (issue 18)", total("open_cold"), 2.0, "fan-allow", False))
+    if any(k[1] == "fan-sha256" for k in runs):
+        # No limit: printed without a verdict.
+        ratios.append(("open cold, x fan-sha256 (context)", total("open_cold"), None, "fan-sha256", False))
+        ratios.append(("exec cold (first exec), x fan-sha256 (context)", exec_cold, None, "fan-sha256", False))
     columns = sorted({(agent, fs) for (_, agent, fs, _) in runs}, key=lambda c: (c[1], c[0] != "baseline", c[0]))
     header = ["target"] + [f"{a}@{f}" for a, f in columns]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -125,6 +134,9 @@ def main() -> int:
             if metric is exec_cold:
                 ms = [exec_cold(k, runs[k]) for k in keys_of(agent, fs)]
                 extra = f" ({statistics.median([m for m in ms if m is not None]):.1f} ms)"
+            if limit is None:
+                cells.append(f"{med:.2f}x{extra}")
+                continue
             met = med >= limit if higher else med <= limit
             cells.append(f"{med:.2f}x{extra} {'ok' if met else 'MISS'}")
         out.append("| " + " | ".join(cells) + " |")

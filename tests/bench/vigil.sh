@@ -23,12 +23,17 @@ VIGIL_SCAN_ON_OPEN=${VIGIL_SCAN_ON_OPEN:-all}
 # VIGIL_PROFILE (optional) sets policy.profile: vigil-server.sh measures the
 # "server" exec rules, which read /proc for every exec they see.
 VIGIL_PROFILE=${VIGIL_PROFILE:-}
-AGENT_DESC="vigil daemon: filesystem mark, scan_on_open=$VIGIL_SCAN_ON_OPEN, shared/content hash lists + YARA rules, built-in model, probe hash + rule"
+# VIGIL_CPUS (optional, a taskset CPU list) runs the daemon on those CPUs
+# only: with bench.sh --wl-cpus on the same list, the harness's same-CPU
+# placement test (docs/performance.md, "Open cold on this VM: where each
+# microsecond goes").
+VIGIL_CPUS=${VIGIL_CPUS:-}
 AGENT_FS=tmpfs
 
 # The repository: this file is tests/bench/vigil.sh in it.
 VIGIL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VIGIL_CONTENT=${VIGIL_CONTENT:-$(cd "$VIGIL_REPO/.." && pwd)/shared/content}
+AGENT_DESC="vigil daemon: filesystem mark, scan_on_open=$VIGIL_SCAN_ON_OPEN, content $VIGIL_CONTENT, built-in model, probe hash + rule${VIGIL_CPUS:+, on CPUs $VIGIL_CPUS}"
 
 vigil_bin() { echo "${VIGIL_BIN:-$VIGIL_REPO/target/release/vigil}"; }
 
@@ -76,7 +81,9 @@ TOML
 agent_start() {
     # Measured with RUST_BACKTRACE unset (error values are costly when it is set).
     # MALLOC_ARENA_MAX as the systemd unit sets it.
-    exec env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" \
+    local pin=()
+    [ -z "$VIGIL_CPUS" ] || pin=(taskset -c "$VIGIL_CPUS")
+    exec "${pin[@]}" env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" \
         "$(vigil_bin)" daemon --config "$AGENT_WORK/vigil.toml"
 }
 
