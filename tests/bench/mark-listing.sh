@@ -13,9 +13,9 @@
 # MARK_LISTING_CONFIGURE=1 also times tests/bench/workloads/configure.sh twice
 # per run, on the fresh listener before open cold and again after the burst
 # and a second pass over the burst's files (with the marks they left), and
-# records each pass's wall time and the
-# listener's own CPU time during it: whether a listener holding many ignore
-# marks costs configure more by itself, or only beside the fdinfo reader.
+# records each pass's wall time and the listener's own CPU time during it:
+# whether a listener holding many ignore marks costs configure more by
+# itself, or only beside the fdinfo reader.
 #
 # BENCH_BIN: the shared harness's built bin/ (mkfiles, wl_open, fan_listener).
 # AGENT: "fan" (the harness's fan_listener --mode allow) or a vigil binary,

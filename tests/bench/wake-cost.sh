@@ -12,6 +12,7 @@
 set -euo pipefail
 
 N=${1:-20000}
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "wake-cost.sh: ROUND_TRIPS must be a positive integer, not '$N'" >&2; exit 2; }
 cc=$(command -v cc || command -v gcc || true)
 [ -n "$cc" ] || { echo "wake-cost.sh: no C compiler (apt-get install gcc)" >&2; exit 1; }
 W=$(mktemp -d)
