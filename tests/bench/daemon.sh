@@ -54,7 +54,8 @@ rules = [\"$1/yara\"]"
 
 # bench_config PERSISTENT [TRUST]: writes $WORK/vigil.toml, the persistent
 # verdict cache on (true) or off (false), in $WORK/cache; with TRUST true the
-# trust store is $WORK/trust.db (a script builds it), otherwise none.
+# trust store is $WORK/trust.db (a script builds it), otherwise a path where
+# no store exists, so the machine's own store is never read.
 bench_config() {
     cat > "$WORK/vigil.toml" <<TOML
 [watch]

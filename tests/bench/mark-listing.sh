@@ -54,6 +54,9 @@ fi
 # The listener's user+system CPU time so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 
+# The inode marks of fanotify fd $2 of process $1.
+mark_count() { grep -c '^fanotify ino' /proc/"$1"/fdinfo/"$2" || true; }
+
 # Times configure.sh in a fresh directory of the mount: "<wall s> <listener CPU s>".
 configure_pass() { # pid name
     local before after wall
@@ -99,22 +102,21 @@ one_run() { # guard(0/1) rep
         if [ "$(readlink "$f")" = "anon_inode:[fanotify]" ]; then fd=${f##*/}; break; fi
     done
     local marks
-    marks=$(grep -c '^fanotify ino' /proc/"$pid"/fdinfo/"$fd" || true)
+    marks=$(mark_count "$pid" "$fd")
     if [ "$1" = 1 ]; then
         ( while :; do cat /proc/"$pid"/fdinfo/"$fd" > /dev/null; sleep 0.05; done ) &
         reader=$!
     fi
     "$T/wl_open" --list "$W/burst.list" --procs 8 --name burst_open --raw "$W/burst.txt" > "$W/burst.json"
-    local marks_after
-    marks_after=$(grep -c '^fanotify ino' /proc/"$pid"/fdinfo/"$fd" || true)
     if [ -n "$CONFIGURE" ]; then
         # A second pass over the burst's files, one opener at a time, marks
         # them too (the harness's warm passes do the same to its trees): the
         # listener then holds about 20,000 marks.
         "$T/wl_open" --list "$W/burst.list" --name burst_again > /dev/null
-        marks_after=$(grep -c '^fanotify ino' /proc/"$pid"/fdinfo/"$fd" || true)
-        after=$(configure_pass "$pid" cfg-marked)
     fi
+    local marks_after
+    marks_after=$(mark_count "$pid" "$fd")
+    [ -z "$CONFIGURE" ] || after=$(configure_pass "$pid" cfg-marked)
     [ -z "$reader" ] || kill "$reader"
     kill "$pid"; wait "$tp" || true
     umount "$M"
