@@ -1,6 +1,7 @@
 //! `daemon.nice`: the threads that answer the kernel or mark filesystems run at
 //! it; the threads nobody waits on run behind ordinary processes (write-time
-//! scans and the cache writer further behind).
+//! scans and the cache writer further behind). The herd writer, which writes
+//! answers while many openers wait, is a real-time thread.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,11 @@ use crate::fixture::*;
 
 /// Each thread's name and nice value (field 19 of its `stat`).
 fn thread_nice(pid: i32) -> BTreeMap<String, Vec<i32>> {
+    thread_stat_field(pid, 19)
+}
+
+/// Each thread's name and `stat` field `field` (1-based, as in proc(5)).
+fn thread_stat_field(pid: i32, field: usize) -> BTreeMap<String, Vec<i32>> {
     let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's tasks");
     for task in tasks.flatten() {
@@ -24,12 +30,13 @@ fn thread_nice(pid: i32) -> BTreeMap<String, Vec<i32>> {
             comm.trim().to_owned()
         };
         let after = &stat[stat.rfind(')').expect("stat has a name") + 1..];
-        let nice = after
+        // `after` starts at field 3.
+        let value = after
             .split_whitespace()
-            .nth(16)
+            .nth(field - 3)
             .and_then(|n| n.parse().ok())
-            .expect("stat field 19");
-        out.entry(name).or_default().push(nice);
+            .unwrap_or_else(|| panic!("stat field {field}: {stat}"));
+        out.entry(name).or_default().push(value);
     }
     out
 }
@@ -73,4 +80,38 @@ fn answering_threads_run_at_daemon_nice_and_background_threads_behind() {
             "{name} runs at nice {found:?}, expected {nice}: {threads:?}"
         );
     }
+}
+
+/// The herd writer (`daemon::herd`) is `SCHED_FIFO` at priority 1: ordinary
+/// threads, and so a herd of woken openers, cannot preempt it between writes.
+/// Every other thread stays `SCHED_OTHER`.
+#[test]
+fn the_herd_writer_alone_runs_real_time() {
+    require_root!();
+    let sb = Sandbox::new("priority-herd");
+    let cfg = sb.config();
+    let d = sb.start(&cfg);
+    let (policy, rt) = (
+        thread_stat_field(d.pid(), 41),
+        thread_stat_field(d.pid(), 40),
+    );
+    const SCHED_OTHER: i32 = 0;
+    const SCHED_FIFO: i32 = 1;
+    for (name, policies) in &policy {
+        let want = if name == "vigil-herd" {
+            SCHED_FIFO
+        } else {
+            SCHED_OTHER
+        };
+        assert!(
+            policies.iter().all(|p| *p == want),
+            "{name} runs with policy {policies:?}, expected {want}: {policy:?}{}",
+            d.context()
+        );
+    }
+    assert_eq!(
+        rt.get("vigil-herd"),
+        Some(&vec![1]),
+        "the herd writer's real-time priority: {rt:?}"
+    );
 }

@@ -70,8 +70,14 @@ grep '^Max nice' "/proc/$main_pid/limits"
 if (( ($(awk '/^CapBnd/ {print "0x" $2}' /proc/1/status) >> 24) & 1 )); then
     check "RLIMIT_NICE lets workers return to -5 (LimitNICE=25)" \
         grep -Eq '^Max nice priority +25 +25' "/proc/$main_pid/limits"
+    # The herd writer: SCHED_FIFO (policy 1, field 41) at priority 1 (field
+    # 40), permitted by LimitRTPRIO=1 and no RestrictRealtime=.
+    herd_comm=$(grep -lx vigil-herd /proc/"$main_pid"/task/*/comm | head -n 1)
+    herd_sched=none
+    [[ -n $herd_comm ]] && herd_sched=$(sed 's/.*) //' "${herd_comm%comm}stat" | awk '{print $38 "/" $39}')
+    check "the herd writer runs SCHED_FIFO 1 (LimitRTPRIO=1)" test "$herd_sched" = 1/1
 else
-    echo "skipped: RLIMIT_NICE check (no CAP_SYS_RESOURCE in this machine's bounding set)"
+    echo "skipped: RLIMIT_NICE and RLIMIT_RTPRIO checks (no CAP_SYS_RESOURCE in this machine's bounding set)"
 fi
 status=$(timeout 10 vigil status)
 echo "$status"

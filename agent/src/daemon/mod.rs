@@ -19,6 +19,7 @@ pub mod exec_history;
 pub mod exposure;
 pub mod fairness;
 pub mod guard;
+pub mod herd;
 pub mod ignore_marks;
 pub mod inline_code;
 pub mod latency;
@@ -37,7 +38,6 @@ pub mod worker;
 pub mod written;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,7 @@ use crate::daemon::cache::persistent::Persistent;
 use crate::daemon::events::EventLog;
 use crate::daemon::fairness::Fairness;
 use crate::daemon::guard::{GuardState, MarkRequest};
+use crate::daemon::herd::Waiting;
 use crate::daemon::ignore_marks::IgnoreMarks;
 use crate::daemon::marks::Marks;
 use crate::daemon::mount_watch::MountWatch;
@@ -135,6 +136,12 @@ async fn serve(
         Persistent::start(&first.config.cache, Arc::clone(&stats));
     let generation = Arc::new(ArcSwap::from_pointee(first));
 
+    // Before anything that answers: the deadline thread and the workers hand
+    // it their writes while many openers wait.
+    let waiting = Waiting::new();
+    let herd_thread = waiting
+        .start_writer(group.clone(), Arc::clone(&stats))
+        .context("starting the herd writer")?;
     let gen_for_deadline = Arc::clone(&generation);
     let stats_for_deadline = Arc::clone(&stats);
     let (deadlines, deadline_thread) = Deadlines::start(
@@ -182,7 +189,6 @@ async fn serve(
     });
     let pool =
         Pool::start(workers, queue_capacity, Arc::clone(&ctx)).context("starting workers")?;
-    let outstanding = Arc::new(AtomicU64::new(0));
     let afd = sys::register(group.handle()).context("registering fanotify with the reactor")?;
     let queue = pool.sender();
     let (written, written_thread) = written::Written::start(Arc::clone(&ctx), pool.sender())
@@ -192,7 +198,7 @@ async fn serve(
         Arc::clone(&ctx),
         pool.sender(),
         Arc::clone(&deadlines),
-        Arc::clone(&outstanding),
+        Arc::clone(&waiting),
         Fairness::new(),
         written,
     );
@@ -284,7 +290,7 @@ async fn serve(
                     Command::Status => Reply::Status {
                         status: Box::new(Status {
                             persistent_cache: Some(ctx.persistent.info(&generation.load())),
-                            ..status(&generation.load(), &marks, &mount_watch, &guard, &stats, &cache, started, &outstanding)
+                            ..status(&generation.load(), &marks, &mount_watch, &guard, &stats, &cache, started, &waiting)
                         }),
                     },
                     Command::Stats => Reply::Stats {
@@ -292,7 +298,7 @@ async fn serve(
                             uptime_s: started.elapsed().as_secs(),
                             queue_depth: queue.queued(),
                             queue_capacity,
-                            pending: outstanding.load(Ordering::Relaxed),
+                            pending: waiting.count(),
                             cache_entries: cache.len(),
                             counters: counters(&stats),
                             latency_us: stats.latency.summary(),
@@ -366,11 +372,14 @@ async fn serve(
     }
     let longest = generation.load().config.decision.deadline + SHUTDOWN_GRACE;
     let waited = Instant::now();
-    while outstanding.load(Ordering::Acquire) > 0 && waited.elapsed() < longest {
+    while waiting.count() > 0 && waited.elapsed() < longest {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     deadlines.stop();
     let _ = deadline_thread.join();
+    // After the deadline thread, which may have handed it the last answers.
+    waiting.stop_writer();
+    let _ = herd_thread.join();
     drop(reader); // ends the write-scan thread once its scan in progress is done
     drop(written_thread);
     drop(queue);
@@ -396,7 +405,7 @@ async fn serve(
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    let left = outstanding.load(Ordering::Acquire);
+    let left = waiting.count();
     tracing::info!(unanswered = left, "stopped");
     read_result.context("fanotify reader failed")
 }
@@ -541,7 +550,7 @@ fn status(
     stats: &Stats,
     cache: &VerdictCache,
     started: Instant,
-    outstanding: &AtomicU64,
+    waiting: &Waiting,
 ) -> Status {
     let decision = &generation.config.decision;
     Status {
@@ -570,7 +579,7 @@ fn status(
             })
             .collect(),
         cache_entries: cache.len(),
-        pending: outstanding.load(Ordering::Relaxed),
+        pending: waiting.count(),
         counters: counters(stats),
         exposure: exposure::exposures(
             &exposure::Kernel::read(),

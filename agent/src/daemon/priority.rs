@@ -16,7 +16,9 @@
 //! every worker at -5, under 9 s at 0). Threads nobody waits on (the event log,
 //! the ClamAV database watcher, the inline-code and pipe reporters) run at the
 //! starting value too, but not below 0; write-time scans and the persistent
-//! cache's writer 10 above that, since they only save later work.
+//! cache's writer 10 above that, since they only save later work. One thread
+//! is outside nice values altogether: the herd writer ([`super::herd`]) makes
+//! itself `SCHED_FIFO` 1, so that a herd of woken openers cannot preempt it.
 //!
 //! [`boost`] runs on the main thread before any other thread starts (a new
 //! thread starts with its creator's nice value); each background thread calls

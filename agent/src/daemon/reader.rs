@@ -20,7 +20,6 @@
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::fanotify::{Fanotify, FanotifyEvent, MaskFlags};
@@ -35,6 +34,7 @@ use vigil_policy::{Action, FailMode, RuleOutcome, ScanOnOpen, Verdict};
 use crate::daemon::after_answer::may_ignore;
 use crate::daemon::cache::FileKey;
 use crate::daemon::fairness::{Admission, FAIR_FROM, Fairness};
+use crate::daemon::herd::Waiting;
 use crate::daemon::pool::{Context, PoolSender};
 use crate::daemon::respond::{AccessKind, AnsweredBy, Deadlines, Pending};
 use crate::daemon::stats::Stats;
@@ -60,7 +60,7 @@ pub struct Reader {
     ctx: Arc<Context>,
     pool: PoolSender,
     deadlines: Arc<Deadlines>,
-    outstanding: Arc<AtomicU64>,
+    waiting: Arc<Waiting>,
     fairness: Arc<Fairness>,
     written: Written,
     own_pid: i32,
@@ -89,7 +89,7 @@ impl Reader {
         ctx: Arc<Context>,
         pool: PoolSender,
         deadlines: Arc<Deadlines>,
-        outstanding: Arc<AtomicU64>,
+        waiting: Arc<Waiting>,
         fairness: Arc<Fairness>,
         written: Written,
     ) -> Reader {
@@ -99,7 +99,7 @@ impl Reader {
             ctx,
             pool,
             deadlines,
-            outstanding,
+            waiting,
             fairness,
             written,
             own_pid,
@@ -198,8 +198,7 @@ impl Reader {
                 continue;
             }
             let mut known_clean = false;
-            let few_waiting = batch.saturating_add(self.outstanding.load(Ordering::Relaxed))
-                < ANSWER_INLINE_BELOW;
+            let few_waiting = batch.saturating_add(self.waiting.count()) < ANSWER_INLINE_BELOW;
             match self.known(&event, access, &generation, few_waiting) {
                 Known::Answered => continue,
                 Known::Data(st) => {
@@ -225,7 +224,7 @@ impl Reader {
                     let pid = event.pid();
                     let seen = (exe_of(pid), uid_of(pid));
                     let pending = Arc::new(
-                        Pending::new(event, access, Arc::clone(&self.outstanding), None)
+                        Pending::new(event, access, Arc::clone(&self.waiting), None)
                             .with_process(seen),
                     );
                     pending.answer(&self.ctx.group, action, AnsweredBy::Verdict, stats);
@@ -271,7 +270,7 @@ impl Reader {
             let pending = Arc::new(Pending::new(
                 event,
                 access,
-                Arc::clone(&self.outstanding),
+                Arc::clone(&self.waiting),
                 share,
             ));
             self.deadlines.watch(

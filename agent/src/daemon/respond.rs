@@ -4,7 +4,8 @@
 //! thread. Whoever answers first wins: the worker with a verdict, the deadline thread
 //! with `decision.on_timeout`, or the reader/pool with a fast or overflow answer.
 //! Later attempts are no-ops, so a stuck worker can never hold an opener past its
-//! deadline.
+//! deadline. While many openers wait, the winner hands the write itself to the
+//! herd writer ([`super::herd`]).
 //!
 //! # Why the event fd cannot be answered for after its close
 //! Answers name the event by its fd number. The worker owns the only strong
@@ -27,6 +28,7 @@ use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
 use vigil_policy::Action;
 
 use super::fairness::Share;
+use crate::daemon::herd::Waiting;
 use crate::daemon::stats::Stats;
 use crate::fanotify::Group;
 
@@ -89,8 +91,9 @@ pub struct Pending {
     /// Microseconds from `received` until a worker took the event;
     /// [`NOT_TAKEN`] until then.
     taken_us: AtomicU64,
-    /// Decremented when answered; lets shutdown wait for "nothing unanswered".
-    outstanding: Arc<AtomicU64>,
+    /// The count of events awaiting an answer, and where answers go while
+    /// many wait.
+    waiting: Arc<Waiting>,
     /// The event's place in its uid's count of waiting events, given back
     /// when the worker drops the event.
     _share: Option<Share>,
@@ -100,15 +103,15 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Wraps an event that needs an answer. `outstanding` counts unanswered
+    /// Wraps an event that needs an answer. `waiting` counts unanswered
     /// events; `share`, if any, is the event's place in its uid's count.
     pub fn new(
         event: FanotifyEvent,
         access: AccessKind,
-        outstanding: Arc<AtomicU64>,
+        waiting: Arc<Waiting>,
         share: Option<Share>,
     ) -> Pending {
-        outstanding.fetch_add(1, Ordering::AcqRel);
+        waiting.add();
         Pending {
             event,
             access,
@@ -117,7 +120,7 @@ impl Pending {
             by_deadline: AtomicBool::new(false),
             denied: AtomicBool::new(false),
             taken_us: AtomicU64::new(NOT_TAKEN),
-            outstanding,
+            waiting,
             _share: share,
             process: None,
         }
@@ -183,7 +186,15 @@ impl Pending {
     /// Answers the event unless someone already did. Returns true when this call
     /// gave the answer. Never blocks; a refused write is counted, not retried (the
     /// kernel allows the event when our fd closes at exit, the only other exit).
-    pub fn answer(&self, group: &Group, action: Action, by: AnsweredBy, stats: &Stats) -> bool {
+    /// While many events wait, the write itself is left to the herd writer
+    /// ([`super::herd`]), which makes it moments later.
+    pub fn answer(
+        self: &Arc<Self>,
+        group: &Group,
+        action: Action,
+        by: AnsweredBy,
+        stats: &Stats,
+    ) -> bool {
         if self
             .answered
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -198,6 +209,16 @@ impl Pending {
             self.denied.store(true, Ordering::Release);
             Stats::bump(&stats.denied);
         }
+        if self.waiting.is_herd() && self.waiting.hand_over(Arc::clone(self), action) {
+            return true;
+        }
+        self.write(group, action, stats);
+        self.waiting.done();
+        true
+    }
+
+    /// Writes the answer [`Pending::answer`] decided.
+    pub(super) fn write(&self, group: &Group, action: Action, stats: &Stats) {
         if let Some(fd) = self.event.fd() {
             match group.respond(fd, action) {
                 Ok(()) | Err(Errno::ENOENT) => {}
@@ -207,8 +228,6 @@ impl Pending {
                 }
             }
         }
-        self.outstanding.fetch_sub(1, Ordering::AcqRel);
-        true
     }
 }
 
@@ -217,7 +236,7 @@ impl Drop for Pending {
         // An event dropped unanswered (only possible on a bug or at exit) must not
         // keep shutdown waiting; the kernel allows it when our group fd closes.
         if !self.answered.load(Ordering::Acquire) {
-            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            self.waiting.done();
         }
     }
 }

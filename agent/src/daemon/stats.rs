@@ -82,6 +82,11 @@ counters! {
     queue_full,
     /// `FAN_Q_OVERFLOW` notifications from the kernel.
     kernel_overflows,
+    /// Answers written by the herd writer because many openers were waiting
+    /// (see `daemon::herd`).
+    herd_answers,
+    /// Times the herd writer woke to write what had been handed to it.
+    herd_batches,
     /// Kernel ignore marks added after a clean verdict.
     ignore_marks_added,
     /// Open ignore marks a worker placed before answering a clean exec, so

@@ -199,7 +199,7 @@ pub fn handle(w: &mut Worker<'_, '_>, pending: &Arc<Pending>) {
 }
 
 /// Allows `pending` at once and counts why.
-fn allow_for(ctx: &Context, pending: &Pending, counter: &AtomicU64) {
+fn allow_for(ctx: &Context, pending: &Arc<Pending>, counter: &AtomicU64) {
     Stats::bump(counter);
     pending.answer(&ctx.group, Action::Allow, AnsweredBy::Verdict, &ctx.stats);
 }
@@ -390,7 +390,7 @@ fn fast_path<'g>(generation: &Generation, gated: &Gated<'g>) -> Option<&'g Trust
 /// of an event that will be logged, and answers the kernel.
 fn answer(
     w: &Worker<'_, '_>,
-    pending: &Pending,
+    pending: &Arc<Pending>,
     fd: BorrowedFd<'_>,
     gated: &Gated<'_>,
     verdict: Option<&Verdicted>,

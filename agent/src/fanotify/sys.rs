@@ -76,6 +76,26 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     }
 }
 
+/// Makes the calling thread a `SCHED_FIFO` thread of real-time `priority`
+/// (Linux keeps the policy per thread). Needs `CAP_SYS_NICE` or an
+/// `RLIMIT_RTPRIO` of at least `priority`, and no seccomp filter refusing it.
+///
+/// # Errors
+/// `EPERM` when not permitted; `EINVAL` for a priority outside 1..=99.
+pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid `sched_param` on this stack frame for the
+    // whole call, which only reads it; `pid = 0` is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &raw const param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Returns the free memory glibc's allocator holds to the kernel
 /// (`malloc_trim(0)`: every whole free page, not only the top of the heap).
 /// Loading leaves such memory behind (the exec guard's BTF parse alone is

@@ -157,7 +157,8 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
         std::io::stderr().lock(),
         "{tag}: attacker {result}; root's first execs during the flood: median {:?}, max {:?}; \
          deadline_expired {}, deadline_denied_listed {}, flood_answered {}, \
-         reader_cache_hits {}, queue_full {}; execs waited for a worker: p99 {} us, max {} us",
+         reader_cache_hits {}, queue_full {}, herd_answers {}; execs waited for a worker: \
+         p99 {} us, max {} us",
         took[took.len() / 2],
         took[took.len() - 1],
         counter(&st, "deadline_expired"),
@@ -165,6 +166,7 @@ fn flood(tag: &str, file_size: usize, files: usize, threads: usize, tmpfs: &str)
         counter(&st, "flood_answered"),
         counter(&st, "reader_cache_hits"),
         counter(&st, "queue_full"),
+        counter(&st, "herd_answers"),
         st.pointer("/latency_us/queued_exec/p99_us")
             .unwrap_or(&Value::Null),
         st.pointer("/latency_us/queued_exec/max_us")
