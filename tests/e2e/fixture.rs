@@ -587,7 +587,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
 }
 
-fn toml_str(s: &str) -> String {
+/// `s` as a TOML basic string.
+pub fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

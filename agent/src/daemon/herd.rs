@@ -12,8 +12,10 @@
 //! the herd cannot preempt, 74 ms, since each write after the first wakes only
 //! the openers that went back to sleep meanwhile.
 //!
-//! While at least [`HERD_FROM`] events wait, [`Pending::answer`] hands its
-//! write to this thread instead of making it; the thread takes everything
+//! While at least [`HERD_FROM`] events wait, or the reader's last read was
+//! full ([`FULL_READ`]), [`Pending::answer`] hands its write to this thread
+//! instead of making it (the reader's own answers become a [`Pending`] for
+//! it); the thread takes everything
 //! handed over, writes it back to back and sleeps again. It decides nothing:
 //! verdicts, deadlines and fail modes are settled before the hand-over. With
 //! fewer waiting, an answer is written where it was decided (one hand-over
@@ -23,7 +25,7 @@
 //! which answer an event gets (the worker, [`super::respond`]'s deadline
 //! thread, the reader).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -45,12 +47,26 @@ use crate::fanotify::sys::set_thread_fifo;
 /// without the writer); at 256 the writer takes no part in that test.
 pub const HERD_FROM: u64 = 256;
 
+/// A read of this many permission events or more counts as a backlog: a read
+/// takes up to 170, so the kernel's queue held at least this many openers
+/// and probably more. Whatever the reader answers itself (its own opens,
+/// excluded processes, files that are not regular, a flooding user's opens)
+/// is not counted in [`Waiting::count`], so a backlog of only those would
+/// otherwise never look like a herd.
+const FULL_READ: usize = 128;
+
 /// The real-time priority of the herd writer: the lowest, enough to run ahead
 /// of every ordinary thread (and of the herd), behind any real-time one.
 const FIFO_PRIORITY: i32 = 1;
 
-/// The longest the writer lets a batch grow before writing it.
+/// The longest the writer lets a batch grow before writing it, unless the
+/// reader is still reading a backlog.
 const MAX_LINGER_US: u64 = 20_000;
+
+/// The longest the writer waits for the reader to get through a backlog
+/// before writing what it has: reading the kernel's 16,384 events takes the
+/// reader a few hundred milliseconds when the herd does not run.
+const MAX_BACKLOG_LINGER: Duration = Duration::from_millis(500);
 
 /// The events awaiting an answer and the herd writer's queue.
 #[derive(Debug, Default)]
@@ -58,6 +74,9 @@ pub struct Waiting {
     /// Events read and not yet answered (a handed-over answer counts until
     /// written); lets shutdown wait for "nothing unanswered".
     count: AtomicU64,
+    /// The reader's last read was full ([`FULL_READ`] openers or more): the
+    /// kernel's queue probably holds more, though vigil holds few of them.
+    backlog: AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -92,9 +111,15 @@ impl Waiting {
         self.count.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Notes how many permission events (blocked openers) the reader's last
+    /// read returned.
+    pub(super) fn note_read(&self, events: usize) {
+        self.backlog.store(events >= FULL_READ, Ordering::Relaxed);
+    }
+
     /// True when an answer decided now should be handed to the writer.
     pub(super) fn is_herd(&self) -> bool {
-        self.count() >= HERD_FROM
+        self.count() >= HERD_FROM || self.backlog.load(Ordering::Relaxed)
     }
 
     /// Queues `action` to be written for `pending`; false (and nothing queued)
@@ -140,6 +165,21 @@ impl Waiting {
         self.wake.notify_one();
     }
 
+    /// Lets the batch grow before it is written. No write, no wake-up: while
+    /// the herd sleeps, the reader and the workers run and add to the batch.
+    /// About one microsecond per waiter, the order of what one write costs in
+    /// wake-ups; longer while the reader still finds a backlog in the kernel's
+    /// queue, since a write then would starve its reads.
+    fn linger(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            thread::sleep(Duration::from_micros(self.count().min(MAX_LINGER_US)));
+            if !self.backlog.load(Ordering::Relaxed) || started.elapsed() >= MAX_BACKLOG_LINGER {
+                return;
+            }
+        }
+    }
+
     fn run(&self, group: &Group, stats: &Stats) {
         match set_thread_fifo(FIFO_PRIORITY) {
             Ok(()) => tracing::debug!("herd writer runs at SCHED_FIFO {FIFO_PRIORITY}"),
@@ -160,12 +200,8 @@ impl Waiting {
         loop {
             if !q.answers.is_empty() {
                 if !q.stopped {
-                    // No write, no wake-up: while the herd sleeps the workers
-                    // run and add to the batch. About one microsecond per
-                    // waiter, the order of what one write costs in wake-ups.
-                    let linger = Duration::from_micros(self.count().min(MAX_LINGER_US));
                     drop(q);
-                    thread::sleep(linger);
+                    self.linger();
                     q = lock(&self.queue);
                 }
                 let batch = std::mem::take(&mut q.answers);

@@ -10,7 +10,9 @@
 //! ([`ANSWER_INLINE_BELOW`]), data opens under `scan_on_open = "executable"`
 //! (their ignore mark is queued for the mark thread, which hears from here how
 //! many openers each read found waiting: see [`super::ignore_marks`] on
-//! bursts). The kernel's overflow notice is counted. It never scans, never
+//! bursts). While a herd of openers waits, what it answers at once is written
+//! by the herd writer ([`super::herd`]), which also hears how full each read
+//! was. The kernel's overflow notice is counted. It never scans, never
 //! logs per event (one line per flood episode), and never waits on a worker: a
 //! full queue is answered with `decision.on_overflow` on the spot. Next owner
 //! of an event: a worker in [`crate::daemon::pool`], or the deadline thread in
@@ -154,6 +156,7 @@ impl Reader {
             .filter(|e| !e.mask().contains(MaskFlags::FAN_CLOSE_WRITE))
             .count();
         self.ctx.marks.note_read(waiting);
+        self.waiting.note_read(waiting);
         for event in events {
             if !event.check_version() {
                 return Err(ReadError::Version {
@@ -186,7 +189,7 @@ impl Reader {
             });
             if event.pid() == self.own_pid {
                 Stats::bump(&stats.allowed_self);
-                self.allow_now(&event);
+                self.answer_now(event, access, Action::Allow);
                 continue;
             }
             if !generation.exclusions.is_empty_processes()
@@ -194,20 +197,23 @@ impl Reader {
                     .is_some_and(|exe| generation.exclusions.process_excluded(Path::new(&exe)))
             {
                 Stats::bump(&stats.allowed_excluded);
-                self.allow_now(&event);
+                self.answer_now(event, access, Action::Allow);
                 continue;
             }
             let mut known_clean = false;
             let few_waiting = batch.saturating_add(self.waiting.count()) < ANSWER_INLINE_BELOW;
             match self.known(&event, access, &generation, few_waiting) {
-                Known::Answered => continue,
+                Known::NotRegular => {
+                    self.answer_now(event, access, Action::Allow);
+                    continue;
+                }
                 Known::Data(st) => {
                     // Allowed here, where its sniff ran: no hand-off to a
                     // worker (which would fstat and sniff it again), and its
                     // mark goes to the mark thread as a worker's would.
                     Stats::bump(&stats.allowed_not_executable);
                     Stats::bump(&stats.reader_allowed_not_executable);
-                    self.allow_now(&event);
+                    self.write_now(&event, Action::Allow);
                     if generation.config.scan.ignore_marks && may_ignore(&st) {
                         self.ctx
                             .marks
@@ -254,12 +260,13 @@ impl Reader {
                 } => {
                     Stats::bump(&stats.flood_answered);
                     let action = Action::from_fail_mode(generation.config.decision.on_flood);
-                    self.answer_now(&event, action);
+                    let pid = event.pid();
+                    self.answer_now(event, access, action);
                     if report {
                         Stats::bump(&stats.flood_episodes);
                         self.ctx.events.emit_json(flood_event(
                             uid,
-                            event.pid(),
+                            pid,
                             pending,
                             generation.config.decision.on_flood,
                         ));
@@ -292,7 +299,7 @@ impl Reader {
     }
 
     /// What is known of an event before any queue. A file that is not regular
-    /// is allowed at once, a file whose cached verdict denies is denied at once
+    /// is to be allowed at once, a file whose cached verdict denies is denied at once
     /// (then goes to a worker, answered, to be logged; if the queue is full its
     /// log line is lost, counted in `events_dropped`, never its answer). A
     /// file whose cached verdict is clean goes to the front queue, ahead of
@@ -320,8 +327,7 @@ impl Reader {
         };
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             Stats::bump(&stats.allowed_not_regular);
-            self.answer_now(event, Action::Allow);
-            return Known::Answered;
+            return Known::NotRegular;
         }
         // An open the policy does not scan (a data file under
         // `scan_on_open = "executable"`) is not judged by its cached verdict:
@@ -369,12 +375,26 @@ impl Reader {
         Known::Deny(action)
     }
 
-    fn allow_now(&self, event: &FanotifyEvent) {
-        self.answer_now(event, Action::Allow);
+    /// Answers an event that needs no worker. While many openers wait it
+    /// becomes a [`Pending`] so that the herd writer makes the write
+    /// ([`super::herd`]): from this thread, which also serves the control
+    /// socket, each write would wake the whole herd.
+    fn answer_now(&self, event: FanotifyEvent, access: AccessKind, action: Action) {
+        if self.waiting.is_herd() {
+            let pending = Arc::new(Pending::new(event, access, Arc::clone(&self.waiting), None));
+            pending.answer(
+                &self.ctx.group,
+                action,
+                AnsweredBy::Verdict,
+                &self.ctx.stats,
+            );
+        } else {
+            self.write_now(&event, action);
+        }
     }
 
-    /// Answers an event that is not (yet) a [`Pending`].
-    fn answer_now(&self, event: &FanotifyEvent, action: Action) {
+    /// Writes the answer of an event that is not a [`Pending`] at once.
+    fn write_now(&self, event: &FanotifyEvent, action: Action) {
         if !action.allows() {
             Stats::bump(&self.ctx.stats.denied);
         }
@@ -389,8 +409,8 @@ impl Reader {
 
 /// What [`Reader::known`] found.
 enum Known {
-    /// Answered at once; nothing more to do.
-    Answered,
+    /// Not a regular file: to allow at once (counted).
+    NotRegular,
     /// A data open the policy does not scan, to allow at once (the file as
     /// `fstat` saw it, for its ignore mark).
     Data(nix::sys::stat::FileStat),
