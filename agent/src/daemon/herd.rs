@@ -64,9 +64,10 @@ const FIFO_PRIORITY: i32 = 1;
 const MAX_LINGER_US: u64 = 20_000;
 
 /// The longest the writer waits for the reader to get through a backlog
-/// before writing what it has: reading the kernel's 16,384 events takes the
-/// reader a few hundred milliseconds when the herd does not run.
-const MAX_BACKLOG_LINGER: Duration = Duration::from_millis(500);
+/// before writing what it has: each write would wake the herd and slow the
+/// reader's next reads, but an answer already decided must not wait long
+/// (the default deadline is 250 ms).
+const MAX_BACKLOG_LINGER: Duration = Duration::from_millis(50);
 
 /// The events awaiting an answer and the herd writer's queue.
 #[derive(Debug, Default)]
@@ -76,6 +77,7 @@ pub struct Waiting {
     count: AtomicU64,
     /// The reader's last read was full ([`FULL_READ`] openers or more): the
     /// kernel's queue probably holds more, though vigil holds few of them.
+    /// Cleared by a smaller read, or when a read finds the queue empty.
     backlog: AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,

@@ -123,7 +123,12 @@ impl Reader {
                     match guard.try_io(|fan| read(fan.get_ref())) {
                         Ok(Ok(events)) => self.dispatch(events)?,
                         Ok(Err(e)) => handle_read_error(e)?,
-                        Err(_would_block) => continue,
+                        Err(_would_block) => {
+                            // The kernel's queue is empty: no backlog, whatever
+                            // the last read found (see `super::herd`).
+                            self.waiting.note_read(0);
+                            continue;
+                        }
                     }
                 }
             }
