@@ -182,6 +182,19 @@ impl Waiting {
         }
     }
 
+    /// Writes `batch` back to back; each answer leaves the count once written.
+    fn write_batch(&self, batch: Vec<(Arc<Pending>, Action)>, group: &Group, stats: &Stats) {
+        if batch.is_empty() {
+            return;
+        }
+        Stats::bump(&stats.herd_batches);
+        for (pending, action) in batch {
+            pending.write(group, action, stats);
+            self.done();
+            Stats::bump(&stats.herd_answers);
+        }
+    }
+
     fn run(&self, group: &Group, stats: &Stats) {
         match set_thread_fifo(FIFO_PRIORITY) {
             Ok(()) => tracing::debug!("herd writer runs at SCHED_FIFO {FIFO_PRIORITY}"),
@@ -208,12 +221,7 @@ impl Waiting {
                 }
                 let batch = std::mem::take(&mut q.answers);
                 drop(q);
-                Stats::bump(&stats.herd_batches);
-                for (pending, action) in batch {
-                    pending.write(group, action, stats);
-                    self.done();
-                    Stats::bump(&stats.herd_answers);
-                }
+                self.write_batch(batch, group, stats);
                 q = lock(&self.queue);
                 continue;
             }
@@ -242,9 +250,6 @@ impl Drop for Closing<'_> {
             q.running = false;
             std::mem::take(&mut q.answers)
         };
-        for (pending, action) in rest {
-            pending.write(self.group, action, self.stats);
-            self.waiting.done();
-        }
+        self.waiting.write_batch(rest, self.group, self.stats);
     }
 }

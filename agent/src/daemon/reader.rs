@@ -156,12 +156,12 @@ impl Reader {
         let batch = events.len() as u64;
         // Each permission event holds a thread until answered: several in one
         // read are several openers waiting at once (notifications block no one).
-        let waiting = events
+        let openers = events
             .iter()
             .filter(|e| !e.mask().contains(MaskFlags::FAN_CLOSE_WRITE))
             .count();
-        self.ctx.marks.note_read(waiting);
-        self.waiting.note_read(waiting);
+        self.ctx.marks.note_read(openers);
+        self.waiting.note_read(openers);
         for event in events {
             if !event.check_version() {
                 return Err(ReadError::Version {

@@ -164,12 +164,12 @@ fn a_kernel_queue_overflow_answered_by_the_reader_is_drained_by_the_herd_writer(
     kernel_queue_overflow("torture-qoverflow-excluded", Target::Excluded);
 }
 
-/// What the backlog's openers open.
+/// Who answers the backlog's opens of one group-writable file.
 #[derive(Clone, Copy)]
 enum Target {
-    /// A group-writable regular file: every open goes to a worker.
+    /// The workers: every open is scanned (a cache hit after the first).
     Scanned,
-    /// The same file, opened by an excluded program: allowed by the reader.
+    /// The reader: the openers' program is excluded.
     Excluded,
 }
 
